@@ -1,0 +1,372 @@
+// Package config loads, validates and reloads the exporter's configuration.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+// Probe modes.
+const (
+	ModeInterval = "interval" // probe on a timer, serve the last results
+	ModeScrape   = "scrape"   // probe during each scrape
+)
+
+// Provider describes an API whose rate limits can be probed.
+type Provider struct {
+	BaseURL string
+}
+
+// Providers lists the supported providers by name.
+var Providers = map[string]Provider{
+	"cerebras": {BaseURL: "https://api.cerebras.ai/v1"},
+}
+
+// Defaults.
+var (
+	DefaultProvider = "cerebras"
+	DefaultModels   = []string{"llama3.1-8b"}
+	DefaultProbe    = Probe{
+		Mode:        ModeInterval,
+		Interval:    Duration(time.Minute),
+		Timeout:     Duration(10 * time.Second),
+		MinInterval: Duration(15 * time.Second),
+		Concurrency: 16,
+	}
+)
+
+// ReservedLabels are the exporter's own label names; a key's labels may not use them.
+var ReservedLabels = []string{"key", "provider", "model", "resource", "window", "result"}
+
+// Config is a loaded and validated configuration. Only Load and Parse make one.
+type Config struct {
+	Probe Probe `yaml:"probe"`
+	Keys  []Key `yaml:"keys"`
+}
+
+// Probe says when and how the exporter probes.
+type Probe struct {
+	Mode        string   `yaml:"mode"`
+	Interval    Duration `yaml:"interval"`
+	Timeout     Duration `yaml:"timeout"`
+	MinInterval Duration `yaml:"min_interval"`
+	Concurrency int      `yaml:"concurrency"`
+}
+
+// Key is one API key and the models to probe with it.
+type Key struct {
+	Name       string            `yaml:"name"`
+	Provider   string            `yaml:"provider"`
+	APIKey     Secret            `yaml:"api_key"`
+	APIKeyFile string            `yaml:"api_key_file"`
+	BaseURL    string            `yaml:"base_url"`
+	Models     []string          `yaml:"models"`
+	Labels     map[string]string `yaml:"labels"`
+}
+
+// Target is one key and one model: what a probe asks about.
+type Target struct {
+	Key   *Key
+	Model string
+}
+
+// Targets lists every key and model, in config order.
+func (c *Config) Targets() []Target {
+	var targets []Target
+	for i := range c.Keys {
+		for _, m := range c.Keys[i].Models {
+			targets = append(targets, Target{Key: &c.Keys[i], Model: m})
+		}
+	}
+	return targets
+}
+
+// LabelNames returns the key's extra label names, sorted.
+func (k *Key) LabelNames() []string {
+	names := make([]string, 0, len(k.Labels))
+	for n := range k.Labels {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Secret returns the API key: the configured value, or the file's content
+// read now, so that a rotated file needs no restart.
+func (k *Key) Secret() (Secret, error) {
+	if k.APIKeyFile == "" {
+		return k.APIKey, nil
+	}
+	return readKeyFile(k.APIKeyFile)
+}
+
+func readKeyFile(path string) (Secret, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		// The *PathError names the file and the cause, never the content.
+		return "", fmt.Errorf("reading api_key_file: %w", err)
+	}
+	s := Secret(strings.TrimRight(string(data), "\r\n"))
+	if err := checkSecret(s); err != nil {
+		return "", fmt.Errorf("api_key_file %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func checkSecret(s Secret) error {
+	if s == "" {
+		return errors.New("the key is empty")
+	}
+	for _, r := range s.Reveal() {
+		if r <= ' ' || r == 0x7f {
+			return errors.New("the key contains whitespace or control characters")
+		}
+	}
+	return nil
+}
+
+// UnmarshalYAML applies the probe defaults.
+func (p *Probe) UnmarshalYAML(unmarshal func(any) error) error {
+	*p = DefaultProbe
+	type plain Probe
+	return unmarshal((*plain)(p))
+}
+
+// UnmarshalYAML applies the key defaults that do not depend on other fields.
+func (k *Key) UnmarshalYAML(unmarshal func(any) error) error {
+	*k = Key{Provider: DefaultProvider}
+	type plain Key
+	return unmarshal((*plain)(k))
+}
+
+// Duration is a time.Duration written as "30s", "1m", "1h30m" or "1d".
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind == yaml.ScalarNode {
+		if v, err := model.ParseDuration(node.Value); err == nil {
+			*d = Duration(v)
+			return nil
+		}
+		if v, err := time.ParseDuration(node.Value); err == nil {
+			*d = Duration(v)
+			return nil
+		}
+	}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf(
+		"line %d: invalid duration %q: use a number and a unit, such as 500ms, 30s, 1m or 1h", node.Line, node.Value)}}
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// String implements fmt.Stringer.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+//go:embed default.yml
+var defaultConfig []byte
+
+// DefaultKeyEnv is the environment variable the embedded default config reads.
+const DefaultKeyEnv = "CEREBRAS_API_KEY"
+
+// Source says where the config comes from.
+type Source struct {
+	Path string
+	// Explicit is true when the user named Path; otherwise a missing file
+	// falls back to the embedded default, which reads DefaultKeyEnv.
+	Explicit bool
+}
+
+// Load reads and validates the config from the source.
+func (s Source) Load() (*Config, error) {
+	data, err := os.ReadFile(s.Path)
+	if errors.Is(err, os.ErrNotExist) && !s.Explicit {
+		if os.Getenv(DefaultKeyEnv) == "" {
+			return nil, fmt.Errorf("no configuration: %s does not exist and %s is not set; "+
+				"either write a config file (and pass --config.file if it lives elsewhere) "+
+				"or set %s to use the built-in default (model %s)",
+				s.Path, DefaultKeyEnv, DefaultKeyEnv, DefaultModels[0])
+		}
+		return Parse(defaultConfig, "<built-in default>")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(data, s.Path)
+}
+
+// Parse decodes and validates a config. name labels error messages.
+func Parse(data []byte, name string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(name, err, nil)
+	}
+	doc := newDocument(name, &root)
+
+	cfg := &Config{Probe: DefaultProbe}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(name, err, doc)
+	}
+	if err := cfg.validate(doc); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+var (
+	keyNamePattern   = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+	labelNamePattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	envRefPattern    = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+)
+
+func (c *Config) validate(doc *document) error {
+	var errs []error
+	fail := func(path, format string, args ...any) {
+		errs = append(errs, doc.errorf(path, format, args...))
+	}
+
+	p := &c.Probe
+	switch p.Mode {
+	case ModeInterval, ModeScrape:
+	default:
+		fail("probe.mode", "unknown mode %q: use %q or %q", p.Mode, ModeInterval, ModeScrape)
+	}
+	if p.Interval <= 0 {
+		fail("probe.interval", "must be greater than zero, got %s", p.Interval)
+	}
+	if p.Timeout <= 0 {
+		fail("probe.timeout", "must be greater than zero, got %s", p.Timeout)
+	}
+	if p.MinInterval < 0 {
+		fail("probe.min_interval", "must not be negative, got %s", p.MinInterval)
+	}
+	if p.Concurrency < 1 {
+		fail("probe.concurrency", "must be at least 1, got %d", p.Concurrency)
+	}
+
+	if len(c.Keys) == 0 {
+		fail("keys", "no keys configured: add at least one entry under keys")
+	}
+	firstLine := map[string]int{}
+	for i := range c.Keys {
+		k := &c.Keys[i]
+		at := fmt.Sprintf("keys[%d]", i)
+		switch {
+		case k.Name == "":
+			fail(at, "name is required")
+		case !keyNamePattern.MatchString(k.Name):
+			fail(at+".name", "%q may only contain letters, digits and _ . : -", k.Name)
+		case firstLine[k.Name] != 0:
+			fail(at+".name", "duplicate key name %q (first used at line %d)", k.Name, firstLine[k.Name])
+		default:
+			firstLine[k.Name] = doc.line(at + ".name")
+		}
+
+		provider, known := Providers[k.Provider]
+		if !known {
+			fail(at+".provider", "unknown provider %q: supported: %s", k.Provider, strings.Join(providerNames(), ", "))
+		}
+
+		switch {
+		case k.APIKey != "" && k.APIKeyFile != "":
+			fail(at, "set exactly one of api_key and api_key_file, not both")
+		case k.APIKey == "" && k.APIKeyFile == "":
+			fail(at, "set exactly one of api_key and api_key_file")
+		case k.APIKey != "":
+			expanded, refs := expandEnv(k.APIKey.Reveal())
+			k.APIKey = Secret(expanded)
+			if err := checkSecret(k.APIKey); err != nil {
+				if len(refs) > 0 {
+					fail(at+".api_key", "%v after expanding %s (is the variable set?)", err, strings.Join(refs, ", "))
+				} else {
+					fail(at+".api_key", "%v", err)
+				}
+			}
+		default:
+			if _, err := readKeyFile(k.APIKeyFile); err != nil {
+				fail(at+".api_key_file", "%v", err)
+			}
+		}
+
+		if k.BaseURL == "" && known {
+			k.BaseURL = provider.BaseURL
+		}
+		if u, err := url.Parse(k.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			fail(at+".base_url", "%q is not an absolute http(s) URL", k.BaseURL)
+		} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			fail(at+".base_url", "must not carry user info, a query or a fragment")
+		}
+		k.BaseURL = strings.TrimRight(k.BaseURL, "/")
+
+		if k.Models == nil {
+			k.Models = append([]string(nil), DefaultModels...)
+		} else if len(k.Models) == 0 {
+			fail(at+".models", "is empty: list at least one model, or leave it out for the default %v", DefaultModels)
+		}
+		seenModel := map[string]bool{}
+		for j, m := range k.Models {
+			switch {
+			case strings.TrimSpace(m) == "":
+				fail(fmt.Sprintf("%s.models[%d]", at, j), "model name is empty")
+			case seenModel[m]:
+				fail(fmt.Sprintf("%s.models[%d]", at, j), "duplicate model %q", m)
+			}
+			seenModel[m] = true
+		}
+
+		for _, name := range k.LabelNames() {
+			lp := at + ".labels." + name
+			switch {
+			case !labelNamePattern.MatchString(name) || strings.HasPrefix(name, "__"):
+				fail(lp, "%q is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", name)
+			case isReserved(name):
+				fail(lp, "%q clashes with the exporter's own labels (%s)", name, strings.Join(ReservedLabels, ", "))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// expandEnv replaces each ${VAR} with the variable's value and returns the names it replaced.
+func expandEnv(s string) (string, []string) {
+	var refs []string
+	out := envRefPattern.ReplaceAllStringFunc(s, func(ref string) string {
+		name := ref[2 : len(ref)-1]
+		refs = append(refs, "${"+name+"}")
+		return os.Getenv(name)
+	})
+	return out, refs
+}
+
+func isReserved(name string) bool {
+	for _, r := range ReservedLabels {
+		if name == r {
+			return true
+		}
+	}
+	return false
+}
+
+func providerNames() []string {
+	names := make([]string, 0, len(Providers))
+	for n := range Providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

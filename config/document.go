@@ -1,0 +1,169 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// document knows, for a parsed file, which field path sits on which line,
+// so that every error can say file, line and field.
+type document struct {
+	name       string
+	lineOfPath map[string]int
+	pathOfLine map[int]string
+}
+
+func newDocument(name string, root *yaml.Node) *document {
+	d := &document{name: name, lineOfPath: map[string]int{}, pathOfLine: map[int]string{}}
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		d.walk(root.Content[0], "")
+	}
+	return d
+}
+
+func (d *document) walk(n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, value := n.Content[i], n.Content[i+1]
+			p := key.Value
+			if path != "" {
+				p = path + "." + key.Value
+			}
+			d.record(p, key.Line)
+			d.walk(value, p)
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			d.record(p, item.Line)
+			d.walk(item, p)
+		}
+	}
+}
+
+func (d *document) record(path string, line int) {
+	if _, seen := d.lineOfPath[path]; !seen {
+		d.lineOfPath[path] = line
+	}
+	// The deepest path on a line names it best.
+	d.pathOfLine[line] = path
+}
+
+// line returns the line of path or of its nearest parent in the file, or 0.
+func (d *document) line(path string) int {
+	for path != "" {
+		if l, ok := d.lineOfPath[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+func (d *document) errorf(path, format string, args ...any) error {
+	return &Error{File: d.name, Line: d.line(path), Field: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Error is a problem at a place in a config file.
+type Error struct {
+	File  string
+	Line  int // 0 when unknown
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+var (
+	yamlLinePattern     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	unknownFieldPattern = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	cannotPattern       = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `.*`)? into (\\S+)$")
+)
+
+// yamlError rewrites the YAML library's errors as *Error values naming the
+// file, line and field. doc is nil for syntax errors.
+func yamlError(name string, err error, doc *document) error {
+	var messages []string
+	var typeErr *yaml.TypeError
+	if errors.As(err, &typeErr) {
+		messages = typeErr.Errors
+	} else {
+		messages = []string{err.Error()}
+	}
+	var errs []error
+	for _, msg := range messages {
+		e := &Error{File: name, Msg: strings.TrimPrefix(msg, "yaml: ")}
+		if m := yamlLinePattern.FindStringSubmatch(msg); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Msg = m[2]
+			if doc != nil {
+				e.Field = doc.pathOfLine[e.Line]
+			}
+		}
+		if m := unknownFieldPattern.FindStringSubmatch(e.Msg); m != nil {
+			e.Msg = fmt.Sprintf("unknown field %q (see the configuration reference in README.md)", m[1])
+		} else if m := cannotPattern.FindStringSubmatch(e.Msg); m != nil {
+			// Drop the value itself: it might be a key in the wrong place.
+			e.Msg = fmt.Sprintf("expected %s, got %s", goTypeName(m[2]), yamlTagName(m[1]))
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+func goTypeName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "a mapping"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "bool":
+		return "true or false"
+	case t == "string", t == "config.Secret":
+		return "a string"
+	default:
+		return "a mapping"
+	}
+}
+
+func yamlTagName(tag string) string {
+	switch tag {
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping"
+	case "str":
+		return "a string"
+	case "int", "float":
+		return "a number"
+	case "bool":
+		return "true or false"
+	default:
+		return "!!" + tag
+	}
+}

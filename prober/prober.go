@@ -1,0 +1,216 @@
+// Package prober sends one cheap chat-completion request per key and model
+// and reports what the response says about the rate limits.
+package prober
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+)
+
+// Outcome is a probe's result, the `result` label of ratelimit_probes_total.
+type Outcome string
+
+// The outcomes of a probe.
+const (
+	Success      Outcome = "success"
+	RateLimited  Outcome = "rate_limited"  // 429
+	Unauthorized Outcome = "unauthorized"  // 401 or 403, or no key to send
+	HTTPError    Outcome = "http_error"    // any other non-2xx
+	NoHeaders    Outcome = "no_headers"    // 2xx without valid rate-limit headers
+	Timeout      Outcome = "timeout"       // no response before the deadline
+	NetworkError Outcome = "network_error" // no response for another reason
+)
+
+// Outcomes lists every outcome, in the order metrics show them.
+var Outcomes = []Outcome{Success, RateLimited, Unauthorized, HTTPError, NoHeaders, Timeout, NetworkError}
+
+// MaxBodyBytes bounds how much of a response body is read.
+const MaxBodyBytes = 1 << 20
+
+// ProbeMessage is the user message every probe sends.
+const ProbeMessage = "Hi"
+
+// Result is what one probe observed.
+type Result struct {
+	Time           time.Time // when the response arrived, or the probe ended without one
+	Duration       time.Duration
+	StatusCode     int // 0 without a response
+	Outcome        Outcome
+	Observations   []ratelimit.Observation
+	InvalidHeaders int     // rate-limit values dropped as invalid
+	Tokens         float64 // usage.total_tokens of a 2xx body
+	// ErrorCode is the provider's error code from the body, such as
+	// "token_quota_exceeded", when it is a plain identifier; never free text.
+	ErrorCode string
+	Err       error // why the probe failed; safe to log: it never holds the key or a body
+}
+
+// Success reports whether the probe read rate-limit headers.
+func (r *Result) Success() bool { return len(r.Observations) > 0 }
+
+// Prober sends probes.
+type Prober struct {
+	client    *http.Client
+	userAgent string
+	now       func() time.Time
+}
+
+// New returns a prober that sends requests with client, or with a client
+// that does not follow redirects when client is nil.
+func New(client *http.Client, userAgent string) *Prober {
+	if client == nil {
+		client = &http.Client{
+			// A redirect would carry the key somewhere the config did not name.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return &Prober{client: client, userAgent: userAgent, now: time.Now}
+}
+
+// SetClock replaces the clock, for tests.
+func (p *Prober) SetClock(now func() time.Time) { p.now = now }
+
+type chatRequest struct {
+	Model               string        `json:"model"`
+	Messages            []chatMessage `json:"messages"`
+	MaxCompletionTokens int           `json:"max_completion_tokens"`
+	Stream              bool          `json:"stream"`
+}
+
+type chatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// RequestBody returns the JSON body of a probe of model.
+func RequestBody(model string) []byte {
+	body, _ := json.Marshal(chatRequest{
+		Model:               model,
+		Messages:            []chatMessage{{Role: "user", Content: ProbeMessage}},
+		MaxCompletionTokens: 1, // the provider reserves this against the token quota
+	})
+	return body
+}
+
+// Probe sends one request for t and reports what came back. It gives up when ctx ends.
+func (p *Prober) Probe(ctx context.Context, t config.Target) Result {
+	start := p.now()
+	r := p.probe(ctx, t)
+	r.Time = p.now()
+	r.Duration = r.Time.Sub(start)
+	if r.Duration < 0 {
+		r.Duration = 0
+	}
+	return r
+}
+
+func (p *Prober) probe(ctx context.Context, t config.Target) Result {
+	secret, err := t.Key.Secret()
+	if err != nil {
+		return Result{Outcome: Unauthorized, Err: err}
+	}
+	url := t.Key.BaseURL + "/chat/completions"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(RequestBody(t.Model)))
+	if err != nil {
+		return Result{Outcome: NetworkError, Err: fmt.Errorf("building request: %w", err)}
+	}
+	req.Header.Set("Authorization", "Bearer "+secret.Reveal())
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", p.userAgent)
+
+	resp, err := p.client.Do(req)
+	if err != nil {
+		if isTimeout(ctx, err) {
+			return Result{Outcome: Timeout, Err: err}
+		}
+		return Result{Outcome: NetworkError, Err: err}
+	}
+	defer resp.Body.Close()
+
+	r := Result{StatusCode: resp.StatusCode}
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	if ok || resp.StatusCode == http.StatusTooManyRequests {
+		r.Observations, r.InvalidHeaders = ratelimit.ParseHeaders(resp.Header)
+	}
+	body := readBody(resp.Body)
+	switch {
+	case ok && r.Success():
+		r.Outcome = Success
+		r.Tokens = body.Usage.TotalTokens
+	case ok:
+		r.Outcome = NoHeaders
+		r.Tokens = body.Usage.TotalTokens
+		r.Err = fmt.Errorf("HTTP %d without valid rate-limit headers", resp.StatusCode)
+	case resp.StatusCode == http.StatusTooManyRequests:
+		r.Outcome = RateLimited
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		r.Outcome = Unauthorized
+	default:
+		r.Outcome = HTTPError
+	}
+	if !ok {
+		r.ErrorCode = body.code()
+		r.Err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		if r.ErrorCode != "" {
+			r.Err = fmt.Errorf("HTTP %d (%s)", resp.StatusCode, r.ErrorCode)
+		}
+	}
+	return r
+}
+
+func isTimeout(ctx context.Context, err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
+}
+
+// responseBody holds the only fields read from a body. The rest, which may
+// echo the key, is never kept.
+type responseBody struct {
+	Usage struct {
+		TotalTokens float64 `json:"total_tokens"`
+	} `json:"usage"`
+	Code  json.RawMessage `json:"code"`
+	Error struct {
+		Code json.RawMessage `json:"code"`
+	} `json:"error"`
+}
+
+var errorCodePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
+// code returns the provider's error code when it is a plain identifier.
+func (b *responseBody) code() string {
+	for _, raw := range []json.RawMessage{b.Code, b.Error.Code} {
+		var s string
+		if json.Unmarshal(raw, &s) == nil && errorCodePattern.MatchString(s) {
+			return s
+		}
+	}
+	return ""
+}
+
+func readBody(body io.Reader) responseBody {
+	var b responseBody
+	data, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes))
+	if err != nil {
+		return b
+	}
+	if json.Unmarshal(data, &b) != nil || b.Usage.TotalTokens < 0 {
+		b.Usage.TotalTokens = 0
+	}
+	return b
+}
