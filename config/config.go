@@ -306,7 +306,9 @@ func (c *Config) validate(doc *document) error {
 		if k.BaseURL == "" && known {
 			k.BaseURL = provider.BaseURL
 		}
-		if u, err := url.Parse(k.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if !known && k.BaseURL == "" {
+			// The provider error says it all.
+		} else if u, err := url.Parse(k.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			fail(at+".base_url", "%q is not an absolute http(s) URL", k.BaseURL)
 		} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 			fail(at+".base_url", "must not carry user info, a query or a fragment")

@@ -1,0 +1,223 @@
+package collector
+
+import (
+	"bufio"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+)
+
+var probeTime = time.Unix(1795000000, 0)
+
+func fullHeaders(t *testing.T) []ratelimit.Observation {
+	t.Helper()
+	f, err := os.Open("../ratelimit/testdata/cerebras-full.headers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := http.Header{}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		name, value, _ := strings.Cut(s.Text(), ":")
+		h.Add(name, strings.TrimSpace(value))
+	}
+	obs, dropped := ratelimit.ParseHeaders(h)
+	if dropped != 0 || len(obs) != 18 {
+		t.Fatalf("fixture parsed to %d observations, %d dropped", len(obs), dropped)
+	}
+	return obs
+}
+
+func newTestCollector(t *testing.T, keys ...config.Key) (*Collector, *prometheus.Registry, []config.Target) {
+	t.Helper()
+	cfg := &config.Config{Keys: keys}
+	c := New()
+	c.Apply(cfg.Targets())
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	return c, reg, cfg.Targets()
+}
+
+const counterHelp = `# HELP ratelimit_header_errors_total Rate-limit header values dropped as invalid.
+# TYPE ratelimit_header_errors_total counter
+`
+
+// probesTotal is the exposition of ratelimit_probes_total for one target;
+// extra holds the key's labels, which sort after "result".
+func probesTotal(labels, extra string, counts map[string]int) string {
+	out := "# HELP ratelimit_probes_total Probes sent, by result.\n# TYPE ratelimit_probes_total counter\n"
+	for _, result := range []string{"http_error", "network_error", "no_headers", "rate_limited", "success", "timeout", "unauthorized"} {
+		out += "ratelimit_probes_total{" + labels + `,result="` + result + `"` + extra + "} " + strconv.Itoa(counts[result]) + "\n"
+	}
+	return out
+}
+
+func TestFullHeaderSet(t *testing.T) {
+	key := config.Key{Name: "prod", Provider: "cerebras", Models: []string{"llama3.1-8b"}, Labels: map[string]string{"team": "search"}}
+	c, reg, targets := newTestCollector(t, key)
+	c.Record(IDOf(targets[0]), &prober.Result{
+		Time: probeTime, Duration: 250 * time.Millisecond, StatusCode: 200, Outcome: prober.Success,
+		Observations: fullHeaders(t), Tokens: 10,
+	})
+
+	lbl := `key="prod",model="llama3.1-8b",provider="cerebras"`
+	w := func(resource, window string) string {
+		return `{` + lbl + `,resource="` + resource + `",team="search",window="` + window + `"}`
+	}
+	want := `# HELP ratelimit_limit Rate limit of a window, from the provider's x-ratelimit-limit-* header.
+# TYPE ratelimit_limit gauge
+ratelimit_limit` + w("requests", "day") + ` 2400
+ratelimit_limit` + w("requests", "hour") + ` 150
+ratelimit_limit` + w("requests", "minute") + ` 5
+ratelimit_limit` + w("tokens", "day") + ` 1e+06
+ratelimit_limit` + w("tokens", "hour") + ` 1e+06
+ratelimit_limit` + w("tokens", "minute") + ` 30000
+# HELP ratelimit_remaining What is left of a window's rate limit, from the x-ratelimit-remaining-* header.
+# TYPE ratelimit_remaining gauge
+ratelimit_remaining` + w("requests", "day") + ` 2273
+ratelimit_remaining` + w("requests", "hour") + ` 141
+ratelimit_remaining` + w("requests", "minute") + ` 4
+ratelimit_remaining` + w("tokens", "day") + ` 912345
+ratelimit_remaining` + w("tokens", "hour") + ` 987654
+ratelimit_remaining` + w("tokens", "minute") + ` 29712
+# HELP ratelimit_reset_seconds Seconds until the window is full again, from the x-ratelimit-reset-* header as received.
+# TYPE ratelimit_reset_seconds gauge
+ratelimit_reset_seconds` + w("requests", "day") + ` 46841.2049164772
+ratelimit_reset_seconds` + w("requests", "hour") + ` 2441.2049164772034
+ratelimit_reset_seconds` + w("requests", "minute") + ` 41.20491647720337
+ratelimit_reset_seconds` + w("tokens", "day") + ` 46841.2049164772
+ratelimit_reset_seconds` + w("tokens", "hour") + ` 2441.2049164772034
+ratelimit_reset_seconds` + w("tokens", "minute") + ` 41.20491647720337
+# HELP ratelimit_reset_timestamp_seconds When the window is full again: probe time plus reset_seconds (Unix seconds).
+# TYPE ratelimit_reset_timestamp_seconds gauge
+ratelimit_reset_timestamp_seconds` + w("requests", "day") + ` 1.7950468412049165e+09
+ratelimit_reset_timestamp_seconds` + w("requests", "hour") + ` 1.7950024412049165e+09
+ratelimit_reset_timestamp_seconds` + w("requests", "minute") + ` 1.7950000412049165e+09
+ratelimit_reset_timestamp_seconds` + w("tokens", "day") + ` 1.7950468412049165e+09
+ratelimit_reset_timestamp_seconds` + w("tokens", "hour") + ` 1.7950024412049165e+09
+ratelimit_reset_timestamp_seconds` + w("tokens", "minute") + ` 1.7950000412049165e+09
+# HELP ratelimit_probe_success Whether the last probe read rate-limit headers.
+# TYPE ratelimit_probe_success gauge
+ratelimit_probe_success{` + lbl + `,team="search"} 1
+# HELP ratelimit_probe_duration_seconds Duration of the last probe.
+# TYPE ratelimit_probe_duration_seconds gauge
+ratelimit_probe_duration_seconds{` + lbl + `,team="search"} 0.25
+# HELP ratelimit_probe_status_code HTTP status of the last probe's response; 0 without a response.
+# TYPE ratelimit_probe_status_code gauge
+ratelimit_probe_status_code{` + lbl + `,team="search"} 200
+# HELP ratelimit_probe_last_success_timestamp_seconds When rate-limit headers were last read (Unix seconds).
+# TYPE ratelimit_probe_last_success_timestamp_seconds gauge
+ratelimit_probe_last_success_timestamp_seconds{` + lbl + `,team="search"} 1.795e+09
+` + probesTotal(lbl, `,team="search"`, map[string]int{"success": 1}) + `# HELP ratelimit_probe_tokens_total Tokens billed to the exporter's own probes (usage.total_tokens).
+# TYPE ratelimit_probe_tokens_total counter
+ratelimit_probe_tokens_total{` + lbl + `,team="search"} 10
+` + counterHelp + `ratelimit_header_errors_total{` + lbl + `} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(c, "ratelimit_limit", "ratelimit_remaining", "ratelimit_reset_seconds"); n != 18 {
+		t.Errorf("rate-limit series = %d, want 18", n)
+	}
+	if n := testutil.CollectAndCount(c, "ratelimit_reset_timestamp_seconds"); n != 6 {
+		t.Errorf("reset timestamps = %d, want 6", n)
+	}
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil || len(problems) != 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+// A failed probe keeps the last values read; only the probe's own gauges change.
+func TestFailedProbeKeepsLastValues(t *testing.T) {
+	key := config.Key{Name: "k", Provider: "cerebras", Models: []string{"m"}}
+	c, reg, targets := newTestCollector(t, key)
+	id := IDOf(targets[0])
+	c.Record(id, &prober.Result{Time: probeTime, Duration: time.Second, StatusCode: 200, Outcome: prober.Success,
+		Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "day", Value: 7}}})
+	c.Record(id, &prober.Result{Time: probeTime.Add(time.Minute), Duration: 2 * time.Second, Outcome: prober.NetworkError, InvalidHeaders: 0})
+	c.Record(id, &prober.Result{Time: probeTime.Add(2 * time.Minute), Duration: 3 * time.Second, StatusCode: 200, Outcome: prober.NoHeaders, InvalidHeaders: 2})
+
+	lbl := `key="k",model="m",provider="cerebras"`
+	want := `# HELP ratelimit_remaining What is left of a window's rate limit, from the x-ratelimit-remaining-* header.
+# TYPE ratelimit_remaining gauge
+ratelimit_remaining{` + lbl + `,resource="requests",window="day"} 7
+# HELP ratelimit_probe_success Whether the last probe read rate-limit headers.
+# TYPE ratelimit_probe_success gauge
+ratelimit_probe_success{` + lbl + `} 0
+# HELP ratelimit_probe_status_code HTTP status of the last probe's response; 0 without a response.
+# TYPE ratelimit_probe_status_code gauge
+ratelimit_probe_status_code{` + lbl + `} 200
+# HELP ratelimit_probe_last_success_timestamp_seconds When rate-limit headers were last read (Unix seconds).
+# TYPE ratelimit_probe_last_success_timestamp_seconds gauge
+ratelimit_probe_last_success_timestamp_seconds{` + lbl + `} 1.795e+09
+` + probesTotal(lbl, "", map[string]int{"success": 1, "network_error": 1, "no_headers": 1}) + counterHelp + `ratelimit_header_errors_total{` + lbl + `} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ratelimit_remaining", "ratelimit_probe_success",
+		"ratelimit_probe_status_code", "ratelimit_probe_last_success_timestamp_seconds", "ratelimit_probes_total", "ratelimit_header_errors_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// A key whose probes never read headers has no rate-limit series: no zeros.
+func TestNeverReadKeyHasNoRateLimitSeries(t *testing.T) {
+	key := config.Key{Name: "revoked", Provider: "cerebras", Models: []string{"m"}}
+	c, reg, targets := newTestCollector(t, key)
+
+	// Before any probe: only the counters, at zero.
+	want := probesTotal(`key="revoked",model="m",provider="cerebras"`, "", nil)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ratelimit_probes_total", "ratelimit_probe_success"); err != nil {
+		t.Error(err)
+	}
+
+	c.Record(IDOf(targets[0]), &prober.Result{Time: probeTime, StatusCode: 401, Outcome: prober.Unauthorized})
+	for _, name := range []string{"ratelimit_limit", "ratelimit_remaining", "ratelimit_reset_seconds",
+		"ratelimit_reset_timestamp_seconds", "ratelimit_probe_last_success_timestamp_seconds"} {
+		if n := testutil.CollectAndCount(c, name); n != 0 {
+			t.Errorf("%s: %d series, want none", name, n)
+		}
+	}
+	want = `# HELP ratelimit_probe_status_code HTTP status of the last probe's response; 0 without a response.
+# TYPE ratelimit_probe_status_code gauge
+ratelimit_probe_status_code{key="revoked",model="m",provider="cerebras"} 401
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ratelimit_probe_status_code"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestApplyKeepsStayingTargetsAndForgetsOthers(t *testing.T) {
+	a := config.Key{Name: "a", Provider: "cerebras", Models: []string{"m"}}
+	b := config.Key{Name: "b", Provider: "cerebras", Models: []string{"m"}}
+	c, _, targets := newTestCollector(t, a, b)
+	for _, target := range targets {
+		c.Record(IDOf(target), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Tokens: 10,
+			Observations: []ratelimit.Observation{{Kind: ratelimit.Limit, Resource: "requests", Window: "day", Value: 9}}})
+	}
+	a.Labels = map[string]string{"team": "new"}
+	c.Apply((&config.Config{Keys: []config.Key{a}}).Targets())
+	// A result for a target that left while it was probed is dropped.
+	c.Record(ID{Key: "b", Model: "m"}, &prober.Result{Time: probeTime, Outcome: prober.Success})
+
+	want := `# HELP ratelimit_limit Rate limit of a window, from the provider's x-ratelimit-limit-* header.
+# TYPE ratelimit_limit gauge
+ratelimit_limit{key="a",model="m",provider="cerebras",resource="requests",team="new",window="day"} 9
+# HELP ratelimit_probe_tokens_total Tokens billed to the exporter's own probes (usage.total_tokens).
+# TYPE ratelimit_probe_tokens_total counter
+ratelimit_probe_tokens_total{key="a",model="m",provider="cerebras",team="new"} 10
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "ratelimit_limit", "ratelimit_probe_tokens_total"); err != nil {
+		t.Error(err)
+	}
+}
