@@ -152,9 +152,10 @@ func (s *Scheduler) loop(ctx context.Context, id collector.ID, delay time.Durati
 }
 
 // Refresh, in scrape mode, probes every target whose last probe is older
-// than min_interval and waits until those probes end or ctx does. Probes
-// end by ctx's deadline, capped at the probe timeout; concurrent callers
-// share probes under way. In interval mode it does nothing.
+// than min_interval and waits for those probes. Probes it starts end by
+// ctx's deadline, capped at the probe timeout, so their results, timeouts
+// included, are recorded when it returns; probes it shares with an earlier
+// caller are awaited only until ctx ends. In interval mode it does nothing.
 func (s *Scheduler) Refresh(ctx context.Context) {
 	s.mu.Lock()
 	if s.settings.Mode != config.ModeScrape {
@@ -166,16 +167,21 @@ func (s *Scheduler) Refresh(ctx context.Context) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	var flights []*flight
+	var started, joined []*flight
 	for id, t := range s.targets {
-		if t.flight == nil && !t.last.IsZero() && now.Sub(t.last) < time.Duration(s.settings.MinInterval) {
-			continue
+		switch {
+		case t.flight != nil:
+			joined = append(joined, t.flight)
+		case t.last.IsZero() || now.Sub(t.last) >= time.Duration(s.settings.MinInterval):
+			started = append(started, s.startLocked(id, deadline))
 		}
-		flights = append(flights, s.startLocked(id, deadline))
 	}
 	s.mu.Unlock()
 
-	for _, f := range flights {
+	for _, f := range started {
+		<-f.done
+	}
+	for _, f := range joined {
 		select {
 		case <-f.done:
 		case <-ctx.Done():

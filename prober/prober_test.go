@@ -1,0 +1,217 @@
+package prober
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
+)
+
+const canary = "sk-test-canary-prober-7f3a"
+
+func target(url, key string) config.Target {
+	return config.Target{Key: &config.Key{Name: "k", Provider: "cerebras", APIKey: config.Secret(key), BaseURL: url + "/v1"}, Model: "llama3.1-8b"}
+}
+
+func newSimulator(t *testing.T) (*simulator.Simulator, string) {
+	t.Helper()
+	sim := simulator.New("llama3.1-8b")
+	sim.AddKey(canary, simulator.FreeTrial())
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	return sim, srv.URL
+}
+
+func TestRequestShape(t *testing.T) {
+	var got *http.Request
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		body, _ = io.ReadAll(r.Body)
+		w.Header().Set("x-ratelimit-limit-requests-day", "10")
+	}))
+	defer srv.Close()
+	r := New(nil, "ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL, canary))
+	if r.Outcome != Success {
+		t.Fatalf("outcome %s: %v", r.Outcome, r.Err)
+	}
+	for header, want := range map[string]string{
+		"Authorization": "Bearer " + canary, "User-Agent": "ratelimit_exporter/1.2.3", "Content-Type": "application/json",
+	} {
+		if v := got.Header.Get(header); v != want {
+			t.Errorf("%s = %q, want %q", header, v, want)
+		}
+	}
+	if got.Method != http.MethodPost || got.URL.Path != "/v1/chat/completions" {
+		t.Errorf("request %s %s", got.Method, got.URL.Path)
+	}
+	want := `{"model":"llama3.1-8b","messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":1,"stream":false}`
+	if string(body) != want {
+		t.Errorf("body %s\nwant %s", body, want)
+	}
+}
+
+func TestOutcomes(t *testing.T) {
+	sim, url := newSimulator(t)
+	p := New(nil, "test")
+	probe := func(key string) Result {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return p.Probe(ctx, target(url, key))
+	}
+
+	r := probe(canary)
+	if r.Outcome != Success || r.StatusCode != 200 || len(r.Observations) != 18 || r.Tokens != 10 || r.Err != nil {
+		t.Errorf("success: %+v", r)
+	}
+	var remaining float64 = -1
+	for _, o := range r.Observations {
+		if o.Kind == ratelimit.Remaining && o.Resource == "requests" && o.Window == "minute" {
+			remaining = o.Value
+		}
+	}
+	if remaining != 4 {
+		t.Errorf("requests-minute remaining after one probe = %v, want 4 of 5", remaining)
+	}
+
+	sim.Exhaust(canary, "llama3.1-8b")
+	r = probe(canary)
+	if r.Outcome != RateLimited || r.StatusCode != 429 || !r.Success() || r.ErrorCode != "request_quota_exceeded" || r.Tokens != 0 {
+		t.Errorf("429 with headers: %+v", r)
+	}
+	sim.SetFault(canary, simulator.No429Headers)
+	if r = probe(canary); r.Outcome != RateLimited || r.Success() {
+		t.Errorf("429 without headers: %+v", r)
+	}
+
+	for _, tc := range []struct {
+		fault   simulator.Fault
+		outcome Outcome
+		status  int
+		errText string
+	}{
+		{simulator.ServerError, HTTPError, 503, "HTTP 503 (service_unavailable)"},
+		{simulator.NoHeaders, NoHeaders, 200, "HTTP 200 without valid rate-limit headers"},
+		{simulator.QueueExceeded, RateLimited, 429, "HTTP 429 (queue_exceeded)"},
+	} {
+		sim.AddKey(canary, simulator.FreeTrial())
+		sim.SetFault(canary, tc.fault)
+		r = probe(canary)
+		if r.Outcome != tc.outcome || r.StatusCode != tc.status || r.Err == nil || r.Err.Error() != tc.errText {
+			t.Errorf("fault %d: outcome %s status %d err %v; want %s %d %q", tc.fault, r.Outcome, r.StatusCode, r.Err, tc.outcome, tc.status, tc.errText)
+		}
+	}
+
+	sim.SetFault(canary, simulator.BadHeaders)
+	if r = probe(canary); r.Outcome != NoHeaders || r.InvalidHeaders != 6 {
+		t.Errorf("bad headers: %+v", r)
+	}
+
+	sim.SetFault(canary, simulator.CloseConn)
+	if r = probe(canary); r.Outcome != NetworkError || r.StatusCode != 0 {
+		t.Errorf("closed connection: %+v", r)
+	}
+
+	if r = probe("sk-test-unknown"); r.Outcome != Unauthorized || r.StatusCode != 401 || r.Err.Error() != "HTTP 401 (wrong_api_key)" {
+		t.Errorf("unknown key: %+v", r)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	sim, url := newSimulator(t)
+	sim.SetLatency(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r := New(nil, "test").Probe(ctx, target(url, canary))
+	if r.Outcome != Timeout || r.StatusCode != 0 {
+		t.Errorf("outcome %s status %d, want timeout 0", r.Outcome, r.StatusCode)
+	}
+	if elapsed := time.Since(start); elapsed > 500*time.Millisecond {
+		t.Errorf("probe took %s after a 50ms deadline", elapsed)
+	}
+}
+
+func TestNetworkError(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there now
+	r := New(nil, "test").Probe(context.Background(), target(url, canary))
+	if r.Outcome != NetworkError || r.StatusCode != 0 || r.Err == nil {
+		t.Errorf("%+v", r)
+	}
+}
+
+func TestRedirectIsNotFollowed(t *testing.T) {
+	var mu sync.Mutex
+	var leaked bool
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		leaked = r.Header.Get("Authorization") != ""
+		mu.Unlock()
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.RedirectHandler(other.URL+"/v1/chat/completions", http.StatusTemporaryRedirect))
+	defer srv.Close()
+	r := New(nil, "test").Probe(context.Background(), target(srv.URL, canary))
+	mu.Lock()
+	defer mu.Unlock()
+	if r.Outcome != HTTPError || r.StatusCode != 307 || leaked {
+		t.Errorf("outcome %s status %d, key sent to the redirect target: %v", r.Outcome, r.StatusCode, leaked)
+	}
+}
+
+func TestBodyIsBoundedAndNeverKept(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-ratelimit-limit-requests-day", "10")
+		// The usage lies beyond the first MiB, so it must not be read.
+		_, _ = io.WriteString(w, `{"pad":"`+strings.Repeat("x", MaxBodyBytes)+`","usage":{"total_tokens":5}}`)
+	}))
+	defer srv.Close()
+	r := New(nil, "test").Probe(context.Background(), target(srv.URL, canary))
+	if r.Outcome != Success || r.Tokens != 0 {
+		t.Errorf("outcome %s tokens %v; want success and 0 tokens from a body over the cap", r.Outcome, r.Tokens)
+	}
+}
+
+// The key never reaches a result's error, whatever the failure.
+func TestErrorsNeverHoldTheKey(t *testing.T) {
+	sim, url := newSimulator(t)
+	p := New(nil, "test")
+	var results []Result
+	for _, f := range []simulator.Fault{simulator.NoFault, simulator.ServerError, simulator.NoHeaders, simulator.CloseConn} {
+		sim.SetFault(canary, f)
+		results = append(results, p.Probe(context.Background(), target(url, canary)))
+	}
+	sim.Exhaust(canary, "llama3.1-8b")
+	sim.SetFault(canary, simulator.NoFault)
+	results = append(results, p.Probe(context.Background(), target(url, canary)))
+	sim.RevokeKey(canary) // the simulator echoes a refused key in its 401 body
+	results = append(results, p.Probe(context.Background(), target(url, canary)))
+	results = append(results, p.Probe(context.Background(), target("http://127.0.0.1:1", canary)))
+	for _, r := range results {
+		out, _ := json.Marshal(struct {
+			R   Result
+			Err string
+		}{r, errString(r.Err)})
+		if strings.Contains(string(out), canary) {
+			t.Errorf("result holds the key: %s", out)
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
