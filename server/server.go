@@ -111,7 +111,7 @@ func ScrapeTimeout(r *http.Request, offset time.Duration) (time.Duration, bool) 
 		return 0, false
 	}
 	seconds, err := strconv.ParseFloat(v, 64)
-	if err != nil || seconds <= 0 || seconds > 24*3600 {
+	if err != nil || !(seconds > 0 && seconds <= 24*3600) { // also refuses NaN
 		return 0, false
 	}
 	timeout := time.Duration(seconds * float64(time.Second))

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
+)
+
+// requireTool returns the path of a program a test needs. In CI a missing
+// program fails the test; elsewhere the test is skipped with a message.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	msg := fmt.Sprintf("%s is not installed: install Prometheus (Debian/Ubuntu: apt-get install prometheus; "+
+		"elsewhere: the release tarball from prometheus.io) and put %s on PATH", name, name)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip("SKIPPED: " + msg)
+	return ""
+}
+
+// A key never appears in any output, whatever happens to its probes.
+func TestCanaryKeyNeverLeaks(t *testing.T) {
+	const (
+		exhaustedKey = "sk-test-canary-main-exhausted-a91f"
+		brokenKey    = "sk-test-canary-main-broken-0b3e"
+	)
+	sim, url := startSimulator(t)
+	sim.AddKey(exhaustedKey, simulator.FreeTrial())
+	sim.Exhaust(exhaustedKey, "llama3.1-8b")
+	sim.AddKey(brokenKey, simulator.FreeTrial())
+	sim.SetFault(brokenKey, simulator.ServerError)
+	keyFile, _ := keyEnv(t)
+	canaries := []string{goodKey, revokedKey, exhaustedKey, brokenKey}
+
+	cfgText := fmt.Sprintf(`probe: {interval: 100ms}
+keys:
+  - {name: good, api_key: %[2]s, base_url: %[1]s}
+  - {name: revoked, api_key_file: %[3]s, base_url: %[1]s}
+  - {name: exhausted, api_key: %[4]s, base_url: %[1]s}
+  - {name: broken, api_key: %[5]s, base_url: %[1]s}
+`, url, goodKey, keyFile, exhaustedKey, brokenKey)
+	cfg := writeConfig(t, cfgText)
+	e := start(t, nil, "--config.file="+cfg, "--log.level=debug")
+	metrics := e.waitFor(t,
+		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",result="success"}`,
+		`ratelimit_probe_status_code{key="revoked",model="llama3.1-8b",provider="cerebras"} 401`,
+		`ratelimit_probe_status_code{key="exhausted",model="llama3.1-8b",provider="cerebras"} 429`,
+		`ratelimit_probe_status_code{key="broken",model="llama3.1-8b",provider="cerebras"} 503`,
+	)
+	outputs := map[string]string{"/metrics": metrics}
+	for _, path := range []string{"/", "/-/healthy", "/-/ready"} {
+		_, outputs[path] = e.get(t, path)
+	}
+
+	// A reload that fails on a key's value, and one whose YAML puts a key where a list belongs.
+	for i, broken := range []string{
+		strings.Replace(cfgText, goodKey, goodKey+" "+exhaustedKey, 1),
+		strings.Replace(cfgText, "api_key: "+brokenKey, "api_key: ["+brokenKey+"]", 1),
+	} {
+		if err := os.WriteFile(cfg, []byte(broken), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, outputs[fmt.Sprintf("failed reload %d", i)] = e.do(t, "POST", "/-/reload")
+		_, outputs[fmt.Sprintf("--config.check %d", i)] = runOnce(t, nil, "--config.file="+cfg, "--config.check")
+	}
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, outputs["--config.check"] = runOnce(t, nil, "--config.file="+cfg, "--config.check")
+	outputs["logs"] = e.logs.String()
+
+	if !strings.Contains(outputs["logs"], `level=debug`) || !strings.Contains(outputs["logs"], `err="HTTP 401 (wrong_api_key)"`) {
+		t.Errorf("debug logs lack the probe failures:\n%s", outputs["logs"])
+	}
+	for name, out := range outputs {
+		for _, key := range canaries {
+			if strings.Contains(out, key) {
+				t.Errorf("%s contains the key %s:\n%s", name, key, out)
+			}
+		}
+	}
+}
+
+// promtool check metrics reports nothing on the exporter's output.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool := requireTool(t, "promtool")
+	_, url := startSimulator(t)
+	keyFile, env := keyEnv(t)
+	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1))
+	e := start(t, env, "--config.file="+cfg)
+	body := e.waitFor(t, `ratelimit_reset_timestamp_seconds{key="good"`, `ratelimit_probe_success{key="revoked"`)
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(out) != 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
+)
+
+// These tests run the built binary, as users do.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ratelimit_exporter-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "ratelimit_exporter")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the exporter:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Simulator keys used by these tests.
+const (
+	goodKey    = "sk-test-canary-main-good-5e1d"
+	revokedKey = "sk-test-canary-main-revoked-77c2"
+)
+
+func startSimulator(t *testing.T) (*simulator.Simulator, string) {
+	t.Helper()
+	sim := simulator.New("llama3.1-8b", "llama-3.3-70b")
+	sim.AddKey(goodKey, simulator.Limits{
+		"requests": {"minute": 1000, "hour": 1e5, "day": 1e6},
+		"tokens":   {"minute": 1e6, "hour": 1e7, "day": 1e8},
+	})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	return sim, srv.URL + "/v1"
+}
+
+// syncBuffer collects a process's output while it runs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type exporter struct {
+	cmd    *exec.Cmd
+	url    string
+	logs   *syncBuffer
+	exited chan error
+}
+
+var listeningPattern = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+
+// start runs the exporter on a free loopback port and waits until it listens.
+func start(t *testing.T, env []string, args ...string) *exporter {
+	t.Helper()
+	args = append([]string{"--web.listen-address=127.0.0.1:0"}, args...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e := &exporter{cmd: cmd, logs: logs, exited: make(chan error, 1)}
+	go func() { e.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-e.exited
+		if t.Failed() {
+			t.Logf("exporter output:\n%s", logs)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listeningPattern.FindStringSubmatch(logs.String()); m != nil {
+			e.url = "http://" + m[1]
+			return e
+		}
+		select {
+		case err := <-e.exited:
+			t.Fatalf("exporter exited before listening: %v\n%s", err, logs)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("exporter did not listen within 10s:\n%s", logs)
+	return nil
+}
+
+func (e *exporter) get(t *testing.T, path string, header ...string) (int, string) {
+	t.Helper()
+	return e.do(t, http.MethodGet, path, header...)
+}
+
+func (e *exporter) do(t *testing.T, method, path string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// waitFor scrapes until every wanted line is in /metrics.
+func (e *exporter) waitFor(t *testing.T, lines ...string) string {
+	t.Helper()
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, body = e.get(t, "/metrics")
+		if containsAll(body, lines) {
+			return body
+		}
+	}
+	for _, l := range lines {
+		if !strings.Contains(body, l) {
+			t.Errorf("/metrics lacks %s", l)
+		}
+	}
+	t.FailNow()
+	return ""
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ratelimit_exporter.yml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func twoKeyConfig(url, mode string) string {
+	return fmt.Sprintf(`probe:
+  mode: %[3]s
+  interval: 200ms
+  min_interval: 0s
+keys:
+  - name: good
+    api_key: ${RLE_TEST_GOOD_KEY}
+    base_url: %[1]s
+    models: [llama3.1-8b, llama-3.3-70b]
+    labels: {team: search}
+  - name: revoked
+    api_key_file: %[2]s
+    base_url: %[1]s
+`, url, "REVOKED_KEY_FILE", mode)
+}
+
+func keyEnv(t *testing.T) (string, []string) {
+	t.Helper()
+	keyFile := filepath.Join(t.TempDir(), "revoked.key")
+	if err := os.WriteFile(keyFile, []byte(revokedKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyFile, []string{"RLE_TEST_GOOD_KEY=" + goodKey}
+}
+
+func TestIntervalModeServesEveryKey(t *testing.T) {
+	_, url := startSimulator(t)
+	keyFile, env := keyEnv(t)
+	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1))
+	e := start(t, env, "--config.file="+cfg)
+	good := `key="good",model="llama3.1-8b",provider="cerebras"`
+	body := e.waitFor(t,
+		`ratelimit_limit{`+good+`,resource="requests",team="search",window="minute"} 1000`,
+		`ratelimit_limit{key="good",model="llama-3.3-70b",provider="cerebras",resource="tokens",team="search",window="day"} 1e+08`,
+		`ratelimit_probe_success{`+good+`,team="search"} 1`,
+		`ratelimit_probe_success{key="revoked",model="llama3.1-8b",provider="cerebras"} 0`,
+		`ratelimit_probe_status_code{key="revoked",model="llama3.1-8b",provider="cerebras"} 401`,
+		`ratelimit_exporter_config_last_reload_successful 1`,
+		`ratelimit_exporter_build_info{`,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
+	)
+	if strings.Contains(body, `ratelimit_limit{key="revoked"`) || strings.Contains(body, `ratelimit_remaining{key="revoked"`) {
+		t.Error("a key that never read headers has rate-limit series")
+	}
+	if n := strings.Count(body, "\nratelimit_reset_timestamp_seconds{key=\"good\""); n != 12 {
+		t.Errorf("%d reset timestamps for 2 models × 6 windows, want 12", n)
+	}
+}
+
+func TestScrapeModeProbesDuringTheScrape(t *testing.T) {
+	sim, url := startSimulator(t)
+	keyFile, env := keyEnv(t)
+	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "scrape"), "REVOKED_KEY_FILE", keyFile, 1))
+	e := start(t, env, "--config.file="+cfg)
+	if n := sim.Requests(); n != 0 {
+		t.Errorf("scrape mode probed %d times before any scrape", n)
+	}
+	status, body := e.get(t, "/metrics", "X-Prometheus-Scrape-Timeout-Seconds", "5")
+	if status != 200 || !strings.Contains(body, `ratelimit_probe_success{key="good",model="llama3.1-8b",provider="cerebras",team="search"} 1`) {
+		t.Errorf("first scrape (%d) lacks the fresh probe:\n%s", status, body)
+	}
+	if n := sim.Requests(); n != 3 {
+		t.Errorf("one scrape sent %d probes, want 3", n)
+	}
+
+	// A scrape whose deadline the upstream misses is served on time, with timeouts.
+	sim.SetLatency(3 * time.Second)
+	start := time.Now()
+	_, body = e.get(t, "/metrics", "X-Prometheus-Scrape-Timeout-Seconds", "1")
+	if elapsed := time.Since(start); elapsed > 1500*time.Millisecond {
+		t.Errorf("scrape with a 1s timeout took %s", elapsed)
+	}
+	for _, want := range []string{
+		`ratelimit_probe_success{key="good",model="llama3.1-8b",provider="cerebras",team="search"} 0`,
+		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",result="timeout",team="search"} 1`,
+		// The values read before stay.
+		`ratelimit_limit{key="good",model="llama3.1-8b",provider="cerebras",resource="requests",team="search",window="minute"} 1000`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape past the deadline lacks %s", want)
+		}
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	_, url := startSimulator(t)
+	keyFile, env := keyEnv(t)
+	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1))
+	e := start(t, env, "--config.file="+cfg)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		body         string
+	}{
+		{"GET", "/-/healthy", 200, "Healthy\n"},
+		{"GET", "/-/ready", 200, "Ready\n"},
+		{"GET", "/-/reload", 405, "This endpoint requires a POST request.\n"},
+		{"POST", "/-/reload", 200, "Reloaded\n"},
+		{"GET", "/nope", 404, "404 page not found\n"},
+	} {
+		if status, body := e.do(t, tc.method, tc.path); status != tc.status || body != tc.body {
+			t.Errorf("%s %s = %d %q, want %d %q", tc.method, tc.path, status, body, tc.status, tc.body)
+		}
+	}
+	status, body := e.get(t, "/")
+	if status != 200 || !containsAll(body, []string{`href="/metrics"`, `href="/-/healthy"`, `href="/-/ready"`, "Rate Limit Exporter"}) {
+		t.Errorf("landing page %d:\n%s", status, body)
+	}
+}
+
+func TestReloadGoodBadGood(t *testing.T) {
+	_, url := startSimulator(t)
+	keyFile, env := keyEnv(t)
+	good := strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1)
+	cfg := writeConfig(t, good)
+	e := start(t, env, "--config.file="+cfg)
+	e.waitFor(t, `ratelimit_probe_success{key="revoked"`)
+
+	// Bad: the running config stays, and the reason is given.
+	if err := os.WriteFile(cfg, []byte(good+"    surprise: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	status, body := e.do(t, "POST", "/-/reload")
+	want := "Failed to reload config; the running config is kept:\n" + cfg + `:14: keys[1].surprise: unknown field "surprise" (see the configuration reference in README.md)` + "\n"
+	if status != 500 || body != want {
+		t.Errorf("bad reload = %d %q\nwant 500 %q", status, body, want)
+	}
+	e.waitFor(t, "ratelimit_exporter_config_last_reload_successful 0", `ratelimit_probe_success{key="revoked"`)
+
+	// SIGHUP with a bad file fails the same way.
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if !strings.Contains(e.logs.String(), `msg="Error reloading config; the running config is kept"`) {
+		t.Error("SIGHUP with a bad file did not log the failure")
+	}
+
+	// Good again, by SIGHUP: the revoked key leaves, and its series with it.
+	onlyGood := good[:strings.Index(good, "  - name: revoked")]
+	if err := os.WriteFile(cfg, []byte(onlyGood), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	body = e.waitFor(t, "ratelimit_exporter_config_last_reload_successful 1")
+	if strings.Contains(body, `key="revoked"`) {
+		t.Error("the removed key's series are still served")
+	}
+}
+
+func TestSIGTERMExitsCleanly(t *testing.T) {
+	sim, url := startSimulator(t)
+	keyFile, env := keyEnv(t)
+	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1))
+	e := start(t, env, "--config.file="+cfg)
+	sim.SetLatency(time.Minute) // probes in flight when the signal comes
+	time.Sleep(300 * time.Millisecond)
+	begin := time.Now()
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-e.exited:
+		if err != nil {
+			t.Errorf("exit: %v, want status 0", err)
+		}
+		e.exited <- err // for the cleanup
+	case <-time.After(5 * time.Second):
+		t.Fatal("no exit within 5s of SIGTERM")
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("shutdown took %s", took)
+	}
+}
+
+func runOnce(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		return exitErr.ExitCode(), string(out)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
+}
+
+func TestConfigCheck(t *testing.T) {
+	keyFile, env := keyEnv(t)
+	good := writeConfig(t, strings.Replace(twoKeyConfig("http://127.0.0.1:9/v1", "interval"), "REVOKED_KEY_FILE", keyFile, 1))
+	code, out := runOnce(t, env, "--config.file="+good, "--config.check")
+	want := "Config is valid: 2 keys, 3 key and model pairs to probe, interval mode, every 200ms\n" +
+		"  good: cerebras http://127.0.0.1:9/v1, models [llama3.1-8b llama-3.3-70b]\n" +
+		"  revoked: cerebras http://127.0.0.1:9/v1, models [llama3.1-8b]\n"
+	if code != 0 || out != want {
+		t.Errorf("valid: exit %d\n%s\nwant exit 0\n%s", code, out, want)
+	}
+
+	bad := writeConfig(t, "keys:\n  - name: x\n    api_key: ${RLE_TEST_UNSET_VAR}\n")
+	code, out = runOnce(t, nil, "--config.file="+bad, "--config.check")
+	want = "Config is invalid:\n" + bad + ":3: keys[0].api_key: the key is empty after expanding ${RLE_TEST_UNSET_VAR} (is the variable set?)\n"
+	if code != 1 || out != want {
+		t.Errorf("invalid: exit %d\n%s\nwant exit 1\n%s", code, out, want)
+	}
+}
+
+func TestDefaultConfigFromEnvironment(t *testing.T) {
+	dir := t.TempDir() // no ratelimit_exporter.yml here
+	cmd := func(env ...string) (int, string) {
+		c := exec.Command(binary, "--config.check")
+		c.Dir = dir
+		c.Env = append(os.Environ(), env...)
+		out, err := c.CombinedOutput()
+		if exitErr, ok := err.(*exec.ExitError); ok {
+			return exitErr.ExitCode(), string(out)
+		}
+		return 0, string(out)
+	}
+	code, out := cmd("CEREBRAS_API_KEY=" + goodKey)
+	if code != 0 || !strings.HasPrefix(out, "Config is valid: 1 keys, 1 key and model pairs to probe, interval mode, every 1m0s\n  default: cerebras https://api.cerebras.ai/v1, models [llama3.1-8b]\n") {
+		t.Errorf("with CEREBRAS_API_KEY: exit %d\n%s", code, out)
+	}
+	code, out = cmd("CEREBRAS_API_KEY=")
+	want := "Config is invalid:\nno configuration: ratelimit_exporter.yml does not exist and CEREBRAS_API_KEY is not set; " +
+		"either write a config file (and pass --config.file if it lives elsewhere) or set CEREBRAS_API_KEY to use the built-in default (model llama3.1-8b)\n"
+	if code != 1 || out != want {
+		t.Errorf("with neither: exit %d\n%s\nwant exit 1\n%s", code, out, want)
+	}
+}
+
+func TestStartupFailureExitsWithReason(t *testing.T) {
+	bad := writeConfig(t, "keys: []\n")
+	code, out := runOnce(t, nil, "--config.file="+bad, "--web.listen-address=127.0.0.1:0")
+	if code != 1 || !strings.Contains(out, `msg="Error loading config" err="`+bad+`:1: keys: no keys configured`) {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+}
+
+func TestDemoServesLiveSeries(t *testing.T) {
+	e := start(t, nil, "--demo")
+	body := e.waitFor(t,
+		`ratelimit_remaining{key="prod",model="llama3.1-8b",provider="cerebras",resource="requests",team="search",window="minute"}`,
+		`ratelimit_remaining{key="trial",model="llama3.1-8b",provider="cerebras",resource="requests",team="research",window="minute"}`,
+		`ratelimit_probe_status_code{key="revoked",model="llama3.1-8b",provider="cerebras"} 401`,
+	)
+	if strings.Contains(body, "sk-demo") {
+		t.Error("/metrics shows a demo key")
+	}
+}
