@@ -1,3 +1,6 @@
+SHELL       := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
 GO        ?= go
 BIN       ?= ratelimit_exporter
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -22,9 +25,13 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-# The test command: what CI runs.
+E2E := ^(TestEndToEndWithPrometheus|TestPrometheusRules)$$
+
+# The test command: what CI runs. The end-to-end tests run verbosely so that
+# their figures (dashboard queries run and answered, active alerts) show.
 test: vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -skip '$(E2E)' ./...
+	$(GO) test -race -count=1 -run '$(E2E)' -v . | grep -v '^=== RUN'
 
 demo:
 	$(GO) run . --demo

@@ -25,6 +25,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/demo"
+	"github.com/ratelimit-exporter/ratelimit_exporter/grafana"
 	"github.com/ratelimit-exporter/ratelimit_exporter/logging"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/scheduler"
@@ -101,6 +102,7 @@ func run() int {
 		Refresh:       probes.Refresh,
 		TimeoutOffset: *timeoutOffset,
 		Reload:        reloader.Reload,
+		Dashboard:     grafana.Dashboard,
 		Ready:         func() bool { return reloader.Config() != nil },
 		Logger:        logger,
 	})

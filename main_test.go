@@ -289,7 +289,7 @@ func TestEndpoints(t *testing.T) {
 		}
 	}
 	status, body := e.get(t, "/")
-	if status != 200 || !containsAll(body, []string{`href="/metrics"`, `href="/-/healthy"`, `href="/-/ready"`, "Rate Limit Exporter"}) {
+	if status != 200 || !containsAll(body, []string{`href="/metrics"`, `href="/grafana/dashboard.json"`, `href="/-/healthy"`, `href="/-/ready"`, "Rate Limit Exporter"}) {
 		t.Errorf("landing page %d:\n%s", status, body)
 	}
 }

@@ -27,9 +27,14 @@ type Options struct {
 	// to send the response.
 	TimeoutOffset time.Duration
 	Reload        func() error
-	Ready         func() bool
-	Logger        log.Logger
+	// Dashboard is served at DashboardPath when not empty.
+	Dashboard []byte
+	Ready     func() bool
+	Logger    log.Logger
 }
+
+// DashboardPath is where the Grafana dashboard is served.
+const DashboardPath = "/grafana/dashboard.json"
 
 // Handler returns the mux that serves every endpoint.
 func Handler(o Options) (http.Handler, error) {
@@ -39,6 +44,13 @@ func Handler(o Options) (http.Handler, error) {
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.Handle("GET "+o.MetricsPath, scrapeHandler(metrics, o.Refresh, o.TimeoutOffset))
+
+	if len(o.Dashboard) > 0 {
+		mux.HandleFunc("GET "+DashboardPath, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(o.Dashboard)
+		})
+	}
 
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
@@ -73,6 +85,7 @@ func Handler(o Options) (http.Handler, error) {
 			Profiling:   "false",
 			Links: []web.LandingLinks{
 				{Address: o.MetricsPath, Text: "Metrics", Description: "Rate limits of every configured key and model"},
+				{Address: DashboardPath, Text: "Grafana dashboard", Description: "Import it into Grafana, or provision it from a file"},
 				{Address: "/-/healthy", Text: "Health", Description: "200 while the exporter serves"},
 				{Address: "/-/ready", Text: "Readiness", Description: "200 once a configuration is loaded"},
 			},

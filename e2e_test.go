@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/grafana"
+	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
+)
+
+// The shipped rule files pass promtool's checks and unit tests.
+func TestPrometheusRules(t *testing.T) {
+	promtool := requireTool(t, "promtool")
+	for _, args := range [][]string{
+		{"check", "rules", "prometheus/rules.yml", "prometheus/alerts.yml"},
+		{"test", "rules", "prometheus/alerts_test.yml"},
+		{"check", "config", "prometheus/prometheus.yml"},
+	} {
+		out, err := exec.Command(promtool, args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// prometheusServer is a real Prometheus started for a test.
+type prometheusServer struct {
+	url  string
+	logs *syncBuffer
+}
+
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startPrometheus(t *testing.T, target string) *prometheusServer {
+	t.Helper()
+	binary := requireTool(t, "prometheus")
+	dir := t.TempDir()
+	repo, _ := os.Getwd()
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - %s
+  - %s
+scrape_configs:
+  - job_name: ratelimit
+    static_configs:
+      - targets: [%q]
+`, filepath.Join(repo, "prometheus", "rules.yml"), filepath.Join(repo, "prometheus", "alerts.yml"), target)
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeLoopbackAddr(t)
+	cmd := exec.Command(binary, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus output:\n%s", logs)
+		}
+	})
+	p := &prometheusServer{url: "http://" + addr, logs: logs}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(p.url + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+	}
+	t.Fatalf("prometheus not ready within 30s:\n%s", logs)
+	return nil
+}
+
+// api calls a Prometheus HTTP API path and decodes its data.
+func (p *prometheusServer) api(t *testing.T, path string, params url.Values, data any) error {
+	t.Helper()
+	resp, err := http.Get(p.url + path + "?" + params.Encode())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return err
+	}
+	if body.Status != "success" {
+		return fmt.Errorf("%s: %s", body.Status, body.Error)
+	}
+	return json.Unmarshal(body.Data, data)
+}
+
+type vectorSample struct {
+	Metric map[string]string `json:"metric"`
+}
+
+func (p *prometheusServer) query(t *testing.T, expr string) ([]vectorSample, error) {
+	t.Helper()
+	var data struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := p.api(t, "/api/v1/query", url.Values{"query": {expr}}, &data); err != nil {
+		return nil, err
+	}
+	var samples []vectorSample
+	if err := json.Unmarshal(data.Result, &samples); err != nil {
+		return nil, fmt.Errorf("not an instant vector: %s", data.Result)
+	}
+	return samples, nil
+}
+
+type activeAlert struct {
+	Labels map[string]string `json:"labels"`
+	State  string            `json:"state"`
+}
+
+func (p *prometheusServer) alerts(t *testing.T) []activeAlert {
+	t.Helper()
+	var data struct {
+		Alerts []activeAlert `json:"alerts"`
+	}
+	if err := p.api(t, "/api/v1/alerts", nil, &data); err != nil {
+		t.Fatal(err)
+	}
+	return data.Alerts
+}
+
+// eventually retries check until it returns nil or the time is up.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if err = check(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+// The exporter, probing the simulator, scraped by a real Prometheus with
+// the shipped rules: the target is up, every dashboard query works and
+// returns data, and the alerts fire for the right keys only.
+func TestEndToEndWithPrometheus(t *testing.T) {
+	requireTool(t, "prometheus")
+	const exhaustedKey = "sk-test-e2e-exhausted-31c0"
+	sim, simURL := startSimulator(t)
+	sim.AddKey(exhaustedKey, simulator.FreeTrial())
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() { // the key's real traffic keeps it empty
+		for ctx.Err() == nil {
+			sim.Exhaust(exhaustedKey, "llama3.1-8b")
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	keyFile, env := keyEnv(t)
+	cfg := writeConfig(t, fmt.Sprintf(`probe: {interval: 1s, timeout: 900ms}
+keys:
+  - {name: healthy, api_key: "${RLE_TEST_GOOD_KEY}", base_url: %[1]q, labels: {team: search}}
+  - {name: exhausted, api_key: %[2]s, base_url: %[1]q}
+  - {name: revoked, api_key_file: %[3]s, base_url: %[1]q}
+`, simURL, exhaustedKey, keyFile))
+	e := start(t, env, "--config.file="+cfg)
+	target := strings.TrimPrefix(e.url, "http://")
+	prom := startPrometheus(t, target)
+
+	eventually(t, 30*time.Second, "target up", func() error {
+		up, err := prom.query(t, `up{job="ratelimit"} == 1`)
+		if err == nil && len(up) != 1 {
+			err = fmt.Errorf("up == 1 has %d series", len(up))
+		}
+		return err
+	})
+
+	// Every dashboard query, with its variables as Grafana would fill them.
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(grafana.Dashboard, &dash); err != nil {
+		t.Fatal(err)
+	}
+	// Variables as Grafana fills them: a regex in a PromQL string has its
+	// backslashes doubled; All is ".*".
+	instanceRegex := strings.ReplaceAll(regexp.QuoteMeta(target), `\`, `\\`)
+	vars := strings.NewReplacer("$job", "ratelimit", "$instance", instanceRegex, "$key", ".*", "$model", ".*",
+		"$__rate_interval", "1m")
+	type query struct{ panel, expr string }
+	var queries []query
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			queries = append(queries, query{p.Title, vars.Replace(tg.Expr)})
+		}
+	}
+	withData := 0
+	eventually(t, 30*time.Second, "every dashboard query returns data", func() error {
+		withData = 0
+		var problems []string
+		for _, q := range queries {
+			samples, err := prom.query(t, q.expr)
+			switch {
+			case err != nil:
+				problems = append(problems, fmt.Sprintf("%q: %s: %v", q.panel, q.expr, err))
+			case len(samples) == 0:
+				problems = append(problems, fmt.Sprintf("%q: no data: %s", q.panel, q.expr))
+			default:
+				withData++
+			}
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("%d of %d:\n%s", len(problems), len(queries), strings.Join(problems, "\n"))
+		}
+		return nil
+	})
+	t.Logf("dashboard: ran %d queries, %d returned data", len(queries), withData)
+
+	// The dashboard's variables, queried as Grafana's label_values does.
+	for label, want := range map[string]string{"job": "ratelimit", "instance": target, "key": "exhausted,healthy,revoked", "model": "llama3.1-8b"} {
+		var values []string
+		if err := prom.api(t, "/api/v1/label/"+label+"/values", url.Values{"match[]": {"ratelimit_probe_success"}}, &values); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(values, ",") != want {
+			t.Errorf("variable %s = %v, want %s", label, values, want)
+		}
+	}
+
+	eventually(t, 30*time.Second, "alerts for the exhausted and revoked keys", func() error {
+		have := map[string]bool{}
+		for _, a := range prom.alerts(t) {
+			have[a.Labels["alertname"]+"/"+a.Labels["key"]] = true
+		}
+		for _, want := range []string{"RateLimitExhausted/exhausted", "RateLimitProbeFailing/revoked"} {
+			if !have[want] {
+				return fmt.Errorf("%s is not active; active: %v", want, have)
+			}
+		}
+		return nil
+	})
+	var names []string
+	for _, a := range prom.alerts(t) {
+		names = append(names, a.Labels["alertname"]+"/"+a.Labels["key"]+"/"+a.State)
+		if a.Labels["key"] == "healthy" {
+			t.Errorf("the healthy key has an alert: %v", a.Labels)
+		}
+	}
+	t.Logf("active alerts: %s", strings.Join(names, " "))
+}
