@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/grafana"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -30,7 +31,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "ratelimit_exporter")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	ldflags, err := dockerLDFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Built as the Dockerfile builds it, so TestDockerfileVersionFlags checks its flags.
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the exporter:", err)
@@ -287,6 +295,9 @@ func TestEndpoints(t *testing.T) {
 		if status, body := e.do(t, tc.method, tc.path); status != tc.status || body != tc.body {
 			t.Errorf("%s %s = %d %q, want %d %q", tc.method, tc.path, status, body, tc.status, tc.body)
 		}
+	}
+	if status, body := e.get(t, "/grafana/dashboard.json"); status != 200 || body != string(grafana.Dashboard) {
+		t.Errorf("/grafana/dashboard.json = %d, %d bytes; want 200 and the embedded dashboard", status, len(body))
 	}
 	status, body := e.get(t, "/")
 	if status != 200 || !containsAll(body, []string{`href="/metrics"`, `href="/grafana/dashboard.json"`, `href="/-/healthy"`, `href="/-/ready"`, "Rate Limit Exporter"}) {

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+#
+#   docker build --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg REVISION=$(git rev-parse HEAD) -t ratelimit_exporter .
+#   docker run -p 10429:10429 -e CEREBRAS_API_KEY ratelimit_exporter
+#
+# With no config file the exporter uses its built-in default config, which
+# reads CEREBRAS_API_KEY. To use a config file, mount it at the default path,
+# /etc/ratelimit_exporter/ratelimit_exporter.yml (the working directory).
+
+# Go as in go.mod.
+ARG GO_VERSION=1.26.8
+
+FROM golang:${GO_VERSION}-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG BRANCH=unknown
+RUN CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w \
+        -X github.com/prometheus/common/version.Version=${VERSION} \
+        -X github.com/prometheus/common/version.Revision=${REVISION} \
+        -X github.com/prometheus/common/version.Branch=${BRANCH} \
+        -X github.com/prometheus/common/version.BuildUser=docker \
+        -X github.com/prometheus/common/version.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)" \
+      -o /out/ratelimit_exporter .
+
+# Static binary, CA certificates, no shell, user nonroot (65532).
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/ratelimit_exporter /bin/ratelimit_exporter
+WORKDIR /etc/ratelimit_exporter
+USER 65532:65532
+EXPOSE 10429
+ENTRYPOINT ["/bin/ratelimit_exporter"]
