@@ -44,6 +44,7 @@ func run() int {
 		configCheck    = app.Flag("config.check", "Load and validate the configuration, print the result and exit.").Bool()
 		metricsPath    = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		timeoutOffset  = app.Flag("web.timeout-offset", "Taken off Prometheus's scrape timeout to leave time to answer (scrape mode).").Default("0.5s").Duration()
+		maxRequests    = app.Flag("web.max-requests", "Most scrapes served at once; more are answered 503. 0 means no limit.").Default("40").Int()
 		demoMode       = app.Flag("demo", "Probe a built-in simulator of the Cerebras API with demo keys instead of a real API.").Bool()
 		webFlags       = kingpinflag.AddFlags(app, ":10429")
 		logConfig      = logging.AddFlags(app)
@@ -81,8 +82,9 @@ func run() int {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	// The rate-limit metrics are rendered when probes end and written after
+	// the registry's, so they are not registered.
 	observations := collector.New()
-	registry.MustRegister(observations)
 	probes := scheduler.New(prober.New(nil, userAgent()), observations, logger)
 	defer probes.Stop()
 
@@ -99,6 +101,8 @@ func run() int {
 	handler, err := server.Handler(server.Options{
 		MetricsPath:   *metricsPath,
 		Registry:      registry,
+		Observations:  observations,
+		MaxRequests:   *maxRequests,
 		Refresh:       probes.Refresh,
 		TimeoutOffset: *timeoutOffset,
 		Reload:        reloader.Reload,

@@ -156,8 +156,13 @@ func (e *exporter) do(t *testing.T, method, path string, header ...string) (int,
 // waitFor scrapes until every wanted line is in /metrics.
 func (e *exporter) waitFor(t *testing.T, lines ...string) string {
 	t.Helper()
+	return e.waitForWithin(t, 10*time.Second, lines...)
+}
+
+func (e *exporter) waitForWithin(t *testing.T, timeout time.Duration, lines ...string) string {
+	t.Helper()
 	var body string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		_, body = e.get(t, "/metrics")
 		if containsAll(body, lines) {
 			return body
@@ -195,6 +200,7 @@ func twoKeyConfig(url, mode string) string {
   mode: %[3]s
   interval: 200ms
   min_interval: 0s
+  max_quota_share: 1
 keys:
   - name: good
     api_key: ${RLE_TEST_GOOD_KEY}
@@ -318,7 +324,7 @@ func TestReloadGoodBadGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	status, body := e.do(t, "POST", "/-/reload")
-	want := "Failed to reload config; the running config is kept:\n" + cfg + `:14: keys[1].surprise: unknown field "surprise" (see the configuration reference in README.md)` + "\n"
+	want := "Failed to reload config; the running config is kept:\n" + cfg + `:15: keys[1].surprise: unknown field "surprise" (see the configuration reference in README.md)` + "\n"
 	if status != 500 || body != want {
 		t.Errorf("bad reload = %d %q\nwant 500 %q", status, body, want)
 	}
@@ -438,7 +444,8 @@ func TestStartupFailureExitsWithReason(t *testing.T) {
 
 func TestDemoServesLiveSeries(t *testing.T) {
 	e := start(t, nil, "--demo")
-	body := e.waitFor(t,
+	// First probes are spread over the demo's 15s interval.
+	body := e.waitForWithin(t, 20*time.Second,
 		`ratelimit_remaining{key="prod",model="llama3.1-8b",provider="cerebras",resource="requests",team="search",window="minute"}`,
 		`ratelimit_remaining{key="trial",model="llama3.1-8b",provider="cerebras",resource="requests",team="research",window="minute"}`,
 		`ratelimit_probe_status_code{key="revoked",model="llama3.1-8b",provider="cerebras"} 401`,

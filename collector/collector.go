@@ -2,18 +2,21 @@
 package collector
 
 import (
+	"bufio"
+	"bytes"
+	"io"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
-
-const namespace = "ratelimit"
 
 // ID names a target across config reloads.
 type ID struct {
@@ -24,7 +27,10 @@ type ID struct {
 // IDOf returns the ID of a target.
 func IDOf(t config.Target) ID { return ID{Key: t.Key.Name, Model: t.Model} }
 
-// Collector holds the latest observation of every target and exposes it.
+// Collector holds the latest observation of every target and exposes it,
+// both as a prometheus.Collector and as exposition text rendered when a
+// result arrives, so that a scrape only writes bytes (WriteText).
+//
 // It is an unchecked collector: a key's own labels differ between keys, so
 // there is no fixed set of descriptors to describe.
 type Collector struct {
@@ -47,10 +53,13 @@ type state struct {
 	lastSuccess  time.Time
 	observedAt   time.Time
 	observations []ratelimit.Observation
+	interval     time.Duration
 
 	probes       []float64 // by prober.Outcomes index
 	tokens       float64
 	headerErrors float64
+
+	text [numFamilies][]byte // the target's samples of each family, as exposition text
 }
 
 var outcomeIndex = func() map[prober.Outcome]int {
@@ -93,6 +102,7 @@ func (c *Collector) Apply(targets []config.Target) {
 			s = &state{probes: make([]float64, len(prober.Outcomes))}
 		}
 		s.descs, s.labelValues = d, values
+		s.render()
 		next[id] = s
 		order = append(order, id)
 	}
@@ -119,6 +129,17 @@ func (c *Collector) Record(id ID, r *prober.Result) {
 	s.probes[outcomeIndex[r.Outcome]]++
 	s.tokens += r.Tokens
 	s.headerErrors += float64(r.InvalidHeaders)
+	s.render()
+}
+
+// SetInterval records the time between probes of the target id.
+func (c *Collector) SetInterval(id ID, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.targets[id]; s != nil && s.interval != d {
+		s.interval = d
+		s.render()
+	}
 }
 
 // Describe implements prometheus.Collector. It sends nothing: see Collector.
@@ -129,17 +150,72 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for _, id := range c.order {
-		c.targets[id].collect(ch)
+		c.targets[id].emit(func(_ family, m prometheus.Metric) { ch <- m })
 	}
 }
 
-func (s *state) collect(ch chan<- prometheus.Metric) {
-	d, lv := s.descs, s.labelValues
-	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+// WriteText writes every target's metrics in the text exposition format,
+// from the text rendered when their results arrived.
+func (c *Collector) WriteText(w io.Writer) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	bw := bufio.NewWriterSize(w, 64<<10)
+	for f, fam := range families {
+		started := false
+		for _, id := range c.order {
+			text := c.targets[id].text[f]
+			if len(text) == 0 {
+				continue
+			}
+			if !started {
+				bw.WriteString("# HELP " + fam.name + " " + fam.help + "\n# TYPE " + fam.name + " " + strings.ToLower(fam.typ.String()) + "\n")
+				started = true
+			}
+			bw.Write(text)
+		}
 	}
-	counter := func(desc *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, v, labels...)
+	return bw.Flush()
+}
+
+// render refreshes the target's exposition text. Rendering with the text
+// encoder of prometheus/common keeps the format the one promhttp writes.
+func (s *state) render() {
+	var byFamily [numFamilies][]*dto.Metric
+	s.emit(func(f family, m prometheus.Metric) {
+		out := &dto.Metric{}
+		if err := m.Write(out); err == nil {
+			byFamily[f] = append(byFamily[f], out)
+		}
+	})
+	var buf bytes.Buffer
+	for f, metrics := range byFamily {
+		s.text[f] = s.text[f][:0]
+		if len(metrics) == 0 {
+			continue
+		}
+		buf.Reset()
+		fam := families[f]
+		typ := fam.typ
+		if _, err := expfmt.MetricFamilyToText(&buf, &dto.MetricFamily{Name: &fam.name, Help: &fam.help, Type: &typ, Metric: metrics}); err != nil {
+			continue
+		}
+		// Keep the samples; WriteText writes HELP and TYPE once per family.
+		text := buf.Bytes()
+		for range 2 {
+			text = text[bytes.IndexByte(text, '\n')+1:]
+		}
+		s.text[f] = append(s.text[f], text...)
+	}
+}
+
+// emit passes each of the target's metrics, with its family, to send.
+func (s *state) emit(send func(family, prometheus.Metric)) {
+	d, lv := s.descs, s.labelValues
+	gauge := func(f family, v float64, labels ...string) {
+		send(f, prometheus.MustNewConstMetric(d[f], prometheus.GaugeValue, v, labels...))
+	}
+	counter := func(f family, v float64, labels ...string) {
+		send(f, prometheus.MustNewConstMetric(d[f], prometheus.CounterValue, v, labels...))
 	}
 
 	withWindow := make([]string, 0, len(lv)+2)
@@ -149,30 +225,34 @@ func (s *state) collect(ch chan<- prometheus.Metric) {
 		withWindow = append(withWindow, lv[3:]...)
 		switch o.Kind {
 		case ratelimit.Limit:
-			gauge(d.limit, o.Value, withWindow...)
+			gauge(famLimit, o.Value, withWindow...)
 		case ratelimit.Remaining:
-			gauge(d.remaining, o.Value, withWindow...)
+			gauge(famRemaining, o.Value, withWindow...)
 		case ratelimit.Reset:
-			gauge(d.reset, o.Value, withWindow...)
-			gauge(d.resetTimestamp, unixSeconds(s.observedAt)+o.Value, withWindow...)
+			gauge(famReset, o.Value, withWindow...)
+			gauge(famResetTimestamp, unixSeconds(s.observedAt)+o.Value, withWindow...)
 		}
 	}
 
 	if s.probed {
-		gauge(d.success, boolToFloat(s.success), lv...)
-		gauge(d.duration, s.duration.Seconds(), lv...)
-		gauge(d.statusCode, float64(s.statusCode), lv...)
+		gauge(famSuccess, boolToFloat(s.success), lv...)
+		gauge(famDuration, s.duration.Seconds(), lv...)
+		gauge(famStatusCode, float64(s.statusCode), lv...)
 	}
 	if !s.lastSuccess.IsZero() {
-		gauge(d.lastSuccess, unixSeconds(s.lastSuccess), lv...)
+		gauge(famLastSuccess, unixSeconds(s.lastSuccess), lv...)
 	}
-	withResult := append(append(make([]string, 0, len(lv)+1), lv...), "")
+	if s.interval > 0 {
+		gauge(famInterval, s.interval.Seconds(), lv[:3]...)
+	}
+	withResult := append(append(make([]string, 0, len(lv)+1), lv[:3]...), "")
+	withResult = append(withResult, lv[3:]...)
 	for i, o := range prober.Outcomes {
-		withResult[len(lv)] = string(o)
-		counter(d.probes, s.probes[i], withResult...)
+		withResult[3] = string(o)
+		counter(famProbes, s.probes[i], withResult...)
 	}
-	counter(d.tokens, s.tokens, lv...)
-	counter(d.headerErrors, s.headerErrors, lv[:3]...)
+	counter(famTokens, s.tokens, lv...)
+	counter(famHeaderErrors, s.headerErrors, lv[:3]...)
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -221,3 +221,33 @@ ratelimit_probe_tokens_total{key="a",model="m",provider="cerebras",team="new"} 1
 		t.Error(err)
 	}
 }
+
+// The text served from the render cache says what the collector says.
+func TestWriteTextMatchesCollect(t *testing.T) {
+	keys := []config.Key{
+		{Name: "prod", Provider: "cerebras", Models: []string{"a", "b"}, Labels: map[string]string{"team": "search", "env": "p"}},
+		{Name: "plain", Provider: "cerebras", Models: []string{"a"}},
+		{Name: "never", Provider: "cerebras", Models: []string{"a"}},
+	}
+	c, reg, targets := newTestCollector(t, keys...)
+	for i, target := range targets[:3] {
+		c.Record(IDOf(target), &prober.Result{Time: probeTime.Add(time.Duration(i) * time.Second), Duration: time.Second,
+			StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t), Tokens: 10, InvalidHeaders: i})
+		c.SetInterval(IDOf(target), time.Duration(i+1)*time.Minute)
+	}
+	c.Record(IDOf(targets[2]), &prober.Result{Time: probeTime, Outcome: prober.Timeout})
+
+	var text strings.Builder
+	if err := c.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(text.String())); err != nil {
+		t.Error(err)
+	}
+	if got := strings.Count(text.String(), "# TYPE "); got != int(numFamilies) {
+		t.Errorf("%d families in the text, want %d", got, numFamilies)
+	}
+	if !strings.Contains(text.String(), `ratelimit_probe_interval_seconds{key="plain",model="a",provider="cerebras"} 180`) {
+		t.Errorf("no interval for plain/a in:\n%s", text.String())
+	}
+}

@@ -1,34 +1,75 @@
 package collector
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
 
-// descs are the descriptors for targets that share one set of extra label names.
-type descs struct {
-	limit, remaining, reset, resetTimestamp    *prometheus.Desc
-	success, duration, statusCode, lastSuccess *prometheus.Desc
-	probes, tokens, headerErrors               *prometheus.Desc
+// family is one metric family the collector exposes.
+type family int
+
+// The families, in the order they are written.
+const (
+	famLimit family = iota
+	famRemaining
+	famReset
+	famResetTimestamp
+	famSuccess
+	famDuration
+	famStatusCode
+	famLastSuccess
+	famInterval
+	famProbes
+	famTokens
+	famHeaderErrors
+	numFamilies
+)
+
+// labelSet says which labels a family carries besides the key's own.
+type labelSet int
+
+const (
+	targetLabels   labelSet = iota // key, provider, model + the key's labels
+	windowLabels                   // + resource, window
+	resultLabels                   // + result
+	identityLabels                 // key, provider, model only
+)
+
+var families = [numFamilies]struct {
+	name   string
+	help   string
+	typ    dto.MetricType
+	labels labelSet
+}{
+	famLimit:          {"ratelimit_limit", "Rate limit of a window, from the provider's x-ratelimit-limit-* header.", dto.MetricType_GAUGE, windowLabels},
+	famRemaining:      {"ratelimit_remaining", "What is left of a window's rate limit, from the x-ratelimit-remaining-* header.", dto.MetricType_GAUGE, windowLabels},
+	famReset:          {"ratelimit_reset_seconds", "Seconds until the window is full again, from the x-ratelimit-reset-* header as received.", dto.MetricType_GAUGE, windowLabels},
+	famResetTimestamp: {"ratelimit_reset_timestamp_seconds", "When the window is full again: probe time plus reset_seconds (Unix seconds).", dto.MetricType_GAUGE, windowLabels},
+	famSuccess:        {"ratelimit_probe_success", "Whether the last probe read rate-limit headers.", dto.MetricType_GAUGE, targetLabels},
+	famDuration:       {"ratelimit_probe_duration_seconds", "Duration of the last probe.", dto.MetricType_GAUGE, targetLabels},
+	famStatusCode:     {"ratelimit_probe_status_code", "HTTP status of the last probe's response; 0 without a response.", dto.MetricType_GAUGE, targetLabels},
+	famLastSuccess:    {"ratelimit_probe_last_success_timestamp_seconds", "When rate-limit headers were last read (Unix seconds).", dto.MetricType_GAUGE, targetLabels},
+	famInterval:       {"ratelimit_probe_interval_seconds", "Time between probes of the key and model: the configured interval (min_interval in scrape mode), stretched to keep within max_quota_share.", dto.MetricType_GAUGE, identityLabels},
+	famProbes:         {"ratelimit_probes_total", "Probes sent, by result.", dto.MetricType_COUNTER, resultLabels},
+	famTokens:         {"ratelimit_probe_tokens_total", "Tokens billed to the exporter's own probes (usage.total_tokens).", dto.MetricType_COUNTER, targetLabels},
+	famHeaderErrors:   {"ratelimit_header_errors_total", "Rate-limit header values dropped as invalid.", dto.MetricType_COUNTER, identityLabels},
 }
 
+// descs are the descriptors of every family for targets that share one set
+// of extra label names.
+type descs [numFamilies]*prometheus.Desc
+
 func newDescs(extraLabels []string) *descs {
-	target := append([]string{"key", "provider", "model"}, extraLabels...)
-	window := append([]string{"key", "provider", "model", "resource", "window"}, extraLabels...)
-	result := append(append([]string(nil), target...), "result")
-	desc := func(name, help string, labels []string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+	identity := []string{"key", "provider", "model"}
+	byLabels := map[labelSet][]string{
+		identityLabels: identity,
+		targetLabels:   append(append([]string(nil), identity...), extraLabels...),
+		windowLabels:   append(append(append([]string(nil), identity...), "resource", "window"), extraLabels...),
+		resultLabels:   append(append(append([]string(nil), identity...), "result"), extraLabels...),
 	}
-	return &descs{
-		limit:          desc("limit", "Rate limit of a window, from the provider's x-ratelimit-limit-* header.", window),
-		remaining:      desc("remaining", "What is left of a window's rate limit, from the x-ratelimit-remaining-* header.", window),
-		reset:          desc("reset_seconds", "Seconds until the window is full again, from the x-ratelimit-reset-* header as received.", window),
-		resetTimestamp: desc("reset_timestamp_seconds", "When the window is full again: probe time plus reset_seconds (Unix seconds).", window),
-
-		success:     desc("probe_success", "Whether the last probe read rate-limit headers.", target),
-		duration:    desc("probe_duration_seconds", "Duration of the last probe.", target),
-		statusCode:  desc("probe_status_code", "HTTP status of the last probe's response; 0 without a response.", target),
-		lastSuccess: desc("probe_last_success_timestamp_seconds", "When rate-limit headers were last read (Unix seconds).", target),
-
-		probes:       desc("probes_total", "Probes sent, by result.", result),
-		tokens:       desc("probe_tokens_total", "Tokens billed to the exporter's own probes (usage.total_tokens).", target),
-		headerErrors: desc("header_errors_total", "Rate-limit header values dropped as invalid.", []string{"key", "provider", "model"}),
+	var d descs
+	for f, fam := range families {
+		d[f] = prometheus.NewDesc(fam.name, fam.help, byLabels[fam.labels], nil)
 	}
+	return &d
 }

@@ -39,11 +39,12 @@ var (
 	DefaultProvider = "cerebras"
 	DefaultModels   = []string{"llama3.1-8b"}
 	DefaultProbe    = Probe{
-		Mode:        ModeInterval,
-		Interval:    Duration(time.Minute),
-		Timeout:     Duration(10 * time.Second),
-		MinInterval: Duration(15 * time.Second),
-		Concurrency: 16,
+		Mode:          ModeInterval,
+		Interval:      Duration(time.Minute),
+		Timeout:       Duration(10 * time.Second),
+		MinInterval:   Duration(15 * time.Second),
+		Concurrency:   16,
+		MaxQuotaShare: 0.05,
 	}
 )
 
@@ -63,6 +64,9 @@ type Probe struct {
 	Timeout     Duration `yaml:"timeout"`
 	MinInterval Duration `yaml:"min_interval"`
 	Concurrency int      `yaml:"concurrency"`
+	// MaxQuotaShare is the largest share of any window's limit that the
+	// probes of one key and model may spend; 1 turns the guard off.
+	MaxQuotaShare float64 `yaml:"max_quota_share"`
 }
 
 // Key is one API key and the models to probe with it.
@@ -257,6 +261,9 @@ func (c *Config) validate(doc *document) error {
 	}
 	if p.Concurrency < 1 {
 		fail("probe.concurrency", "must be at least 1, got %d", p.Concurrency)
+	}
+	if !(p.MaxQuotaShare > 0 && p.MaxQuotaShare <= 1) {
+		fail("probe.max_quota_share", "must be greater than 0 and at most 1 (1 turns the guard off), got %g", p.MaxQuotaShare)
 	}
 
 	if len(c.Keys) == 0 {

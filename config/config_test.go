@@ -22,11 +22,12 @@ func TestParseGood(t *testing.T) {
 	}
 	want := &Config{
 		Probe: Probe{
-			Mode:        ModeScrape,
-			Interval:    Duration(2 * time.Minute),
-			Timeout:     Duration(5 * time.Second),
-			MinInterval: Duration(30 * time.Second),
-			Concurrency: 4,
+			Mode:          ModeScrape,
+			Interval:      Duration(2 * time.Minute),
+			Timeout:       Duration(5 * time.Second),
+			MinInterval:   Duration(30 * time.Second),
+			Concurrency:   4,
+			MaxQuotaShare: 0.2,
 		},
 		Keys: []Key{
 			{
@@ -99,6 +100,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		"unknown-field.yml":         `testdata/bad/unknown-field.yml:4: keys[0].api_keys: unknown field "api_keys" (see the configuration reference in README.md)`,
 		"wrong-type.yml":            "testdata/bad/wrong-type.yml:2: probe.concurrency: expected an integer, got a string",
 		"zero-concurrency.yml":      "testdata/bad/zero-concurrency.yml:2: probe.concurrency: must be at least 1, got 0",
+		"quota-share.yml":           "testdata/bad/quota-share.yml:2: probe.max_quota_share: must be greater than 0 and at most 1 (1 turns the guard off), got 1.5",
 		"no-keys.yml":               "testdata/bad/no-keys.yml:1: keys: no keys configured: add at least one entry under keys",
 		"indentation.yml":           "testdata/bad/indentation.yml:1: did not find expected '-' indicator",
 	} {
@@ -113,7 +115,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		})
 	}
 	entries, _ := os.ReadDir("testdata/bad")
-	if len(entries) != 24 {
+	if len(entries) != 25 {
 		t.Errorf("testdata/bad holds %d fixtures; give each one an expected message here", len(entries))
 	}
 }

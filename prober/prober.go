@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
@@ -53,7 +55,10 @@ type Result struct {
 	// ErrorCode is the provider's error code from the body, such as
 	// "token_quota_exceeded", when it is a plain identifier; never free text.
 	ErrorCode string
-	Err       error // why the probe failed; safe to log: it never holds the key or a body
+	// RetryAfter is how long a non-2xx response asked the client to wait
+	// (Retry-After as delay-seconds or an HTTP-date); 0 when it did not.
+	RetryAfter time.Duration
+	Err        error // why the probe failed; safe to log: it never holds the key or a body
 }
 
 // Success reports whether the probe read rate-limit headers.
@@ -161,6 +166,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 		r.Outcome = HTTPError
 	}
 	if !ok {
+		r.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), p.now())
 		r.ErrorCode = body.code()
 		r.Err = fmt.Errorf("HTTP %d", resp.StatusCode)
 		if r.ErrorCode != "" {
@@ -213,4 +219,19 @@ func readBody(body io.Reader) responseBody {
 		b.Usage.TotalTokens = 0
 	}
 	return b
+}
+
+// retryAfter parses a Retry-After value: delay-seconds or an HTTP-date.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if seconds, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(seconds) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

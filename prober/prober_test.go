@@ -215,3 +215,38 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+	}{
+		{"", 0},
+		{"120", 2 * time.Minute},
+		{" 7 ", 7 * time.Second},
+		{"0", 0},
+		{"Sat, 21 Nov 2026 12:05:00 GMT", 5 * time.Minute},
+		{"Sat, 21 Nov 2026 11:55:00 GMT", 0}, // in the past
+		{"-5", 0},
+		{"1.5", 0},
+		{"soon", 0},
+		{"99999999999", 0},
+	} {
+		if got := retryAfter(tc.value, now); got != tc.want {
+			t.Errorf("retryAfter(%q) = %s, want %s", tc.value, got, tc.want)
+		}
+	}
+}
+
+func TestRetryAfterIsRead(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	r := New(nil, "test").Probe(context.Background(), target(srv.URL, canary))
+	if r.Outcome != RateLimited || r.RetryAfter != 30*time.Second {
+		t.Errorf("outcome %s retry after %s, want rate_limited 30s", r.Outcome, r.RetryAfter)
+	}
+}

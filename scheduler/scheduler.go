@@ -1,9 +1,12 @@
 // Package scheduler decides when each key and model is probed: on a timer
-// in interval mode, during scrapes in scrape mode, and never twice at once.
+// in interval mode, during scrapes in scrape mode, never twice at once, and
+// never in a way that spends more of a quota than the config allows or
+// ignores what the provider said.
 package scheduler
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
 // Prober sends one probe.
@@ -20,14 +24,15 @@ type Prober interface {
 	Probe(ctx context.Context, t config.Target) prober.Result
 }
 
-// Recorder keeps probe results.
+// Recorder keeps probe results and the interval each target is probed at.
 type Recorder interface {
 	Record(id collector.ID, r *prober.Result)
+	SetInterval(id collector.ID, d time.Duration)
 }
 
-// startSpread bounds how long the first interval-mode round takes to start
-// every target, so a new exporter shows data soon but not in one burst.
-const startSpread = 10 * time.Second
+// jitterShare is how much each interval-mode interval varies either way,
+// so that probes started together drift apart.
+const jitterShare = 0.1
 
 // Scheduler runs probes. Create it with New, configure it with Apply, and
 // end it with Stop.
@@ -36,6 +41,7 @@ type Scheduler struct {
 	recorder Recorder
 	logger   log.Logger
 	now      func() time.Time
+	random   func() float64 // in [0, 1)
 
 	ctx    context.Context // ends with Stop; every probe derives from it
 	cancel context.CancelFunc
@@ -49,10 +55,19 @@ type Scheduler struct {
 
 type target struct {
 	cfg         config.Target
-	last        time.Time // when the last probe ended
-	lastOutcome prober.Outcome
 	flight      *flight
 	stopLoop    context.CancelFunc // interval mode only
+	wake        chan struct{}      // tells the loop its timing changed
+	last        time.Time          // when the last probe ended
+	lastOutcome prober.Outcome
+
+	limits         []ratelimit.Observation // the limits last read
+	tokensPerProbe float64
+	interval       time.Duration // the configured one, stretched to the quota share
+	due            time.Time     // interval mode: when the next probe is due
+	holdUntil      time.Time     // the provider asked for no probe before then
+	failures       int           // backoff failures in a row
+	backoffUntil   time.Time     // backing off from them; a reload clears it
 }
 
 // flight is a probe under way; everyone who wants it waits on done.
@@ -68,18 +83,29 @@ func New(p Prober, r Recorder, logger log.Logger) *Scheduler {
 		recorder: r,
 		logger:   logger,
 		now:      time.Now,
+		random:   rand.Float64,
 		ctx:      ctx,
 		cancel:   cancel,
 		targets:  map[collector.ID]*target{},
 	}
 }
 
+// configuredPeriod is the shortest time between two probes of one target
+// that the config asks for in the current mode.
+func (s *Scheduler) configuredPeriod() time.Duration {
+	if s.settings.Mode == config.ModeScrape {
+		return time.Duration(s.settings.MinInterval)
+	}
+	return time.Duration(s.settings.Interval)
+}
+
 // Apply makes cfg's targets and probe settings the ones in force. Targets
-// that stay keep their timing and any probe under way.
+// that stay keep their timing, what the provider asked, and any probe under
+// way; backoff after failures ends, since the config may have fixed them.
 func (s *Scheduler) Apply(cfg *config.Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	modeChanged := s.settings.Mode != cfg.Probe.Mode || s.settings.Interval != cfg.Probe.Interval
+	restartLoops := s.settings.Mode != cfg.Probe.Mode || s.settings.Interval != cfg.Probe.Interval
 	if s.slots == nil || s.settings.Concurrency != cfg.Probe.Concurrency {
 		// Probes in flight release the slots they took; new ones use these.
 		s.slots = make(chan struct{}, cfg.Probe.Concurrency)
@@ -88,21 +114,26 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 
 	targets := cfg.Targets()
 	keep := make(map[collector.ID]bool, len(targets))
-	for _, t := range targets {
-		id := collector.IDOf(t)
+	for _, tc := range targets {
+		id := collector.IDOf(tc)
 		keep[id] = true
-		if existing := s.targets[id]; existing != nil {
-			existing.cfg = t
-			continue
+		t := s.targets[id]
+		if t == nil {
+			t = &target{wake: make(chan struct{}, 1)}
+			s.targets[id] = t
 		}
-		s.targets[id] = &target{cfg: t}
+		t.cfg = tc
+		t.failures, t.backoffUntil = 0, time.Time{}
+		s.updateIntervalLocked(id, t, true)
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
 	}
 	for id, t := range s.targets {
-		if !keep[id] || modeChanged {
-			if t.stopLoop != nil {
-				t.stopLoop()
-				t.stopLoop = nil
-			}
+		if t.stopLoop != nil && (!keep[id] || restartLoops) {
+			t.stopLoop()
+			t.stopLoop = nil
 		}
 		if !keep[id] {
 			delete(s.targets, id)
@@ -111,34 +142,65 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 	if s.settings.Mode != config.ModeInterval {
 		return
 	}
-	for i, t := range targets {
-		id := collector.IDOf(t)
-		if s.targets[id].stopLoop != nil {
+	// Spread the first probes over one interval rather than firing them together.
+	for i, tc := range targets {
+		id := collector.IDOf(tc)
+		t := s.targets[id]
+		if t.stopLoop != nil {
 			continue
 		}
-		spread := min(time.Duration(s.settings.Interval), startSpread)
-		offset := spread * time.Duration(i) / time.Duration(len(targets))
+		t.due = s.now().Add(time.Duration(s.settings.Interval) * time.Duration(i) / time.Duration(len(targets)))
 		ctx, stop := context.WithCancel(s.ctx)
-		s.targets[id].stopLoop = stop
+		t.stopLoop = stop
 		s.wg.Add(1)
-		go s.loop(ctx, id, offset)
+		go s.loop(ctx, id, t)
 	}
 }
 
-// loop probes one target every interval until ctx ends.
-func (s *Scheduler) loop(ctx context.Context, id collector.ID, delay time.Duration) {
+// updateIntervalLocked recomputes t's interval from the config and the
+// quota share, and reports a change. s.mu must be held.
+func (s *Scheduler) updateIntervalLocked(id collector.ID, t *target, force bool) {
+	configured := s.configuredPeriod()
+	needed, why := quotaInterval(t.limits, s.settings.MaxQuotaShare, t.tokensPerProbe)
+	interval := max(configured, needed)
+	if interval == t.interval && !force {
+		return
+	}
+	if interval > configured && interval != t.interval {
+		level.Info(s.logger).Log("msg", "Probe interval stretched to keep probes within max_quota_share",
+			"key", id.Key, "model", id.Model, "configured", configured, "interval", interval,
+			"window", why.Window, "limit", why.Limit, "max_quota_share", s.settings.MaxQuotaShare,
+			"tokens_per_probe", t.tokensPerProbe)
+	}
+	t.interval = interval
+	s.recorder.SetInterval(id, interval)
+}
+
+// loop probes one target when it is due, until ctx ends.
+func (s *Scheduler) loop(ctx context.Context, id collector.ID, t *target) {
 	defer s.wg.Done()
-	timer := time.NewTimer(delay)
+	s.mu.Lock()
+	timer := time.NewTimer(s.delayLocked(t))
+	s.mu.Unlock()
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-t.wake:
+			s.mu.Lock()
+			timer.Reset(s.delayLocked(t))
+			s.mu.Unlock()
+			continue
 		case <-timer.C:
 		}
 		s.mu.Lock()
-		timeout, interval := time.Duration(s.settings.Timeout), time.Duration(s.settings.Interval)
-		f := s.startLocked(id, s.now().Add(timeout))
+		if d := s.delayLocked(t); d > 0 { // a hold began after the timer was set
+			timer.Reset(d)
+			s.mu.Unlock()
+			continue
+		}
+		f := s.startLocked(id, s.now().Add(time.Duration(s.settings.Timeout)))
 		s.mu.Unlock()
 		if f != nil {
 			select {
@@ -147,15 +209,30 @@ func (s *Scheduler) loop(ctx context.Context, id collector.ID, delay time.Durati
 				return
 			}
 		}
-		timer.Reset(interval)
+		s.mu.Lock()
+		timer.Reset(s.delayLocked(t))
+		s.mu.Unlock()
 	}
 }
 
-// Refresh, in scrape mode, probes every target whose last probe is older
-// than min_interval and waits for those probes. Probes it starts end by
-// ctx's deadline, capped at the probe timeout, so their results, timeouts
-// included, are recorded when it returns; probes it shares with an earlier
-// caller are awaited only until ctx ends. In interval mode it does nothing.
+// delayLocked is how long until t may be probed. s.mu must be held.
+func (s *Scheduler) delayLocked(t *target) time.Duration {
+	next := t.due
+	if t.holdUntil.After(next) {
+		next = t.holdUntil
+	}
+	if t.backoffUntil.After(next) {
+		next = t.backoffUntil
+	}
+	return max(next.Sub(s.now()), 0)
+}
+
+// Refresh, in scrape mode, probes every target that is due (its last probe
+// is older than its interval and nothing holds it off) and waits for those
+// probes. Probes it starts end by ctx's deadline, capped at the probe
+// timeout, so their results, timeouts included, are recorded when it
+// returns; probes it shares with an earlier caller are awaited only until
+// ctx ends. In interval mode it does nothing.
 func (s *Scheduler) Refresh(ctx context.Context) {
 	s.mu.Lock()
 	if s.settings.Mode != config.ModeScrape {
@@ -172,7 +249,7 @@ func (s *Scheduler) Refresh(ctx context.Context) {
 		switch {
 		case t.flight != nil:
 			joined = append(joined, t.flight)
-		case t.last.IsZero() || now.Sub(t.last) >= time.Duration(s.settings.MinInterval):
+		case t.last.IsZero() || !now.Before(t.last.Add(t.interval)) && s.delayLocked(t) == 0:
 			started = append(started, s.startLocked(id, deadline))
 		}
 	}
@@ -225,6 +302,7 @@ func (s *Scheduler) probe(ctx context.Context, cfg config.Target, slots chan str
 	return s.prober.Probe(ctx, cfg)
 }
 
+// finish records a result and works out when the target may be probed next.
 func (s *Scheduler) finish(id collector.ID, t *target, f *flight, r *prober.Result) {
 	s.recorder.Record(id, r)
 
@@ -237,15 +315,39 @@ func (s *Scheduler) finish(id collector.ID, t *target, f *flight, r *prober.Resu
 	changed := t.lastOutcome != r.Outcome
 	t.lastOutcome = r.Outcome
 
-	logger := log.With(s.logger, "key", id.Key, "model", id.Model, "result", r.Outcome,
-		"status", r.StatusCode, "duration", r.Duration)
-	switch {
-	case r.Err == nil:
-		if changed {
-			level.Info(logger).Log("msg", "Probe succeeded")
-		} else {
-			level.Debug(logger).Log("msg", "Probe succeeded")
+	if r.Success() {
+		t.failures, t.backoffUntil = 0, time.Time{}
+		t.limits = t.limits[:0]
+		for _, o := range r.Observations {
+			if o.Kind == ratelimit.Limit {
+				t.limits = append(t.limits, o)
+			}
 		}
+	} else if isBackoffFailure(r) {
+		t.failures++
+	}
+	if r.Tokens > 0 {
+		t.tokensPerProbe = r.Tokens
+	}
+	s.updateIntervalLocked(id, t, false)
+	t.due = r.Time.Add(time.Duration(float64(t.interval) * (1 - jitterShare + 2*jitterShare*s.random())))
+
+	logger := log.With(s.logger, "key", id.Key, "model", id.Model)
+	if wait, why := providerHold(r); wait > 0 {
+		t.holdUntil = r.Time.Add(wait)
+		level.Info(logger).Log("msg", "Holding off probes as the provider asked", "reason", why, "until", t.holdUntil)
+	}
+	if wait, why := failureBackoff(r, t.failures, t.interval, s.random); wait > 0 {
+		t.backoffUntil = r.Time.Add(wait)
+		level.Debug(logger).Log("msg", "Backing off after failures", "reason", why, "failures", t.failures, "until", t.backoffUntil)
+	}
+
+	logger = log.With(logger, "result", r.Outcome, "status", r.StatusCode, "duration", r.Duration)
+	switch {
+	case r.Err == nil && changed:
+		level.Info(logger).Log("msg", "Probe succeeded")
+	case r.Err == nil:
+		level.Debug(logger).Log("msg", "Probe succeeded")
 	case changed:
 		level.Warn(logger).Log("msg", "Probe failed", "err", r.Err)
 	default:

@@ -2,24 +2,39 @@
 package server
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 )
 
+// TextWriter writes metrics in the text exposition format.
+type TextWriter interface {
+	WriteText(w io.Writer) error
+}
+
 // Options are what the endpoints need.
 type Options struct {
 	MetricsPath string
-	Registry    *prometheus.Registry
+	// Registry holds the exporter's own metrics (Go, process, build, reload).
+	Registry *prometheus.Registry
+	// Observations writes the rate-limit metrics, rendered when probes end.
+	Observations TextWriter
+	// MaxRequests bounds concurrent scrapes; more are answered 503. 0: no bound.
+	MaxRequests int
 	// Refresh brings the metrics up to date before a scrape; ctx carries
 	// the scrape's deadline. It may be nil.
 	Refresh func(ctx context.Context)
@@ -39,11 +54,8 @@ const DashboardPath = "/grafana/dashboard.json"
 // Handler returns the mux that serves every endpoint.
 func Handler(o Options) (http.Handler, error) {
 	mux := http.NewServeMux()
-	metrics := promhttp.InstrumentMetricHandler(o.Registry, promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{
-		ErrorLog:      promLogger{o.Logger},
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
-	mux.Handle("GET "+o.MetricsPath, scrapeHandler(metrics, o.Refresh, o.TimeoutOffset))
+	metrics := promhttp.InstrumentMetricHandler(o.Registry, metricsHandler(o.Registry, o.Observations, o.Logger))
+	mux.Handle("GET "+o.MetricsPath, limitRequests(scrapeHandler(metrics, o.Refresh, o.TimeoutOffset), o.MaxRequests))
 
 	if len(o.Dashboard) > 0 {
 		mux.HandleFunc("GET "+DashboardPath, func(w http.ResponseWriter, _ *http.Request) {
@@ -134,9 +146,71 @@ func ScrapeTimeout(r *http.Request, offset time.Duration) (time.Duration, bool) 
 	return timeout, true
 }
 
-// promLogger adapts the logger to promhttp's Println.
-type promLogger struct{ logger log.Logger }
+// metricsHandler writes the registry's metrics, then the rate-limit
+// metrics as they were rendered when their probes ended: a scrape costs
+// about what writing the bytes costs.
+func metricsHandler(reg prometheus.Gatherer, observations TextWriter, logger log.Logger) http.Handler {
+	textFormat := expfmt.NewFormat(expfmt.TypeTextPlain)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		families, err := reg.Gather()
+		if err != nil {
+			// Partial failure: serve what was gathered, as promhttp's ContinueOnError does.
+			level.Error(logger).Log("msg", "Error gathering the exporter's own metrics", "err", err)
+		}
+		w.Header().Set("Content-Type", string(textFormat))
+		var out io.Writer = w
+		if gzipAccepted(r) {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Header().Add("Vary", "Accept-Encoding")
+			gz := gzipWriters.Get().(*gzip.Writer)
+			gz.Reset(w)
+			defer func() {
+				gz.Close()
+				gzipWriters.Put(gz)
+			}()
+			out = gz
+		}
+		enc := expfmt.NewEncoder(out, textFormat)
+		for _, mf := range families {
+			if err := enc.Encode(mf); err != nil {
+				level.Debug(logger).Log("msg", "Error writing metrics", "err", err)
+				return
+			}
+		}
+		if err := observations.WriteText(out); err != nil {
+			level.Debug(logger).Log("msg", "Error writing metrics", "err", err)
+		}
+	})
+}
 
-func (l promLogger) Println(v ...any) {
-	level.Error(l.logger).Log("msg", fmt.Sprint(v...))
+var gzipWriters = sync.Pool{New: func() any {
+	gz, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return gz
+}}
+
+func gzipAccepted(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}
+
+// limitRequests answers 503 to requests beyond max in flight.
+func limitRequests(next http.Handler, max int) http.Handler {
+	if max <= 0 {
+		return next
+	}
+	slots := make(chan struct{}, max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			next.ServeHTTP(w, r)
+		default:
+			http.Error(w, fmt.Sprintf("Too many concurrent scrapes (--web.max-requests=%d)", max), http.StatusServiceUnavailable)
+		}
+	})
 }

@@ -1,0 +1,123 @@
+package scheduler
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+)
+
+// Caps on how long the provider's answers can hold probes off.
+const (
+	maxRetryAfter = time.Hour      // a 429's Retry-After
+	maxBackoff    = time.Hour      // repeated failures
+	maxResetWait  = 24 * time.Hour // a window at 0 until its reset; bounds a bogus reset value
+)
+
+// windowLengths are the lengths of the windows named in header names.
+// Windows of other names do not stretch the probe interval.
+var windowLengths = map[string]time.Duration{
+	"second": time.Second,
+	"minute": time.Minute,
+	"hour":   time.Hour,
+	"day":    24 * time.Hour,
+	"week":   7 * 24 * time.Hour,
+}
+
+// stretch says why an interval was made longer than configured.
+type stretch struct {
+	Window string  // such as "requests/day"
+	Limit  float64 // the window's limit
+}
+
+// quotaInterval returns the shortest interval between probes of one key and
+// model that spends at most share of every window's limit, given the limits
+// last read and the tokens one probe costs (0 when unknown), and the window
+// that sets it. With no limits known, or share 1, it returns 0.
+func quotaInterval(obs []ratelimit.Observation, share, tokensPerProbe float64) (time.Duration, stretch) {
+	var longest time.Duration
+	var why stretch
+	if share >= 1 || share <= 0 {
+		return 0, why
+	}
+	for _, o := range obs {
+		length, known := windowLengths[o.Window]
+		if o.Kind != ratelimit.Limit || o.Value <= 0 || !known {
+			continue
+		}
+		var cost float64
+		switch o.Resource {
+		case "requests":
+			cost = 1
+		case "tokens":
+			cost = tokensPerProbe
+		}
+		if cost <= 0 {
+			continue
+		}
+		probesAllowed := share * o.Value / cost
+		interval := time.Duration(float64(length) / probesAllowed)
+		if interval > longest {
+			longest, why = interval, stretch{Window: o.Resource + "/" + o.Window, Limit: o.Value}
+		}
+	}
+	return longest, why
+}
+
+// isBackoffFailure reports whether r is a failure that repeated probes
+// cannot fix soon: refused keys, other client errors, outages, timeouts.
+func isBackoffFailure(r *prober.Result) bool {
+	switch r.Outcome {
+	case prober.Unauthorized, prober.HTTPError, prober.Timeout, prober.NetworkError:
+		return true
+	}
+	return false
+}
+
+// providerHold returns how long the provider asked, by r, that no probe of
+// the same key and model be sent, and why: a 429's Retry-After, or a window
+// with nothing left until its reset.
+func providerHold(r *prober.Result) (time.Duration, string) {
+	var wait time.Duration
+	var reason string
+	if r.Outcome == prober.RateLimited && r.RetryAfter > 0 {
+		wait, reason = min(r.RetryAfter, maxRetryAfter), "Retry-After"
+	}
+	resets := map[[2]string]float64{}
+	for _, o := range r.Observations {
+		if o.Kind == ratelimit.Reset {
+			resets[[2]string{o.Resource, o.Window}] = o.Value
+		}
+	}
+	for _, o := range r.Observations {
+		if o.Kind != ratelimit.Remaining || o.Value != 0 {
+			continue
+		}
+		reset, ok := resets[[2]string{o.Resource, o.Window}]
+		if d := min(time.Duration(reset*float64(time.Second)), maxResetWait); ok && d > wait {
+			wait, reason = d, fmt.Sprintf("%s/%s exhausted until its reset", o.Resource, o.Window)
+		}
+	}
+	return wait, reason
+}
+
+// failureBackoff returns how long to wait after r, the failures-th failure
+// in a row, before probing again: base doubled per failure, capped at
+// maxBackoff, with jitter for outages, which end for every client at once.
+// jitter returns a number in [0, 1). It returns 0 for results that are not
+// failures to back off from.
+func failureBackoff(r *prober.Result, failures int, base time.Duration, jitter func() float64) (time.Duration, string) {
+	if !isBackoffFailure(r) || failures < 1 {
+		return 0, ""
+	}
+	backoff := max(base, time.Second)
+	for i := 0; i < failures && backoff < maxBackoff; i++ {
+		backoff *= 2
+	}
+	backoff = min(backoff, maxBackoff)
+	if r.StatusCode >= 500 || r.Outcome == prober.Timeout || r.Outcome == prober.NetworkError {
+		return min(time.Duration(float64(backoff)*(0.5+jitter())), maxBackoff), "backoff with jitter"
+	}
+	return backoff, "backoff"
+}
