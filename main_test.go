@@ -454,3 +454,58 @@ func TestDemoServesLiveSeries(t *testing.T) {
 		t.Error("/metrics shows a demo key")
 	}
 }
+
+func TestParallelScrapesShareProbes(t *testing.T) {
+	sim, url := startSimulator(t)
+	sim.SetLatency(300 * time.Millisecond)
+	keyFile, env := keyEnv(t)
+	cfg := writeConfig(t, strings.Replace(strings.Replace(twoKeyConfig(url, "scrape"), "REVOKED_KEY_FILE", keyFile, 1),
+		"min_interval: 0s", "min_interval: 1m", 1))
+	// Above the default 40, which would refuse some of the 50.
+	e := start(t, env, "--config.file="+cfg, "--web.max-requests=100")
+	var wg sync.WaitGroup
+	statuses := make(chan int, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, _ := e.get(t, "/metrics", "X-Prometheus-Scrape-Timeout-Seconds", "5")
+			statuses <- status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != 200 {
+			t.Errorf("a scrape answered %d", s)
+		}
+	}
+	if n := sim.Requests(); n != 3 {
+		t.Errorf("50 parallel scrapes sent %d probes, want 3 (one per key and model)", n)
+	}
+}
+
+func TestMaxRequests(t *testing.T) {
+	sim, url := startSimulator(t)
+	sim.SetLatency(time.Second)
+	keyFile, env := keyEnv(t)
+	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "scrape"), "REVOKED_KEY_FILE", keyFile, 1))
+	e := start(t, env, "--config.file="+cfg, "--web.max-requests=2")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, _ := e.get(t, "/metrics")
+			mu.Lock()
+			counts[status]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if counts[200] != 2 || counts[503] != 4 {
+		t.Errorf("6 scrapes at once with --web.max-requests=2: %v, want 2 answered and 4 refused with 503", counts)
+	}
+}

@@ -268,13 +268,17 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	bs := a.bucketsFor(req.Model, s.now())
 	code := ""
-	for _, w := range Windows {
-		if b := (*bs)["requests"][w.Name]; b != nil && b.level < 1 {
-			code = "request_quota_exceeded"
-		}
-		// The provider reserves max_completion_tokens before it runs a request.
-		if b := (*bs)["tokens"][w.Name]; code == "" && b != nil && b.level < float64(prompt+completion) {
-			code = "token_quota_exceeded"
+	var retryAfter float64 // seconds until every short bucket has room
+	need := map[string]float64{"requests": 1, "tokens": float64(prompt + completion)}
+	for _, resource := range Resources {
+		for _, w := range Windows {
+			// The provider reserves max_completion_tokens before it runs a request.
+			if b := (*bs)[resource][w.Name]; b != nil && b.level < need[resource] {
+				if code == "" {
+					code = map[string]string{"requests": "request_quota_exceeded", "tokens": "token_quota_exceeded"}[resource]
+				}
+				retryAfter = math.Max(retryAfter, (need[resource]-b.level)/b.limit*b.length.Seconds())
+			}
 		}
 	}
 	if code == "" {
@@ -297,6 +301,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHeaders(w.Header(), bs)
 	}
 	if code != "" {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter))))
 		writeError(w, http.StatusTooManyRequests, code, "Rate limit exceeded")
 		return
 	}

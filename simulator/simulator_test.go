@@ -43,7 +43,7 @@ func TestBucketsRefillContinuously(t *testing.T) {
 
 	s.Exhaust("k", "m")
 	if w = post(t, s, "k", probe); w.Code != 429 || !strings.Contains(w.Body.String(), `"code":"request_quota_exceeded"`) ||
-		w.Header().Get("x-ratelimit-remaining-requests-minute") != "0" {
+		w.Header().Get("x-ratelimit-remaining-requests-minute") != "0" || w.Header().Get("Retry-After") != "10" {
 		t.Errorf("exhausted: %d %s %v", w.Code, w.Body, w.Header())
 	}
 	now = now.Add(10 * time.Second) // one request refills

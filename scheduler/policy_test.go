@@ -1,0 +1,107 @@
+package scheduler
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+)
+
+func limit(resource, window string, v float64) ratelimit.Observation {
+	return ratelimit.Observation{Kind: ratelimit.Limit, Resource: resource, Window: window, Value: v}
+}
+
+func TestQuotaInterval(t *testing.T) {
+	freeTrial := []ratelimit.Observation{
+		limit("requests", "minute", 5), limit("requests", "hour", 150), limit("requests", "day", 2400),
+		limit("tokens", "minute", 30000), limit("tokens", "hour", 1e6), limit("tokens", "day", 1e6),
+	}
+	for _, tc := range []struct {
+		name   string
+		obs    []ratelimit.Observation
+		share  float64
+		tokens float64
+		want   time.Duration
+		window string
+	}{
+		{"14,400 a day at 5%: 120s", []ratelimit.Observation{limit("requests", "day", 14400)}, 0.05, 10, 120 * time.Second, "requests/day"},
+		{"free trial: the day window sets it", freeTrial, 0.05, 10, 720 * time.Second, "requests/day"},
+		{"free trial at 50%", freeTrial, 0.5, 10, 72 * time.Second, "requests/day"},
+		{"tokens set it when a probe is dear", []ratelimit.Observation{limit("requests", "day", 1e6), limit("tokens", "minute", 1000)}, 0.05, 100, 120 * time.Second, "tokens/minute"},
+		{"tokens unknown: only requests count", []ratelimit.Observation{limit("requests", "day", 1e6), limit("tokens", "minute", 1000)}, 0.05, 0, 1728 * time.Millisecond, "requests/day"},
+		{"share 1 turns it off", freeTrial, 1, 10, 0, ""},
+		{"no limits known", nil, 0.05, 10, 0, ""},
+		{"unnamed window is skipped", []ratelimit.Observation{limit("requests", "", 10)}, 0.05, 10, 0, ""},
+		{"a zero limit is skipped", []ratelimit.Observation{limit("requests", "day", 0)}, 0.05, 10, 0, ""},
+		{"remaining is not a limit", []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "day", Value: 1}}, 0.05, 10, 0, ""},
+	} {
+		got, why := quotaInterval(tc.obs, tc.share, tc.tokens)
+		if got != tc.want || why.Window != tc.window {
+			t.Errorf("%s: got %s (%s), want %s (%s)", tc.name, got, why.Window, tc.want, tc.window)
+		}
+	}
+}
+
+func TestProviderHold(t *testing.T) {
+	exhausted := []ratelimit.Observation{
+		{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: 0},
+		{Kind: ratelimit.Reset, Resource: "requests", Window: "minute", Value: 41.5},
+		{Kind: ratelimit.Remaining, Resource: "tokens", Window: "day", Value: 10},
+		{Kind: ratelimit.Reset, Resource: "tokens", Window: "day", Value: 30000},
+	}
+	for _, tc := range []struct {
+		name   string
+		r      prober.Result
+		want   time.Duration
+		reason string
+	}{
+		{"success", prober.Result{Outcome: prober.Success}, 0, ""},
+		{"429 Retry-After", prober.Result{Outcome: prober.RateLimited, RetryAfter: 30 * time.Second}, 30 * time.Second, "Retry-After"},
+		{"429 Retry-After capped", prober.Result{Outcome: prober.RateLimited, RetryAfter: 5 * time.Hour}, time.Hour, "Retry-After"},
+		{"503 Retry-After is backoff's business", prober.Result{Outcome: prober.HTTPError, StatusCode: 503, RetryAfter: time.Minute}, 0, ""},
+		{"a window at 0 waits for its reset", prober.Result{Outcome: prober.RateLimited, RetryAfter: 12 * time.Second, Observations: exhausted}, 41500 * time.Millisecond, "requests/minute exhausted until its reset"},
+		{"also after a 200", prober.Result{Outcome: prober.Success, Observations: exhausted}, 41500 * time.Millisecond, "requests/minute exhausted until its reset"},
+		{"reset capped at a day", prober.Result{Outcome: prober.Success, Observations: []ratelimit.Observation{
+			{Kind: ratelimit.Remaining, Resource: "requests", Window: "week", Value: 0},
+			{Kind: ratelimit.Reset, Resource: "requests", Window: "week", Value: 1e9},
+		}}, 24 * time.Hour, "requests/week exhausted until its reset"},
+	} {
+		got, reason := providerHold(&tc.r)
+		if got != tc.want || reason != tc.reason {
+			t.Errorf("%s: got %s %q, want %s %q", tc.name, got, reason, tc.want, tc.reason)
+		}
+	}
+}
+
+func TestFailureBackoff(t *testing.T) {
+	jitter := func() float64 { return 0.25 } // scales by 0.75
+	unauthorized := prober.Result{Outcome: prober.Unauthorized, StatusCode: 401}
+	for _, tc := range []struct {
+		name     string
+		r        prober.Result
+		failures int
+		base     time.Duration
+		want     time.Duration
+		reason   string
+	}{
+		{"first 401 doubles the interval", unauthorized, 1, time.Minute, 2 * time.Minute, "backoff"},
+		{"second 401", unauthorized, 2, time.Minute, 4 * time.Minute, "backoff"},
+		{"fifth 401", unauthorized, 5, time.Minute, 32 * time.Minute, "backoff"},
+		{"capped at an hour", unauthorized, 6, time.Minute, time.Hour, "backoff"},
+		{"many failures do not overflow", unauthorized, 500, 24 * time.Hour, time.Hour, "backoff"},
+		{"unreadable key file", prober.Result{Outcome: prober.Unauthorized}, 1, time.Minute, 2 * time.Minute, "backoff"},
+		{"404 model", prober.Result{Outcome: prober.HTTPError, StatusCode: 404}, 1, time.Minute, 2 * time.Minute, "backoff"},
+		{"503 with jitter", prober.Result{Outcome: prober.HTTPError, StatusCode: 503}, 1, time.Minute, 90 * time.Second, "backoff with jitter"},
+		{"network error with jitter", prober.Result{Outcome: prober.NetworkError}, 2, time.Minute, 3 * time.Minute, "backoff with jitter"},
+		{"timeout with jitter", prober.Result{Outcome: prober.Timeout}, 1, 10 * time.Second, 15 * time.Second, "backoff with jitter"},
+		{"scrape mode min_interval 0 backs off from 1s", unauthorized, 1, 0, 2 * time.Second, "backoff"},
+		{"429 is not a failure to back off from", prober.Result{Outcome: prober.RateLimited, StatusCode: 429}, 1, time.Minute, 0, ""},
+		{"no headers is not either", prober.Result{Outcome: prober.NoHeaders, StatusCode: 200}, 1, time.Minute, 0, ""},
+	} {
+		got, reason := failureBackoff(&tc.r, tc.failures, tc.base, jitter)
+		if got != tc.want || reason != tc.reason {
+			t.Errorf("%s: got %s %q, want %s %q", tc.name, got, reason, tc.want, tc.reason)
+		}
+	}
+}
