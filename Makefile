@@ -14,7 +14,7 @@ LDFLAGS   := -s -w \
 	-X $(VERSION_PKG).BuildUser=$(shell id -un 2>/dev/null)@$(shell hostname 2>/dev/null) \
 	-X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: all build test vet demo clean
+.PHONY: all build test vet bench demo clean
 
 all: test build
 
@@ -32,6 +32,13 @@ E2E := ^(TestEndToEndWithPrometheus|TestPrometheusRules)$$
 test: vet
 	$(GO) test -race -count=1 -skip '$(E2E)' ./...
 	$(GO) test -race -count=1 -run '$(E2E)' -v . | grep -v '^=== RUN'
+
+# Figures for BENCHMARKS.md: Go benchmarks, then the built binary against the
+# simulator and Debian's prometheus-blackbox-exporter.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./ratelimit ./server
+	@command -v prometheus-blackbox-exporter >/dev/null || { echo "bench: apt-get install prometheus-blackbox-exporter"; exit 1; }
+	$(GO) run ./bench
 
 demo:
 	$(GO) run . --demo

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
@@ -37,6 +35,7 @@ type Collector struct {
 	mu      sync.RWMutex
 	targets map[ID]*state
 	order   []ID
+	scratch []byte // render buffer, reused under mu
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -59,7 +58,10 @@ type state struct {
 	tokens       float64
 	headerErrors float64
 
-	text [numFamilies][]byte // the target's samples of each family, as exposition text
+	// text holds the target's samples as exposition text, family by
+	// family: family f is text[offsets[f]:offsets[f+1]].
+	text    []byte
+	offsets [numFamilies + 1]int
 }
 
 var outcomeIndex = func() map[prober.Outcome]int {
@@ -102,7 +104,7 @@ func (c *Collector) Apply(targets []config.Target) {
 			s = &state{probes: make([]float64, len(prober.Outcomes))}
 		}
 		s.descs, s.labelValues = d, values
-		s.render()
+		s.render(&c.scratch)
 		next[id] = s
 		order = append(order, id)
 	}
@@ -129,7 +131,7 @@ func (c *Collector) Record(id ID, r *prober.Result) {
 	s.probes[outcomeIndex[r.Outcome]]++
 	s.tokens += r.Tokens
 	s.headerErrors += float64(r.InvalidHeaders)
-	s.render()
+	s.render(&c.scratch)
 }
 
 // SetInterval records the time between probes of the target id.
@@ -138,7 +140,7 @@ func (c *Collector) SetInterval(id ID, d time.Duration) {
 	defer c.mu.Unlock()
 	if s := c.targets[id]; s != nil && s.interval != d {
 		s.interval = d
-		s.render()
+		s.render(&c.scratch)
 	}
 }
 
@@ -150,7 +152,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for _, id := range c.order {
-		c.targets[id].emit(func(_ family, m prometheus.Metric) { ch <- m })
+		s := c.targets[id]
+		for f := range numFamilies {
+			s.each(f, func(labelValues []string, v float64) {
+				ch <- prometheus.MustNewConstMetric(s.descs.desc[f], f.valueType(), v, labelValues...)
+			})
+		}
 	}
 }
 
@@ -163,7 +170,8 @@ func (c *Collector) WriteText(w io.Writer) error {
 	for f, fam := range families {
 		started := false
 		for _, id := range c.order {
-			text := c.targets[id].text[f]
+			s := c.targets[id]
+			text := s.text[s.offsets[f]:s.offsets[f+1]]
 			if len(text) == 0 {
 				continue
 			}
@@ -177,82 +185,79 @@ func (c *Collector) WriteText(w io.Writer) error {
 	return bw.Flush()
 }
 
-// render refreshes the target's exposition text. Rendering with the text
-// encoder of prometheus/common keeps the format the one promhttp writes.
-func (s *state) render() {
-	var byFamily [numFamilies][]*dto.Metric
-	s.emit(func(f family, m prometheus.Metric) {
-		out := &dto.Metric{}
-		if err := m.Write(out); err == nil {
-			byFamily[f] = append(byFamily[f], out)
-		}
-	})
-	var buf bytes.Buffer
-	for f, metrics := range byFamily {
-		s.text[f] = s.text[f][:0]
-		if len(metrics) == 0 {
-			continue
-		}
-		buf.Reset()
-		fam := families[f]
-		typ := fam.typ
-		if _, err := expfmt.MetricFamilyToText(&buf, &dto.MetricFamily{Name: &fam.name, Help: &fam.help, Type: &typ, Metric: metrics}); err != nil {
-			continue
-		}
-		// Keep the samples; WriteText writes HELP and TYPE once per family.
-		text := buf.Bytes()
-		for range 2 {
-			text = text[bytes.IndexByte(text, '\n')+1:]
-		}
-		s.text[f] = append(s.text[f], text...)
+// render refreshes the target's exposition text, in scratch, then in an
+// exact-size copy: it is what the target costs in memory.
+func (s *state) render(scratch *[]byte) {
+	buf := (*scratch)[:0]
+	for f := range numFamilies {
+		s.offsets[f] = len(buf)
+		s.each(f, func(labelValues []string, v float64) {
+			buf = appendSample(buf, families[f].name, s.descs.names[f], s.descs.sorted[f], labelValues, v)
+		})
 	}
+	s.offsets[numFamilies] = len(buf)
+	if cap(s.text) >= len(buf) && cap(s.text)-len(buf) <= len(buf)/8 {
+		s.text = append(s.text[:0], buf...)
+	} else {
+		s.text = bytes.Clone(buf)
+	}
+	*scratch = buf
 }
 
-// emit passes each of the target's metrics, with its family, to send.
-func (s *state) emit(send func(family, prometheus.Metric)) {
-	d, lv := s.descs, s.labelValues
-	gauge := func(f family, v float64, labels ...string) {
-		send(f, prometheus.MustNewConstMetric(d[f], prometheus.GaugeValue, v, labels...))
-	}
-	counter := func(f family, v float64, labels ...string) {
-		send(f, prometheus.MustNewConstMetric(d[f], prometheus.CounterValue, v, labels...))
-	}
+// kindOf is the header kind of each rate-limit family.
+var kindOf = [numFamilies]ratelimit.Kind{famLimit: ratelimit.Limit, famRemaining: ratelimit.Remaining,
+	famReset: ratelimit.Reset, famResetTimestamp: ratelimit.Reset}
 
-	withWindow := make([]string, 0, len(lv)+2)
-	for _, o := range s.observations {
-		withWindow = append(withWindow[:0], lv[:3]...)
-		withWindow = append(withWindow, o.Resource, o.Window)
-		withWindow = append(withWindow, lv[3:]...)
-		switch o.Kind {
-		case ratelimit.Limit:
-			gauge(famLimit, o.Value, withWindow...)
-		case ratelimit.Remaining:
-			gauge(famRemaining, o.Value, withWindow...)
-		case ratelimit.Reset:
-			gauge(famReset, o.Value, withWindow...)
-			gauge(famResetTimestamp, unixSeconds(s.observedAt)+o.Value, withWindow...)
+// each calls fn with every sample of family f: its label values, in the
+// order of the family's label names, and its value. fn must not keep
+// labelValues.
+func (s *state) each(f family, fn func(labelValues []string, v float64)) {
+	lv := s.labelValues
+	var values [16]string
+	switch f {
+	case famLimit, famRemaining, famReset, famResetTimestamp:
+		for _, o := range s.observations {
+			if o.Kind != kindOf[f] {
+				continue
+			}
+			withWindow := append(append(append(values[:0], lv[:3]...), o.Resource, o.Window), lv[3:]...)
+			v := o.Value
+			if f == famResetTimestamp {
+				v += unixSeconds(s.observedAt)
+			}
+			fn(withWindow, v)
 		}
+	case famSuccess:
+		if s.probed {
+			fn(lv, boolToFloat(s.success))
+		}
+	case famDuration:
+		if s.probed {
+			fn(lv, s.duration.Seconds())
+		}
+	case famStatusCode:
+		if s.probed {
+			fn(lv, float64(s.statusCode))
+		}
+	case famLastSuccess:
+		if !s.lastSuccess.IsZero() {
+			fn(lv, unixSeconds(s.lastSuccess))
+		}
+	case famInterval:
+		if s.interval > 0 {
+			fn(lv[:3], s.interval.Seconds())
+		}
+	case famProbes:
+		withResult := append(append(append(values[:0], lv[:3]...), ""), lv[3:]...)
+		for i, o := range prober.Outcomes {
+			withResult[3] = string(o)
+			fn(withResult, s.probes[i])
+		}
+	case famTokens:
+		fn(lv, s.tokens)
+	case famHeaderErrors:
+		fn(lv[:3], s.headerErrors)
 	}
-
-	if s.probed {
-		gauge(famSuccess, boolToFloat(s.success), lv...)
-		gauge(famDuration, s.duration.Seconds(), lv...)
-		gauge(famStatusCode, float64(s.statusCode), lv...)
-	}
-	if !s.lastSuccess.IsZero() {
-		gauge(famLastSuccess, unixSeconds(s.lastSuccess), lv...)
-	}
-	if s.interval > 0 {
-		gauge(famInterval, s.interval.Seconds(), lv[:3]...)
-	}
-	withResult := append(append(make([]string, 0, len(lv)+1), lv[:3]...), "")
-	withResult = append(withResult, lv[3:]...)
-	for i, o := range prober.Outcomes {
-		withResult[3] = string(o)
-		counter(famProbes, s.probes[i], withResult...)
-	}
-	counter(famTokens, s.tokens, lv...)
-	counter(famHeaderErrors, s.headerErrors, lv[:3]...)
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -228,6 +228,7 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 		{Name: "prod", Provider: "cerebras", Models: []string{"a", "b"}, Labels: map[string]string{"team": "search", "env": "p"}},
 		{Name: "plain", Provider: "cerebras", Models: []string{"a"}},
 		{Name: "never", Provider: "cerebras", Models: []string{"a"}},
+		{Name: "odd", Provider: "cerebras", Models: []string{`m"x\y`}, Labels: map[string]string{"team": "a\"b\\c\nd", "zone": "ü ß"}},
 	}
 	c, reg, targets := newTestCollector(t, keys...)
 	for i, target := range targets[:3] {
@@ -236,6 +237,12 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 		c.SetInterval(IDOf(target), time.Duration(i+1)*time.Minute)
 	}
 	c.Record(IDOf(targets[2]), &prober.Result{Time: probeTime, Outcome: prober.Timeout})
+	c.Record(IDOf(targets[4]), &prober.Result{Time: probeTime, Duration: 1234567 * time.Nanosecond, StatusCode: 429,
+		Outcome: prober.RateLimited, Observations: []ratelimit.Observation{
+			{Kind: ratelimit.Remaining, Resource: "tokens", Window: "", Value: 0},
+			{Kind: ratelimit.Limit, Resource: "tokens", Window: "", Value: 1e21},
+			{Kind: ratelimit.Reset, Resource: "tokens", Window: "", Value: 1.0000000000000002},
+		}})
 
 	var text strings.Builder
 	if err := c.WriteText(&text); err != nil {

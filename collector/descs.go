@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"sort"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -56,8 +58,13 @@ var families = [numFamilies]struct {
 }
 
 // descs are the descriptors of every family for targets that share one set
-// of extra label names.
-type descs [numFamilies]*prometheus.Desc
+// of extra label names, with the label names in descriptor order and that
+// order sorted, as the text format writes them.
+type descs struct {
+	desc   [numFamilies]*prometheus.Desc
+	names  [numFamilies][]string
+	sorted [numFamilies][]int // indexes into names, by name
+}
 
 func newDescs(extraLabels []string) *descs {
 	identity := []string{"key", "provider", "model"}
@@ -67,9 +74,23 @@ func newDescs(extraLabels []string) *descs {
 		windowLabels:   append(append(append([]string(nil), identity...), "resource", "window"), extraLabels...),
 		resultLabels:   append(append(append([]string(nil), identity...), "result"), extraLabels...),
 	}
-	var d descs
+	d := &descs{}
 	for f, fam := range families {
-		d[f] = prometheus.NewDesc(fam.name, fam.help, byLabels[fam.labels], nil)
+		names := byLabels[fam.labels]
+		d.desc[f] = prometheus.NewDesc(fam.name, fam.help, names, nil)
+		d.names[f] = names
+		d.sorted[f] = make([]int, len(names))
+		for i := range names {
+			d.sorted[f][i] = i
+		}
+		sort.Slice(d.sorted[f], func(i, j int) bool { return names[d.sorted[f][i]] < names[d.sorted[f][j]] })
 	}
-	return &d
+	return d
+}
+
+func (f family) valueType() prometheus.ValueType {
+	if families[f].typ == dto.MetricType_COUNTER {
+		return prometheus.CounterValue
+	}
+	return prometheus.GaugeValue
 }

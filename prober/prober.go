@@ -71,11 +71,18 @@ type Prober struct {
 	now       func() time.Time
 }
 
+// idleConnsPerHost keeps a connection for each probe that may be in flight
+// to one provider, so that probes do not pay for a TLS handshake each.
+const idleConnsPerHost = 64
+
 // New returns a prober that sends requests with client, or with a client
 // that does not follow redirects when client is nil.
 func New(client *http.Client, userAgent string) *Prober {
 	if client == nil {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = idleConnsPerHost
 		client = &http.Client{
+			Transport: transport,
 			// A redirect would carry the key somewhere the config did not name.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}

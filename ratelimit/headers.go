@@ -85,9 +85,27 @@ func parseName(rest string) (kind Kind, resource, window string, ok bool) {
 		return "", "", "", false
 	}
 	if i := strings.LastIndexByte(rest, '-'); i >= 0 {
-		return kind, rest[:i], rest[i+1:], true
+		return kind, intern(rest[:i]), intern(rest[i+1:]), true
 	}
-	return kind, rest, "", true
+	return kind, intern(rest), "", true
+}
+
+// intern returns the common names as constants, so that the observations
+// kept between probes do not each hold on to a copy of their header's name.
+func intern(s string) string {
+	switch s {
+	case "requests":
+		return "requests"
+	case "tokens":
+		return "tokens"
+	case "minute":
+		return "minute"
+	case "hour":
+		return "hour"
+	case "day":
+		return "day"
+	}
+	return s
 }
 
 // validNamePart accepts lower-case letters, digits, '_' and inner hyphens.

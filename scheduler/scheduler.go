@@ -51,14 +51,13 @@ type Scheduler struct {
 	settings config.Probe
 	slots    chan struct{} // probes in flight, bounded by settings.Concurrency
 	targets  map[collector.ID]*target
+	kick     chan struct{} // tells the dispatcher that timing changed
 }
 
 type target struct {
 	cfg         config.Target
 	flight      *flight
-	stopLoop    context.CancelFunc // interval mode only
-	wake        chan struct{}      // tells the loop its timing changed
-	last        time.Time          // when the last probe ended
+	last        time.Time // when the last probe ended
 	lastOutcome prober.Outcome
 
 	limits         []ratelimit.Observation // the limits last read
@@ -78,7 +77,7 @@ type flight struct {
 // New returns a scheduler that probes with p and records into r.
 func New(p Prober, r Recorder, logger log.Logger) *Scheduler {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Scheduler{
+	s := &Scheduler{
 		prober:   p,
 		recorder: r,
 		logger:   logger,
@@ -87,7 +86,11 @@ func New(p Prober, r Recorder, logger log.Logger) *Scheduler {
 		ctx:      ctx,
 		cancel:   cancel,
 		targets:  map[collector.ID]*target{},
+		kick:     make(chan struct{}, 1),
 	}
+	s.wg.Add(1)
+	go s.dispatch()
+	return s
 }
 
 // configuredPeriod is the shortest time between two probes of one target
@@ -105,7 +108,7 @@ func (s *Scheduler) configuredPeriod() time.Duration {
 func (s *Scheduler) Apply(cfg *config.Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	restartLoops := s.settings.Mode != cfg.Probe.Mode || s.settings.Interval != cfg.Probe.Interval
+	respread := s.settings.Mode != cfg.Probe.Mode || s.settings.Interval != cfg.Probe.Interval
 	if s.slots == nil || s.settings.Concurrency != cfg.Probe.Concurrency {
 		// Probes in flight release the slots they took; new ones use these.
 		s.slots = make(chan struct{}, cfg.Probe.Concurrency)
@@ -114,46 +117,35 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 
 	targets := cfg.Targets()
 	keep := make(map[collector.ID]bool, len(targets))
-	for _, tc := range targets {
+	now := s.now()
+	for i, tc := range targets {
 		id := collector.IDOf(tc)
 		keep[id] = true
 		t := s.targets[id]
-		if t == nil {
-			t = &target{wake: make(chan struct{}, 1)}
-			s.targets[id] = t
+		if t == nil || respread {
+			if t == nil {
+				t = &target{}
+				s.targets[id] = t
+			}
+			// Spread the first probes over one interval rather than firing them together.
+			t.due = now.Add(time.Duration(s.settings.Interval) * time.Duration(i) / time.Duration(len(targets)))
 		}
 		t.cfg = tc
 		t.failures, t.backoffUntil = 0, time.Time{}
 		s.updateIntervalLocked(id, t, true)
-		select {
-		case t.wake <- struct{}{}:
-		default:
-		}
 	}
-	for id, t := range s.targets {
-		if t.stopLoop != nil && (!keep[id] || restartLoops) {
-			t.stopLoop()
-			t.stopLoop = nil
-		}
+	for id := range s.targets {
 		if !keep[id] {
 			delete(s.targets, id)
 		}
 	}
-	if s.settings.Mode != config.ModeInterval {
-		return
-	}
-	// Spread the first probes over one interval rather than firing them together.
-	for i, tc := range targets {
-		id := collector.IDOf(tc)
-		t := s.targets[id]
-		if t.stopLoop != nil {
-			continue
-		}
-		t.due = s.now().Add(time.Duration(s.settings.Interval) * time.Duration(i) / time.Duration(len(targets)))
-		ctx, stop := context.WithCancel(s.ctx)
-		t.stopLoop = stop
-		s.wg.Add(1)
-		go s.loop(ctx, id, t)
+	s.kickDispatcher()
+}
+
+func (s *Scheduler) kickDispatcher() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -176,42 +168,37 @@ func (s *Scheduler) updateIntervalLocked(id collector.ID, t *target, force bool)
 	s.recorder.SetInterval(id, interval)
 }
 
-// loop probes one target when it is due, until ctx ends.
-func (s *Scheduler) loop(ctx context.Context, id collector.ID, t *target) {
+// dispatch starts, in interval mode, the probes that are due, and sleeps
+// until the next one is. One goroutine serves every target; a probe has a
+// goroutine only while it runs.
+func (s *Scheduler) dispatch() {
 	defer s.wg.Done()
-	s.mu.Lock()
-	timer := time.NewTimer(s.delayLocked(t))
-	s.mu.Unlock()
+	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.wake:
-			s.mu.Lock()
-			timer.Reset(s.delayLocked(t))
-			s.mu.Unlock()
-			continue
-		case <-timer.C:
-		}
+		wait := time.Hour
 		s.mu.Lock()
-		if d := s.delayLocked(t); d > 0 { // a hold began after the timer was set
-			timer.Reset(d)
-			s.mu.Unlock()
-			continue
-		}
-		f := s.startLocked(id, s.now().Add(time.Duration(s.settings.Timeout)))
-		s.mu.Unlock()
-		if f != nil {
-			select {
-			case <-f.done:
-			case <-ctx.Done():
-				return
+		if s.settings.Mode == config.ModeInterval {
+			deadline := s.now().Add(time.Duration(s.settings.Timeout))
+			for id, t := range s.targets {
+				if t.flight != nil {
+					continue
+				}
+				if d := s.delayLocked(t); d > 0 {
+					wait = min(wait, d)
+				} else {
+					s.startLocked(id, deadline)
+				}
 			}
 		}
-		s.mu.Lock()
-		timer.Reset(s.delayLocked(t))
 		s.mu.Unlock()
+		timer.Reset(wait)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.kick:
+		case <-timer.C:
+		}
 	}
 }
 
@@ -332,6 +319,8 @@ func (s *Scheduler) finish(id collector.ID, t *target, f *flight, r *prober.Resu
 	s.updateIntervalLocked(id, t, false)
 	t.due = r.Time.Add(time.Duration(float64(t.interval) * (1 - jitterShare + 2*jitterShare*s.random())))
 
+	s.kickDispatcher()
+
 	logger := log.With(s.logger, "key", id.Key, "model", id.Model)
 	if wait, why := providerHold(r); wait > 0 {
 		t.holdUntil = r.Time.Add(wait)
@@ -355,7 +344,7 @@ func (s *Scheduler) finish(id collector.ID, t *target, f *flight, r *prober.Resu
 	}
 }
 
-// Stop cancels every probe and loop and waits for them to end.
+// Stop cancels every probe and the dispatcher and waits for them to end.
 func (s *Scheduler) Stop() {
 	s.cancel()
 	s.wg.Wait()

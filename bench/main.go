@@ -1,0 +1,401 @@
+// Command bench measures the built exporter against the simulator, and
+// blackbox_exporter doing the same probe, and prints the figures side by
+// side. Run it with `make bench`. Every server it starts listens on loopback.
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
+)
+
+var models = []string{"llama3.1-8b", "llama-3.3-70b", "qwen-3-32b"}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	dir, err := os.MkdirTemp("", "ratelimit-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	exporterBin := filepath.Join(dir, "ratelimit_exporter")
+	build := exec.Command("go", "build", "-o", exporterBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building the exporter: %w", err)
+	}
+	blackbox, err := exec.LookPath("prometheus-blackbox-exporter")
+	if err != nil {
+		return fmt.Errorf("prometheus-blackbox-exporter is not installed: apt-get install prometheus-blackbox-exporter")
+	}
+
+	sim := simulator.New(models...)
+	simURL, stopSim, err := serve(sim)
+	if err != nil {
+		return err
+	}
+	defer stopSim()
+	big := simulator.Limits{"requests": {"minute": 1e6, "day": 1e9}, "tokens": {"minute": 1e9, "day": 1e12}}
+	key := func(i int) string { return fmt.Sprintf("sk-bench-%04d", i) }
+	for i := range 1000 {
+		sim.AddKey(key(i), big)
+	}
+
+	fmt.Printf("machine: %s/%s, %d CPUs, %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+
+	// 1. /metrics at 1,000 keys x 3 models against the same bytes from a static file handler.
+	cfg := writeConfig(dir, "big.yml", "scrape", "1h", simURL+"/v1", 1000, models, key)
+	e, err := startExporter(exporterBin, cfg)
+	if err != nil {
+		return err
+	}
+	defer e.stop()
+	body, _, err := scrape(e.url+"/metrics", 60)
+	if err != nil {
+		return err
+	}
+	if n := strings.Count(body, "\nratelimit_probe_success{"); n != 3000 {
+		return fmt.Errorf("after the first scrape %d targets have probe_success, want 3000", n)
+	}
+	// Interval mode with 1h: the values stay, probes are rare, as between probe rounds.
+	writeConfig(dir, "big.yml", "interval", "1h", simURL+"/v1", 1000, models, key)
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	body, _, err = scrape(e.url+"/metrics", 0)
+	if err != nil {
+		return err
+	}
+	static := filepath.Join(dir, "metrics.txt")
+	if err := os.WriteFile(static, []byte(body), 0o600); err != nil {
+		return err
+	}
+	staticURL, stopStatic, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		http.ServeFile(w, r, static)
+	}))
+	if err != nil {
+		return err
+	}
+	defer stopStatic()
+	const rounds = 300
+	exporterTimes, err := timeScrapes(e.url+"/metrics", rounds)
+	if err != nil {
+		return err
+	}
+	staticTimes, err := timeScrapes(staticURL+"/metrics.txt", rounds)
+	if err != nil {
+		return err
+	}
+	rss := rssMB(e.cmd.Process.Pid)
+	e.stop()
+
+	// 2. One scrape-mode scrape of 200 keys behind a 100ms upstream.
+	sim.SetLatency(100 * time.Millisecond)
+	cfg = writeConfig(dir, "scrape.yml", "scrape", "1h", simURL+"/v1", 200, models[:1], key)
+	e2, err := startExporter(exporterBin, cfg)
+	if err != nil {
+		return err
+	}
+	defer e2.stop()
+	_, scrapeTime, err := scrape(e2.url+"/metrics", 10)
+	if err != nil {
+		return err
+	}
+	e2.stop()
+	sim.SetLatency(0)
+
+	// 3. CPU per probe: the exporter probing 100 targets every second, and
+	// blackbox_exporter sent the same POST by as many /probe requests.
+	cfg = writeConfig(dir, "cpu.yml", "interval", "1s", simURL+"/v1", 100, models[:1], key)
+	e3, err := startExporter(exporterBin, cfg)
+	if err != nil {
+		return err
+	}
+	defer e3.stop()
+	time.Sleep(2 * time.Second) // past the first, spread round
+	before, cpuBefore := sim.Requests(), cpuSeconds(e3.cmd.Process.Pid)
+	time.Sleep(20 * time.Second)
+	exporterProbes, exporterCPU := sim.Requests()-before, cpuSeconds(e3.cmd.Process.Pid)-cpuBefore
+	e3.stop()
+
+	bb, err := startBlackbox(blackbox, dir, key(0))
+	if err != nil {
+		return err
+	}
+	defer bb.stop()
+	probeURL := bb.url + "/probe?module=cerebras&target=" + simURL + "/v1/chat/completions"
+	if _, _, err := scrape(probeURL, 0); err != nil {
+		return err
+	}
+	cpuBefore = cpuSeconds(bb.cmd.Process.Pid)
+	blackboxProbes := exporterProbes
+	if err := probeConcurrently(probeURL, blackboxProbes, 16); err != nil {
+		return err
+	}
+	blackboxCPU := cpuSeconds(bb.cmd.Process.Pid) - cpuBefore
+
+	exporterMedian, exporterP99 := percentiles(exporterTimes)
+	staticMedian, staticP99 := percentiles(staticTimes)
+	fmt.Printf("%-58s %14s %14s %8s %s\n", "measure", "exporter", "reference", "ratio", "target")
+	fmt.Printf("%-58s %14s %14s %7.2fx %s\n", fmt.Sprintf("/metrics at 1,000 keys x 3 models (%.1f MB), median", float64(len(body))/1e6),
+		ms(exporterMedian), ms(staticMedian)+" static", float64(exporterMedian)/float64(staticMedian), "within 2x of static")
+	fmt.Printf("%-58s %14s %14s %7.2fx\n", "  p99", ms(exporterP99), ms(staticP99)+" static", float64(exporterP99)/float64(staticP99))
+	fmt.Printf("%-58s %11.1f MB %14s %8s %s\n", "RSS at 1,000 keys x 3 models", rss, "", "", "under 64 MB")
+	fmt.Printf("%-58s %14s %14s %8s %s\n", "scrape-mode scrape, 200 keys, 100ms upstream, concurrency 16", ms(scrapeTime), "", "", "under 2s")
+	perExporter := exporterCPU / float64(exporterProbes) * 1e6
+	perBlackbox := blackboxCPU / float64(blackboxProbes) * 1e6
+	fmt.Printf("%-58s %11.0f µs %11.0f µs %7.2fx %s\n", fmt.Sprintf("CPU per probe (%d probes each; reference: blackbox_exporter)", exporterProbes),
+		perExporter, perBlackbox, perExporter/perBlackbox, "no more than blackbox_exporter")
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+
+func serve(h http.Handler) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return "http://" + l.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+func writeConfig(dir, name, mode, interval, baseURL string, keys int, models []string, key func(int) string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "probe:\n  mode: %s\n  interval: %s\n  min_interval: %s\n  timeout: 30s\n  max_quota_share: 1\nkeys:\n", mode, interval, interval)
+	for i := range keys {
+		fmt.Fprintf(&b, "  - {name: key-%04d, api_key: %s, base_url: %q, models: [%s], labels: {team: search}}\n",
+			i, key(i), baseURL, strings.Join(models, ", "))
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		panic(err)
+	}
+	return path
+}
+
+type process struct {
+	cmd *exec.Cmd
+	url string
+}
+
+func (p *process) stop() {
+	if p.cmd.ProcessState == nil {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.cmd.Wait()
+	}
+}
+
+var listening = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+
+func startExporter(bin, cfg string) (*process, error) {
+	return startProcess(exec.Command(bin, "--config.file="+cfg, "--web.listen-address=127.0.0.1:0"), listening)
+}
+
+func startBlackbox(bin, dir, apiKey string) (*process, error) {
+	cfg := filepath.Join(dir, "blackbox.yml")
+	module := fmt.Sprintf(`modules:
+  cerebras:
+    prober: http
+    timeout: 5s
+    http:
+      method: POST
+      headers:
+        Authorization: "Bearer %s"
+        Content-Type: application/json
+        User-Agent: blackbox
+      body: %q
+      valid_status_codes: [200]
+      preferred_ip_protocol: ip4
+`, apiKey, prober.RequestBody("llama3.1-8b"))
+	if err := os.WriteFile(cfg, []byte(module), 0o600); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	p, err := startProcess(exec.Command(bin, "--config.file="+cfg, "--web.listen-address="+addr), regexp.MustCompile(`Listening on`))
+	if err == nil {
+		p.url = "http://" + addr
+	}
+	return p, err
+}
+
+func startProcess(cmd *exec.Cmd, ready *regexp.Regexp) (*process, error) {
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	lines := make(chan string)
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				return nil, fmt.Errorf("%s exited before listening", cmd.Path)
+			}
+			if m := ready.FindStringSubmatch(line); m != nil {
+				p := &process{cmd: cmd}
+				if len(m) > 1 {
+					p.url = "http://" + m[1]
+				}
+				go func() {
+					for range lines {
+					}
+				}()
+				return p, nil
+			}
+		case <-timeout:
+			_ = cmd.Process.Kill()
+			return nil, fmt.Errorf("%s did not listen within 30s", cmd.Path)
+		}
+	}
+}
+
+// scrape GETs url uncompressed, with a Prometheus scrape timeout header when timeout > 0.
+func scrape(url string, timeout int) (string, time.Duration, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	if timeout > 0 {
+		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.Itoa(timeout))
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return "", 0, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(body), time.Since(start), err
+}
+
+func timeScrapes(url string, n int) ([]time.Duration, error) {
+	times := make([]time.Duration, 0, n)
+	for range n {
+		_, d, err := scrape(url, 0)
+		if err != nil {
+			return nil, err
+		}
+		times = append(times, d)
+	}
+	return times, nil
+}
+
+func percentiles(ds []time.Duration) (median, p99 time.Duration) {
+	sorted := append([]time.Duration(nil), ds...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	return sorted[len(sorted)/2], sorted[len(sorted)*99/100]
+}
+
+func probeConcurrently(url string, n, workers int) error {
+	jobs := make(chan struct{}, n)
+	for range n {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	errs := make(chan error, workers)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range workers {
+		go func() {
+			for range jobs {
+				body, _, err := scrape(url, 0)
+				if err == nil && !strings.Contains(body, "probe_success 1") {
+					err = fmt.Errorf("blackbox probe failed:\n%s", body)
+				}
+				if err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+				if ctx.Err() != nil {
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cpuSeconds is the user and system CPU time of a process so far.
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+func rssMB(pid int) float64 {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		if after, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(after), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func cpuModel() string {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if after, ok := strings.CutPrefix(line, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(after), ":"))
+		}
+	}
+	return "unknown CPU"
+}

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+)
+
+// fullObservations is the 18-value Cerebras header set.
+func fullObservations() []ratelimit.Observation {
+	var obs []ratelimit.Observation
+	for _, resource := range []string{"requests", "tokens"} {
+		for _, window := range []string{"day", "hour", "minute"} {
+			obs = append(obs,
+				ratelimit.Observation{Kind: ratelimit.Limit, Resource: resource, Window: window, Value: 1e6},
+				ratelimit.Observation{Kind: ratelimit.Remaining, Resource: resource, Window: window, Value: 987654},
+				ratelimit.Observation{Kind: ratelimit.Reset, Resource: resource, Window: window, Value: 41.204916477203369})
+		}
+	}
+	return obs
+}
+
+// benchCollector holds n keys with 3 models each, every one probed once.
+func benchCollector(n int) *collector.Collector {
+	cfg := &config.Config{}
+	for i := range n {
+		cfg.Keys = append(cfg.Keys, config.Key{Name: fmt.Sprintf("key-%04d", i), Provider: "cerebras",
+			Models: []string{"llama3.1-8b", "llama-3.3-70b", "qwen-3-32b"}, Labels: map[string]string{"team": "search"}})
+	}
+	c := collector.New()
+	c.Apply(cfg.Targets())
+	now := time.Now()
+	for _, t := range cfg.Targets() {
+		c.Record(collector.IDOf(t), &prober.Result{Time: now, Duration: 80 * time.Millisecond, StatusCode: 200,
+			Outcome: prober.Success, Observations: fullObservations(), Tokens: 10})
+		c.SetInterval(collector.IDOf(t), time.Minute)
+	}
+	return c
+}
+
+func benchRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// BenchmarkMetrics serves /metrics as the exporter does: the registry's
+// metrics, then the text rendered when probes ended.
+func BenchmarkMetrics(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			h := metricsHandler(benchRegistry(), benchCollector(n), log.NewNopLogger())
+			benchHandler(b, h)
+		})
+	}
+}
+
+// BenchmarkMetricsCollectPath serves the same metrics by collecting them on
+// every scrape through promhttp, for comparison with the render cache.
+func BenchmarkMetricsCollectPath(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			reg := benchRegistry()
+			reg.MustRegister(benchCollector(n))
+			benchHandler(b, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		})
+	}
+}
+
+func benchHandler(b *testing.B, h http.Handler) {
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "identity")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	b.SetBytes(int64(rec.Body.Len()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := &discard{header: http.Header{}}
+		h.ServeHTTP(w, req)
+	}
+}
+
+// discard is a ResponseWriter that keeps nothing.
+type discard struct{ header http.Header }
+
+func (d *discard) Header() http.Header         { return d.header }
+func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discard) WriteHeader(int)             {}
