@@ -101,14 +101,20 @@ func run() error {
 		return err
 	}
 	defer stopStatic()
+	// Alternate the two, so that whatever else the machine does falls on both.
 	const rounds = 300
-	exporterTimes, err := timeScrapes(e.url+"/metrics", rounds)
-	if err != nil {
-		return err
-	}
-	staticTimes, err := timeScrapes(staticURL+"/metrics.txt", rounds)
-	if err != nil {
-		return err
+	var exporterTimes, staticTimes []time.Duration
+	for range rounds {
+		for _, target := range []struct {
+			url   string
+			times *[]time.Duration
+		}{{e.url + "/metrics", &exporterTimes}, {staticURL + "/metrics.txt", &staticTimes}} {
+			_, d, err := scrape(target.url, 0)
+			if err != nil {
+				return err
+			}
+			*target.times = append(*target.times, d)
+		}
 	}
 	rss := rssMB(e.cmd.Process.Pid)
 	e.stop()
@@ -311,18 +317,6 @@ func scrape(url string, timeout int) (string, time.Duration, error) {
 		return "", 0, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return string(body), time.Since(start), err
-}
-
-func timeScrapes(url string, n int) ([]time.Duration, error) {
-	times := make([]time.Duration, 0, n)
-	for range n {
-		_, d, err := scrape(url, 0)
-		if err != nil {
-			return nil, err
-		}
-		times = append(times, d)
-	}
-	return times, nil
 }
 
 func percentiles(ds []time.Duration) (median, p99 time.Duration) {

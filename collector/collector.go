@@ -162,24 +162,36 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // WriteText writes every target's metrics in the text exposition format,
-// from the text rendered when their results arrived.
-func (c *Collector) WriteText(w io.Writer) error {
+// from the text rendered when their results arrived. Before it writes, it
+// calls sized, if not nil, with the number of bytes it will write.
+func (c *Collector) WriteText(w io.Writer, sized func(int)) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	bw := bufio.NewWriterSize(w, 64<<10)
+	var headers [numFamilies]string
+	size := 0
 	for f, fam := range families {
-		started := false
+		n := 0
 		for _, id := range c.order {
 			s := c.targets[id]
-			text := s.text[s.offsets[f]:s.offsets[f+1]]
-			if len(text) == 0 {
-				continue
-			}
-			if !started {
-				bw.WriteString("# HELP " + fam.name + " " + fam.help + "\n# TYPE " + fam.name + " " + strings.ToLower(fam.typ.String()) + "\n")
-				started = true
-			}
-			bw.Write(text)
+			n += s.offsets[f+1] - s.offsets[f]
+		}
+		if n > 0 {
+			headers[f] = "# HELP " + fam.name + " " + fam.help + "\n# TYPE " + fam.name + " " + strings.ToLower(fam.typ.String()) + "\n"
+			size += len(headers[f]) + n
+		}
+	}
+	if sized != nil {
+		sized(size)
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	for f := range numFamilies {
+		if headers[f] == "" {
+			continue
+		}
+		bw.WriteString(headers[f])
+		for _, id := range c.order {
+			s := c.targets[id]
+			bw.Write(s.text[s.offsets[f]:s.offsets[f+1]])
 		}
 	}
 	return bw.Flush()

@@ -245,8 +245,12 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 		}})
 
 	var text strings.Builder
-	if err := c.WriteText(&text); err != nil {
+	size := -1
+	if err := c.WriteText(&text, func(n int) { size = n }); err != nil {
 		t.Fatal(err)
+	}
+	if size != text.Len() {
+		t.Errorf("WriteText announced %d bytes and wrote %d", size, text.Len())
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(text.String())); err != nil {
 		t.Error(err)

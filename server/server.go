@@ -2,6 +2,7 @@
 package server
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"fmt"
@@ -21,9 +22,10 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 )
 
-// TextWriter writes metrics in the text exposition format.
+// TextWriter writes metrics in the text exposition format, telling sized
+// how many bytes it will write before it writes them.
 type TextWriter interface {
-	WriteText(w io.Writer) error
+	WriteText(w io.Writer, sized func(int)) error
 }
 
 // Options are what the endpoints need.
@@ -157,9 +159,17 @@ func metricsHandler(reg prometheus.Gatherer, observations TextWriter, logger log
 			// Partial failure: serve what was gathered, as promhttp's ContinueOnError does.
 			level.Error(logger).Log("msg", "Error gathering the exporter's own metrics", "err", err)
 		}
+		var own bytes.Buffer
+		enc := expfmt.NewEncoder(&own, textFormat)
+		for _, mf := range families {
+			if err := enc.Encode(mf); err != nil {
+				level.Error(logger).Log("msg", "Error encoding metrics", "err", err)
+			}
+		}
 		w.Header().Set("Content-Type", string(textFormat))
 		var out io.Writer = w
-		if gzipAccepted(r) {
+		compress := gzipAccepted(r)
+		if compress {
 			w.Header().Set("Content-Encoding", "gzip")
 			w.Header().Add("Vary", "Accept-Encoding")
 			gz := gzipWriters.Get().(*gzip.Writer)
@@ -170,14 +180,14 @@ func metricsHandler(reg prometheus.Gatherer, observations TextWriter, logger log
 			}()
 			out = gz
 		}
-		enc := expfmt.NewEncoder(out, textFormat)
-		for _, mf := range families {
-			if err := enc.Encode(mf); err != nil {
-				level.Debug(logger).Log("msg", "Error writing metrics", "err", err)
-				return
+		err = observations.WriteText(out, func(size int) {
+			if !compress {
+				// A known length spares the client chunked encoding.
+				w.Header().Set("Content-Length", strconv.Itoa(own.Len()+size))
 			}
-		}
-		if err := observations.WriteText(out); err != nil {
+			_, _ = out.Write(own.Bytes())
+		})
+		if err != nil {
 			level.Debug(logger).Log("msg", "Error writing metrics", "err", err)
 		}
 	})
