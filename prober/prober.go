@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
@@ -69,6 +70,7 @@ type Prober struct {
 	client    *http.Client
 	userAgent string
 	now       func() time.Time
+	bodies    sync.Map // model -> request body
 }
 
 // idleConnsPerHost keeps a connection for each probe that may be in flight
@@ -133,7 +135,11 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 		return Result{Outcome: Unauthorized, Err: err}
 	}
 	url := t.Key.BaseURL + "/chat/completions"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(RequestBody(t.Model)))
+	requestBody, cached := p.bodies.Load(t.Model)
+	if !cached {
+		requestBody, _ = p.bodies.LoadOrStore(t.Model, RequestBody(t.Model))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(requestBody.([]byte)))
 	if err != nil {
 		return Result{Outcome: NetworkError, Err: fmt.Errorf("building request: %w", err)}
 	}

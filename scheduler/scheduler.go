@@ -52,6 +52,7 @@ type Scheduler struct {
 	slots    chan struct{} // probes in flight, bounded by settings.Concurrency
 	targets  map[collector.ID]*target
 	kick     chan struct{} // tells the dispatcher that timing changed
+	nextWake time.Time     // when the dispatcher wakes next
 }
 
 type target struct {
@@ -168,6 +169,10 @@ func (s *Scheduler) updateIntervalLocked(id collector.ID, t *target, force bool)
 	s.recorder.SetInterval(id, interval)
 }
 
+// dispatchSlack lets one pass of the dispatcher start the probes due within
+// it, so that spread probes do not each wake it.
+const dispatchSlack = 10 * time.Millisecond
+
 // dispatch starts, in interval mode, the probes that are due, and sleeps
 // until the next one is. One goroutine serves every target; a probe has a
 // goroutine only while it runs.
@@ -184,13 +189,14 @@ func (s *Scheduler) dispatch() {
 				if t.flight != nil {
 					continue
 				}
-				if d := s.delayLocked(t); d > 0 {
+				if d := s.delayLocked(t); d > dispatchSlack {
 					wait = min(wait, d)
 				} else {
 					s.startLocked(id, deadline)
 				}
 			}
 		}
+		s.nextWake = s.now().Add(wait)
 		s.mu.Unlock()
 		timer.Reset(wait)
 		select {
@@ -318,8 +324,11 @@ func (s *Scheduler) finish(id collector.ID, t *target, f *flight, r *prober.Resu
 	}
 	s.updateIntervalLocked(id, t, false)
 	t.due = r.Time.Add(time.Duration(float64(t.interval) * (1 - jitterShare + 2*jitterShare*s.random())))
-
-	s.kickDispatcher()
+	defer func() {
+		if next := r.Time.Add(s.delayLocked(t)); next.Before(s.nextWake) {
+			s.kickDispatcher()
+		}
+	}()
 
 	logger := log.With(s.logger, "key", id.Key, "model", id.Model)
 	if wait, why := providerHold(r); wait > 0 {
