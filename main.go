@@ -95,13 +95,18 @@ func run() int {
 	// The rate-limit metrics are rendered when probes end and written after
 	// the registry's, so they are not registered.
 	observations := collector.New()
-	probes := scheduler.New(prober.New(nil, userAgent()), observations, logger)
+	httpProber := prober.New(userAgent())
+	probes := scheduler.New(httpProber, observations, logger)
 	defer probes.Stop()
 
-	reloader, err := config.NewReloader(load, func(cfg *config.Config) {
+	reloader, err := config.NewReloader(load, func(cfg *config.Config) error {
+		if err := httpProber.Apply(cfg); err != nil {
+			return err // before anything else changes
+		}
 		observations.Apply(cfg.Targets())
 		probes.Apply(cfg)
 		level.Info(logger).Log("msg", "Loaded config", "keys", len(cfg.Keys), "targets", len(cfg.Targets()), "mode", cfg.Probe.Mode)
+		return nil
 	}, registry)
 	if err != nil {
 		level.Error(logger).Log("msg", "Error loading config", "err", err)

@@ -9,11 +9,13 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 )
@@ -78,6 +80,7 @@ type Key struct {
 	BaseURL    string            `yaml:"base_url"`
 	Models     []string          `yaml:"models"`
 	Labels     map[string]string `yaml:"labels"`
+	HTTPClient HTTPClient        `yaml:"http_client"`
 }
 
 // Target is one key and one model: what a probe asks about.
@@ -226,10 +229,21 @@ func Parse(data []byte, name string) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlError(name, err, doc)
 	}
+	cfg.resolvePaths(filepath.Dir(name))
 	if err := cfg.validate(doc); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// resolvePaths makes the config's relative file paths relative to dir, the
+// config file's folder, as Prometheus does.
+func (c *Config) resolvePaths(dir string) {
+	for i := range c.Keys {
+		k := &c.Keys[i]
+		k.APIKeyFile = commoncfg.JoinDir(dir, k.APIKeyFile)
+		k.HTTPClient.TLSConfig.SetDirectory(dir)
+	}
 }
 
 var (
@@ -337,6 +351,8 @@ func (c *Config) validate(doc *document) error {
 			}
 			seenModel[m] = true
 		}
+
+		k.HTTPClient.validate(at+".http_client", fail)
 
 		for _, name := range k.LabelNames() {
 			lp := at + ".labels." + name

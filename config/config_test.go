@@ -83,7 +83,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		"duplicate-name.yml":        `testdata/bad/duplicate-name.yml:4: keys[1].name: duplicate key name "a" (first used at line 2)`,
 		"empty-after-expansion.yml": "testdata/bad/empty-after-expansion.yml:3: keys[0].api_key: the key is empty after expanding ${RLE_TEST_UNSET} (is the variable set?)",
 		"key-with-space.yml":        "testdata/bad/key-with-space.yml:3: keys[0].api_key: the key contains whitespace or control characters",
-		"missing-key-file.yml":      "testdata/bad/missing-key-file.yml:3: keys[0].api_key_file: reading api_key_file: open testdata/missing.txt: no such file or directory",
+		"missing-key-file.yml":      "testdata/bad/missing-key-file.yml:3: keys[0].api_key_file: reading api_key_file: open testdata/bad/missing.txt: no such file or directory",
 		"bad-duration.yml":          `testdata/bad/bad-duration.yml:2: probe.interval: invalid duration "ten minutes": use a number and a unit, such as 500ms, 30s, 1m or 1h`,
 		"zero-timeout.yml":          "testdata/bad/zero-timeout.yml:2: probe.timeout: must be greater than zero, got 0s",
 		"negative-interval.yml":     "testdata/bad/negative-interval.yml:2: probe.interval: must be greater than zero, got -1m0s",
@@ -103,6 +103,15 @@ func TestLoadBadConfigs(t *testing.T) {
 		"quota-share.yml":           "testdata/bad/quota-share.yml:2: probe.max_quota_share: must be greater than 0 and at most 1 (1 turns the guard off), got 1.5",
 		"no-keys.yml":               "testdata/bad/no-keys.yml:1: keys: no keys configured: add at least one entry under keys",
 		"indentation.yml":           "testdata/bad/indentation.yml:1: did not find expected '-' indicator",
+		"missing-ca-file.yml": "testdata/bad/missing-ca-file.yml:5: keys[0].http_client.tls_config: unable to read CA cert: " +
+			"unable to read file testdata/bad/no-such-ca.pem: open testdata/bad/no-such-ca.pem: no such file or directory",
+		"bad-proxy-scheme.yml":          `testdata/bad/bad-proxy-scheme.yml:5: keys[0].http_client.proxy_url: "ftp://proxy.example:21" is not a proxy URL: use http://, https:// or socks5:// and a host`,
+		"unparsable-proxy-url.yml":      `testdata/bad/unparsable-proxy-url.yml:5: keys[0].http_client.proxy_url: parse "http://[::1": missing ']' in host`,
+		"proxy-url-and-environment.yml": "testdata/bad/proxy-url-and-environment.yml:4: keys[0].http_client: if proxy_from_environment is configured, proxy_url must not be configured",
+		"http-client-unknown-field.yml": `testdata/bad/http-client-unknown-field.yml:7: keys[0].http_client.tls_config.ca_fil: unknown field "ca_fil" (see the configuration reference in README.md)`,
+		"bad-tls-version.yml":           "testdata/bad/bad-tls-version.yml:5: keys[0].http_client.tls_config: unknown TLS version: TLS99",
+		"cert-without-key.yml":          "testdata/bad/cert-without-key.yml:5: keys[0].http_client.tls_config: exactly one of key or key_file must be configured when a client certificate is configured",
+		"no-proxy-without-proxy.yml":    "testdata/bad/no-proxy-without-proxy.yml:4: keys[0].http_client: if no_proxy is configured, proxy_url must also be configured",
 	} {
 		t.Run(file, func(t *testing.T) {
 			_, err := Source{Path: filepath.Join("testdata", "bad", file), Explicit: true}.Load()
@@ -115,7 +124,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		})
 	}
 	entries, _ := os.ReadDir("testdata/bad")
-	if len(entries) != 25 {
+	if len(entries) != 33 {
 		t.Errorf("testdata/bad holds %d fixtures; give each one an expected message here", len(entries))
 	}
 }

@@ -10,7 +10,7 @@ import (
 // and validated cleanly, so a bad reload keeps what runs.
 type Reloader struct {
 	load     func() (*Config, error)
-	onChange func(*Config)
+	onChange func(*Config) error
 
 	reloadMu sync.Mutex // serializes Reload, so changes apply in order
 	mu       sync.RWMutex
@@ -20,9 +20,11 @@ type Reloader struct {
 	lastSuccessAt  prometheus.Gauge
 }
 
-// NewReloader loads the config with load, such as Source.Load. onChange, if not nil, runs with
-// each config that is accepted, the first one included, before Reload returns.
-func NewReloader(load func() (*Config, error), onChange func(*Config), reg prometheus.Registerer) (*Reloader, error) {
+// NewReloader loads the config with load, such as Source.Load. onChange, if
+// not nil, runs with each config that loads, the first one included, before
+// it becomes the running one; an error from it refuses the config, so it
+// must change nothing before it can fail.
+func NewReloader(load func() (*Config, error), onChange func(*Config) error, reg prometheus.Registerer) (*Reloader, error) {
 	r := &Reloader{
 		load:     load,
 		onChange: onChange,
@@ -56,6 +58,9 @@ func (r *Reloader) Reload() error {
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
 	cfg, err := r.load()
+	if err == nil && r.onChange != nil {
+		err = r.onChange(cfg)
+	}
 	if err != nil {
 		r.lastSuccessful.Set(0)
 		return err
@@ -63,9 +68,6 @@ func (r *Reloader) Reload() error {
 	r.mu.Lock()
 	r.current = cfg
 	r.mu.Unlock()
-	if r.onChange != nil {
-		r.onChange(cfg)
-	}
 	r.lastSuccessful.Set(1)
 	r.lastSuccessAt.SetToCurrentTime()
 	return nil

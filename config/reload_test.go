@@ -22,8 +22,9 @@ func TestReloadGoodBadGood(t *testing.T) {
 
 	var applied []string
 	reg := prometheus.NewPedanticRegistry()
-	r, err := NewReloader(Source{Path: path, Explicit: true}.Load, func(c *Config) {
+	r, err := NewReloader(Source{Path: path, Explicit: true}.Load, func(c *Config) error {
 		applied = append(applied, c.Keys[0].Name)
+		return nil
 	}, reg)
 	if err != nil {
 		t.Fatal(err)

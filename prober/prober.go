@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -67,29 +68,67 @@ func (r *Result) Success() bool { return len(r.Observations) > 0 }
 
 // Prober sends probes.
 type Prober struct {
-	client    *http.Client
 	userAgent string
 	now       func() time.Time
 	bodies    sync.Map // model -> request body
+
+	mu            sync.RWMutex
+	defaultClient *http.Client
+	clients       map[string]keyClient // by key name
 }
 
-// idleConnsPerHost keeps a connection for each probe that may be in flight
-// to one provider, so that probes do not pay for a TLS handshake each.
-const idleConnsPerHost = 64
+type keyClient struct {
+	settings config.HTTPClient
+	client   *http.Client
+}
 
-// New returns a prober that sends requests with client, or with a client
-// that does not follow redirects when client is nil.
-func New(client *http.Client, userAgent string) *Prober {
-	if client == nil {
-		transport := http.DefaultTransport.(*http.Transport).Clone()
-		transport.MaxIdleConnsPerHost = idleConnsPerHost
-		client = &http.Client{
-			Transport: transport,
-			// A redirect would carry the key somewhere the config did not name.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// New returns a prober. Keys use the client their http_client settings
+// describe once Apply has seen them, and the default settings before.
+func New(userAgent string) *Prober {
+	client, err := NewClient(config.HTTPClient{})
+	if err != nil {
+		panic(fmt.Sprintf("building the default HTTP client: %v", err)) // no settings, no error
+	}
+	return &Prober{userAgent: userAgent, now: time.Now, defaultClient: client, clients: map[string]keyClient{}}
+}
+
+// Apply builds the HTTP client of every key in cfg, keeping the client, and
+// its open connections, of keys whose settings did not change.
+func (p *Prober) Apply(cfg *config.Config) error {
+	p.mu.RLock()
+	old := p.clients
+	p.mu.RUnlock()
+	clients := make(map[string]keyClient, len(cfg.Keys))
+	for i := range cfg.Keys {
+		k := &cfg.Keys[i]
+		if kc, ok := old[k.Name]; ok && reflect.DeepEqual(kc.settings, k.HTTPClient) {
+			clients[k.Name] = kc
+			continue
+		}
+		client, err := NewClient(k.HTTPClient)
+		if err != nil {
+			return fmt.Errorf("key %s: http_client: %w", k.Name, err)
+		}
+		clients[k.Name] = keyClient{settings: k.HTTPClient, client: client}
+	}
+	p.mu.Lock()
+	p.clients = clients
+	p.mu.Unlock()
+	for name, kc := range old {
+		if clients[name].client != kc.client {
+			kc.client.CloseIdleConnections()
 		}
 	}
-	return &Prober{client: client, userAgent: userAgent, now: time.Now}
+	return nil
+}
+
+func (p *Prober) clientFor(key string) *http.Client {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if kc, ok := p.clients[key]; ok {
+		return kc.client
+	}
+	return p.defaultClient
 }
 
 // SetClock replaces the clock, for tests.
@@ -148,7 +187,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", p.userAgent)
 
-	resp, err := p.client.Do(req)
+	resp, err := p.clientFor(t.Key.Name).Do(req)
 	if err != nil {
 		if isTimeout(ctx, err) {
 			return Result{Outcome: Timeout, Err: err}

@@ -40,7 +40,7 @@ func TestRequestShape(t *testing.T) {
 		w.Header().Set("x-ratelimit-limit-requests-day", "10")
 	}))
 	defer srv.Close()
-	r := New(nil, "ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL, canary))
+	r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL, canary))
 	if r.Outcome != Success {
 		t.Fatalf("outcome %s: %v", r.Outcome, r.Err)
 	}
@@ -62,7 +62,7 @@ func TestRequestShape(t *testing.T) {
 
 func TestOutcomes(t *testing.T) {
 	sim, url := newSimulator(t)
-	p := New(nil, "test")
+	p := New("test")
 	probe := func(key string) Result {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -132,7 +132,7 @@ func TestTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	r := New(nil, "test").Probe(ctx, target(url, canary))
+	r := New("test").Probe(ctx, target(url, canary))
 	if r.Outcome != Timeout || r.StatusCode != 0 {
 		t.Errorf("outcome %s status %d, want timeout 0", r.Outcome, r.StatusCode)
 	}
@@ -145,7 +145,7 @@ func TestNetworkError(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close() // nothing listens there now
-	r := New(nil, "test").Probe(context.Background(), target(url, canary))
+	r := New("test").Probe(context.Background(), target(url, canary))
 	if r.Outcome != NetworkError || r.StatusCode != 0 || r.Err == nil {
 		t.Errorf("%+v", r)
 	}
@@ -162,7 +162,7 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	defer other.Close()
 	srv := httptest.NewServer(http.RedirectHandler(other.URL+"/v1/chat/completions", http.StatusTemporaryRedirect))
 	defer srv.Close()
-	r := New(nil, "test").Probe(context.Background(), target(srv.URL, canary))
+	r := New("test").Probe(context.Background(), target(srv.URL, canary))
 	mu.Lock()
 	defer mu.Unlock()
 	if r.Outcome != HTTPError || r.StatusCode != 307 || leaked {
@@ -177,7 +177,7 @@ func TestBodyIsBoundedAndNeverKept(t *testing.T) {
 		_, _ = io.WriteString(w, `{"pad":"`+strings.Repeat("x", MaxBodyBytes)+`","usage":{"total_tokens":5}}`)
 	}))
 	defer srv.Close()
-	r := New(nil, "test").Probe(context.Background(), target(srv.URL, canary))
+	r := New("test").Probe(context.Background(), target(srv.URL, canary))
 	if r.Outcome != Success || r.Tokens != 0 {
 		t.Errorf("outcome %s tokens %v; want success and 0 tokens from a body over the cap", r.Outcome, r.Tokens)
 	}
@@ -186,7 +186,7 @@ func TestBodyIsBoundedAndNeverKept(t *testing.T) {
 // The key never reaches a result's error, whatever the failure.
 func TestErrorsNeverHoldTheKey(t *testing.T) {
 	sim, url := newSimulator(t)
-	p := New(nil, "test")
+	p := New("test")
 	var results []Result
 	for _, f := range []simulator.Fault{simulator.NoFault, simulator.ServerError, simulator.NoHeaders, simulator.CloseConn} {
 		sim.SetFault(canary, f)
@@ -245,7 +245,7 @@ func TestRetryAfterIsRead(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	defer srv.Close()
-	r := New(nil, "test").Probe(context.Background(), target(srv.URL, canary))
+	r := New("test").Probe(context.Background(), target(srv.URL, canary))
 	if r.Outcome != RateLimited || r.RetryAfter != 30*time.Second {
 		t.Errorf("outcome %s retry after %s, want rate_limited 30s", r.Outcome, r.RetryAfter)
 	}

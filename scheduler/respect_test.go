@@ -57,7 +57,7 @@ func newScrapeFixture(t *testing.T, minInterval time.Duration, share float64, li
 	}
 	c := collector.New()
 	c.Apply(cfg.Targets())
-	p := prober.New(nil, "test")
+	p := prober.New("test")
 	p.SetClock(clock.Now)
 	s := New(p, c, log.NewNopLogger())
 	s.now = clock.Now
@@ -194,7 +194,7 @@ func TestIntervalModeSpreadsProbesWithJitter(t *testing.T) {
 	}
 	c := collector.New()
 	c.Apply(cfg.Targets())
-	rec := &recordingProber{Prober: prober.New(nil, "test"), times: map[string][]time.Time{}}
+	rec := &recordingProber{Prober: prober.New("test"), times: map[string][]time.Time{}}
 	s := New(rec, c, log.NewNopLogger())
 	start := time.Now()
 	s.Apply(cfg)
