@@ -2,10 +2,15 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
@@ -27,27 +32,57 @@ func requireTool(t *testing.T, name string) string {
 	return ""
 }
 
-// A key never appears in any output, whatever happens to its probes.
+// A key never appears in any output, whatever happens to its probes:
+// success, 401 with the key echoed in the body, 429, 5xx, timeout, TLS
+// failure, a redirect elsewhere, and a DNS failure, logged at debug level.
 func TestCanaryKeyNeverLeaks(t *testing.T) {
 	const (
 		exhaustedKey = "sk-test-canary-main-exhausted-a91f"
 		brokenKey    = "sk-test-canary-main-broken-0b3e"
+		slowKey      = "sk-test-canary-main-slow-77aa"
+		tlsKey       = "sk-test-canary-main-tls-4c12"
+		redirectKey  = "sk-test-canary-main-redirect-9e0d"
+		dnsKey       = "sk-test-canary-main-dns-5b6f"
 	)
 	sim, url := startSimulator(t)
 	sim.AddKey(exhaustedKey, simulator.FreeTrial())
 	sim.Exhaust(exhaustedKey, "llama3.1-8b")
 	sim.AddKey(brokenKey, simulator.FreeTrial())
 	sim.SetFault(brokenKey, simulator.ServerError)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read the body first: only then does the server notice the client leaving.
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	untrusted := httptest.NewTLSServer(http.NotFoundHandler())
+	defer untrusted.Close()
+	var leakedByRedirect atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leakedByRedirect.Store(r.Header.Get("Authorization") != "")
+	}))
+	defer elsewhere.Close()
+	redirecting := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/v1/chat/completions", http.StatusTemporaryRedirect))
+	defer redirecting.Close()
+	// A label over 63 characters fails in the resolver itself: no query leaves the machine.
+	noSuchHost := "http://" + strings.Repeat("x", 64) + ".invalid/v1"
 	keyFile, _ := keyEnv(t)
-	canaries := []string{goodKey, revokedKey, exhaustedKey, brokenKey}
+	canaries := []string{goodKey, revokedKey, exhaustedKey, brokenKey, slowKey, tlsKey, redirectKey, dnsKey}
 
-	cfgText := fmt.Sprintf(`probe: {interval: 100ms}
+	cfgText := fmt.Sprintf(`probe: {interval: 100ms, timeout: 300ms}
 keys:
   - {name: good, api_key: %[2]s, base_url: %[1]s}
   - {name: revoked, api_key_file: %[3]s, base_url: %[1]s}
   - {name: exhausted, api_key: %[4]s, base_url: %[1]s}
   - {name: broken, api_key: %[5]s, base_url: %[1]s}
-`, url, goodKey, keyFile, exhaustedKey, brokenKey)
+  - {name: slow, api_key: %[6]s, base_url: %[7]s/v1}
+  - {name: tls, api_key: %[8]s, base_url: %[9]s/v1}
+  - {name: redirect, api_key: %[10]s, base_url: %[11]s/v1, http_client: {follow_redirects: true}}
+  - {name: dns, api_key: %[12]s, base_url: %[13]s}
+`, url, goodKey, keyFile, exhaustedKey, brokenKey, slowKey, slow.URL, tlsKey, untrusted.URL, redirectKey, redirecting.URL, dnsKey, noSuchHost)
 	cfg := writeConfig(t, cfgText)
 	e := start(t, nil, "--config.file="+cfg, "--log.level=debug")
 	metrics := e.waitFor(t,
@@ -55,9 +90,16 @@ keys:
 		`ratelimit_probe_status_code{key="revoked",model="llama3.1-8b",provider="cerebras"} 401`,
 		`ratelimit_probe_status_code{key="exhausted",model="llama3.1-8b",provider="cerebras"} 429`,
 		`ratelimit_probe_status_code{key="broken",model="llama3.1-8b",provider="cerebras"} 503`,
+		`ratelimit_probes_total{key="slow",model="llama3.1-8b",provider="cerebras",result="timeout"} 1`,
+		`ratelimit_probes_total{key="tls",model="llama3.1-8b",provider="cerebras",result="network_error"} 1`,
+		`ratelimit_probe_status_code{key="redirect",model="llama3.1-8b",provider="cerebras"} 307`,
+		`ratelimit_probes_total{key="dns",model="llama3.1-8b",provider="cerebras",result="network_error"} 1`,
 	)
+	if leakedByRedirect.Load() {
+		t.Error("the redirect carried the key to another origin")
+	}
 	outputs := map[string]string{"/metrics": metrics}
-	for _, path := range []string{"/", "/-/healthy", "/-/ready"} {
+	for _, path := range []string{"/", "/-/healthy", "/-/ready", "/grafana/dashboard.json", "/nope"} {
 		_, outputs[path] = e.get(t, path)
 	}
 
@@ -65,6 +107,7 @@ keys:
 	for i, broken := range []string{
 		strings.Replace(cfgText, goodKey, goodKey+" "+exhaustedKey, 1),
 		strings.Replace(cfgText, "api_key: "+brokenKey, "api_key: ["+brokenKey+"]", 1),
+		strings.Replace(cfgText, "api_key: "+slowKey, "api_key: {"+slowKey+": 1}", 1),
 	} {
 		if err := os.WriteFile(cfg, []byte(broken), 0o600); err != nil {
 			t.Fatal(err)
@@ -78,8 +121,10 @@ keys:
 	_, outputs["--config.check"] = runOnce(t, nil, "--config.file="+cfg, "--config.check")
 	outputs["logs"] = e.logs.String()
 
-	if !strings.Contains(outputs["logs"], `level=debug`) || !strings.Contains(outputs["logs"], `err="HTTP 401 (wrong_api_key)"`) {
-		t.Errorf("debug logs lack the probe failures:\n%s", outputs["logs"])
+	for _, want := range []string{`level=debug`, `err="HTTP 401 (wrong_api_key)"`, `result=timeout`, `x509`, `no such host`, `status=307`} {
+		if !strings.Contains(outputs["logs"], want) {
+			t.Errorf("debug logs lack %s", want)
+		}
 	}
 	for name, out := range outputs {
 		for _, key := range canaries {
