@@ -14,7 +14,7 @@ LDFLAGS   := -s -w \
 	-X $(VERSION_PKG).BuildUser=$(shell id -un 2>/dev/null)@$(shell hostname 2>/dev/null) \
 	-X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: all build test vet bench demo clean
+.PHONY: all build test vet fuzz bench demo clean
 
 all: test build
 
@@ -32,6 +32,14 @@ E2E := ^(TestEndToEndWithPrometheus|TestPrometheusRules)$$
 test: vet
 	$(GO) test -race -count=1 -skip '$(E2E)' ./...
 	$(GO) test -race -count=1 -run '$(E2E)' -v . | grep -v '^=== RUN'
+	$(MAKE) fuzz
+
+# Each parser of outside input, fuzzed for a fixed time from its committed
+# seed corpus (testdata/fuzz/). A finding fails and is written there.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHeaders$$' -fuzztime $(FUZZTIME) ./ratelimit
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config
 
 # Figures for BENCHMARKS.md: Go benchmarks, then the built binary against the
 # simulator and Debian's prometheus-blackbox-exporter.

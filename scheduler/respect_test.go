@@ -59,9 +59,7 @@ func newScrapeFixture(t *testing.T, minInterval time.Duration, share float64, li
 	c.Apply(cfg.Targets())
 	p := prober.New("test")
 	p.SetClock(clock.Now)
-	s := New(p, c, log.NewNopLogger())
-	s.now = clock.Now
-	s.random = func() float64 { return 0.25 } // jitter scales backoff by 0.75
+	s := newScheduler(p, c, log.NewNopLogger(), clock.Now, func() float64 { return 0.25 }) // jitter scales backoff by 0.75
 	t.Cleanup(s.Stop)
 	s.Apply(cfg)
 	return &clockFixture{fixture: &fixture{sim: sim, collector: c, scheduler: s, cfg: cfg}, clock: clock}

@@ -77,13 +77,18 @@ type flight struct {
 
 // New returns a scheduler that probes with p and records into r.
 func New(p Prober, r Recorder, logger log.Logger) *Scheduler {
+	return newScheduler(p, r, logger, time.Now, rand.Float64)
+}
+
+// newScheduler is New with the clock and the random source given, for tests.
+func newScheduler(p Prober, r Recorder, logger log.Logger, now func() time.Time, random func() float64) *Scheduler {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Scheduler{
 		prober:   p,
 		recorder: r,
 		logger:   logger,
-		now:      time.Now,
-		random:   rand.Float64,
+		now:      now,
+		random:   random,
 		ctx:      ctx,
 		cancel:   cancel,
 		targets:  map[collector.ID]*target{},

@@ -44,8 +44,7 @@ func newFixture(t *testing.T, probe config.Probe) *fixture {
 	}}
 	c := collector.New()
 	c.Apply(cfg.Targets())
-	s := New(prober.New("test"), c, log.NewNopLogger())
-	s.random = func() float64 { return 0.5 } // no jitter
+	s := newScheduler(prober.New("test"), c, log.NewNopLogger(), time.Now, func() float64 { return 0.5 }) // no jitter
 	t.Cleanup(s.Stop)
 	s.Apply(cfg)
 	return &fixture{sim: sim, collector: c, scheduler: s, cfg: cfg}
