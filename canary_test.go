@@ -69,7 +69,7 @@ func TestCanaryKeyNeverLeaks(t *testing.T) {
 	defer redirecting.Close()
 	// A label over 63 characters fails in the resolver itself: no query leaves the machine.
 	noSuchHost := "http://" + strings.Repeat("x", 64) + ".invalid/v1"
-	keyFile, _ := keyEnv(t)
+	keyFile := revokedKeyFile(t)
 	canaries := []string{goodKey, revokedKey, exhaustedKey, brokenKey, slowKey, tlsKey, redirectKey, dnsKey}
 
 	cfgText := fmt.Sprintf(`probe: {interval: 100ms, timeout: 300ms}
@@ -138,10 +138,7 @@ keys:
 // promtool check metrics reports nothing on the exporter's output.
 func TestPromtoolCheckMetrics(t *testing.T) {
 	promtool := requireTool(t, "promtool")
-	_, url := startSimulator(t)
-	keyFile, env := keyEnv(t)
-	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1))
-	e := start(t, env, "--config.file="+cfg)
+	_, e, _ := startTwoKeys(t, "interval", nil)
 	body := e.waitFor(t, `ratelimit_reset_timestamp_seconds{key="good"`, `ratelimit_probe_success{key="revoked"`)
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(body)

@@ -183,7 +183,7 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}()
-	keyFile, env := keyEnv(t)
+	keyFile, env := revokedKeyFile(t), []string{"RLE_TEST_GOOD_KEY=" + goodKey}
 	cfg := writeConfig(t, fmt.Sprintf(`probe: {interval: 1s, timeout: 900ms}
 keys:
   - {name: healthy, api_key: "${RLE_TEST_GOOD_KEY}", base_url: %[1]q, labels: {team: search}}

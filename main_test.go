@@ -195,7 +195,11 @@ func writeConfig(t *testing.T, content string) string {
 	return path
 }
 
-func twoKeyConfig(url, mode string) string {
+// twoKeyConfig is the config most binary tests use, probing url in mode:
+// key good (two models, api_key from the environment env sets) and key
+// revoked (api_key_file, written here; the simulator does not know it).
+func twoKeyConfig(t *testing.T, url, mode string) (text string, env []string) {
+	t.Helper()
 	return fmt.Sprintf(`probe:
   mode: %[3]s
   interval: 200ms
@@ -210,23 +214,34 @@ keys:
   - name: revoked
     api_key_file: %[2]s
     base_url: %[1]s
-`, url, "REVOKED_KEY_FILE", mode)
+`, url, revokedKeyFile(t), mode), []string{"RLE_TEST_GOOD_KEY=" + goodKey}
 }
 
-func keyEnv(t *testing.T) (string, []string) {
+// revokedKeyFile writes revokedKey to a file and returns its path.
+func revokedKeyFile(t *testing.T) string {
 	t.Helper()
-	keyFile := filepath.Join(t.TempDir(), "revoked.key")
-	if err := os.WriteFile(keyFile, []byte(revokedKey+"\n"), 0o600); err != nil {
+	path := filepath.Join(t.TempDir(), "revoked.key")
+	if err := os.WriteFile(path, []byte(revokedKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return keyFile, []string{"RLE_TEST_GOOD_KEY=" + goodKey}
+	return path
+}
+
+// startTwoKeys runs the exporter with twoKeyConfig, edited by edit if not
+// nil, against a new simulator, and returns both and the config's path.
+func startTwoKeys(t *testing.T, mode string, edit func(string) string, args ...string) (*simulator.Simulator, *exporter, string) {
+	t.Helper()
+	sim, url := startSimulator(t)
+	text, env := twoKeyConfig(t, url, mode)
+	if edit != nil {
+		text = edit(text)
+	}
+	cfg := writeConfig(t, text)
+	return sim, start(t, env, append([]string{"--config.file=" + cfg}, args...)...), cfg
 }
 
 func TestIntervalModeServesEveryKey(t *testing.T) {
-	_, url := startSimulator(t)
-	keyFile, env := keyEnv(t)
-	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1))
-	e := start(t, env, "--config.file="+cfg)
+	_, e, _ := startTwoKeys(t, "interval", nil)
 	good := `key="good",model="llama3.1-8b",provider="cerebras"`
 	body := e.waitFor(t,
 		`ratelimit_limit{`+good+`,resource="requests",team="search",window="minute"} 1000`,
@@ -248,10 +263,7 @@ func TestIntervalModeServesEveryKey(t *testing.T) {
 }
 
 func TestScrapeModeProbesDuringTheScrape(t *testing.T) {
-	sim, url := startSimulator(t)
-	keyFile, env := keyEnv(t)
-	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "scrape"), "REVOKED_KEY_FILE", keyFile, 1))
-	e := start(t, env, "--config.file="+cfg)
+	sim, e, _ := startTwoKeys(t, "scrape", nil)
 	if n := sim.Requests(); n != 0 {
 		t.Errorf("scrape mode probed %d times before any scrape", n)
 	}
@@ -283,10 +295,7 @@ func TestScrapeModeProbesDuringTheScrape(t *testing.T) {
 }
 
 func TestEndpoints(t *testing.T) {
-	_, url := startSimulator(t)
-	keyFile, env := keyEnv(t)
-	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1))
-	e := start(t, env, "--config.file="+cfg)
+	_, e, _ := startTwoKeys(t, "interval", nil)
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -313,8 +322,7 @@ func TestEndpoints(t *testing.T) {
 
 func TestReloadGoodBadGood(t *testing.T) {
 	_, url := startSimulator(t)
-	keyFile, env := keyEnv(t)
-	good := strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1)
+	good, env := twoKeyConfig(t, url, "interval")
 	cfg := writeConfig(t, good)
 	e := start(t, env, "--config.file="+cfg)
 	e.waitFor(t, `ratelimit_probe_success{key="revoked"`)
@@ -354,10 +362,7 @@ func TestReloadGoodBadGood(t *testing.T) {
 }
 
 func TestSIGTERMExitsCleanly(t *testing.T) {
-	sim, url := startSimulator(t)
-	keyFile, env := keyEnv(t)
-	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1))
-	e := start(t, env, "--config.file="+cfg)
+	sim, e, _ := startTwoKeys(t, "interval", nil)
 	sim.SetLatency(time.Minute) // probes in flight when the signal comes
 	time.Sleep(300 * time.Millisecond)
 	begin := time.Now()
@@ -392,8 +397,8 @@ func runOnce(t *testing.T, env []string, args ...string) (int, string) {
 }
 
 func TestConfigCheck(t *testing.T) {
-	keyFile, env := keyEnv(t)
-	good := writeConfig(t, strings.Replace(twoKeyConfig("http://127.0.0.1:9/v1", "interval"), "REVOKED_KEY_FILE", keyFile, 1))
+	text, env := twoKeyConfig(t, "http://127.0.0.1:9/v1", "interval")
+	good := writeConfig(t, text)
 	code, out := runOnce(t, env, "--config.file="+good, "--config.check")
 	want := "Config is valid: 2 keys, 3 key and model pairs to probe, interval mode, every 200ms\n" +
 		"  good: cerebras http://127.0.0.1:9/v1, models [llama3.1-8b llama-3.3-70b]\n" +
@@ -456,13 +461,11 @@ func TestDemoServesLiveSeries(t *testing.T) {
 }
 
 func TestParallelScrapesShareProbes(t *testing.T) {
-	sim, url := startSimulator(t)
-	sim.SetLatency(300 * time.Millisecond)
-	keyFile, env := keyEnv(t)
-	cfg := writeConfig(t, strings.Replace(strings.Replace(twoKeyConfig(url, "scrape"), "REVOKED_KEY_FILE", keyFile, 1),
-		"min_interval: 0s", "min_interval: 1m", 1))
 	// Above the default 40, which would refuse some of the 50.
-	e := start(t, env, "--config.file="+cfg, "--web.max-requests=100")
+	sim, e, _ := startTwoKeys(t, "scrape", func(s string) string {
+		return strings.Replace(s, "min_interval: 0s", "min_interval: 1m", 1)
+	}, "--web.max-requests=100")
+	sim.SetLatency(300 * time.Millisecond)
 	var wg sync.WaitGroup
 	statuses := make(chan int, 50)
 	for range 50 {
@@ -486,11 +489,8 @@ func TestParallelScrapesShareProbes(t *testing.T) {
 }
 
 func TestMaxRequests(t *testing.T) {
-	sim, url := startSimulator(t)
+	sim, e, _ := startTwoKeys(t, "scrape", nil, "--web.max-requests=2")
 	sim.SetLatency(time.Second)
-	keyFile, env := keyEnv(t)
-	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "scrape"), "REVOKED_KEY_FILE", keyFile, 1))
-	e := start(t, env, "--config.file="+cfg, "--web.max-requests=2")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	counts := map[int]int{}

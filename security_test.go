@@ -35,8 +35,7 @@ func TestBadConfigsRefusedEverywhere(t *testing.T) {
 		t.Fatalf("%d fixtures, want at least 15 (%v)", len(fixtures), err)
 	}
 	_, url := startSimulator(t)
-	keyFile, env := keyEnv(t)
-	good := strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", keyFile, 1)
+	good, env := twoKeyConfig(t, url, "interval")
 	cfg := writeConfig(t, good)
 	e := start(t, env, "--config.file="+cfg)
 
@@ -81,10 +80,7 @@ func TestNoTargetFromOutside(t *testing.T) {
 	var hits atomic.Int64
 	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer elsewhere.Close()
-	_, url := startSimulator(t)
-	keyFile, env := keyEnv(t)
-	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "scrape"), "REVOKED_KEY_FILE", keyFile, 1))
-	e := start(t, env, "--config.file="+cfg)
+	_, e, _ := startTwoKeys(t, "scrape", nil)
 	for _, path := range []string{
 		"/metrics?target=" + elsewhere.URL, "/metrics?base_url=" + elsewhere.URL + "/v1", "/probe?target=" + elsewhere.URL,
 		"/metrics?module=x&target=" + elsewhere.URL, "/" + elsewhere.URL,
@@ -136,10 +132,7 @@ func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 		certFile, keyFile, hash), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, url := startSimulator(t)
-	kf, env := keyEnv(t)
-	cfg := writeConfig(t, strings.Replace(twoKeyConfig(url, "interval"), "REVOKED_KEY_FILE", kf, 1))
-	e := start(t, env, "--config.file="+cfg, "--web.config.file="+webConfig)
+	_, e, _ := startTwoKeys(t, "interval", nil, "--web.config.file="+webConfig)
 	base := strings.Replace(e.url, "http://", "https://", 1)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	get := func(path, user, password string) (int, string) {
