@@ -2,7 +2,6 @@ package prober
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -90,6 +89,3 @@ func (c *boundedConn) Read(p []byte) (int, error) {
 	c.left.Add(-int64(n))
 	return n, err
 }
-
-// IsResponseTooLarge reports whether err comes from a response over the bound.
-func IsResponseTooLarge(err error) bool { return errors.Is(err, errResponseTooLarge) }
