@@ -409,7 +409,7 @@ func TestConfigCheck(t *testing.T) {
 
 	bad := writeConfig(t, "keys:\n  - name: x\n    api_key: ${RLE_TEST_UNSET_VAR}\n")
 	code, out = runOnce(t, nil, "--config.file="+bad, "--config.check")
-	want = "Config is invalid:\n" + bad + ":3: keys[0].api_key: the key is empty after expanding ${RLE_TEST_UNSET_VAR} (is the variable set?)\n"
+	want = "Config is invalid:\n" + bad + ":3: keys[0].api_key: environment variable RLE_TEST_UNSET_VAR is not set\n"
 	if code != 1 || out != want {
 		t.Errorf("invalid: exit %d\n%s\nwant exit 1\n%s", code, out, want)
 	}

@@ -11,9 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
@@ -48,6 +51,14 @@ var (
 		Concurrency:   16,
 		MaxQuotaShare: 0.05,
 	}
+)
+
+// Upper bounds of the probe durations. Longer ones make no sense for a
+// rate limit, whose longest window is a day, and keep the arithmetic on
+// them far from overflow.
+const (
+	MaxInterval = Duration(24 * time.Hour)  // probe.interval and probe.min_interval
+	MaxTimeout  = Duration(5 * time.Minute) // probe.timeout
 )
 
 // ReservedLabels are the exporter's own label names; a key's labels may not use them.
@@ -217,11 +228,11 @@ func (s Source) Load() (*Config, error) {
 
 // Parse decodes and validates a config. name labels error messages.
 func Parse(data []byte, name string) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(name, err, nil)
+	root, err := singleDocument(data, name)
+	if err != nil {
+		return nil, err
 	}
-	doc := newDocument(name, &root)
+	doc := newDocument(name, root)
 
 	cfg := &Config{Probe: DefaultProbe}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -264,14 +275,23 @@ func (c *Config) validate(doc *document) error {
 	default:
 		fail("probe.mode", "unknown mode %q: use %q or %q", p.Mode, ModeInterval, ModeScrape)
 	}
-	if p.Interval <= 0 {
+	switch {
+	case p.Interval <= 0:
 		fail("probe.interval", "must be greater than zero, got %s", p.Interval)
+	case p.Interval > MaxInterval:
+		fail("probe.interval", "must be at most %s, got %s", MaxInterval, p.Interval)
 	}
-	if p.Timeout <= 0 {
+	switch {
+	case p.Timeout <= 0:
 		fail("probe.timeout", "must be greater than zero, got %s", p.Timeout)
+	case p.Timeout > MaxTimeout:
+		fail("probe.timeout", "must be at most %s, got %s", MaxTimeout, p.Timeout)
 	}
-	if p.MinInterval < 0 {
+	switch {
+	case p.MinInterval < 0:
 		fail("probe.min_interval", "must not be negative, got %s", p.MinInterval)
+	case p.MinInterval > MaxInterval:
+		fail("probe.min_interval", "must be at most %s, got %s", MaxInterval, p.MinInterval)
 	}
 	if p.Concurrency < 1 {
 		fail("probe.concurrency", "must be at least 1, got %d", p.Concurrency)
@@ -309,9 +329,12 @@ func (c *Config) validate(doc *document) error {
 		case k.APIKey == "" && k.APIKeyFile == "":
 			fail(at, "set exactly one of api_key and api_key_file")
 		case k.APIKey != "":
-			expanded, refs := expandEnv(k.APIKey.Reveal())
+			expanded, refs, unset := expandEnv(k.APIKey.Reveal())
 			k.APIKey = Secret(expanded)
-			if err := checkSecret(k.APIKey); err != nil {
+			if len(unset) > 0 {
+				// Name the variables, never the key around them.
+				fail(at+".api_key", "%s", unsetMessage(unset))
+			} else if err := checkSecret(k.APIKey); err != nil {
 				if len(refs) > 0 {
 					fail(at+".api_key", "%v after expanding %s (is the variable set?)", err, strings.Join(refs, ", "))
 				} else {
@@ -346,6 +369,9 @@ func (c *Config) validate(doc *document) error {
 			switch {
 			case strings.TrimSpace(m) == "":
 				fail(fmt.Sprintf("%s.models[%d]", at, j), "model name is empty")
+			case !printable(m):
+				// %q, so that a newline in the name cannot forge a log line.
+				fail(fmt.Sprintf("%s.models[%d]", at, j), "model name %q contains whitespace or control characters", m)
 			case seenModel[m]:
 				fail(fmt.Sprintf("%s.models[%d]", at, j), "duplicate model %q", m)
 			}
@@ -367,15 +393,41 @@ func (c *Config) validate(doc *document) error {
 	return errors.Join(errs...)
 }
 
-// expandEnv replaces each ${VAR} with the variable's value and returns the names it replaced.
-func expandEnv(s string) (string, []string) {
-	var refs []string
-	out := envRefPattern.ReplaceAllStringFunc(s, func(ref string) string {
+// expandEnv replaces each ${VAR} with the variable's value. It returns the
+// references it replaced and the names of the variables that are not set;
+// a variable set to the empty string is set.
+func expandEnv(s string) (out string, refs, unset []string) {
+	out = envRefPattern.ReplaceAllStringFunc(s, func(ref string) string {
 		name := ref[2 : len(ref)-1]
-		refs = append(refs, "${"+name+"}")
-		return os.Getenv(name)
+		refs = append(refs, ref)
+		value, ok := os.LookupEnv(name)
+		if !ok && !slices.Contains(unset, name) {
+			unset = append(unset, name)
+		}
+		return value
 	})
-	return out, refs
+	return out, refs, unset
+}
+
+func unsetMessage(names []string) string {
+	if len(names) == 1 {
+		return "environment variable " + names[0] + " is not set"
+	}
+	return "environment variables " + strings.Join(names, ", ") + " are not set"
+}
+
+// printable reports whether s is valid UTF-8 without whitespace, control
+// characters or other runes that do not print.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func isReserved(name string) bool {

@@ -76,7 +76,8 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestLoadBadConfigs(t *testing.T) {
-	t.Setenv("RLE_TEST_UNSET", "")
+	t.Setenv("RLE_TEST_UNSET", "") // set, to the empty string
+	unsetenv(t, "RLE_TEST_TYPO")
 	for file, want := range map[string]string{
 		"both-key-sources.yml":      "testdata/bad/both-key-sources.yml:2: keys[0]: set exactly one of api_key and api_key_file, not both",
 		"no-key-source.yml":         "testdata/bad/no-key-source.yml:2: keys[0]: set exactly one of api_key and api_key_file",
@@ -112,6 +113,14 @@ func TestLoadBadConfigs(t *testing.T) {
 		"bad-tls-version.yml":           "testdata/bad/bad-tls-version.yml:5: keys[0].http_client.tls_config: unknown TLS version: TLS99",
 		"cert-without-key.yml":          "testdata/bad/cert-without-key.yml:5: keys[0].http_client.tls_config: exactly one of key or key_file must be configured when a client certificate is configured",
 		"no-proxy-without-proxy.yml":    "testdata/bad/no-proxy-without-proxy.yml:4: keys[0].http_client: if no_proxy is configured, proxy_url must also be configured",
+		"unset-variable.yml":            "testdata/bad/unset-variable.yml:3: keys[0].api_key: environment variable RLE_TEST_TYPO is not set",
+		"model-with-space.yml":          `testdata/bad/model-with-space.yml:4: keys[0].models[1]: model name "llama 3.3 70b" contains whitespace or control characters`,
+		"model-with-newline.yml":        `testdata/bad/model-with-newline.yml:5: keys[0].models[0]: model name "llama3.1-8b\nlevel=error msg=\"forged line\"" contains whitespace or control characters`,
+		"model-with-control.yml":        `testdata/bad/model-with-control.yml:4: keys[0].models[0]: model name "llama3.1-8b\x1b[2K" contains whitespace or control characters`,
+		"interval-too-long.yml":         "testdata/bad/interval-too-long.yml:2: probe.interval: must be at most 24h0m0s, got 8760h0m0s",
+		"min-interval-too-long.yml":     "testdata/bad/min-interval-too-long.yml:3: probe.min_interval: must be at most 24h0m0s, got 25h0m0s",
+		"timeout-too-long.yml":          "testdata/bad/timeout-too-long.yml:2: probe.timeout: must be at most 5m0s, got 6m0s",
+		"two-documents.yml":             "testdata/bad/two-documents.yml:4: a second YAML document starts here; a config file holds one document",
 	} {
 		t.Run(file, func(t *testing.T) {
 			_, err := Source{Path: filepath.Join("testdata", "bad", file), Explicit: true}.Load()
@@ -124,7 +133,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		})
 	}
 	entries, _ := os.ReadDir("testdata/bad")
-	if len(entries) != 33 {
+	if len(entries) != 41 {
 		t.Errorf("testdata/bad holds %d fixtures; give each one an expected message here", len(entries))
 	}
 }
@@ -216,5 +225,135 @@ func TestKeyFileIsReadOnEveryCall(t *testing.T) {
 	}
 	if _, err := k.Secret(); err == nil || err.Error() != "api_key_file "+path+": the key is empty" {
 		t.Errorf("empty file: %v", err)
+	}
+}
+
+// unsetenv unsets the variable for the test and restores it after.
+func unsetenv(t *testing.T, name string) {
+	t.Helper()
+	t.Setenv(name, "") // restores the old value, if any, when the test ends
+	if err := os.Unsetenv(name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAPIKeyVariables(t *testing.T) {
+	const part = "sk-test-canary-part-93f1"
+	t.Setenv("RLE_TEST_PART", part)
+	t.Setenv("RLE_TEST_EMPTY", "")
+	unsetenv(t, "RLE_TEST_TYPO")
+	unsetenv(t, "RLE_TEST_TYPO2")
+	parse := func(apiKey string) (*Config, error) {
+		return Parse([]byte("keys:\n  - name: a\n    api_key: "+apiKey+"\n"), "f.yml")
+	}
+
+	// Set to the empty string is set: it expands to nothing.
+	cfg, err := parse("sk-${RLE_TEST_EMPTY}x")
+	if err != nil {
+		t.Fatalf("empty but set variable: %v", err)
+	}
+	if got := cfg.Keys[0].APIKey.Reveal(); got != "sk-x" {
+		t.Errorf("empty but set variable: key %q, want sk-x", got)
+	}
+	cfg, err = parse("${RLE_TEST_PART}")
+	if err != nil || cfg.Keys[0].APIKey.Reveal() != part {
+		t.Errorf("set variable: %v", err)
+	}
+
+	for apiKey, want := range map[string]string{
+		// Empty after expansion keeps its message, variable set or not.
+		"${RLE_TEST_EMPTY}":                  "f.yml:3: keys[0].api_key: the key is empty after expanding ${RLE_TEST_EMPTY} (is the variable set?)",
+		"${RLE_TEST_EMPTY}${RLE_TEST_EMPTY}": "f.yml:3: keys[0].api_key: the key is empty after expanding ${RLE_TEST_EMPTY}, ${RLE_TEST_EMPTY} (is the variable set?)",
+		// Unset: named, and neither the key around it nor a set variable's value shows.
+		"${RLE_TEST_TYPO}":                    "f.yml:3: keys[0].api_key: environment variable RLE_TEST_TYPO is not set",
+		"sk-test-canary-lit-${RLE_TEST_TYPO}": "f.yml:3: keys[0].api_key: environment variable RLE_TEST_TYPO is not set",
+		"${RLE_TEST_PART}${RLE_TEST_TYPO}":    "f.yml:3: keys[0].api_key: environment variable RLE_TEST_TYPO is not set",
+		"${RLE_TEST_TYPO2}-${RLE_TEST_TYPO}-${RLE_TEST_TYPO2}-${RLE_TEST_PART}": "f.yml:3: keys[0].api_key: environment variables RLE_TEST_TYPO2, RLE_TEST_TYPO are not set",
+	} {
+		_, err := parse(apiKey)
+		if err == nil || err.Error() != want {
+			t.Errorf("api_key %s:\n got  %v\n want %s", apiKey, err, want)
+		}
+		if err != nil && (strings.Contains(err.Error(), part) || strings.Contains(err.Error(), "canary-lit")) {
+			t.Errorf("api_key %s: the error shows the key: %v", apiKey, err)
+		}
+	}
+}
+
+func TestModelNames(t *testing.T) {
+	for _, name := range []string{"llama3.1-8b", "llama-3.3-70b", "meta-llama/Llama-3.3-70B-Instruct", "qwen-3:235b@2507", "模型-1"} {
+		if _, err := Parse([]byte(fmt.Sprintf("keys:\n  - name: a\n    api_key: x\n    models: [%q]\n", name)), "f.yml"); err != nil {
+			t.Errorf("model %q refused: %v", name, err)
+		}
+	}
+	for _, name := range []string{
+		"llama 3", " llama", "llama ", "llama\t3", "llama\n3", "llama\r", "a\u00a0b", "a\u2028b", "a\u200bb", "a\u202eb",
+		"a\x00b", "a\x1bb", "a\x7fb", "a\u0085b", "a\ufeffb",
+	} {
+		_, err := Parse([]byte(fmt.Sprintf("keys:\n  - name: a\n    api_key: x\n    models: [%q]\n", name)), "f.yml")
+		want := fmt.Sprintf("f.yml:4: keys[0].models[0]: model name %q contains whitespace or control characters", name)
+		if err == nil || err.Error() != want {
+			t.Errorf("model %q:\n got  %v\n want %s", name, err, want)
+		}
+		if err != nil && strings.ContainsAny(err.Error(), "\n\r\t\x00\x1b\x7f\u0085\u2028\u200b\u202e\ufeff") {
+			t.Errorf("model %q: the error carries the raw character: %q", name, err)
+		}
+	}
+	if printable("a\xffb") {
+		t.Error("invalid UTF-8 counts as printable")
+	}
+}
+
+func TestDurationBounds(t *testing.T) {
+	cfg, err := Parse([]byte("probe:\n  interval: 24h\n  min_interval: 1d\n  timeout: 5m\nkeys:\n  - name: a\n    api_key: x\n"), "f.yml")
+	if err != nil {
+		t.Fatalf("the bounds themselves are refused: %v", err)
+	}
+	if cfg.Probe.Interval != MaxInterval || cfg.Probe.MinInterval != MaxInterval || cfg.Probe.Timeout != MaxTimeout {
+		t.Errorf("probe = %+v", cfg.Probe)
+	}
+	_, err = Parse([]byte("probe:\n  interval: 24h1ms\n  min_interval: 2d\n  timeout: 5m1s\nkeys:\n  - name: a\n    api_key: x\n"), "f.yml")
+	want := "f.yml:2: probe.interval: must be at most 24h0m0s, got 24h0m0.001s\n" +
+		"f.yml:4: probe.timeout: must be at most 5m0s, got 5m1s\n" +
+		"f.yml:3: probe.min_interval: must be at most 24h0m0s, got 48h0m0s"
+	if err == nil || err.Error() != want {
+		t.Errorf("just past the bounds:\n got  %v\n want %s", err, want)
+	}
+}
+
+func TestOneDocument(t *testing.T) {
+	const body = "keys:\n  - name: a\n    api_key: x\n"
+	for name, data := range map[string]string{
+		"one document":                 body,
+		"leading ---":                  "---\n" + body,
+		"comment, then ---":            "# the exporter's config\n---\n" + body,
+		"directive and ---":            "%YAML 1.1\n---\n" + body,
+		"end marker":                   body + "...\n",
+		"trailing --- (nothing after)": body + "---\n",
+		"trailing --- and a comment":   body + "---\n# keys:\n#   - name: b\n",
+		"trailing --- twice":           body + "---\n---\n",
+	} {
+		cfg, err := Parse([]byte(data), "f.yml")
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		} else if len(cfg.Keys) != 1 || cfg.Keys[0].Name != "a" {
+			t.Errorf("%s: keys %+v", name, cfg.Keys)
+		}
+	}
+	const second = "a second YAML document starts here; a config file holds one document"
+	for name, c := range map[string]struct{ data, want string }{
+		"second document":          {body + "---\nkeys:\n  - name: b\n    api_key: y\n", "f.yml:4: " + second},
+		"leading --- and a second": {"---\n" + body + "---\nprobe: {mode: scrape}\n", "f.yml:5: " + second},
+		"after an end marker":      {body + "...\n---\nprobe: {}\n", "f.yml:5: " + second},
+		"after an empty one":       {body + "---\n---\nprobe: {}\n", "f.yml:5: " + second},
+		"empty first":              {"---\n---\n" + body, "f.yml:2: " + second},
+		"explicit null second":     {body + "--- ~\n", "f.yml:4: " + second},
+		"scalar second":            {body + "--- x\n", "f.yml:4: " + second},
+		"bad syntax in the second": {body + "---\n[\n", "f.yml:5: did not find expected node content"},
+	} {
+		_, err := Parse([]byte(c.data), "f.yml")
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s:\n got  %v\n want %s", name, err, c.want)
+		}
 	}
 }

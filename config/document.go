@@ -1,14 +1,53 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
+
+// singleDocument parses the first YAML document of data. A file holds one
+// document: a later one with content is refused, naming the line where it
+// starts, rather than ignored. Later documents without content, as left by
+// a trailing "---", carry nothing to ignore and are allowed.
+func singleDocument(data []byte, name string) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(name, err, nil)
+	}
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, yamlError(name, err, nil)
+		}
+		if !isEmptyDocument(&next) {
+			return nil, &Error{File: name, Line: next.Line,
+				Msg: "a second YAML document starts here; a config file holds one document"}
+		}
+	}
+	return &root, nil
+}
+
+// isEmptyDocument reports whether n is a document with nothing in it but
+// comments: an implicit null, not even "~".
+func isEmptyDocument(n *yaml.Node) bool {
+	if n.Kind != yaml.DocumentNode || len(n.Content) != 1 {
+		return false
+	}
+	c := n.Content[0]
+	return c.Kind == yaml.ScalarNode && c.Tag == "!!null" && c.Value == "" && c.Anchor == ""
+}
 
 // document knows, for a parsed file, which field path sits on which line,
 // so that every error can say file, line and field.

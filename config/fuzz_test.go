@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // FuzzParse feeds the loader arbitrary YAML. It must not panic; what it
@@ -30,15 +32,22 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if len(cfg.Keys) == 0 || cfg.Probe.Interval <= 0 || cfg.Probe.Timeout <= 0 || cfg.Probe.Concurrency < 1 {
-			t.Fatalf("accepted an invalid config: %+v", cfg)
+		p := cfg.Probe
+		if len(cfg.Keys) == 0 || p.Interval <= 0 || p.Interval > MaxInterval || p.Timeout <= 0 || p.Timeout > MaxTimeout ||
+			p.MinInterval < 0 || p.MinInterval > MaxInterval || p.Concurrency < 1 {
+			t.Fatalf("accepted an invalid config: probe %+v, %d keys", cfg.Probe, len(cfg.Keys))
 		}
 		seen := map[string]bool{}
 		for _, k := range cfg.Keys {
 			if seen[k.Name] || !keyNamePattern.MatchString(k.Name) || len(k.Models) == 0 {
-				t.Fatalf("accepted an invalid key: %+v", k)
+				t.Fatalf("accepted an invalid key: name %q, models %q", k.Name, k.Models)
 			}
 			seen[k.Name] = true
+			for _, m := range k.Models {
+				if !utf8.ValidString(m) || strings.ContainsFunc(m, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+					t.Fatalf("accepted the model name %q", m)
+				}
+			}
 		}
 		// A valid config with its key swapped for a canary and broken
 		// elsewhere never echoes the canary.
