@@ -1,41 +1,162 @@
 package ratelimit
 
 import (
+	"fmt"
 	"math"
 	"net/http"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-// FuzzParseHeaders feeds the parser a header name and a raw value, which
-// may hold several lines and comma lists, as an upstream could send.
+// maxFuzzHeaders bounds the header values one fuzz input expands to, twice
+// MaxObservations, so that each run, and the minimizing of inputs that need
+// more than MaxObservations headers, stays fast.
+const maxFuzzHeaders = 128
+
+// FuzzParseHeaders parses a whole response header built from two arguments:
+//
+//   - lines holds one header value per line, "name: value", split at the
+//     first colon (a line without one is a name with an empty value). The
+//     value is passed as is, so it may hold comma lists; a repeated name adds
+//     a value. Names go into the map as written, not canonicalized.
+//   - copies adds, for each line, that many more headers named after it with
+//     "0", "1", ... appended and the same value, so that small inputs readily
+//     pass MaxObservations (up to maxFuzzHeaders values in all).
+//
+// Every input must give at most MaxObservations observations, each finite,
+// non-negative and fit for a label, sorted, the same whatever the map order,
+// and exactly the documented cap: the first MaxObservations, in sort order,
+// of what the rate-limit headers give one at a time, with every other
+// rate-limit header counted as dropped.
 func FuzzParseHeaders(f *testing.F) {
-	for _, seed := range [][2]string{
-		{"x-ratelimit-limit-requests-day", "14400"},
-		{"x-ratelimit-reset-tokens-minute", "11.382867097854614"},
-		{"x-ratelimit-reset-requests", "6m0s"},
-		{"X-RateLimit-Remaining-Tokens-Hour", "5, 5"},
-		{"x-ratelimit-limit-requests-day", "1e400"},
-		{"x-ratelimit-limit-input-tokens-minute", "٣"},
+	for _, seed := range []struct {
+		lines  string
+		copies uint8
+	}{
+		{"x-ratelimit-limit-requests-day: 14400", 0},
+		{"x-ratelimit-reset-tokens-minute: 11.382867097854614", 0},
+		{"x-ratelimit-reset-requests: 6m0s\nX-Request-Id: abc", 0},
+		{"X-RateLimit-Remaining-Tokens-Hour: 5, 5\nX-RateLimit-Remaining-Tokens-Hour: 5", 0},
+		{"x-ratelimit-limit-requests-day: 1e400", 0},
+		{"x-ratelimit-limit-input-tokens-minute: ٣", 0},
+		{"x-ratelimit-limit-requests-day: 2\nX-Ratelimit-Limit-Requests-Day: 1", 0},
+		{"x-ratelimit-limit-requests-day: 2400\nx-ratelimit-remaining-tokens: 7\nx-ratelimit-reset-tokens-: 1", 30},
 	} {
-		f.Add(seed[0], seed[1])
+		f.Add(seed.lines, seed.copies)
 	}
-	f.Fuzz(func(t *testing.T, name, value string) {
-		h := http.Header{name: strings.Split(value, "\n")}
-		obs, dropped := ParseHeaders(h)
-		if len(obs)+dropped > len(h) || len(obs) > MaxObservations || dropped < 0 {
-			t.Fatalf("%d observations and %d dropped from %d headers", len(obs), dropped, len(h))
-		}
-		for _, o := range obs {
-			if math.IsNaN(o.Value) || math.IsInf(o.Value, 0) || o.Value < 0 {
-				t.Fatalf("invalid value kept: %+v", o)
-			}
-			if o.Resource == "" || strings.ContainsAny(o.Resource+o.Window, "\"\n\\{}= ") {
-				t.Fatalf("resource or window unfit for a label value: %+v", o)
-			}
-			if o.Kind != Limit && o.Kind != Remaining && o.Kind != Reset {
-				t.Fatalf("unknown kind: %+v", o)
-			}
-		}
+	f.Fuzz(func(t *testing.T, lines string, copies uint8) {
+		checkParseHeaders(t, lines, copies)
 	})
+}
+
+// checkParseHeaders is the body of FuzzParseHeaders.
+func checkParseHeaders(t testing.TB, lines string, copies uint8) {
+	h := http.Header{}
+	var names []string // in insertion order
+	n := 0             // header values added
+	add := func(name, value string) {
+		if _, ok := h[name]; !ok {
+			names = append(names, name)
+		}
+		h[name] = append(h[name], value)
+		n++
+	}
+	for line := range strings.SplitSeq(lines, "\n") {
+		if n >= maxFuzzHeaders {
+			break
+		}
+		name, value, _ := strings.Cut(line, ":")
+		add(name, value)
+		for i := 0; i < int(copies) && n < maxFuzzHeaders; i++ {
+			add(name+strconv.Itoa(i), value)
+		}
+	}
+	// The same header, built with its names in the reverse order.
+	reversed := make(http.Header, len(h))
+	for _, name := range slices.Backward(names) {
+		reversed[name] = h[name]
+	}
+
+	obs, dropped := ParseHeaders(h)
+	if len(obs) > MaxObservations || dropped < 0 {
+		t.Fatalf("%d observations and %d dropped", len(obs), dropped)
+	}
+	for i, o := range obs {
+		if math.IsNaN(o.Value) || math.IsInf(o.Value, 0) || o.Value < 0 {
+			t.Fatalf("invalid value kept: %+v", o)
+		}
+		if o.Resource == "" || strings.ContainsAny(o.Resource+o.Window, "\"\n\\{}= ") {
+			t.Fatalf("resource or window unfit for a label value: %+v", o)
+		}
+		if o.Kind != Limit && o.Kind != Remaining && o.Kind != Reset {
+			t.Fatalf("unknown kind: %+v", o)
+		}
+		if i > 0 && fuzzLess(o, obs[i-1]) {
+			t.Fatalf("not sorted: %+v before %+v", obs[i-1], o)
+		}
+	}
+
+	// Determinism: the same contents give the same result, whatever the
+	// map's insertion order (and Go varies its iteration order per range).
+	if obs2, dropped2 := ParseHeaders(reversed); !reflect.DeepEqual(obs, obs2) || dropped != dropped2 {
+		t.Fatalf("parsing the same header again differs: %d dropped then %d; %s",
+			dropped, dropped2, diffObservations(obs, obs2))
+	}
+
+	// The cap: each rate-limit header alone gives one observation or one
+	// drop; together, the first MaxObservations observations in sort
+	// order are kept and every other rate-limit header is dropped.
+	var all []Observation
+	considered := 0
+	alone := make(http.Header, 1)
+	for name, vs := range h {
+		isRateLimit := strings.HasPrefix(strings.ToLower(name), HeaderPrefix)
+		if isRateLimit {
+			considered++
+		}
+		clear(alone)
+		alone[name] = vs
+		one, d := ParseHeaders(alone)
+		if got := len(one) + d; isRateLimit && got != 1 || !isRateLimit && got != 0 {
+			t.Fatalf("header %q alone gave %v and %d dropped", name, one, d)
+		}
+		all = append(all, one...)
+	}
+	if len(obs)+dropped != considered {
+		t.Fatalf("%d observations and %d dropped from %d rate-limit headers", len(obs), dropped, considered)
+	}
+	sort.Slice(all, func(i, j int) bool { return fuzzLess(all[i], all[j]) })
+	want := all[:min(len(all), MaxObservations)]
+	if !reflect.DeepEqual(obs, want) {
+		t.Fatalf("kept the wrong observations of %d: %s", len(all), diffObservations(obs, want))
+	}
+}
+
+// fuzzLess is the documented order of ParseHeaders' result, written apart
+// from the code under test: resource, window, kind, then value.
+func fuzzLess(a, b Observation) bool {
+	if a.Resource != b.Resource {
+		return a.Resource < b.Resource
+	}
+	if a.Window != b.Window {
+		return a.Window < b.Window
+	}
+	if a.Kind != b.Kind {
+		return a.Kind < b.Kind
+	}
+	return a.Value < b.Value
+}
+
+// diffObservations describes where got and want first differ.
+func diffObservations(got, want []Observation) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("at index %d got %+v, want %+v (of %d and %d)", i, got[i], want[i], len(got), len(want))
+		}
+	}
+	return fmt.Sprintf("got %d observations, want %d", len(got), len(want))
 }

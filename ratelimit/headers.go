@@ -2,9 +2,10 @@
 package ratelimit
 
 import (
+	"cmp"
 	"math"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,9 @@ const (
 const HeaderPrefix = "x-ratelimit-"
 
 // MaxObservations bounds what one response may add, so a hostile or broken
-// upstream cannot create unbounded series. Cerebras sends 18.
+// upstream cannot create unbounded series. Cerebras sends 18. When a response
+// holds more valid rate-limit values, ParseHeaders keeps the first
+// MaxObservations in its sort order and counts the rest as dropped.
 const MaxObservations = 64
 
 // Observation is one valid rate-limit header value.
@@ -36,14 +39,28 @@ type Observation struct {
 }
 
 // ParseHeaders returns the valid rate-limit observations in h, sorted by
-// resource, window and kind, and how many rate-limit values it dropped as invalid.
+// resource, window, kind and then value, and how many rate-limit headers it
+// dropped, as invalid or past MaxObservations.
+//
+// A header is a rate-limit header when its name, lower-cased, starts with
+// HeaderPrefix; each one (a key of h, with all its values) yields either one
+// observation or one drop, so len(obs)+dropped is the number of such keys.
 //
 // A header name is x-ratelimit-{limit|remaining|reset}-{resource}[-{window}]:
 // the window is the part after the last hyphen, so new resources and windows
 // need no code change. Values must be finite, non-negative decimal numbers;
 // resets may also be Go durations ("6m0s"). Repeated headers or comma lists
 // count only when every value agrees.
+//
+// Past MaxObservations valid values, the first MaxObservations in the sort
+// order above are kept and the rest dropped, so the result depends only on
+// the header's contents, never on map order. For n headers this takes
+// O(n log MaxObservations) time and holds at most MaxObservations
+// observations. (Value breaks ties only when h holds one name in two
+// spellings, which net/http, canonicalizing names, never produces; both are
+// then kept.)
 func ParseHeaders(h http.Header) (obs []Observation, dropped int) {
+	heaped := false // obs is a max-heap, full, once a value has overflowed it
 	for name, values := range h {
 		lower := strings.ToLower(name)
 		if !strings.HasPrefix(lower, HeaderPrefix) {
@@ -55,23 +72,62 @@ func ParseHeaders(h http.Header) (obs []Observation, dropped int) {
 			continue
 		}
 		value, ok := parseValues(kind, values)
-		if !ok || len(obs) == MaxObservations {
+		if !ok {
 			dropped++
 			continue
 		}
-		obs = append(obs, Observation{Kind: kind, Resource: resource, Window: window, Value: value})
+		o := Observation{Kind: kind, Resource: resource, Window: window, Value: value}
+		if len(obs) < MaxObservations {
+			obs = append(obs, o)
+			continue
+		}
+		// Full: o displaces the greatest kept observation if it sorts before it.
+		dropped++
+		if !heaped {
+			for i := len(obs)/2 - 1; i >= 0; i-- {
+				siftDown(obs, i)
+			}
+			heaped = true
+		}
+		if compareObservations(o, obs[0]) < 0 {
+			obs[0] = o
+			siftDown(obs, 0)
+		}
 	}
-	sort.Slice(obs, func(i, j int) bool {
-		a, b := obs[i], obs[j]
-		if a.Resource != b.Resource {
-			return a.Resource < b.Resource
-		}
-		if a.Window != b.Window {
-			return a.Window < b.Window
-		}
-		return a.Kind < b.Kind
-	})
+	slices.SortFunc(obs, compareObservations)
 	return obs, dropped
+}
+
+// compareObservations orders by resource, window, kind, then value.
+func compareObservations(a, b Observation) int {
+	if c := strings.Compare(a.Resource, b.Resource); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Window, b.Window); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.Kind), string(b.Kind)); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Value, b.Value)
+}
+
+// siftDown moves h[i] down until no child below it sorts after it, restoring
+// a max-heap whose subtrees below i already are heaps.
+func siftDown(h []Observation, i int) {
+	for {
+		top := i
+		for _, c := range [2]int{2*i + 1, 2*i + 2} {
+			if c < len(h) && compareObservations(h[c], h[top]) > 0 {
+				top = c
+			}
+		}
+		if top == i {
+			return
+		}
+		h[i], h[top] = h[top], h[i]
+		i = top
+	}
 }
 
 func parseName(rest string) (kind Kind, resource, window string, ok bool) {

@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"bufio"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -171,6 +173,54 @@ func TestParseHeadersCapsObservations(t *testing.T) {
 	}
 }
 
+// TestParseHeadersCapIsDeterministic parses one response with more valid
+// headers than MaxObservations many times, each built afresh in a shuffled
+// order: the kept observations are always the first in sort order.
+func TestParseHeadersCapIsDeterministic(t *testing.T) {
+	type header struct{ name, value string }
+	var headers []header
+	var want []Observation
+	// 25 resources x 2 windows x 2 kinds = 100 headers, generated in sort
+	// order, so the first MaxObservations are r00..r15.
+	for r := 0; r < 25; r++ {
+		resource := fmt.Sprintf("r%02d", r)
+		for _, window := range []string{"day", "minute"} {
+			for _, kind := range []Kind{Limit, Remaining} {
+				v := float64(len(headers))
+				headers = append(headers, header{fmt.Sprintf("X-Ratelimit-%s-%s-%s", kind, resource, window), fmt.Sprint(v)})
+				want = append(want, Observation{kind, resource, window, v})
+			}
+		}
+	}
+	want = want[:MaxObservations]
+	wantDropped := len(headers) - MaxObservations
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20; i++ {
+		rng.Shuffle(len(headers), func(a, b int) { headers[a], headers[b] = headers[b], headers[a] })
+		h := http.Header{}
+		for _, hd := range headers {
+			h.Add(hd.name, hd.value)
+		}
+		got, dropped := ParseHeaders(h)
+		if !reflect.DeepEqual(got, want) || dropped != wantDropped {
+			t.Fatalf("parse %d: %d dropped, want %d; %s", i, dropped, wantDropped, diffObservations(got, want))
+		}
+	}
+}
+
+// TestParseHeadersOneNameTwoSpellings covers a map holding one name in two
+// spellings, which net/http never builds: both are kept, ordered by value.
+func TestParseHeadersOneNameTwoSpellings(t *testing.T) {
+	want := []Observation{{Limit, "requests", "day", 1}, {Limit, "requests", "day", 2}}
+	for i := 0; i < 20; i++ {
+		h := http.Header{"x-ratelimit-limit-requests-day": {"2"}, "X-Ratelimit-Limit-Requests-Day": {"1"}}
+		if got, dropped := ParseHeaders(h); !reflect.DeepEqual(got, want) || dropped != 0 {
+			t.Fatalf("parse %d: got %v dropped %d, want %v dropped 0", i, got, dropped, want)
+		}
+	}
+}
+
 func BenchmarkParseHeadersFull(b *testing.B) {
 	h := http.Header{}
 	f, err := os.ReadFile(filepath.Join("testdata", "cerebras-full.headers"))
@@ -180,6 +230,20 @@ func BenchmarkParseHeadersFull(b *testing.B) {
 	for _, line := range strings.Split(strings.TrimSpace(string(f)), "\n") {
 		name, value, _ := strings.Cut(line, ":")
 		h.Add(name, strings.TrimSpace(value))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ParseHeaders(h)
+	}
+}
+
+// BenchmarkParseHeadersHostile parses 30,000 valid rate-limit headers, about
+// what a 1 MiB response header can hold, all but MaxObservations of them
+// dropped by the cap.
+func BenchmarkParseHeadersHostile(b *testing.B) {
+	h := http.Header{}
+	for i := 30000; i > 0; i-- {
+		h[fmt.Sprintf("x-ratelimit-limit-r%05d-day", i)] = []string{"1"}
 	}
 	b.ReportAllocs()
 	for b.Loop() {
