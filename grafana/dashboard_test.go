@@ -2,6 +2,7 @@ package grafana
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -101,5 +102,50 @@ func TestDashboardIsPortable(t *testing.T) {
 	}
 	if queries < 15 {
 		t.Errorf("%d queries; the dashboard lost panels", queries)
+	}
+}
+
+// A read says nothing about its window after the window's reset, yet the
+// exporter keeps exporting it until the next probe, which may be many
+// minutes away. The Headroom row judges remaining only while the read is
+// current, and shows which windows' reads are past their reset.
+func TestHeadroomLeavesOutReadsPastTheirReset(t *testing.T) {
+	var d dashboard
+	if err := json.Unmarshal(Dashboard, &d); err != nil {
+		t.Fatal(err)
+	}
+	current := regexp.MustCompile(`unless ratelimit_reset_timestamp_seconds\{[^}]*\} <= time\(\)`)
+	pastReset := regexp.MustCompile(`ratelimit_reset_timestamp_seconds\{[^}]*\} <= (bool )?time\(\)`)
+	row, judged, shown := "", 0, false
+	for _, p := range d.Panels {
+		if p.Type == "row" {
+			row = p.Title
+			continue
+		}
+		if row != "Headroom" {
+			continue
+		}
+		for _, target := range p.Targets {
+			switch {
+			case p.Type == "table":
+				// lists every window's last read, with whether it is current
+				if pastReset.MatchString(target.Expr) {
+					shown = true
+				}
+			case strings.Contains(target.Expr, "ratelimit_remaining{"):
+				judged++
+				if !current.MatchString(target.Expr) {
+					t.Errorf("%q counts reads past their reset: %s", p.Title, target.Expr)
+				}
+			case pastReset.MatchString(target.Expr):
+				shown = true
+			}
+		}
+	}
+	if judged < 3 {
+		t.Errorf("%d Headroom queries read ratelimit_remaining; want the headroom per window, the lowest and the exhausted count", judged)
+	}
+	if !shown {
+		t.Error("no Headroom panel shows which windows' reads are past their reset")
 	}
 }
