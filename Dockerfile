@@ -8,7 +8,7 @@
 # reads CEREBRAS_API_KEY. To use a config file, mount it at the default path,
 # /etc/ratelimit_exporter/ratelimit_exporter.yml (the working directory).
 
-# Go as in go.mod.
+# A pinned patch release of the Go minor version in go.mod.
 ARG GO_VERSION=1.26.8
 
 FROM golang:${GO_VERSION}-bookworm AS build

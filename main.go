@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -45,17 +44,18 @@ const defaultGCPercent = 50
 
 func run() int {
 	var (
-		app            = kingpin.CommandLine
-		configFile     = app.Flag("config.file", "Path to the configuration file.").Default(name + ".yml").String()
-		configFileSet  bool
-		configCheck    = app.Flag("config.check", "Load and validate the configuration, print the result and exit.").Bool()
-		metricsPath    = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
-		timeoutOffset  = app.Flag("web.timeout-offset", "Taken off Prometheus's scrape timeout to leave time to answer (scrape mode).").Default("0.5s").Duration()
-		maxRequests    = app.Flag("web.max-requests", "Most scrapes served at once; more are answered 503. 0 means no limit.").Default("40").Int()
-		demoMode       = app.Flag("demo", "Probe a built-in simulator of the Cerebras API with demo keys instead of a real API.").Bool()
-		webFlags       = kingpinflag.AddFlags(app, ":10429")
-		logConfig      = logging.AddFlags(app)
-		shutdownPeriod = 5 * time.Second
+		app           = kingpin.CommandLine
+		configFile    = app.Flag("config.file", "Path to the configuration file.").Default(name + ".yml").String()
+		configFileSet bool
+		configCheck   = app.Flag("config.check", "Load and validate the configuration, print the result and exit.").Bool()
+		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+		timeoutOffset = app.Flag("web.timeout-offset", "Taken off Prometheus's scrape timeout to leave time to answer (scrape mode).").Default("0.5s").Duration()
+		maxRequests   = app.Flag("web.max-requests", "Most scrapes served at once; more are answered 503. 0 means no limit.").Default("40").Int()
+		writeTimeout  = app.Flag("web.write-timeout", "Most time to write one response to a client; a client that reads slower is cut off.").Default("30s").Duration()
+		gracePeriod   = app.Flag("web.shutdown-grace-period", "On SIGTERM or SIGINT, how long scrapes in flight may take to finish.").Default("5s").Duration()
+		demoMode      = app.Flag("demo", "Probe a built-in simulator of the Cerebras API with demo keys instead of a real API.").Bool()
+		webFlags      = kingpinflag.AddFlags(app, ":10429")
+		logConfig     = logging.AddFlags(app)
 	)
 	app.GetFlag("config.file").IsSetByUser(&configFileSet)
 	app.Version(version.Print(name))
@@ -66,6 +66,10 @@ func run() int {
 	}
 
 	logger, slogger := logging.New(os.Stderr, logConfig)
+	if err := server.CheckMetricsPath(*metricsPath); err != nil {
+		level.Error(logger).Log("msg", "Invalid flag", "err", err)
+		return 1
+	}
 
 	load := config.Source{Path: *configFile, Explicit: configFileSet}.Load
 	if *demoMode {
@@ -85,6 +89,18 @@ func run() int {
 
 	level.Info(logger).Log("msg", "Starting "+name, "version", version.Info())
 	level.Info(logger).Log("msg", "Build context", "build_context", version.BuildContext())
+
+	// Listen before the first probe: a busy port ends the start at once.
+	listeners, err := server.Listen(webFlags)
+	if err != nil {
+		level.Error(logger).Log("msg", "Error listening", "err", err)
+		return 1
+	}
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(
@@ -120,44 +136,73 @@ func run() int {
 		MaxRequests:   *maxRequests,
 		Refresh:       probes.Refresh,
 		TimeoutOffset: *timeoutOffset,
+		WriteTimeout:  *writeTimeout,
 		Reload:        reloader.Reload,
 		Dashboard:     grafana.Dashboard,
 		Ready:         func() bool { return reloader.Config() != nil },
 		Logger:        logger,
 	})
 	if err != nil {
-		level.Error(logger).Log("msg", "Error building the landing page", "err", err)
+		level.Error(logger).Log("msg", "Error building the handlers", "err", err)
 		return 1
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	go handleSignals(logger, reloader, srv, shutdownPeriod)
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Every response has a deadline; /metrics restarts it once its
+		// metrics are ready, as a scrape-mode scrape may wait for probes.
+		WriteTimeout: *writeTimeout,
+		IdleTimeout:  2 * time.Minute,
+	}
 
-	if err := web.ListenAndServe(srv, webFlags, slogger); !errors.Is(err, http.ErrServerClosed) {
-		level.Error(logger).Log("msg", "Error serving", "err", err)
-		return 1
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(signals)
+	served := make(chan error, 1)
+	go func() { served <- web.ServeMultiple(listeners, srv, webFlags, slogger) }()
+	for {
+		select {
+		case err := <-served:
+			level.Error(logger).Log("msg", "Error serving", "err", err)
+			return 1
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				if err := reloader.Reload(); err != nil {
+					level.Error(logger).Log("msg", "Error reloading config; the running config is kept", "err", err)
+				}
+				continue
+			}
+			return shutdown(logger, srv, probes, sig, signals, *gracePeriod)
+		}
 	}
-	level.Info(logger).Log("msg", "Shut down")
-	return 0
 }
 
-// handleSignals reloads on SIGHUP and shuts the server down on SIGTERM or SIGINT.
-func handleSignals(logger log.Logger, reloader *config.Reloader, srv *http.Server, grace time.Duration) {
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
-	for sig := range signals {
-		if sig == syscall.SIGHUP {
-			if err := reloader.Reload(); err != nil {
-				level.Error(logger).Log("msg", "Error reloading config; the running config is kept", "err", err)
+// shutdown stops accepting scrapes, lets those in flight finish within
+// grace, then cancels the probes. A second SIGTERM or SIGINT ends it at once.
+func shutdown(logger log.Logger, srv *http.Server, probes *scheduler.Scheduler, sig os.Signal, signals <-chan os.Signal, grace time.Duration) int {
+	level.Info(logger).Log("msg", "Shutting down: finishing scrapes in flight", "signal", sig, "grace_period", grace)
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- srv.Shutdown(ctx) }()
+	for {
+		select {
+		case err := <-drained:
+			if err != nil {
+				level.Warn(logger).Log("msg", "Scrapes still in flight after the grace period are cut off", "err", err)
+				srv.Close()
 			}
-			continue
+			probes.Stop()
+			level.Info(logger).Log("msg", "Shut down")
+			return 0
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				continue
+			}
+			level.Warn(logger).Log("msg", "Second signal: exiting at once", "signal", sig)
+			srv.Close()
+			return 1
 		}
-		level.Info(logger).Log("msg", "Shutting down", "signal", sig)
-		ctx, cancel := context.WithTimeout(context.Background(), grace)
-		if err := srv.Shutdown(ctx); err != nil {
-			level.Warn(logger).Log("msg", "Connections did not close in time", "err", err)
-		}
-		cancel()
-		return
 	}
 }
 

@@ -275,22 +275,36 @@ func TestScrapeModeProbesDuringTheScrape(t *testing.T) {
 		t.Errorf("one scrape sent %d probes, want 3", n)
 	}
 
-	// A scrape whose deadline the upstream misses is served on time, with timeouts.
-	sim.SetLatency(3 * time.Second)
+	// A scrape whose deadline the upstream misses is served on time, with
+	// the values read before; the probes go on with probe.timeout (10s),
+	// and their results serve the next scrape.
+	sim.SetLatency(2 * time.Second)
 	start := time.Now()
 	_, body = e.get(t, "/metrics", "X-Prometheus-Scrape-Timeout-Seconds", "1")
 	if elapsed := time.Since(start); elapsed > 1500*time.Millisecond {
 		t.Errorf("scrape with a 1s timeout took %s", elapsed)
 	}
 	for _, want := range []string{
-		`ratelimit_probe_success{key="good",model="llama3.1-8b",provider="cerebras",team="search"} 0`,
-		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",result="timeout",team="search"} 1`,
-		// The values read before stay.
+		`ratelimit_probe_success{key="good",model="llama3.1-8b",provider="cerebras",team="search"} 1`,
+		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",result="timeout",team="search"} 0`,
 		`ratelimit_limit{key="good",model="llama3.1-8b",provider="cerebras",resource="requests",team="search",window="minute"} 1000`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("scrape past the deadline lacks %s", want)
 		}
+	}
+	_, body = e.get(t, "/metrics", "X-Prometheus-Scrape-Timeout-Seconds", "5") // joins the probes under way
+	for _, want := range []string{
+		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",result="success",team="search"} 2`,
+		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",result="timeout",team="search"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the scrape after it lacks %s", want)
+		}
+	}
+	// 3, then 2: the revoked key backs off after its 401.
+	if n := sim.Requests(); n != 5 {
+		t.Errorf("%d probes in all, want 5: the third scrape should have joined the probes under way", n)
 	}
 }
 
@@ -380,6 +394,10 @@ func TestSIGTERMExitsCleanly(t *testing.T) {
 	}
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Errorf("shutdown took %s", took)
+	}
+	// Probes cancelled at shutdown failed nothing: nothing above debug.
+	if logs := e.logs.String(); strings.Contains(logs, "context canceled") || strings.Contains(logs, "network_error") {
+		t.Errorf("cancelled probes were logged as failures:\n%s", logs)
 	}
 }
 

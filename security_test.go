@@ -13,11 +13,9 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,23 +70,6 @@ func TestBadConfigsRefusedEverywhere(t *testing.T) {
 	e.waitFor(t, `ratelimit_probe_success{key="good",model="llama3.1-8b",provider="cerebras",team="search"} 1`)
 	if strings.Contains(e.logs.String(), "panic") {
 		t.Errorf("a panic in the logs:\n%s", e.logs)
-	}
-}
-
-// No request parameter chooses where a key is sent.
-func TestNoTargetFromOutside(t *testing.T) {
-	var hits atomic.Int64
-	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
-	defer elsewhere.Close()
-	_, e, _ := startTwoKeys(t, "scrape", nil)
-	for _, path := range []string{
-		"/metrics?target=" + elsewhere.URL, "/metrics?base_url=" + elsewhere.URL + "/v1", "/probe?target=" + elsewhere.URL,
-		"/metrics?module=x&target=" + elsewhere.URL, "/" + elsewhere.URL,
-	} {
-		e.get(t, path, "X-Prometheus-Scrape-Timeout-Seconds", "2", "Host", strings.TrimPrefix(elsewhere.URL, "http://"))
-	}
-	if n := hits.Load(); n != 0 {
-		t.Errorf("%d requests reached a server named only in request parameters", n)
 	}
 }
 

@@ -58,11 +58,18 @@ type state struct {
 	tokens       float64
 	headerErrors float64
 
-	// text holds the target's samples as exposition text, family by
-	// family: family f is text[offsets[f]:offsets[f+1]].
+	out *rendered // replaced by each render, never changed: scrapes write it without a lock
+}
+
+// rendered holds a target's samples as exposition text, family by family:
+// family f is text[offsets[f]:offsets[f+1]]. It is never changed once made.
+type rendered struct {
 	text    []byte
 	offsets [numFamilies + 1]int
 }
+
+// family returns the text of family f.
+func (r *rendered) family(f int) []byte { return r.text[r.offsets[f]:r.offsets[f+1]] }
 
 var outcomeIndex = func() map[prober.Outcome]int {
 	m := make(map[prober.Outcome]int, len(prober.Outcomes))
@@ -164,16 +171,24 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // WriteText writes every target's metrics in the text exposition format,
 // from the text rendered when their results arrived. Before it writes, it
 // calls sized, if not nil, with the number of bytes it will write.
+//
+// It holds the collector's lock only to take the rendered texts, never
+// while it writes: a scraper that reads slowly, or not at all, delays
+// nothing but its own response.
 func (c *Collector) WriteText(w io.Writer, sized func(int)) error {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
+	texts := make([]*rendered, len(c.order))
+	for i, id := range c.order {
+		texts[i] = c.targets[id].out
+	}
+	c.mu.RUnlock()
+
 	var headers [numFamilies]string
 	size := 0
 	for f, fam := range families {
 		n := 0
-		for _, id := range c.order {
-			s := c.targets[id]
-			n += s.offsets[f+1] - s.offsets[f]
+		for _, r := range texts {
+			n += r.offsets[f+1] - r.offsets[f]
 		}
 		if n > 0 {
 			headers[f] = "# HELP " + fam.name + " " + fam.help + "\n# TYPE " + fam.name + " " + strings.ToLower(fam.typ.String()) + "\n"
@@ -184,35 +199,32 @@ func (c *Collector) WriteText(w io.Writer, sized func(int)) error {
 		sized(size)
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	for f := range numFamilies {
+	for f := range int(numFamilies) {
 		if headers[f] == "" {
 			continue
 		}
 		bw.WriteString(headers[f])
-		for _, id := range c.order {
-			s := c.targets[id]
-			bw.Write(s.text[s.offsets[f]:s.offsets[f+1]])
+		for _, r := range texts {
+			bw.Write(r.family(f))
 		}
 	}
 	return bw.Flush()
 }
 
-// render refreshes the target's exposition text, in scratch, then in an
+// render makes the target's exposition text anew, in scratch, then in an
 // exact-size copy: it is what the target costs in memory.
 func (s *state) render(scratch *[]byte) {
 	buf := (*scratch)[:0]
+	out := &rendered{}
 	for f := range numFamilies {
-		s.offsets[f] = len(buf)
+		out.offsets[f] = len(buf)
 		s.each(f, func(labelValues []string, v float64) {
 			buf = appendSample(buf, families[f].name, s.descs.names[f], s.descs.sorted[f], labelValues, v)
 		})
 	}
-	s.offsets[numFamilies] = len(buf)
-	if cap(s.text) >= len(buf) && cap(s.text)-len(buf) <= len(buf)/8 {
-		s.text = append(s.text[:0], buf...)
-	} else {
-		s.text = bytes.Clone(buf)
-	}
+	out.offsets[numFamilies] = len(buf)
+	out.text = bytes.Clone(buf)
+	s.out = out
 	*scratch = buf
 }
 

@@ -57,7 +57,7 @@ const counterHelp = `# HELP ratelimit_header_errors_total Rate-limit header valu
 // extra holds the key's labels, which sort after "result".
 func probesTotal(labels, extra string, counts map[string]int) string {
 	out := "# HELP ratelimit_probes_total Probes sent, by result.\n# TYPE ratelimit_probes_total counter\n"
-	for _, result := range []string{"http_error", "network_error", "no_headers", "rate_limited", "success", "timeout", "unauthorized"} {
+	for _, result := range []string{"http_error", "key_unavailable", "network_error", "no_headers", "rate_limited", "success", "timeout", "unauthorized"} {
 		out += "ratelimit_probes_total{" + labels + `,result="` + result + `"` + extra + "} " + strconv.Itoa(counts[result]) + "\n"
 	}
 	return out
@@ -262,3 +262,79 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 		t.Errorf("no interval for plain/a in:\n%s", text.String())
 	}
 }
+
+// blockedWriter blocks its first write until released: a scraper that
+// stopped reading.
+type blockedWriter struct {
+	started chan struct{}
+	release chan struct{}
+	writes  int
+}
+
+func (w *blockedWriter) Write(p []byte) (int, error) {
+	w.writes++
+	if w.writes == 1 {
+		close(w.started)
+		<-w.release
+	}
+	return len(p), nil
+}
+
+// A scrape that cannot write holds nothing that recording or a reload needs,
+// and what it writes is what was published when it started.
+func TestWriteTextHoldsNoLockWhileWriting(t *testing.T) {
+	keys := make([]config.Key, 50)
+	for i := range keys {
+		keys[i] = config.Key{Name: "k" + strconv.Itoa(i), Provider: "cerebras", Models: []string{"m"}}
+	}
+	c, _, targets := newTestCollector(t, keys...)
+	obs := fullHeaders(t)
+	for _, tg := range targets {
+		c.Record(IDOf(tg), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: obs})
+	}
+	var before strings.Builder
+	if err := c.WriteText(&before, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	w := &blockedWriter{started: make(chan struct{}), release: make(chan struct{})}
+	var written strings.Builder
+	writeDone := make(chan error, 1)
+	go func() {
+		writeDone <- c.WriteText(writerFunc(func(p []byte) (int, error) {
+			written.Write(p)
+			return w.Write(p)
+		}), nil)
+	}()
+	select {
+	case <-w.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteText did not write within 10s")
+	}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, tg := range targets {
+			c.Record(IDOf(tg), &prober.Result{Time: probeTime.Add(time.Minute), StatusCode: 429, Outcome: prober.RateLimited})
+		}
+		c.Apply(targets[:10])
+		c.SetInterval(IDOf(targets[0]), time.Hour)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Record, Apply and SetInterval waited for a scrape that does not write")
+	}
+	close(w.release)
+	if err := <-writeDone; err != nil {
+		t.Fatal(err)
+	}
+	if written.String() != before.String() {
+		t.Error("the scrape wrote changes made after it started: published text was changed in place")
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

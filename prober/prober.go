@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,15 +30,17 @@ type Outcome string
 const (
 	Success      Outcome = "success"
 	RateLimited  Outcome = "rate_limited"  // 429
-	Unauthorized Outcome = "unauthorized"  // 401 or 403, or no key to send
+	Unauthorized Outcome = "unauthorized"  // 401 or 403
 	HTTPError    Outcome = "http_error"    // any other non-2xx
 	NoHeaders    Outcome = "no_headers"    // 2xx without valid rate-limit headers
 	Timeout      Outcome = "timeout"       // no response before the deadline
 	NetworkError Outcome = "network_error" // no response for another reason
+	// KeyUnavailable: the key could not be read (api_key_file), so nothing was sent.
+	KeyUnavailable Outcome = "key_unavailable"
 )
 
 // Outcomes lists every outcome, in the order metrics show them.
-var Outcomes = []Outcome{Success, RateLimited, Unauthorized, HTTPError, NoHeaders, Timeout, NetworkError}
+var Outcomes = []Outcome{Success, RateLimited, Unauthorized, HTTPError, NoHeaders, Timeout, NetworkError, KeyUnavailable}
 
 // MaxBodyBytes bounds how much of a response body is read.
 const MaxBodyBytes = 1 << 20
@@ -74,10 +77,13 @@ type Prober struct {
 
 	mu            sync.RWMutex
 	defaultClient *http.Client
-	clients       map[string]keyClient // by key name
+	clients       map[string]*sharedClient // by key name
 }
 
-type keyClient struct {
+// sharedClient is the HTTP client, and so the connection pool, of every key
+// with the same http_client settings: a thousand keys of one provider keep
+// the connections that probe.concurrency needs, not a thousand.
+type sharedClient struct {
 	settings config.HTTPClient
 	client   *http.Client
 }
@@ -89,44 +95,71 @@ func New(userAgent string) *Prober {
 	if err != nil {
 		panic(fmt.Sprintf("building the default HTTP client: %v", err)) // no settings, no error
 	}
-	return &Prober{userAgent: userAgent, now: time.Now, defaultClient: client, clients: map[string]keyClient{}}
+	return &Prober{userAgent: userAgent, now: time.Now, defaultClient: client, clients: map[string]*sharedClient{}}
 }
 
-// Apply builds the HTTP client of every key in cfg, keeping the client, and
-// its open connections, of keys whose settings did not change.
+// Apply gives every key in cfg the client of its http_client settings, one
+// client per distinct settings, keeping the clients, and their open
+// connections, of settings that are still in use.
 func (p *Prober) Apply(cfg *config.Config) error {
 	p.mu.RLock()
-	old := p.clients
+	var pool []*sharedClient
+	for _, sc := range p.clients {
+		if !slices.Contains(pool, sc) {
+			pool = append(pool, sc)
+		}
+	}
 	p.mu.RUnlock()
-	clients := make(map[string]keyClient, len(cfg.Keys))
+	find := func(settings config.HTTPClient) *sharedClient {
+		for _, sc := range pool {
+			if reflect.DeepEqual(sc.settings, settings) {
+				return sc
+			}
+		}
+		return nil
+	}
+	kept := len(pool)
+	clients := make(map[string]*sharedClient, len(cfg.Keys))
 	for i := range cfg.Keys {
 		k := &cfg.Keys[i]
-		if kc, ok := old[k.Name]; ok && reflect.DeepEqual(kc.settings, k.HTTPClient) {
-			clients[k.Name] = kc
-			continue
+		sc := find(k.HTTPClient)
+		if sc == nil {
+			client, err := NewClient(k.HTTPClient)
+			if err != nil {
+				return fmt.Errorf("key %s: http_client: %w", k.Name, err)
+			}
+			sc = &sharedClient{settings: k.HTTPClient, client: client}
+			pool = append(pool, sc)
 		}
-		client, err := NewClient(k.HTTPClient)
-		if err != nil {
-			return fmt.Errorf("key %s: http_client: %w", k.Name, err)
-		}
-		clients[k.Name] = keyClient{settings: k.HTTPClient, client: client}
+		clients[k.Name] = sc
 	}
 	p.mu.Lock()
 	p.clients = clients
 	p.mu.Unlock()
-	for name, kc := range old {
-		if clients[name].client != kc.client {
-			kc.client.CloseIdleConnections()
+	for _, sc := range pool[:kept] {
+		if !slices.ContainsFunc(cfg.Keys, func(k config.Key) bool { return clients[k.Name] == sc }) {
+			sc.client.CloseIdleConnections()
 		}
 	}
 	return nil
 }
 
+// Clients returns how many distinct HTTP clients the keys use.
+func (p *Prober) Clients() int {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	seen := map[*sharedClient]bool{}
+	for _, sc := range p.clients {
+		seen[sc] = true
+	}
+	return len(seen)
+}
+
 func (p *Prober) clientFor(key string) *http.Client {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if kc, ok := p.clients[key]; ok {
-		return kc.client
+	if sc, ok := p.clients[key]; ok {
+		return sc.client
 	}
 	return p.defaultClient
 }
@@ -171,7 +204,7 @@ func (p *Prober) Probe(ctx context.Context, t config.Target) Result {
 func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 	secret, err := t.Key.Secret()
 	if err != nil {
-		return Result{Outcome: Unauthorized, Err: err}
+		return Result{Outcome: KeyUnavailable, Err: err}
 	}
 	url := t.Key.BaseURL + "/chat/completions"
 	requestBody, cached := p.bodies.Load(t.Model)

@@ -10,7 +10,7 @@ import (
 
 // Caps on how long the provider's answers can hold probes off.
 const (
-	maxRetryAfter = time.Hour      // a 429's Retry-After
+	maxRetryAfter = time.Hour      // a Retry-After
 	maxBackoff    = time.Hour      // repeated failures
 	maxResetWait  = 24 * time.Hour // a window at 0 until its reset; bounds a bogus reset value
 )
@@ -75,13 +75,17 @@ func isBackoffFailure(r *prober.Result) bool {
 	return false
 }
 
+// retryAfterStatuses are the statuses whose Retry-After is honoured: too
+// many requests, unavailable, and the overloaded status some providers use.
+var retryAfterStatuses = map[int]bool{429: true, 503: true, 529: true}
+
 // providerHold returns how long the provider asked, by r, that no probe of
-// the same key and model be sent, and why: a 429's Retry-After, or a window
-// with nothing left until its reset.
+// the same key and model be sent, and why: the Retry-After of a 429, 503 or
+// 529, or a window with nothing left until its reset.
 func providerHold(r *prober.Result) (time.Duration, string) {
 	var wait time.Duration
 	var reason string
-	if r.Outcome == prober.RateLimited && r.RetryAfter > 0 {
+	if retryAfterStatuses[r.StatusCode] && r.RetryAfter > 0 {
 		wait, reason = min(r.RetryAfter, maxRetryAfter), "Retry-After"
 	}
 	resets := map[[2]string]float64{}

@@ -57,10 +57,12 @@ func TestProviderHold(t *testing.T) {
 		reason string
 	}{
 		{"success", prober.Result{Outcome: prober.Success}, 0, ""},
-		{"429 Retry-After", prober.Result{Outcome: prober.RateLimited, RetryAfter: 30 * time.Second}, 30 * time.Second, "Retry-After"},
-		{"429 Retry-After capped", prober.Result{Outcome: prober.RateLimited, RetryAfter: 5 * time.Hour}, time.Hour, "Retry-After"},
-		{"503 Retry-After is backoff's business", prober.Result{Outcome: prober.HTTPError, StatusCode: 503, RetryAfter: time.Minute}, 0, ""},
-		{"a window at 0 waits for its reset", prober.Result{Outcome: prober.RateLimited, RetryAfter: 12 * time.Second, Observations: exhausted}, 41500 * time.Millisecond, "requests/minute exhausted until its reset"},
+		{"429 Retry-After", prober.Result{Outcome: prober.RateLimited, StatusCode: 429, RetryAfter: 30 * time.Second}, 30 * time.Second, "Retry-After"},
+		{"429 Retry-After capped", prober.Result{Outcome: prober.RateLimited, StatusCode: 429, RetryAfter: 5 * time.Hour}, time.Hour, "Retry-After"},
+		{"503 Retry-After", prober.Result{Outcome: prober.HTTPError, StatusCode: 503, RetryAfter: time.Minute}, time.Minute, "Retry-After"},
+		{"529 Retry-After (overloaded)", prober.Result{Outcome: prober.HTTPError, StatusCode: 529, RetryAfter: 2 * time.Minute}, 2 * time.Minute, "Retry-After"},
+		{"500 Retry-After is backoff's business", prober.Result{Outcome: prober.HTTPError, StatusCode: 500, RetryAfter: time.Minute}, 0, ""},
+		{"a window at 0 waits for its reset", prober.Result{Outcome: prober.RateLimited, StatusCode: 429, RetryAfter: 12 * time.Second, Observations: exhausted}, 41500 * time.Millisecond, "requests/minute exhausted until its reset"},
 		{"also after a 200", prober.Result{Outcome: prober.Success, Observations: exhausted}, 41500 * time.Millisecond, "requests/minute exhausted until its reset"},
 		{"reset capped at a day", prober.Result{Outcome: prober.Success, Observations: []ratelimit.Observation{
 			{Kind: ratelimit.Remaining, Resource: "requests", Window: "week", Value: 0},

@@ -6,12 +6,18 @@ package scheduler
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
@@ -36,11 +42,17 @@ const jitterShare = 0.1
 
 // Scheduler runs probes. Create it with New, configure it with Apply, and
 // end it with Stop.
+//
+// A target's next probe is due one interval after its last probe ended
+// (never probed: at once), and not before the provider's hold-off or a
+// backoff ends. Due probes wait in one queue, oldest first, and are sent
+// while fewer than probe.concurrency are in flight; a probe's timeout
+// starts when it is sent.
 type Scheduler struct {
 	prober   Prober
 	recorder Recorder
 	logger   log.Logger
-	now      func() time.Time
+	clock    clockwork.Clock
 	random   func() float64 // in [0, 1)
 
 	ctx    context.Context // ends with Stop; every probe derives from it
@@ -49,45 +61,52 @@ type Scheduler struct {
 
 	mu       sync.Mutex
 	settings config.Probe
-	slots    chan struct{} // probes in flight, bounded by settings.Concurrency
 	targets  map[collector.ID]*target
-	kick     chan struct{} // tells the dispatcher that timing changed
-	nextWake time.Time     // when the dispatcher wakes next
+	order    []*target // config order
+	queue    []*target // due, waiting for a concurrency slot
+	inFlight int       // probes sent and not yet ended
+	kick     chan struct{}
+	kicks    uint64    // kicks sent; the dispatcher has seen seenKicks of them
+	seen     uint64    // kicks the dispatcher's last pass took into account
+	nextWake time.Time // when the dispatcher wakes next
 }
 
 type target struct {
-	cfg         config.Target
-	flight      *flight
-	last        time.Time // when the last probe ended
+	id   collector.ID
+	cfg  config.Target
+	rank int // first probes go in this order: every key's first model, then every second one, ...
+
+	flight      *flight   // queued or sent
+	last        time.Time // when the last probe ended; zero: never probed
+	gap         float64   // the next probe is due last + gap × interval
 	lastOutcome prober.Outcome
 
 	limits         []ratelimit.Observation // the limits last read
 	tokensPerProbe float64
 	interval       time.Duration // the configured one, stretched to the quota share
-	due            time.Time     // interval mode: when the next probe is due
 	holdUntil      time.Time     // the provider asked for no probe before then
 	failures       int           // backoff failures in a row
-	backoffUntil   time.Time     // backing off from them; a reload clears it
+	backoffUntil   time.Time     // backing off from them
 }
 
-// flight is a probe under way; everyone who wants it waits on done.
+// flight is a probe queued or under way; everyone who wants it waits on done.
 type flight struct {
 	done chan struct{}
 }
 
 // New returns a scheduler that probes with p and records into r.
 func New(p Prober, r Recorder, logger log.Logger) *Scheduler {
-	return newScheduler(p, r, logger, time.Now, rand.Float64)
+	return newScheduler(p, r, logger, clockwork.NewRealClock(), rand.Float64)
 }
 
 // newScheduler is New with the clock and the random source given, for tests.
-func newScheduler(p Prober, r Recorder, logger log.Logger, now func() time.Time, random func() float64) *Scheduler {
+func newScheduler(p Prober, r Recorder, logger log.Logger, clock clockwork.Clock, random func() float64) *Scheduler {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Scheduler{
 		prober:   p,
 		recorder: r,
 		logger:   logger,
-		now:      now,
+		clock:    clock,
 		random:   random,
 		ctx:      ctx,
 		cancel:   cancel,
@@ -109,46 +128,64 @@ func (s *Scheduler) configuredPeriod() time.Duration {
 }
 
 // Apply makes cfg's targets and probe settings the ones in force. Targets
-// that stay keep their timing, what the provider asked, and any probe under
-// way; backoff after failures ends, since the config may have fixed them.
+// that stay keep their last probe time, what the provider asked, and any
+// probe under way; their next probe is due one new interval after the last
+// one. Backoff after failures ends only for keys whose settings changed.
+// Targets new to the config are due at once.
 func (s *Scheduler) Apply(cfg *config.Config) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	respread := s.settings.Mode != cfg.Probe.Mode || s.settings.Interval != cfg.Probe.Interval
-	if s.slots == nil || s.settings.Concurrency != cfg.Probe.Concurrency {
-		// Probes in flight release the slots they took; new ones use these.
-		s.slots = make(chan struct{}, cfg.Probe.Concurrency)
-	}
 	s.settings = cfg.Probe
 
 	targets := cfg.Targets()
+	keys := map[string]int{}
+	modelIndex := map[string]int{}
+	for _, tc := range targets {
+		if _, seen := keys[tc.Key.Name]; !seen {
+			keys[tc.Key.Name] = len(keys)
+		}
+	}
+	order := make([]*target, 0, len(targets))
 	keep := make(map[collector.ID]bool, len(targets))
-	now := s.now()
-	for i, tc := range targets {
+	for _, tc := range targets {
 		id := collector.IDOf(tc)
 		keep[id] = true
 		t := s.targets[id]
-		if t == nil || respread {
-			if t == nil {
-				t = &target{}
-				s.targets[id] = t
-			}
-			// Spread the first probes over one interval rather than firing them together.
-			t.due = now.Add(time.Duration(s.settings.Interval) * time.Duration(i) / time.Duration(len(targets)))
+		switch {
+		case t == nil:
+			t = &target{id: id, gap: 1}
+			s.targets[id] = t
+		case keySettingsChanged(t.cfg.Key, tc.Key):
+			t.failures, t.backoffUntil = 0, time.Time{}
 		}
 		t.cfg = tc
-		t.failures, t.backoffUntil = 0, time.Time{}
-		s.updateIntervalLocked(id, t, true)
+		t.rank = modelIndex[tc.Key.Name]*len(keys) + keys[tc.Key.Name]
+		modelIndex[tc.Key.Name]++
+		s.updateIntervalLocked(t)
+		order = append(order, t)
 	}
 	for id := range s.targets {
 		if !keep[id] {
 			delete(s.targets, id)
 		}
 	}
+	s.order = order
 	s.kickDispatcher()
 }
 
+// keySettingsChanged reports whether a key's settings that decide how its
+// probes fare changed: a reload that fixes a key ends its backoff.
+func keySettingsChanged(before, after *config.Key) bool {
+	strip := func(k config.Key) config.Key {
+		k.Name, k.Models, k.Labels = "", nil, nil
+		return k
+	}
+	return !reflect.DeepEqual(strip(*before), strip(*after))
+}
+
+// kickDispatcher wakes the dispatcher. s.mu must be held.
 func (s *Scheduler) kickDispatcher() {
+	s.kicks++
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -156,159 +193,199 @@ func (s *Scheduler) kickDispatcher() {
 }
 
 // updateIntervalLocked recomputes t's interval from the config and the
-// quota share, and reports a change. s.mu must be held.
-func (s *Scheduler) updateIntervalLocked(id collector.ID, t *target, force bool) {
+// quota share. s.mu must be held.
+func (s *Scheduler) updateIntervalLocked(t *target) {
 	configured := s.configuredPeriod()
 	needed, why := quotaInterval(t.limits, s.settings.MaxQuotaShare, t.tokensPerProbe)
 	interval := max(configured, needed)
-	if interval == t.interval && !force {
+	if interval == t.interval {
 		return
 	}
-	if interval > configured && interval != t.interval {
+	if interval > configured {
 		level.Info(s.logger).Log("msg", "Probe interval stretched to keep probes within max_quota_share",
-			"key", id.Key, "model", id.Model, "configured", configured, "interval", interval,
+			"key", t.id.Key, "model", t.id.Model, "configured", configured, "interval", interval,
 			"window", why.Window, "limit", why.Limit, "max_quota_share", s.settings.MaxQuotaShare,
 			"tokens_per_probe", t.tokensPerProbe)
 	}
 	t.interval = interval
-	s.recorder.SetInterval(id, interval)
+	s.recorder.SetInterval(t.id, interval)
 }
 
-// dispatchSlack lets one pass of the dispatcher start the probes due within
-// it, so that spread probes do not each wake it.
-const dispatchSlack = 10 * time.Millisecond
-
-// dispatch starts, in interval mode, the probes that are due, and sleeps
-// until the next one is. One goroutine serves every target; a probe has a
-// goroutine only while it runs.
-func (s *Scheduler) dispatch() {
-	defer s.wg.Done()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		wait := time.Hour
-		s.mu.Lock()
-		if s.settings.Mode == config.ModeInterval {
-			deadline := s.now().Add(time.Duration(s.settings.Timeout))
-			for id, t := range s.targets {
-				if t.flight != nil {
-					continue
-				}
-				if d := s.delayLocked(t); d > dispatchSlack {
-					wait = min(wait, d)
-				} else {
-					s.startLocked(id, deadline)
-				}
-			}
+// nextProbeLocked is when t may be probed next; the zero time when at
+// once. s.mu must be held.
+func (s *Scheduler) nextProbeLocked(t *target) time.Time {
+	var next time.Time
+	if !t.last.IsZero() {
+		gap := t.gap
+		if s.settings.Mode == config.ModeScrape {
+			gap = 1 // min_interval alone governs scrape mode
 		}
-		s.nextWake = s.now().Add(wait)
-		s.mu.Unlock()
-		timer.Reset(wait)
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.kick:
-		case <-timer.C:
-		}
+		next = t.last.Add(time.Duration(float64(t.interval) * gap))
 	}
-}
-
-// delayLocked is how long until t may be probed. s.mu must be held.
-func (s *Scheduler) delayLocked(t *target) time.Duration {
-	next := t.due
 	if t.holdUntil.After(next) {
 		next = t.holdUntil
 	}
 	if t.backoffUntil.After(next) {
 		next = t.backoffUntil
 	}
-	return max(next.Sub(s.now()), 0)
+	return next
 }
 
-// Refresh, in scrape mode, probes every target that is due (its last probe
-// is older than its interval and nothing holds it off) and waits for those
-// probes. Probes it starts end by ctx's deadline, capped at the probe
-// timeout, so their results, timeouts included, are recorded when it
-// returns; probes it shares with an earlier caller are awaited only until
-// ctx ends. In interval mode it does nothing.
+// dispatchSlack lets one pass of the dispatcher queue the probes due within
+// it, so that spread probes do not each wake it.
+const dispatchSlack = 10 * time.Millisecond
+
+// maxWait bounds the dispatcher's sleep, so a clock that jumps is noticed.
+const maxWait = time.Minute
+
+// dispatch queues, in interval mode, the probes that are due, and sleeps
+// until the next one is. One goroutine serves every target; a probe has a
+// goroutine only while it is in flight.
+func (s *Scheduler) dispatch() {
+	defer s.wg.Done()
+	timer := s.clock.NewTimer(maxWait)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		s.seen = s.kicks
+		wait := maxWait
+		if s.settings.Mode == config.ModeInterval {
+			now := s.clock.Now()
+			var due []*target
+			for _, t := range s.order {
+				if t.flight != nil {
+					continue
+				}
+				if d := s.nextProbeLocked(t).Sub(now); d > dispatchSlack {
+					wait = min(wait, d)
+				} else {
+					due = append(due, t)
+				}
+			}
+			s.enqueueLocked(due)
+		}
+		s.startQueuedLocked()
+		s.nextWake = s.clock.Now().Add(wait)
+		timer.Reset(wait)
+		s.mu.Unlock()
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.kick:
+		case <-timer.Chan():
+		}
+	}
+}
+
+// enqueueLocked queues a probe of each target in due, longest due first,
+// then by rank. s.mu must be held.
+func (s *Scheduler) enqueueLocked(due []*target) {
+	next := make(map[*target]time.Time, len(due))
+	for _, t := range due {
+		next[t] = s.nextProbeLocked(t)
+	}
+	slices.SortStableFunc(due, func(a, b *target) int {
+		if c := next[a].Compare(next[b]); c != 0 {
+			return c
+		}
+		return a.rank - b.rank
+	})
+	for _, t := range due {
+		t.flight = &flight{done: make(chan struct{})}
+		s.queue = append(s.queue, t)
+	}
+}
+
+// startQueuedLocked sends queued probes while fewer than probe.concurrency
+// are in flight. s.mu must be held.
+func (s *Scheduler) startQueuedLocked() {
+	for len(s.queue) > 0 && s.inFlight < s.settings.Concurrency && s.ctx.Err() == nil {
+		t := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		if s.targets[t.id] != t { // left the config while queued
+			close(t.flight.done)
+			t.flight = nil
+			continue
+		}
+		s.inFlight++
+		s.wg.Add(1)
+		go s.run(t, t.flight, t.cfg, time.Duration(s.settings.Timeout))
+	}
+}
+
+// run sends one probe, which has timeout from now, and records its result.
+func (s *Scheduler) run(t *target, f *flight, cfg config.Target, timeout time.Duration) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	result := s.prober.Probe(ctx, cfg)
+	cancelled := errors.Is(ctx.Err(), context.Canceled)
+	cancel()
+	if cancelled && result.Err != nil {
+		// Stopped, not failed: what the probe would have read is unknown.
+		level.Debug(s.logger).Log("msg", "Probe cancelled", "key", t.id.Key, "model", t.id.Model, "err", result.Err)
+		s.mu.Lock()
+		s.inFlight--
+		t.flight = nil
+		s.mu.Unlock()
+		close(f.done)
+		return
+	}
+	s.finish(t, f, &result)
+}
+
+// Refresh, in scrape mode, queues a probe of every target that is due (its
+// last probe is older than its interval and nothing holds it off) and waits
+// until every probe queued or under way has ended, or ctx ends. ctx bounds
+// only this wait: a probe goes on with its full timeout once sent, and its
+// result serves the next scrape. In interval mode it does nothing.
 func (s *Scheduler) Refresh(ctx context.Context) {
 	s.mu.Lock()
 	if s.settings.Mode != config.ModeScrape {
 		s.mu.Unlock()
 		return
 	}
-	now := s.now()
-	deadline := now.Add(time.Duration(s.settings.Timeout))
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	var started, joined []*flight
-	for id, t := range s.targets {
+	now := s.clock.Now()
+	var due []*target
+	var waits []*flight
+	for _, t := range s.order {
 		switch {
 		case t.flight != nil:
-			joined = append(joined, t.flight)
-		case t.last.IsZero() || !now.Before(t.last.Add(t.interval)) && s.delayLocked(t) == 0:
-			started = append(started, s.startLocked(id, deadline))
+			waits = append(waits, t.flight)
+		case !now.Before(s.nextProbeLocked(t)):
+			due = append(due, t)
 		}
 	}
+	s.enqueueLocked(due)
+	for _, t := range due {
+		waits = append(waits, t.flight)
+	}
+	s.startQueuedLocked()
 	s.mu.Unlock()
 
-	for _, f := range started {
-		<-f.done
-	}
-	for _, f := range joined {
+	for _, f := range waits {
 		select {
 		case <-f.done:
 		case <-ctx.Done():
+			return
+		case <-s.ctx.Done():
 			return
 		}
 	}
 }
 
-// startLocked returns the probe of id under way, starting one that ends by
-// deadline if there is none. s.mu must be held.
-func (s *Scheduler) startLocked(id collector.ID, deadline time.Time) *flight {
-	t := s.targets[id]
-	if t == nil {
-		return nil
-	}
-	if t.flight != nil {
-		return t.flight
-	}
-	f := &flight{done: make(chan struct{})}
-	t.flight = f
-	cfg, slots := t.cfg, s.slots
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(f.done)
-		ctx, cancel := context.WithDeadline(s.ctx, deadline)
-		defer cancel()
-		result := s.probe(ctx, cfg, slots)
-		s.finish(id, t, f, &result)
-	}()
-	return f
-}
-
-func (s *Scheduler) probe(ctx context.Context, cfg config.Target, slots chan struct{}) prober.Result {
-	select {
-	case slots <- struct{}{}:
-		defer func() { <-slots }()
-	case <-ctx.Done():
-		return prober.Result{Time: s.now(), Outcome: prober.Timeout, Err: ctx.Err()}
-	}
-	return s.prober.Probe(ctx, cfg)
-}
-
 // finish records a result and works out when the target may be probed next.
-func (s *Scheduler) finish(id collector.ID, t *target, f *flight, r *prober.Result) {
-	s.recorder.Record(id, r)
+func (s *Scheduler) finish(t *target, f *flight, r *prober.Result) {
+	s.recorder.Record(t.id, r)
+	defer close(f.done)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inFlight--
 	if t.flight == f {
 		t.flight = nil
 	}
+	first := t.last.IsZero()
 	t.last = r.Time
 	changed := t.lastOutcome != r.Outcome
 	t.lastOutcome = r.Outcome
@@ -327,15 +404,16 @@ func (s *Scheduler) finish(id collector.ID, t *target, f *flight, r *prober.Resu
 	if r.Tokens > 0 {
 		t.tokensPerProbe = r.Tokens
 	}
-	s.updateIntervalLocked(id, t, false)
-	t.due = r.Time.Add(time.Duration(float64(t.interval) * (1 - jitterShare + 2*jitterShare*s.random())))
-	defer func() {
-		if next := r.Time.Add(s.delayLocked(t)); next.Before(s.nextWake) {
-			s.kickDispatcher()
-		}
-	}()
+	s.updateIntervalLocked(t)
+	if first {
+		// First probes go out together; their second ones are spread over
+		// the interval that follows, each at its own place in it.
+		t.gap = 1 + phase(t.id)
+	} else {
+		t.gap = 1 - jitterShare + 2*jitterShare*s.random()
+	}
 
-	logger := log.With(s.logger, "key", id.Key, "model", id.Model)
+	logger := log.With(s.logger, "key", t.id.Key, "model", t.id.Model)
 	if wait, why := providerHold(r); wait > 0 {
 		t.holdUntil = r.Time.Add(wait)
 		level.Info(logger).Log("msg", "Holding off probes as the provider asked", "reason", why, "until", t.holdUntil)
@@ -343,6 +421,10 @@ func (s *Scheduler) finish(id collector.ID, t *target, f *flight, r *prober.Resu
 	if wait, why := failureBackoff(r, t.failures, t.interval, s.random); wait > 0 {
 		t.backoffUntil = r.Time.Add(wait)
 		level.Debug(logger).Log("msg", "Backing off after failures", "reason", why, "failures", t.failures, "until", t.backoffUntil)
+	}
+	s.startQueuedLocked()
+	if s.nextProbeLocked(t).Before(s.nextWake) {
+		s.kickDispatcher()
 	}
 
 	logger = log.With(logger, "result", r.Outcome, "status", r.StatusCode, "duration", r.Duration)
@@ -358,8 +440,23 @@ func (s *Scheduler) finish(id collector.ID, t *target, f *flight, r *prober.Resu
 	}
 }
 
+// phase places a target in [0, 1) of an interval by its name, so that its
+// place stays the same across restarts and reloads whatever the config order.
+func phase(id collector.ID) float64 {
+	sum := sha256.Sum256([]byte(id.Key + "\x00" + id.Model))
+	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / (1 << 53)
+}
+
 // Stop cancels every probe and the dispatcher and waits for them to end.
+// Probes still queued are dropped.
 func (s *Scheduler) Stop() {
 	s.cancel()
+	s.mu.Lock()
+	for _, t := range s.queue {
+		close(t.flight.done)
+		t.flight = nil
+	}
+	s.queue = nil
+	s.mu.Unlock()
 	s.wg.Wait()
 }

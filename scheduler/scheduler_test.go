@@ -3,14 +3,13 @@ package scheduler
 import (
 	"context"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
@@ -44,7 +43,7 @@ func newFixture(t *testing.T, probe config.Probe) *fixture {
 	}}
 	c := collector.New()
 	c.Apply(cfg.Targets())
-	s := newScheduler(prober.New("test"), c, log.NewNopLogger(), time.Now, func() float64 { return 0.5 }) // no jitter
+	s := newScheduler(prober.New("test"), c, log.NewNopLogger(), clockwork.NewRealClock(), func() float64 { return 0.5 }) // no jitter
 	t.Cleanup(s.Stop)
 	s.Apply(cfg)
 	return &fixture{sim: sim, collector: c, scheduler: s, cfg: cfg}
@@ -92,59 +91,32 @@ func TestScrapeModeProbesAgainAfterMinInterval(t *testing.T) {
 	}
 }
 
-func TestScrapeDeadline(t *testing.T) {
-	f := newFixture(t, scrapeProbe(0))
-	f.sim.SetLatency(2 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+// A scraper's deadline ends its own wait, not the probes: they go on with
+// the full probe timeout and their results serve the next scrape. A client
+// that sends X-Prometheus-Scrape-Timeout-Seconds: 0.001 cannot turn probes
+// into timeouts.
+func TestScrapeDeadlineEndsOnlyTheWait(t *testing.T) {
+	f := newFixture(t, scrapeProbe(time.Minute))
+	f.sim.SetLatency(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	f.scheduler.Refresh(ctx)
-	if elapsed := time.Since(start); elapsed > time.Second {
-		t.Errorf("refresh took %s with a 200ms deadline", elapsed)
+	if elapsed := time.Since(start); elapsed >= 300*time.Millisecond {
+		t.Errorf("a scrape with a 1ms deadline waited %s, as long as the probes", elapsed)
 	}
-	want := `# HELP ratelimit_probe_success Whether the last probe read rate-limit headers.
-# TYPE ratelimit_probe_success gauge
-ratelimit_probe_success{key="a",model="m",provider="cerebras"} 0
-ratelimit_probe_success{key="b",model="m",provider="cerebras"} 0
-`
-	if err := testutil.CollectAndCompare(f.collector, strings.NewReader(want), "ratelimit_probe_success"); err != nil {
-		t.Error(err)
-	}
-	if got := value(t, f.collector, "ratelimit_probes_total", "key", "a", "result", "timeout"); got != 1 {
-		t.Errorf("timeouts recorded for a = %v, want 1", got)
-	}
-}
-
-func TestIntervalModeProbesOnATimer(t *testing.T) {
-	f := newFixture(t, config.Probe{Mode: config.ModeInterval, Interval: config.Duration(100 * time.Millisecond),
-		Timeout: config.Duration(time.Second), Concurrency: 1})
-	time.Sleep(480 * time.Millisecond)
-	f.scheduler.Stop()
-	got := f.sim.Requests()
-	// First probes at 0 and 50ms, then every 100ms: 4 or 5 each by 480ms.
-	if got < 6 || got > 10 {
-		t.Errorf("%d probes in 480ms at a 100ms interval for 2 targets, want 6 to 10", got)
-	}
-	// Scrapes in interval mode never probe.
+	// A scrape without a deadline joins the probes under way.
 	f.scheduler.Refresh(context.Background())
-	time.Sleep(150 * time.Millisecond)
-	if after := f.sim.Requests(); after != got {
-		t.Errorf("probes went on after Stop or a scrape probed: %d then %d", got, after)
+	if got := f.sim.Requests(); got != 2 {
+		t.Errorf("%d probes, want 2: the second scrape should join the probes under way", got)
 	}
-}
-
-func TestApplyStopsRemovedTargets(t *testing.T) {
-	f := newFixture(t, config.Probe{Mode: config.ModeInterval, Interval: config.Duration(50 * time.Millisecond),
-		Timeout: config.Duration(time.Second), Concurrency: 4})
-	time.Sleep(120 * time.Millisecond)
-	only := *f.cfg
-	only.Keys = f.cfg.Keys[:1]
-	f.scheduler.Apply(&only)
-	before := f.sim.Requests()
-	time.Sleep(260 * time.Millisecond)
-	probed := f.sim.Requests() - before
-	if probed < 3 || probed > 6 {
-		t.Errorf("%d probes in 260ms at 50ms for the one remaining target, want 3 to 6 (not the 2 targets of before)", probed)
+	for _, key := range []string{"a", "b"} {
+		if got := value(t, f.collector, "ratelimit_probes_total", "key", key, "result", "success"); got != 1 {
+			t.Errorf("successful probes of %s = %v, want 1", key, got)
+		}
+		if got := value(t, f.collector, "ratelimit_probes_total", "key", key, "result", "timeout"); got != 0 {
+			t.Errorf("timeouts of %s = %v, want 0: the scraper's deadline is not the probe's", key, got)
+		}
 	}
 }
 

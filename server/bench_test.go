@@ -61,7 +61,7 @@ func benchRegistry() *prometheus.Registry {
 func BenchmarkMetrics(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
-			h := metricsHandler(benchRegistry(), benchCollector(n), log.NewNopLogger())
+			h := metricsHandler(benchRegistry(), benchCollector(n), 0, log.NewNopLogger())
 			benchHandler(b, h)
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -43,7 +44,10 @@ type Options struct {
 	// TimeoutOffset is taken off Prometheus's scrape timeout to leave time
 	// to send the response.
 	TimeoutOffset time.Duration
-	Reload        func() error
+	// WriteTimeout bounds the writing of a metrics response, counted from
+	// when the metrics are ready; 0 leaves the server's own deadline.
+	WriteTimeout time.Duration
+	Reload       func() error
 	// Dashboard is served at DashboardPath when not empty.
 	Dashboard []byte
 	Ready     func() bool
@@ -53,11 +57,51 @@ type Options struct {
 // DashboardPath is where the Grafana dashboard is served.
 const DashboardPath = "/grafana/dashboard.json"
 
+// The paths of the exporter's own endpoints.
+const (
+	HealthyPath = "/-/healthy"
+	ReadyPath   = "/-/ready"
+	ReloadPath  = "/-/reload"
+)
+
+// CheckMetricsPath returns an error when path cannot serve the metrics: it
+// must start with /, be a plain path, and not be another endpoint's.
+func CheckMetricsPath(path string) error {
+	switch {
+	case !strings.HasPrefix(path, "/"):
+		return fmt.Errorf("--web.telemetry-path %q must start with /", path)
+	case strings.ContainsAny(path, "{}?#% \t\r\n") || strings.ContainsFunc(path, unicode.IsControl):
+		return fmt.Errorf("--web.telemetry-path %q must be a plain path: no {, }, ?, #, %%, spaces or control characters", path)
+	case path == "/":
+		return nil // the landing page gives way
+	}
+	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath} {
+		if path == own || strings.HasPrefix(own, strings.TrimSuffix(path, "/")+"/") && strings.HasSuffix(path, "/") {
+			return fmt.Errorf("--web.telemetry-path %q clashes with the endpoint %s", path, own)
+		}
+	}
+	return nil
+}
+
 // Handler returns the mux that serves every endpoint.
-func Handler(o Options) (http.Handler, error) {
+func Handler(o Options) (_ http.Handler, err error) {
+	if err := CheckMetricsPath(o.MetricsPath); err != nil {
+		return nil, err
+	}
+	defer func() {
+		// ServeMux panics on patterns it refuses; CheckMetricsPath should
+		// have caught them, and a start-up error is kinder than a panic.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("--web.telemetry-path %q: %v", o.MetricsPath, p)
+		}
+	}()
 	mux := http.NewServeMux()
-	metrics := promhttp.InstrumentMetricHandler(o.Registry, metricsHandler(o.Registry, o.Observations, o.Logger))
-	mux.Handle("GET "+o.MetricsPath, limitRequests(scrapeHandler(metrics, o.Refresh, o.TimeoutOffset), o.MaxRequests))
+	metrics := promhttp.InstrumentMetricHandler(o.Registry, metricsHandler(o.Registry, o.Observations, o.WriteTimeout, o.Logger))
+	pattern := o.MetricsPath
+	if pattern == "/" {
+		pattern = "/{$}" // only /, so that the other endpoints stay reachable
+	}
+	mux.Handle("GET "+pattern, limitRequests(scrapeHandler(metrics, o.Refresh, o.TimeoutOffset), o.MaxRequests))
 
 	if len(o.Dashboard) > 0 {
 		mux.HandleFunc("GET "+DashboardPath, func(w http.ResponseWriter, _ *http.Request) {
@@ -66,17 +110,17 @@ func Handler(o Options) (http.Handler, error) {
 		})
 	}
 
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc(HealthyPath, func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Healthy")
 	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc(ReadyPath, func(w http.ResponseWriter, _ *http.Request) {
 		if !o.Ready() {
 			http.Error(w, "Not ready: no configuration loaded", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "Ready")
 	})
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(ReloadPath, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
@@ -150,10 +194,17 @@ func ScrapeTimeout(r *http.Request, offset time.Duration) (time.Duration, bool) 
 
 // metricsHandler writes the registry's metrics, then the rate-limit
 // metrics as they were rendered when their probes ended: a scrape costs
-// about what writing the bytes costs.
-func metricsHandler(reg prometheus.Gatherer, observations TextWriter, logger log.Logger) http.Handler {
+// about what writing the bytes costs. Writing has writeTimeout from now.
+func metricsHandler(reg prometheus.Gatherer, observations TextWriter, writeTimeout time.Duration, logger log.Logger) http.Handler {
 	textFormat := expfmt.NewFormat(expfmt.TypeTextPlain)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if writeTimeout > 0 {
+			// A scrape-mode scrape may have waited for probes: the deadline
+			// counts from now, when the metrics are ready.
+			if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+				level.Debug(logger).Log("msg", "Cannot set a write deadline", "err", err)
+			}
+		}
 		families, err := reg.Gather()
 		if err != nil {
 			// Partial failure: serve what was gathered, as promhttp's ContinueOnError does.

@@ -3,9 +3,11 @@ package server
 import (
 	"compress/gzip"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,7 +59,7 @@ func TestMetricsHandler(t *testing.T) {
 	reg.MustRegister(g)
 	const observations = "# HELP ratelimit_limit L.\n# TYPE ratelimit_limit gauge\nratelimit_limit{key=\"k\"} 5\n"
 	const want = "# HELP own_metric An own metric.\n# TYPE own_metric gauge\nown_metric 3\n" + observations
-	h := metricsHandler(reg, fixedText(observations), log.NewNopLogger())
+	h := metricsHandler(reg, fixedText(observations), time.Minute, log.NewNopLogger())
 
 	plain := httptest.NewRecorder()
 	h.ServeHTTP(plain, httptest.NewRequest("GET", "/metrics", nil))
@@ -89,19 +91,114 @@ func TestMetricsHandler(t *testing.T) {
 }
 
 func TestLimitRequests(t *testing.T) {
-	release := make(chan struct{})
-	h := limitRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }), 1)
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := limitRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+	}), 1)
 	done := make(chan struct{})
 	go func() {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/metrics", nil))
 		close(done)
 	}()
-	time.Sleep(50 * time.Millisecond)
-	second := httptest.NewRecorder()
-	h.ServeHTTP(second, httptest.NewRequest("GET", "/metrics", nil))
-	close(release)
-	<-done
-	if second.Code != 503 || second.Body.String() != "Too many concurrent scrapes (--web.max-requests=1)\n" {
-		t.Errorf("second request: %d %q", second.Code, second.Body)
+	defer func() {
+		close(release)
+		<-done
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request did not reach the handler within 10s")
+	}
+	second := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		second <- rec
+	}()
+	select {
+	case rec := <-second:
+		if rec.Code != 503 || rec.Body.String() != "Too many concurrent scrapes (--web.max-requests=1)\n" {
+			t.Errorf("second request: %d %q", rec.Code, rec.Body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second request waited for the first instead of being refused")
+	}
+}
+
+func TestCheckMetricsPath(t *testing.T) {
+	for path, want := range map[string]string{
+		"/metrics":                "",
+		"/":                       "",
+		"/probe/metrics":          "",
+		"/metrics/":               "",
+		"metrics":                 `--web.telemetry-path "metrics" must start with /`,
+		"":                        `--web.telemetry-path "" must start with /`,
+		"/-/healthy":              `--web.telemetry-path "/-/healthy" clashes with the endpoint /-/healthy`,
+		"/-/reload":               `--web.telemetry-path "/-/reload" clashes with the endpoint /-/reload`,
+		"/-/":                     `--web.telemetry-path "/-/" clashes with the endpoint /-/healthy`,
+		"/grafana/dashboard.json": `--web.telemetry-path "/grafana/dashboard.json" clashes with the endpoint /grafana/dashboard.json`,
+		"/{x}":                    `--web.telemetry-path "/{x}" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
+		"/metrics?x=1":            `--web.telemetry-path "/metrics?x=1" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
+		"/me trics":               `--web.telemetry-path "/me trics" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
+		"/metrics\x00":            `--web.telemetry-path "/metrics\x00" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
+	} {
+		err := CheckMetricsPath(path)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("%q: got %q, want %q", path, got, want)
+		}
+		if want != "" {
+			continue
+		}
+		// A path that passes must make a working mux: no panic, metrics served there.
+		h, err := Handler(Options{MetricsPath: path, Registry: prometheus.NewRegistry(), Observations: fixedText(""),
+			Reload: func() error { return nil }, Ready: func() bool { return true }, Logger: log.NewNopLogger()})
+		if err != nil {
+			t.Errorf("%q: %v", path, err)
+			continue
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/plain; version=0.0.4; charset=utf-8" {
+			t.Errorf("%q: GET answered %d %s, want the metrics", path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	}
+}
+
+// A client that never reads is cut off at the write deadline: it holds its
+// own handler, and nothing else, until then.
+func TestMetricsWriteDeadline(t *testing.T) {
+	big := fixedText(strings.Repeat("ratelimit_limit{key=\"k\"} 5\n", 1<<20)) // 26 MB: more than any socket buffer
+	h := metricsHandler(prometheus.NewRegistry(), big, 200*time.Millisecond, log.NewNopLogger())
+	served := make(chan time.Duration, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		served <- time.Since(start)
+	}))
+	srv.Start()
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.SetReadBuffer(4096)
+	}
+	if _, err := io.WriteString(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-served:
+		if d > 5*time.Second {
+			t.Errorf("the handler returned after %s, want about the 200ms write timeout", d)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a client that does not read held its handler for 20s: no write deadline")
 	}
 }
