@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -45,14 +46,14 @@ type state struct {
 	descs       *descs
 	labelValues []string // key, provider, model, then the key's labels in name order
 
-	probed       bool
-	success      bool
-	duration     time.Duration
-	statusCode   int
-	lastSuccess  time.Time
-	observedAt   time.Time
-	observations []ratelimit.Observation
-	interval     time.Duration
+	probed      bool
+	success     bool
+	duration    time.Duration
+	statusCode  int
+	lastSuccess time.Time
+	observedAt  time.Time
+	windows     []window // the last observation, by window
+	interval    time.Duration
 
 	probes       []float64 // by prober.Outcomes index
 	tokens       float64
@@ -133,7 +134,7 @@ func (c *Collector) Record(id ID, r *prober.Result) {
 	if s.success {
 		s.lastSuccess = r.Time
 		s.observedAt = r.Time
-		s.observations = r.Observations
+		s.windows = windowsOf(r.Observations, s.windows[:0])
 	}
 	s.probes[outcomeIndex[r.Outcome]]++
 	s.tokens += r.Tokens
@@ -228,9 +229,33 @@ func (s *state) render(scratch *[]byte) {
 	*scratch = buf
 }
 
-// kindOf is the header kind of each rate-limit family.
-var kindOf = [numFamilies]ratelimit.Kind{famLimit: ratelimit.Limit, famRemaining: ratelimit.Remaining,
-	famReset: ratelimit.Reset, famResetTimestamp: ratelimit.Reset}
+// window holds what one observation said of one resource and window: the
+// three figures in one entry, a third of what three observations take,
+// for a collector that keeps one for every window of every target.
+type window struct {
+	resource, window string
+	values           [3]float64 // by kind: limit, remaining, reset
+	has              [3]bool
+}
+
+var kindIndex = map[ratelimit.Kind]int{ratelimit.Limit: 0, ratelimit.Remaining: 1, ratelimit.Reset: 2}
+
+// kindOf is the index into window.values of each rate-limit family.
+var kindOf = [numFamilies]int{famLimit: 0, famRemaining: 1, famReset: 2, famResetTimestamp: 2}
+
+// windowsOf groups observations, sorted by resource and window as
+// ratelimit.ParseHeaders returns them, into windows, reusing buf.
+func windowsOf(obs []ratelimit.Observation, buf []window) []window {
+	for _, o := range obs {
+		if n := len(buf); n == 0 || buf[n-1].resource != o.Resource || buf[n-1].window != o.Window {
+			buf = append(buf, window{resource: o.Resource, window: o.Window})
+		}
+		w := &buf[len(buf)-1]
+		k := kindIndex[o.Kind]
+		w.values[k], w.has[k] = o.Value, true
+	}
+	return slices.Clip(buf)
+}
 
 // each calls fn with every sample of family f: its label values, in the
 // order of the family's label names, and its value. fn must not keep
@@ -240,12 +265,13 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 	var values [16]string
 	switch f {
 	case famLimit, famRemaining, famReset, famResetTimestamp:
-		for _, o := range s.observations {
-			if o.Kind != kindOf[f] {
+		k := kindOf[f]
+		for _, w := range s.windows {
+			if !w.has[k] {
 				continue
 			}
-			withWindow := append(append(append(values[:0], lv[:3]...), o.Resource, o.Window), lv[3:]...)
-			v := o.Value
+			withWindow := append(append(append(values[:0], lv[:3]...), w.resource, w.window), lv[3:]...)
+			v := w.values[k]
 			if f == famResetTimestamp {
 				v += unixSeconds(s.observedAt)
 			}

@@ -49,7 +49,7 @@ func newTestCollector(t *testing.T, keys ...config.Key) (*Collector, *prometheus
 	return c, reg, cfg.Targets()
 }
 
-const counterHelp = `# HELP ratelimit_header_errors_total Rate-limit header values dropped as invalid.
+const counterHelp = `# HELP ratelimit_header_errors_total Rate-limit header values dropped: invalid, or beyond the 64 taken from one response.
 # TYPE ratelimit_header_errors_total counter
 `
 

@@ -54,7 +54,7 @@ var families = [numFamilies]struct {
 	famInterval:       {"ratelimit_probe_interval_seconds", "Time between probes of the key and model: the configured interval (min_interval in scrape mode), stretched to keep within max_quota_share.", dto.MetricType_GAUGE, identityLabels},
 	famProbes:         {"ratelimit_probes_total", "Probes sent, by result.", dto.MetricType_COUNTER, resultLabels},
 	famTokens:         {"ratelimit_probe_tokens_total", "Tokens billed to the exporter's own probes (usage.total_tokens).", dto.MetricType_COUNTER, targetLabels},
-	famHeaderErrors:   {"ratelimit_header_errors_total", "Rate-limit header values dropped as invalid.", dto.MetricType_COUNTER, identityLabels},
+	famHeaderErrors:   {"ratelimit_header_errors_total", "Rate-limit header values dropped: invalid, or beyond the 64 taken from one response.", dto.MetricType_COUNTER, identityLabels},
 }
 
 // descs are the descriptors of every family for targets that share one set

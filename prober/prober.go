@@ -55,7 +55,7 @@ type Result struct {
 	StatusCode     int // 0 without a response
 	Outcome        Outcome
 	Observations   []ratelimit.Observation
-	InvalidHeaders int     // rate-limit values dropped as invalid
+	InvalidHeaders int     // rate-limit values dropped: invalid, or beyond the cap
 	Tokens         float64 // usage.total_tokens of a 2xx body
 	// ErrorCode is the provider's error code from the body, such as
 	// "token_quota_exceeded", when it is a plain identifier; never free text.
