@@ -65,6 +65,16 @@ func run() error {
 
 	fmt.Printf("machine: %s/%s, %d CPUs, %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
 
+	// 0. Start: 1,000 keys x 3 models in interval mode behind a 100ms
+	// upstream, probe.concurrency 16: how soon every key, and every key and
+	// model, has series; connections to the upstream and open files.
+	sim.SetLatency(100 * time.Millisecond)
+	start, err := measureStart(exporterBin, dir, simURL, key)
+	if err != nil {
+		return err
+	}
+	sim.SetLatency(0)
+
 	// 1. /metrics at 1,000 keys x 3 models against the same bytes from a static file handler.
 	cfg := writeConfig(dir, "big.yml", "scrape", "1h", simURL+"/v1", 1000, models, key)
 	e, err := startExporter(exporterBin, cfg)
@@ -117,6 +127,14 @@ func run() error {
 		}
 	}
 	rss := rssMB(e.cmd.Process.Pid)
+	if os.Getenv("BENCH_MEMSTATS") != "" {
+		mem, _, _ := scrape(e.url+"/metrics", 0)
+		for _, line := range strings.Split(mem, "\n") {
+			if strings.HasPrefix(line, "go_memstats_") || strings.HasPrefix(line, "go_gc_gogc") || strings.HasPrefix(line, "go_goroutines") {
+				fmt.Fprintln(os.Stderr, line)
+			}
+		}
+	}
 	e.stop()
 
 	// 2. One scrape-mode scrape of 200 keys behind a 100ms upstream.
@@ -170,7 +188,12 @@ func run() error {
 	fmt.Printf("%-58s %14s %14s %7.2fx %s\n", fmt.Sprintf("/metrics at 1,000 keys x 3 models (%.1f MB), median", float64(len(body))/1e6),
 		ms(exporterMedian), ms(staticMedian)+" static", float64(exporterMedian)/float64(staticMedian), "within 2x of static")
 	fmt.Printf("%-58s %14s %14s %7.2fx\n", "  p99", ms(exporterP99), ms(staticP99)+" static", float64(exporterP99)/float64(staticP99))
-	fmt.Printf("%-58s %11.1f MB %14s %8s %s\n", "RSS at 1,000 keys x 3 models", rss, "", "", "under 64 MB")
+	fmt.Printf("%-58s %11.1f MB %14s %8s %s\n", "RSS at 1,000 keys x 3 models", rss, "", "", "at most 48 MB")
+	fmt.Printf("%-58s %14s %14s %8s %s\n", "start, 100ms upstream: every key has series", secs(start.everyKey), "", "", "within 10s")
+	fmt.Printf("%-58s %14s %14s %8s\n", "  every key and model has series", secs(start.everyTarget), "", "")
+	fmt.Printf("%-58s %14d %14s %8s %s\n", "  most connections open to the upstream at once", start.maxConns, "", "", "at most 32")
+	fmt.Printf("%-58s %14d %14s %8s\n", "  open file descriptors after the first round", start.fds, "", "")
+	fmt.Printf("%-58s %11.1f MB %14s %8s\n", "  RSS after the first round", start.rss, "", "")
 	fmt.Printf("%-58s %14s %14s %8s %s\n", "scrape-mode scrape, 200 keys, 100ms upstream, concurrency 16", ms(scrapeTime), "", "", "under 2s")
 	perExporter := exporterCPU / float64(exporterProbes) * 1e6
 	perBlackbox := blackboxCPU / float64(blackboxProbes) * 1e6
@@ -180,6 +203,82 @@ func run() error {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+type startFigures struct {
+	everyKey, everyTarget time.Duration
+	maxConns, fds         int
+	rss                   float64
+}
+
+// measureStart starts the exporter on 1,000 keys x 3 models and scrapes it
+// every 100ms until every key and model has a probe result, sampling the
+// connections it holds to the simulator meanwhile.
+func measureStart(bin, dir, simURL string, key func(int) string) (startFigures, error) {
+	var f startFigures
+	cfg := writeConfig(dir, "start.yml", "interval", "1m", simURL+"/v1", 1000, models, key)
+	begin := time.Now()
+	e, err := startExporter(bin, cfg)
+	if err != nil {
+		return f, err
+	}
+	defer e.stop()
+	simPort := simURL[strings.LastIndexByte(simURL, ':')+1:]
+	for time.Since(begin) < 60*time.Second {
+		f.maxConns = max(f.maxConns, connectionsTo(simPort))
+		body, _, err := scrape(e.url+"/metrics", 0)
+		if err != nil {
+			return f, err
+		}
+		keys := map[string]bool{}
+		targets := 0
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "ratelimit_probe_success{") {
+				targets++
+				keys[line[strings.Index(line, `key="`)+5:][:8]] = true
+			}
+		}
+		if len(keys) == 1000 && f.everyKey == 0 {
+			f.everyKey = time.Since(begin)
+		}
+		if targets == 3000 {
+			f.everyTarget = time.Since(begin)
+			f.fds = openFiles(e.cmd.Process.Pid)
+			f.rss = rssMB(e.cmd.Process.Pid)
+			return f, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return f, fmt.Errorf("not every key and model had series within 60s of start")
+}
+
+// connectionsTo counts established TCP connections to port on loopback,
+// from /proc/net/tcp: the exporter's to the simulator, as nothing else
+// connects to it.
+func connectionsTo(port string) int {
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return 0
+	}
+	want := fmt.Sprintf(":%04X", p)
+	n := 0
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, _ := os.ReadFile(file)
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) > 3 && strings.HasSuffix(fields[2], want) && fields[3] == "01" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func openFiles(pid int) int {
+	entries, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(entries)
+}
 
 func serve(h http.Handler) (string, func(), error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
