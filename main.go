@@ -70,6 +70,10 @@ func run() int {
 		level.Error(logger).Log("msg", "Invalid flag", "err", err)
 		return 1
 	}
+	if *writeTimeout <= 0 || *gracePeriod <= 0 {
+		level.Error(logger).Log("msg", "Invalid flag", "err", "--web.write-timeout and --web.shutdown-grace-period must be greater than zero")
+		return 1
+	}
 
 	load := config.Source{Path: *configFile, Explicit: configFileSet}.Load
 	if *demoMode {
@@ -155,25 +159,30 @@ func run() int {
 		IdleTimeout:  2 * time.Minute,
 	}
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
-	defer signal.Stop(signals)
+	// Reloads run apart from the signal loop, so that a slow reload, or a
+	// storm of SIGHUPs, never keeps a SIGTERM from being read.
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
+	go func() {
+		for range hangups {
+			if err := reloader.Reload(); err != nil {
+				level.Error(logger).Log("msg", "Error reloading config; the running config is kept", "err", err)
+			}
+		}
+	}()
+	terms := make(chan os.Signal, 2)
+	signal.Notify(terms, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(terms)
+
 	served := make(chan error, 1)
 	go func() { served <- web.ServeMultiple(listeners, srv, webFlags, slogger) }()
-	for {
-		select {
-		case err := <-served:
-			level.Error(logger).Log("msg", "Error serving", "err", err)
-			return 1
-		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				if err := reloader.Reload(); err != nil {
-					level.Error(logger).Log("msg", "Error reloading config; the running config is kept", "err", err)
-				}
-				continue
-			}
-			return shutdown(logger, srv, probes, sig, signals, *gracePeriod)
-		}
+	select {
+	case err := <-served:
+		level.Error(logger).Log("msg", "Error serving", "err", err)
+		return 1
+	case sig := <-terms:
+		return shutdown(logger, srv, probes, sig, terms, *gracePeriod)
 	}
 }
 
@@ -185,25 +194,36 @@ func shutdown(logger log.Logger, srv *http.Server, probes *scheduler.Scheduler, 
 	defer cancel()
 	drained := make(chan error, 1)
 	go func() { drained <- srv.Shutdown(ctx) }()
-	for {
-		select {
-		case err := <-drained:
-			if err != nil {
-				level.Warn(logger).Log("msg", "Scrapes still in flight after the grace period are cut off", "err", err)
-				srv.Close()
-			}
-			probes.Stop()
-			level.Info(logger).Log("msg", "Shut down")
-			return 0
-		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				continue
-			}
-			level.Warn(logger).Log("msg", "Second signal: exiting at once", "signal", sig)
+	select {
+	case err := <-drained:
+		if err != nil {
+			level.Warn(logger).Log("msg", "Scrapes still in flight after the grace period are cut off", "err", err)
 			srv.Close()
-			return 1
 		}
+	case sig := <-signals:
+		return exitNow(logger, srv, sig)
 	}
+	stopped := make(chan struct{})
+	go func() {
+		probes.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		level.Info(logger).Log("msg", "Shut down")
+		return 0
+	case sig := <-signals:
+		return exitNow(logger, srv, sig)
+	}
+}
+
+// exitNow ends the process at once on a second signal, without waiting for
+// anything that may hang (a probe stuck reading a key file, say).
+func exitNow(logger log.Logger, srv *http.Server, sig os.Signal) int {
+	level.Warn(logger).Log("msg", "Second signal: exiting at once", "signal", sig)
+	srv.Close()
+	os.Exit(1)
+	return 1
 }
 
 // checkConfig implements --config.check.

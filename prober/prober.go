@@ -202,7 +202,7 @@ func (p *Prober) Probe(ctx context.Context, t config.Target) Result {
 }
 
 func (p *Prober) probe(ctx context.Context, t config.Target) Result {
-	secret, err := t.Key.Secret()
+	secret, err := readSecret(ctx, t.Key)
 	if err != nil {
 		return Result{Outcome: KeyUnavailable, Err: err}
 	}
@@ -259,6 +259,29 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 		}
 	}
 	return r
+}
+
+// readSecret returns the key's secret, giving up when ctx ends: an
+// api_key_file on a hung mount must not hold the probe, or shutdown, forever.
+func readSecret(ctx context.Context, k *config.Key) (config.Secret, error) {
+	if k.APIKeyFile == "" {
+		return k.Secret()
+	}
+	type read struct {
+		secret config.Secret
+		err    error
+	}
+	done := make(chan read, 1)
+	go func() {
+		secret, err := k.Secret()
+		done <- read{secret, err}
+	}()
+	select {
+	case r := <-done:
+		return r.secret, r.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("reading api_key_file: %w", ctx.Err())
+	}
 }
 
 func isTimeout(ctx context.Context, err error) bool {

@@ -3,11 +3,14 @@ package prober
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,5 +251,43 @@ func TestRetryAfterIsRead(t *testing.T) {
 	r := New("test").Probe(context.Background(), target(srv.URL, canary))
 	if r.Outcome != RateLimited || r.RetryAfter != 30*time.Second {
 		t.Errorf("outcome %s retry after %s, want rate_limited 30s", r.Outcome, r.RetryAfter)
+	}
+}
+
+// Keys with the same http_client settings share one connection pool: 50
+// keys probed one after another open one connection, not 50.
+func TestKeysShareOneConnectionPool(t *testing.T) {
+	sim := simulator.New("llama3.1-8b")
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(sim)
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	cfg := &config.Config{}
+	for i := range 50 {
+		apiKey := fmt.Sprintf("sk-test-pool-%02d", i)
+		sim.AddKey(apiKey, simulator.FreeTrial())
+		cfg.Keys = append(cfg.Keys, config.Key{Name: fmt.Sprintf("k%02d", i), Provider: "cerebras", APIKey: config.Secret(apiKey),
+			BaseURL: srv.URL + "/v1", Models: []string{"llama3.1-8b"}})
+	}
+	cfg.Keys[49].HTTPClient.EnableHTTP2 = true // other settings: a client of its own
+	p := New("test")
+	if err := p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Clients(); got != 2 {
+		t.Errorf("%d clients for two distinct http_client settings, want 2", got)
+	}
+	for _, tg := range cfg.Targets() {
+		if r := p.Probe(context.Background(), tg); r.Outcome != Success {
+			t.Fatalf("%s: %s %v", tg.Key.Name, r.Outcome, r.Err)
+		}
+	}
+	if got := opened.Load(); got != 2 {
+		t.Errorf("50 keys opened %d connections, want 2 (one per client)", got)
 	}
 }
