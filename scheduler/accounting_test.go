@@ -3,6 +3,7 @@ package scheduler
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,13 +142,115 @@ func TestUnreadableKeyFileIsKeyUnavailable(t *testing.T) {
 	if err := os.Remove(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= 3; i++ {
-		f.step(t, 10*time.Second, 0) // every 10s, never backing off, never sending
+	f.step(t, 0, 0) // a first try at once
+	for i := 2; i <= 4; i++ {
+		f.step(t, 5*time.Second, 0) // not before its interval
+		if got := value(t, f.collector, "ratelimit_probes_total", "result", "key_unavailable"); got != float64(i-1) {
+			t.Fatalf("tried again within the interval: key_unavailable = %v, want %d", got, i-1)
+		}
+		f.step(t, 5*time.Second, 0) // every 10s, never backing off, never sending
 		if got := value(t, f.collector, "ratelimit_probes_total", "result", "key_unavailable"); got != float64(i) {
 			t.Fatalf("after %d tries: key_unavailable = %v, want %d", i, got, i)
 		}
 	}
 	if got := value(t, f.collector, "ratelimit_probes_total", "result", "unauthorized"); got != 0 {
 		t.Errorf("unauthorized = %v, want 0: the provider never refused the key", got)
+	}
+}
+
+// gateProber holds every probe until released, and counts probes in flight.
+type gateProber struct {
+	release  chan struct{}
+	mu       sync.Mutex
+	inFlight int
+	most     int
+	sent     []string // api keys, in order
+}
+
+func (p *gateProber) Probe(ctx context.Context, t config.Target) prober.Result {
+	p.mu.Lock()
+	p.inFlight++
+	p.most = max(p.most, p.inFlight)
+	p.sent = append(p.sent, t.Key.APIKey.Reveal())
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		p.mu.Unlock()
+	}()
+	select {
+	case <-p.release:
+		return prober.Result{Time: time.Now(), StatusCode: 401, Outcome: prober.Unauthorized, Err: errors.New("HTTP 401")}
+	case <-ctx.Done():
+		return prober.Result{Time: time.Now(), Outcome: prober.Timeout, Err: ctx.Err()}
+	}
+}
+
+func (p *gateProber) waitSent(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		sent := len(p.sent)
+		p.mu.Unlock()
+		if sent >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d probes sent within 10s, want %d", sent, n)
+		}
+	}
+}
+
+// A key removed and added back while its probe is out is still one target:
+// one probe in flight, not two.
+func TestReaddedTargetKeepsItsProbe(t *testing.T) {
+	p := &gateProber{release: make(chan struct{})}
+	s := newScheduler(p, &results{}, log.NewNopLogger(), clockwork.NewRealClock(), noJitter)
+	defer s.Stop()
+	all := threeKeys(config.Probe{Mode: config.ModeInterval, Interval: config.Duration(time.Hour), Timeout: config.Duration(time.Hour), Concurrency: 16, MaxQuotaShare: 1})
+	s.Apply(all)
+	p.waitSent(t, 3)
+	without := *all
+	without.Keys = all.Keys[1:]
+	s.Apply(&without)
+	s.Apply(all)
+	// Once the dispatcher has seen the reload, a second probe would be in flight.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		seen, inFlight, queued := s.seen == s.kicks, s.inFlight, len(s.queue)
+		s.mu.Unlock()
+		if seen {
+			if inFlight+queued != 3 {
+				t.Errorf("%d probes in flight or queued, want 3: the re-added key was probed twice", inFlight+queued)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dispatcher did not see the reload within 10s")
+		}
+	}
+	close(p.release)
+}
+
+// A probe sent with settings a reload has since changed moves no timing:
+// the fixed key is probed at once, not after a backoff its old key earned.
+func TestStaleResultDoesNotUndoAFix(t *testing.T) {
+	p := &gateProber{release: make(chan struct{})}
+	s := newScheduler(p, &results{}, log.NewNopLogger(), clockwork.NewRealClock(), noJitter)
+	defer s.Stop()
+	cfg := threeKeys(config.Probe{Mode: config.ModeInterval, Interval: config.Duration(time.Hour), Timeout: config.Duration(time.Hour), Concurrency: 16, MaxQuotaShare: 1})
+	cfg.Keys = cfg.Keys[:1]
+	s.Apply(cfg)
+	p.waitSent(t, 1)
+	fixed := *cfg
+	fixed.Keys = []config.Key{cfg.Keys[0]}
+	fixed.Keys[0].APIKey = "sk-test-accounting-fixed"
+	s.Apply(&fixed)
+	close(p.release) // the old key's 401 arrives after the fix
+	p.waitSent(t, 2)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sent[1] != "sk-test-accounting-fixed" {
+		t.Errorf("second probe sent with %q, want the fixed key", p.sent[1])
 	}
 }

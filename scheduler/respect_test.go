@@ -150,4 +150,23 @@ func TestScrapeModeIgnoresProbeInterval(t *testing.T) {
 	f.step(t, 9*time.Second, 1)
 	f.step(t, time.Second, 2) // 10s: min_interval
 	f.step(t, 10*time.Second, 3)
+	shorter := longer
+	shorter.Probe.Interval = config.Duration(time.Second)
+	f.scheduler.Apply(&shorter)
+	f.step(t, 5*time.Second, 3) // still min_interval's 10s, not probe.interval's 1s
+	f.step(t, 5*time.Second, 4)
+}
+
+// What the provider asked outlives a reload that leaves the key alone.
+func TestHoldOutlivesAReload(t *testing.T) {
+	f := newScrapeFixture(t, 0, 1, simulator.Limits{"requests": {"minute": 6}})
+	f.sim.Exhaust(keyA, "m")
+	f.step(t, 0, 1) // remaining 0, reset 60s
+	other := *f.cfg
+	other.Probe.MinInterval = config.Duration(5 * time.Second)
+	other.Probe.Interval = config.Duration(time.Hour)
+	f.scheduler.Apply(&other)
+	f.step(t, 30*time.Second, 1)
+	f.step(t, 29*time.Second, 1)
+	f.step(t, 2*time.Second, 2) // 61s: past the reset
 }

@@ -62,9 +62,10 @@ type Scheduler struct {
 	mu       sync.Mutex
 	settings config.Probe
 	targets  map[collector.ID]*target
-	order    []*target // config order
-	queue    []*target // due, waiting for a concurrency slot
-	inFlight int       // probes sent and not yet ended
+	leaving  map[collector.ID]*target // left the config with a probe queued or in flight
+	order    []*target                // config order
+	queue    []*target                // due, waiting for a concurrency slot
+	inFlight int                      // probes sent and not yet ended
 	kick     chan struct{}
 	kicks    uint64    // kicks sent; the dispatcher has seen seenKicks of them
 	seen     uint64    // kicks the dispatcher's last pass took into account
@@ -111,6 +112,7 @@ func newScheduler(p Prober, r Recorder, logger log.Logger, clock clockwork.Clock
 		ctx:      ctx,
 		cancel:   cancel,
 		targets:  map[collector.ID]*target{},
+		leaving:  map[collector.ID]*target{},
 		kick:     make(chan struct{}, 1),
 	}
 	s.wg.Add(1)
@@ -151,12 +153,21 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 		id := collector.IDOf(tc)
 		keep[id] = true
 		t := s.targets[id]
+		if t == nil && s.leaving[id] != nil {
+			// Back before its probe ended: the same target, so that one
+			// probe of it is under way, not two.
+			t = s.leaving[id]
+			delete(s.leaving, id)
+			s.targets[id] = t
+		}
 		switch {
 		case t == nil:
 			t = &target{id: id, gap: 1}
 			s.targets[id] = t
 		case keySettingsChanged(t.cfg.Key, tc.Key):
-			t.failures, t.backoffUntil = 0, time.Time{}
+			// Another key, or the same one sent elsewhere: what the old
+			// settings met, backoff and hold-offs, does not carry over.
+			t.failures, t.backoffUntil, t.holdUntil = 0, time.Time{}, time.Time{}
 		}
 		t.cfg = tc
 		t.rank = modelIndex[tc.Key.Name]*len(keys) + keys[tc.Key.Name]
@@ -164,9 +175,12 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 		s.updateIntervalLocked(t)
 		order = append(order, t)
 	}
-	for id := range s.targets {
+	for id, t := range s.targets {
 		if !keep[id] {
 			delete(s.targets, id)
+			if t.flight != nil {
+				s.leaving[id] = t
+			}
 		}
 	}
 	s.order = order
@@ -306,6 +320,7 @@ func (s *Scheduler) startQueuedLocked() {
 		if s.targets[t.id] != t { // left the config while queued
 			close(t.flight.done)
 			t.flight = nil
+			delete(s.leaving, t.id)
 			continue
 		}
 		s.inFlight++
@@ -331,7 +346,7 @@ func (s *Scheduler) run(t *target, f *flight, cfg config.Target, timeout time.Du
 		close(f.done)
 		return
 	}
-	s.finish(t, f, &result)
+	s.finish(t, f, cfg, &result)
 }
 
 // Refresh, in scrape mode, queues a probe of every target that is due (its
@@ -374,8 +389,9 @@ func (s *Scheduler) Refresh(ctx context.Context) {
 	}
 }
 
-// finish records a result and works out when the target may be probed next.
-func (s *Scheduler) finish(t *target, f *flight, r *prober.Result) {
+// finish records a result and works out when the target may be probed
+// next. cfg is what the probe was sent with.
+func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Result) {
 	s.recorder.Record(t.id, r)
 	defer close(f.done)
 
@@ -384,6 +400,20 @@ func (s *Scheduler) finish(t *target, f *flight, r *prober.Result) {
 	s.inFlight--
 	if t.flight == f {
 		t.flight = nil
+	}
+	if s.targets[t.id] != t {
+		delete(s.leaving, t.id) // left the config; nothing to schedule
+		s.startQueuedLocked()
+		return
+	}
+	if keySettingsChanged(cfg.Key, t.cfg.Key) {
+		// A reload changed the key while this probe was out: what it met
+		// says nothing of the new settings, so it moves no timing and
+		// starts no backoff; the key is probed again as if new.
+		t.last, t.failures, t.backoffUntil = time.Time{}, 0, time.Time{}
+		s.startQueuedLocked()
+		s.kickDispatcher()
+		return
 	}
 	first := t.last.IsZero()
 	t.last = r.Time
