@@ -56,7 +56,7 @@ const counterHelp = `# HELP ratelimit_header_errors_total Rate-limit header valu
 // probesTotal is the exposition of ratelimit_probes_total for one target;
 // extra holds the key's labels, which sort after "result".
 func probesTotal(labels, extra string, counts map[string]int) string {
-	out := "# HELP ratelimit_probes_total Probes sent, by result.\n# TYPE ratelimit_probes_total counter\n"
+	out := "# HELP ratelimit_probes_total Probes, by result; key_unavailable ones were never sent.\n# TYPE ratelimit_probes_total counter\n"
 	for _, result := range []string{"http_error", "key_unavailable", "network_error", "no_headers", "rate_limited", "success", "timeout", "unauthorized"} {
 		out += "ratelimit_probes_total{" + labels + `,result="` + result + `"` + extra + "} " + strconv.Itoa(counts[result]) + "\n"
 	}
@@ -301,10 +301,12 @@ func TestWriteTextHoldsNoLockWhileWriting(t *testing.T) {
 	var written strings.Builder
 	writeDone := make(chan error, 1)
 	go func() {
+		// Blocked before it writes a byte, after it took what it writes:
+		// changes made meanwhile must not reach it, whatever the buffering.
 		writeDone <- c.WriteText(writerFunc(func(p []byte) (int, error) {
 			written.Write(p)
-			return w.Write(p)
-		}), nil)
+			return len(p), nil
+		}), func(int) { _, _ = w.Write(nil) })
 	}()
 	select {
 	case <-w.started:
@@ -315,8 +317,12 @@ func TestWriteTextHoldsNoLockWhileWriting(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		changed := append([]ratelimit.Observation(nil), obs...)
+		for i := range changed {
+			changed[i].Value++
+		}
 		for _, tg := range targets {
-			c.Record(IDOf(tg), &prober.Result{Time: probeTime.Add(time.Minute), StatusCode: 429, Outcome: prober.RateLimited})
+			c.Record(IDOf(tg), &prober.Result{Time: probeTime.Add(time.Minute), StatusCode: 200, Outcome: prober.Success, Observations: changed})
 		}
 		c.Apply(targets[:10])
 		c.SetInterval(IDOf(targets[0]), time.Hour)

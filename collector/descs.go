@@ -52,7 +52,7 @@ var families = [numFamilies]struct {
 	famStatusCode:     {"ratelimit_probe_status_code", "HTTP status of the last probe's response; 0 without a response.", dto.MetricType_GAUGE, targetLabels},
 	famLastSuccess:    {"ratelimit_probe_last_success_timestamp_seconds", "When rate-limit headers were last read (Unix seconds).", dto.MetricType_GAUGE, targetLabels},
 	famInterval:       {"ratelimit_probe_interval_seconds", "Time between probes of the key and model: the configured interval (min_interval in scrape mode), stretched to keep within max_quota_share.", dto.MetricType_GAUGE, identityLabels},
-	famProbes:         {"ratelimit_probes_total", "Probes sent, by result.", dto.MetricType_COUNTER, resultLabels},
+	famProbes:         {"ratelimit_probes_total", "Probes, by result; key_unavailable ones were never sent.", dto.MetricType_COUNTER, resultLabels},
 	famTokens:         {"ratelimit_probe_tokens_total", "Tokens billed to the exporter's own probes (usage.total_tokens).", dto.MetricType_COUNTER, targetLabels},
 	famHeaderErrors:   {"ratelimit_header_errors_total", "Rate-limit header values dropped: invalid, or beyond the 64 taken from one response.", dto.MetricType_COUNTER, identityLabels},
 }

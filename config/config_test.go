@@ -357,3 +357,17 @@ func TestOneDocument(t *testing.T) {
 		}
 	}
 }
+
+// A key written in the wrong shape, or after a '*', never reaches an error.
+func TestMisshapenKeyStaysOutOfErrors(t *testing.T) {
+	for doc, want := range map[string]string{
+		"keys:\n  - name: a\n    api_key: *sk-test-shape-1\n":     "f.yml: unknown anchor referenced",
+		"keys:\n  - name: a\n    api_key: {sk-test-shape-2: 1}\n": "f.yml:3: keys[0].api_key: expected a string, got a mapping",
+		"keys:\n  - name: a\n    api_key: [sk-test-shape-3]\n":    "f.yml:3: keys[0].api_key: expected a string, got a list",
+	} {
+		_, err := Parse([]byte(doc), "f.yml")
+		if err == nil || err.Error() != want || strings.Contains(err.Error(), "sk-test-shape") {
+			t.Errorf("%q: got %v, want %s", doc, err, want)
+		}
+	}
+}

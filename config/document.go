@@ -75,6 +75,9 @@ func (d *document) walk(n *yaml.Node, path string) {
 				p = path + "." + key.Value
 			}
 			d.record(p, key.Line)
+			if key.Value == "api_key" {
+				continue // what sits below is a key in the wrong shape: no path names it
+			}
 			d.walk(value, p)
 		}
 	case yaml.SequenceNode:
@@ -137,6 +140,7 @@ func (e *Error) Error() string {
 var (
 	yamlLinePattern     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 	unknownFieldPattern = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	anchorPattern       = regexp.MustCompile(`(unknown )anchor '.*' referenced`)
 	cannotPattern       = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `.*`)? into (\\S+)$")
 )
 
@@ -159,6 +163,10 @@ func yamlError(name string, err error, doc *document) error {
 			if doc != nil {
 				e.Field = doc.pathOfLine[e.Line]
 			}
+		}
+		if anchorPattern.MatchString(e.Msg) {
+			// The anchor's name may be a key written after a '*'.
+			e.Msg = anchorPattern.ReplaceAllString(e.Msg, "${1}anchor referenced")
 		}
 		if m := unknownFieldPattern.FindStringSubmatch(e.Msg); m != nil {
 			e.Msg = fmt.Sprintf("unknown field %q (see the configuration reference in README.md)", m[1])

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	pathpkg "path"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,8 @@ func CheckMetricsPath(path string) error {
 		return fmt.Errorf("--web.telemetry-path %q must be a plain path: no {, }, ?, #, %%, spaces or control characters", path)
 	case path == "/":
 		return nil // the landing page gives way
+	case cleanPath(path) != path:
+		return fmt.Errorf("--web.telemetry-path %q must be a clean path: no //, . or .. segments", path)
 	}
 	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath} {
 		if path == own || strings.HasPrefix(own, strings.TrimSuffix(path, "/")+"/") && strings.HasSuffix(path, "/") {
@@ -81,6 +84,15 @@ func CheckMetricsPath(path string) error {
 		}
 	}
 	return nil
+}
+
+// cleanPath is path.Clean, keeping a trailing slash.
+func cleanPath(p string) string {
+	clean := pathpkg.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean
 }
 
 // Handler returns the mux that serves every endpoint.

@@ -141,6 +141,11 @@ func TestCheckMetricsPath(t *testing.T) {
 		"/{x}":                    `--web.telemetry-path "/{x}" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
 		"/metrics?x=1":            `--web.telemetry-path "/metrics?x=1" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
 		"/me trics":               `--web.telemetry-path "/me trics" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
+		"//metrics":               `--web.telemetry-path "//metrics" must be a clean path: no //, . or .. segments`,
+		"/./":                     `--web.telemetry-path "/./" must be a clean path: no //, . or .. segments`,
+		"/../x":                   `--web.telemetry-path "/../x" must be a clean path: no //, . or .. segments`,
+		"/metrics/..":             `--web.telemetry-path "/metrics/.." must be a clean path: no //, . or .. segments`,
+		"//":                      `--web.telemetry-path "//" must be a clean path: no //, . or .. segments`,
 		"/metrics\x00":            `--web.telemetry-path "/metrics\x00" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
 	} {
 		err := CheckMetricsPath(path)
