@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -250,7 +252,7 @@ func TestBusyPortFailsBeforeProbing(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "address already in use") {
 		t.Errorf("exit %d, want 1 with the bind error:\n%s", code, out)
 	}
-	if n := arrived.Load(); n != 0 || strings.Contains(out, "Probe") {
+	if n := arrived.Load(); n != 0 || strings.Contains(out, "Probe") || strings.Contains(out, "Loaded config") {
 		t.Errorf("%d probes sent before the bind error, want none:\n%s", n, out)
 	}
 }
@@ -314,5 +316,50 @@ func TestNoTargetFromOutside(t *testing.T) {
 	}
 	if n := sim.Requests(); n < 3 {
 		t.Errorf("the scrapes sent %d probes to the configured simulator, want at least 3: the test proves nothing without probes", n)
+	}
+}
+
+// A storm of SIGHUPs, each a slow reload, never swallows the SIGTERM after it.
+func TestSIGTERMAfterSIGHUPStorm(t *testing.T) {
+	sim := simulator.New("m1", "m2", "m3")
+	url, _ := countingSimulator(t, sim)
+	e := start(t, nil, "--config.file="+writeConfig(t, manyKeysConfig(sim, url, "interval", 1000)))
+	for range 5 {
+		if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // faster than a reload of 1,000 keys
+	}
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.waitExit(t, 15*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+// A key file that hangs when read (a FIFO here; a stuck network mount in
+// life) costs its probe the probe timeout, and never holds up shutdown.
+func TestHungKeyFile(t *testing.T) {
+	_, url := startSimulator(t)
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte(goodKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("probe:\n  interval: 200ms\n  timeout: 500ms\n  max_quota_share: 1\nkeys:\n  - {name: hung, api_key_file: %s, base_url: %q}\n", keyFile, url))
+	e := start(t, nil, "--config.file="+cfg)
+	e.waitFor(t, `ratelimit_probes_total{key="hung",model="llama3.1-8b",provider="cerebras",result="success"} 1`)
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(t, `ratelimit_probes_total{key="hung",model="llama3.1-8b",provider="cerebras",result="key_unavailable"} 1`)
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.waitExit(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
 	}
 }
