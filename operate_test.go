@@ -71,7 +71,17 @@ func stalledScrape(t *testing.T, e *exporter) net.Conn {
 	return conn
 }
 
-// getWithin GETs or POSTs path and fails the test if no answer comes within limit.
+// waitArrivals waits until n probes have reached the simulator.
+func waitArrivals(t *testing.T, arrived *atomic.Int64, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); arrived.Load() < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d probes arrived within 10s of the scrape, want %d", arrived.Load(), n)
+		}
+	}
+}
+
+// within GETs or POSTs path and fails the test if no answer comes within limit.
 func (e *exporter) within(t *testing.T, limit time.Duration, method, path string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
@@ -173,11 +183,7 @@ func TestSIGTERMDrainsScrapesInFlight(t *testing.T) {
 		body, err := io.ReadAll(resp.Body)
 		answered <- answer{resp.StatusCode, string(body), err}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); arrived.Load() < 3; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d probes arrived within 10s of the scrape, want 3", arrived.Load())
-		}
-	}
+	waitArrivals(t, arrived, 3)
 	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -208,11 +214,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	for deadline := time.Now().Add(10 * time.Second); arrived.Load() < 3; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d probes arrived within 10s of the scrape, want 3", arrived.Load())
-		}
-	}
+	waitArrivals(t, arrived, 3)
 	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
