@@ -232,7 +232,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 	r := Result{StatusCode: resp.StatusCode}
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	if ok || resp.StatusCode == http.StatusTooManyRequests {
-		r.Observations, r.InvalidHeaders = ratelimit.ParseHeaders(resp.Header)
+		r.Observations, r.InvalidHeaders = ratelimit.Parse(resp.Header, p.now())
 	}
 	body := readBody(resp.Body)
 	switch {

@@ -114,12 +114,15 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 	considered := 0
 	alone := make(http.Header, 1)
 	for name, vs := range h {
-		isRateLimit := strings.HasPrefix(strings.ToLower(name), HeaderPrefix)
+		isRateLimit := IsRateLimitHeader(name)
 		if isRateLimit {
 			considered++
 		}
 		clear(alone)
 		alone[name] = vs
+		if date, ok := h["Date"]; ok {
+			alone["Date"] = date // absolute resets count from it
+		}
 		one, d := ParseHeaders(alone)
 		if got := len(one) + d; isRateLimit && got != 1 || !isRateLimit && got != 0 {
 			t.Fatalf("header %q alone gave %v and %d dropped", name, one, d)

@@ -21,8 +21,26 @@ const (
 	Reset     Kind = "reset"
 )
 
-// HeaderPrefix starts every rate-limit header name (compared case-insensitively).
+// HeaderPrefix starts the most common family of rate-limit header names.
 const HeaderPrefix = "x-ratelimit-"
+
+// prefixes start every family of rate-limit header names, lower-cased.
+var prefixes = []string{HeaderPrefix, "x-tokenlimit-", "anthropic-ratelimit-", "anthropic-priority-"}
+
+// IsRateLimitHeader reports whether name, in any case, belongs to a family
+// of rate-limit headers that ParseHeaders reads.
+func IsRateLimitHeader(name string) bool {
+	lower := strings.ToLower(name)
+	for _, p := range prefixes {
+		if strings.HasPrefix(lower, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// windows are the header-name segments that name a window.
+var windows = map[string]bool{"second": true, "minute": true, "hour": true, "day": true, "week": true, "month": true}
 
 // MaxObservations bounds what one response may add, so a hostile or broken
 // upstream cannot create unbounded series. Cerebras sends 18. When a response
@@ -38,19 +56,36 @@ type Observation struct {
 	Value    float64
 }
 
-// ParseHeaders returns the valid rate-limit observations in h, sorted by
+// ParseHeaders is Parse with no clock of its own: absolute resets count from
+// the response's Date header, and are dropped when it has none.
+func ParseHeaders(h http.Header) (obs []Observation, dropped int) {
+	return Parse(h, time.Time{})
+}
+
+// Parse returns the valid rate-limit observations in h, sorted by
 // resource, window, kind and then value, and how many rate-limit headers it
 // dropped, as invalid or past MaxObservations.
 //
-// A header is a rate-limit header when its name, lower-cased, starts with
-// HeaderPrefix; each one (a key of h, with all its values) yields either one
-// observation or one drop, so len(obs)+dropped is the number of such keys.
+// A header is a rate-limit header when IsRateLimitHeader says so; each one
+// (a key of h, with all its values) yields either one observation or one
+// drop, so len(obs)+dropped is the number of such keys. The names read:
 //
-// A header name is x-ratelimit-{limit|remaining|reset}-{resource}[-{window}]:
-// the window is the part after the last hyphen, so new resources and windows
-// need no code change. Values must be finite, non-negative decimal numbers;
-// resets may also be Go durations ("6m0s"). Repeated headers or comma lists
-// count only when every value agrees.
+//   - x-ratelimit-{limit|remaining|reset}-{resource}[-{window}]: the last
+//     segment is the window only when it is second, minute, hour, day, week
+//     or month; otherwise the window is "" and the segment is the resource's.
+//     Resources use _ for - (input-tokens: input_tokens), and req is
+//     requests. Bare x-ratelimit-{limit|remaining|reset} is requests.
+//   - x-tokenlimit-{limit|remaining}: tokens.
+//   - anthropic-ratelimit-{resource}-{limit|remaining|reset}, per minute as
+//     Anthropic documents, and anthropic-priority-{resource}-{...}, resource
+//     priority_{resource}.
+//
+// Values must be finite, non-negative decimal numbers. Resets may also be
+// Go durations ("6m0s"), RFC 3339 timestamps, Unix epoch seconds (a number
+// above 1e9) or milliseconds (above 1e12); absolute ones become seconds from
+// the response's Date header (the provider's clock) or, without one, from
+// now (zero now: dropped), and a time already past is 0. Repeated headers or
+// comma lists count only when every value agrees.
 //
 // Past MaxObservations valid values, the first MaxObservations in the sort
 // order above are kept and the rest dropped, so the result depends only on
@@ -59,19 +94,22 @@ type Observation struct {
 // observations. (Value breaks ties only when h holds one name in two
 // spellings, which net/http, canonicalizing names, never produces; both are
 // then kept.)
-func ParseHeaders(h http.Header) (obs []Observation, dropped int) {
+func Parse(h http.Header, now time.Time) (obs []Observation, dropped int) {
+	ref := now
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		ref = date
+	}
 	heaped := false // obs is a max-heap, full, once a value has overflowed it
 	for name, values := range h {
-		lower := strings.ToLower(name)
-		if !strings.HasPrefix(lower, HeaderPrefix) {
+		if !IsRateLimitHeader(name) {
 			continue
 		}
-		kind, resource, window, ok := parseName(lower[len(HeaderPrefix):])
+		kind, resource, window, ok := parseName(strings.ToLower(name))
 		if !ok {
 			dropped++
 			continue
 		}
-		value, ok := parseValues(kind, values)
+		value, ok := parseValues(kind, values, ref)
 		if !ok {
 			dropped++
 			continue
@@ -130,8 +168,37 @@ func siftDown(h []Observation, i int) {
 	}
 }
 
-func parseName(rest string) (kind Kind, resource, window string, ok bool) {
-	for _, k := range []Kind{Limit, Remaining, Reset} {
+// parseName reads a lower-cased rate-limit header name.
+func parseName(name string) (kind Kind, resource, window string, ok bool) {
+	kinds := []Kind{Limit, Remaining, Reset}
+	switch {
+	case strings.HasPrefix(name, "x-tokenlimit-"):
+		switch k := Kind(strings.TrimPrefix(name, "x-tokenlimit-")); k {
+		case Limit, Remaining:
+			return k, "tokens", "", true
+		}
+		return "", "", "", false
+	case strings.HasPrefix(name, "anthropic-"):
+		rest, priority := strings.CutPrefix(name, "anthropic-priority-")
+		if !priority {
+			rest = strings.TrimPrefix(name, "anthropic-ratelimit-")
+		}
+		for _, k := range kinds {
+			if r, found := strings.CutSuffix(rest, "-"+string(k)); found && validNamePart(r) {
+				resource = resourceName(r)
+				if priority {
+					resource = "priority_" + resource
+				}
+				return k, resource, "minute", true
+			}
+		}
+		return "", "", "", false
+	}
+	rest := strings.TrimPrefix(name, HeaderPrefix)
+	for _, k := range kinds {
+		if rest == string(k) {
+			return k, "requests", "", true
+		}
 		if after, found := strings.CutPrefix(rest, string(k)+"-"); found {
 			kind, rest = k, after
 			break
@@ -140,10 +207,18 @@ func parseName(rest string) (kind Kind, resource, window string, ok bool) {
 	if kind == "" || !validNamePart(rest) {
 		return "", "", "", false
 	}
-	if i := strings.LastIndexByte(rest, '-'); i >= 0 {
-		return kind, intern(rest[:i]), intern(rest[i+1:]), true
+	if i := strings.LastIndexByte(rest, '-'); i >= 0 && windows[rest[i+1:]] {
+		return kind, resourceName(rest[:i]), intern(rest[i+1:]), true
 	}
-	return kind, intern(rest), "", true
+	return kind, resourceName(rest), "", true
+}
+
+// resourceName is a header's resource segments as a label value.
+func resourceName(s string) string {
+	if s == "req" {
+		return "requests"
+	}
+	return intern(strings.ReplaceAll(s, "-", "_"))
 }
 
 // intern returns the common names as constants, so that the observations
@@ -160,6 +235,10 @@ func intern(s string) string {
 		return "hour"
 	case "day":
 		return "day"
+	case "input_tokens":
+		return "input_tokens"
+	case "output_tokens":
+		return "output_tokens"
 	}
 	return s
 }
@@ -177,14 +256,14 @@ func validNamePart(s string) bool {
 	return true
 }
 
-func parseValues(kind Kind, values []string) (float64, bool) {
+func parseValues(kind Kind, values []string, ref time.Time) (float64, bool) {
 	var (
 		result float64
 		seen   bool
 	)
 	for _, line := range values {
 		for _, field := range strings.Split(line, ",") {
-			v, ok := parseValue(kind, strings.TrimSpace(field))
+			v, ok := parseValue(kind, strings.TrimSpace(field), ref)
 			if !ok || (seen && v != result) {
 				return 0, false
 			}
@@ -194,20 +273,46 @@ func parseValues(kind Kind, values []string) (float64, bool) {
 	return result, seen
 }
 
-func parseValue(kind Kind, s string) (float64, bool) {
+// Bare reset numbers above these are Unix epoch times: no window resets
+// 31 years from now.
+const (
+	epochSeconds      = 1e9
+	epochMilliseconds = 1e12
+)
+
+func parseValue(kind Kind, s string, ref time.Time) (float64, bool) {
 	if isDecimal(s) {
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 			return 0, false
 		}
-		return v, true
+		switch {
+		case kind != Reset || v <= epochSeconds:
+			return v, true
+		case v > epochMilliseconds:
+			return secondsUntil(time.UnixMilli(int64(v)), ref)
+		default:
+			return secondsUntil(time.Unix(0, int64(v*1e9)), ref)
+		}
 	}
 	if kind == Reset && s != "" && s[0] != '-' && s[0] != '+' {
 		if d, err := time.ParseDuration(s); err == nil {
 			return d.Seconds(), true
 		}
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return secondsUntil(t, ref)
+		}
 	}
 	return 0, false
+}
+
+// secondsUntil turns an absolute reset into seconds from ref; a reset
+// already past is 0. Without ref there is nothing to count from.
+func secondsUntil(reset, ref time.Time) (float64, bool) {
+	if ref.IsZero() {
+		return 0, false
+	}
+	return max(reset.Sub(ref).Seconds(), 0), true
 }
 
 // isDecimal accepts digits with an optional fraction and exponent: no sign,

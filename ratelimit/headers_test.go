@@ -3,13 +3,16 @@ package ratelimit
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // readHeaders loads a "Name: value" per line fixture copied from shared/testdata.
@@ -116,7 +119,17 @@ func TestParseHeadersValues(t *testing.T) {
 		{"go duration ms", "x-ratelimit-reset-tokens", []string{"20ms"}, []Observation{{Reset, "tokens", "", 0.02}}, 0},
 		{"go duration compound", "x-ratelimit-reset-tokens-day", []string{"1h2m3.5s"}, []Observation{{Reset, "tokens", "day", 3723.5}}, 0},
 		{"new window", "x-ratelimit-limit-requests-week", []string{"9"}, []Observation{{Limit, "requests", "week", 9}}, 0},
-		{"hyphenated resource", "x-ratelimit-limit-input-tokens-minute", []string{"9"}, []Observation{{Limit, "input-tokens", "minute", 9}}, 0},
+		{"hyphenated resource", "x-ratelimit-limit-input-tokens-minute", []string{"9"}, []Observation{{Limit, "input_tokens", "minute", 9}}, 0},
+		{"hyphenated resource, no window", "x-ratelimit-limit-input-tokens", []string{"9"}, []Observation{{Limit, "input_tokens", "", 9}}, 0},
+		{"req is requests (Mistral)", "x-ratelimit-remaining-req-minute", []string{"9"}, []Observation{{Remaining, "requests", "minute", 9}}, 0},
+		{"month window (Mistral)", "x-ratelimit-limit-tokens-month", []string{"9"}, []Observation{{Limit, "tokens", "month", 9}}, 0},
+		{"second window", "x-ratelimit-limit-requests-second", []string{"9"}, []Observation{{Limit, "requests", "second", 9}}, 0},
+		{"unknown last segment is the resource's", "x-ratelimit-limit-requests-fortnight", []string{"9"}, []Observation{{Limit, "requests_fortnight", "", 9}}, 0},
+		{"x-tokenlimit", "x-tokenlimit-remaining", []string{"9"}, []Observation{{Remaining, "tokens", "", 9}}, 0},
+		{"x-tokenlimit has no reset", "x-tokenlimit-reset", []string{"9"}, nil, 1},
+		{"anthropic", "anthropic-ratelimit-output-tokens-limit", []string{"9"}, []Observation{{Limit, "output_tokens", "minute", 9}}, 0},
+		{"anthropic priority", "anthropic-priority-input-tokens-remaining", []string{"9"}, []Observation{{Remaining, "priority_input_tokens", "minute", 9}}, 0},
+		{"anthropic without kind", "anthropic-ratelimit-tokens", []string{"9"}, nil, 1},
 		{"repeated agreeing", "x-ratelimit-limit-requests-day", []string{"5", "5"}, []Observation{{Limit, "requests", "day", 5}}, 0},
 		{"comma list agreeing", "x-ratelimit-limit-requests-day", []string{"5, 5"}, []Observation{{Limit, "requests", "day", 5}}, 0},
 		{"other header", "x-request-id", []string{"abc"}, nil, 0},
@@ -144,7 +157,7 @@ func TestParseHeadersValues(t *testing.T) {
 		{"comma list with empty", "x-ratelimit-limit-requests-day", []string{"5,"}, nil, 1},
 		{"unknown kind", "x-ratelimit-used-requests-day", []string{"5"}, nil, 1},
 		{"no resource", "x-ratelimit-limit-", []string{"5"}, nil, 1},
-		{"kind only", "x-ratelimit-limit", []string{"5"}, nil, 1},
+		{"bare limit is requests", "x-ratelimit-limit", []string{"5"}, []Observation{{Limit, "requests", "", 5}}, 0},
 		{"trailing hyphen", "x-ratelimit-limit-requests-", []string{"5"}, nil, 1},
 		{"double hyphen", "x-ratelimit-limit-requests--day", []string{"5"}, nil, 1},
 		{"odd characters", "x-ratelimit-limit-requests-d.y", []string{"5"}, nil, 1},
@@ -248,5 +261,99 @@ func BenchmarkParseHeadersHostile(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		ParseHeaders(h)
+	}
+}
+
+// sharedHeaders reads a sample of ../shared/testdata, the project's record
+// of real provider headers, which the simulator does not decide.
+func sharedHeaders(t *testing.T, name string) http.Header {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "shared", "testdata", name))
+	if err != nil {
+		t.Fatalf("the shared samples sit beside the repository: %v", err)
+	}
+	h := http.Header{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			t.Fatalf("%s: malformed line %q", name, line)
+		}
+		h.Add(name, strings.TrimSpace(value))
+	}
+	return h
+}
+
+func TestParseSharedSamples(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []Observation
+	}{
+		{"openai-doc.headers", []Observation{
+			{Limit, "requests", "", 60}, {Remaining, "requests", "", 59}, {Reset, "requests", "", 1},
+			{Limit, "tokens", "", 150000}, {Remaining, "tokens", "", 149984}, {Reset, "tokens", "", 360},
+		}},
+		{"groq-doc.headers", []Observation{
+			{Limit, "requests", "", 14400}, {Remaining, "requests", "", 14370}, {Reset, "requests", "", 179.56},
+			{Limit, "tokens", "", 18000}, {Remaining, "tokens", "", 17997}, {Reset, "tokens", "", 7.66},
+		}},
+		{"anthropic-shape.headers", []Observation{ // resets against the sample's Date, 23:12:00
+			{Limit, "input_tokens", "minute", 40000}, {Remaining, "input_tokens", "minute", 40000}, {Reset, "input_tokens", "minute", 0},
+			{Limit, "output_tokens", "minute", 8000}, {Remaining, "output_tokens", "minute", 8000}, {Reset, "output_tokens", "minute", 0},
+			{Limit, "priority_input_tokens", "minute", 10000}, {Remaining, "priority_input_tokens", "minute", 9618}, {Reset, "priority_input_tokens", "minute", 21},
+			{Limit, "requests", "minute", 50}, {Remaining, "requests", "minute", 49}, {Reset, "requests", "minute", 1},
+			{Limit, "tokens", "minute", 48000}, {Remaining, "tokens", "minute", 48000}, {Reset, "tokens", "minute", 0},
+		}},
+		{"cerebras-doc.headers", []Observation{
+			{Limit, "requests", "day", 1000000000}, {Remaining, "requests", "day", 999997455}, {Reset, "requests", "day", 33011.382867097855},
+			{Limit, "tokens", "minute", 1000000000}, {Remaining, "tokens", "minute", 999998298}, {Reset, "tokens", "minute", 11.382867097854614},
+		}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			got, dropped := Parse(sharedHeaders(t, tc.file), time.Now())
+			if dropped != 0 || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("dropped %d\ngot  %v\nwant %v", dropped, got, tc.want)
+			}
+		})
+	}
+}
+
+// Absolute resets count from the provider's clock (Date) when the response
+// has one, else from now; relative ones never move.
+func TestResetFormats(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	providerNow := now.Add(-3 * time.Minute) // the provider's clock is 3 minutes behind
+	date := providerNow.Format(http.TimeFormat)
+	reset := providerNow.Add(30 * time.Second)
+	for _, tc := range []struct {
+		name, value, date string
+		now               time.Time
+		want              float64
+		ok                bool
+	}{
+		{"float seconds", "41.5", "", now, 41.5, true},
+		{"Go duration", "1m30.5s", "", now, 90.5, true},
+		{"RFC 3339 against Date, 3 minutes off our clock", reset.Format(time.RFC3339), date, now, 30, true},
+		{"RFC 3339 with a fraction and an offset", reset.In(time.FixedZone("x", 3600)).Format(time.RFC3339Nano), date, now, 30, true},
+		{"RFC 3339 without Date: from now", now.Add(45 * time.Second).Format(time.RFC3339), "", now, 45, true},
+		{"RFC 3339 without Date or clock: dropped", now.Format(time.RFC3339), "", time.Time{}, 0, false},
+		{"RFC 3339 already past: 0", providerNow.Add(-time.Minute).Format(time.RFC3339), date, now, 0, true},
+		{"epoch seconds", strconv.FormatInt(reset.Unix(), 10), date, now, 30, true},
+		{"epoch seconds with a fraction", strconv.FormatFloat(float64(reset.UnixMilli())/1000+0.25, 'f', 3, 64), date, now, 30.25, true},
+		{"epoch milliseconds (OpenRouter)", strconv.FormatInt(reset.UnixMilli()+500, 10), date, now, 30.5, true},
+		{"just under epoch seconds: seconds", "999999999", "", now, 999999999, true},
+		{"negative", "-1", "", now, 0, false},
+		{"HTTP date is not a reset", reset.Format(http.TimeFormat), date, now, 0, false},
+	} {
+		h := http.Header{"X-Ratelimit-Reset-Requests-Minute": {tc.value}}
+		if tc.date != "" {
+			h.Set("Date", tc.date)
+		}
+		obs, dropped := Parse(h, tc.now)
+		switch {
+		case tc.ok && (len(obs) != 1 || math.Abs(obs[0].Value-tc.want) > 1e-6):
+			t.Errorf("%s: %q gave %v (dropped %d), want %g", tc.name, tc.value, obs, dropped, tc.want)
+		case !tc.ok && (len(obs) != 0 || dropped != 1):
+			t.Errorf("%s: %q gave %v, want it dropped", tc.name, tc.value, obs)
+		}
 	}
 }

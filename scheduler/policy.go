@@ -23,6 +23,7 @@ var windowLengths = map[string]time.Duration{
 	"hour":   time.Hour,
 	"day":    24 * time.Hour,
 	"week":   7 * 24 * time.Hour,
+	"month":  30 * 24 * time.Hour,
 }
 
 // stretch says why an interval was made longer than configured.
