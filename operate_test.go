@@ -71,6 +71,17 @@ func stalledScrape(t *testing.T, e *exporter) net.Conn {
 	return conn
 }
 
+// startSlowScrapeMode runs the exporter with twoKeyConfig in scrape mode
+// against a simulator that answers after latency, counting arrivals.
+func startSlowScrapeMode(t *testing.T, latency time.Duration, args ...string) (*exporter, *atomic.Int64) {
+	t.Helper()
+	sim, _ := startSimulator(t)
+	url, arrived := countingSimulator(t, sim)
+	sim.SetLatency(latency)
+	text, env := twoKeyConfig(t, url, "scrape")
+	return start(t, env, append([]string{"--config.file=" + writeConfig(t, text)}, args...)...), arrived
+}
+
 // waitArrivals waits until n probes have reached the simulator.
 func waitArrivals(t *testing.T, arrived *atomic.Int64, n int64) {
 	t.Helper()
@@ -161,11 +172,7 @@ func TestStalledScraperDelaysNothing(t *testing.T) {
 
 // SIGTERM lets a scrape in flight finish, then exits 0.
 func TestSIGTERMDrainsScrapesInFlight(t *testing.T) {
-	sim, _ := startSimulator(t)
-	url, arrived := countingSimulator(t, sim)
-	sim.SetLatency(time.Second)
-	text, env := twoKeyConfig(t, url, "scrape")
-	e := start(t, env, "--config.file="+writeConfig(t, text))
+	e, arrived := startSlowScrapeMode(t, time.Second)
 
 	type answer struct {
 		code int
@@ -204,11 +211,7 @@ func TestSIGTERMDrainsScrapesInFlight(t *testing.T) {
 
 // A second signal ends a shutdown that waits for a slow scrape.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	sim, _ := startSimulator(t)
-	url, arrived := countingSimulator(t, sim)
-	sim.SetLatency(time.Minute)
-	text, env := twoKeyConfig(t, url, "scrape")
-	e := start(t, env, "--config.file="+writeConfig(t, text), "--web.shutdown-grace-period=1m")
+	e, arrived := startSlowScrapeMode(t, time.Minute, "--web.shutdown-grace-period=1m")
 	go func() {
 		if resp, err := http.Get(e.url + "/metrics"); err == nil {
 			resp.Body.Close()

@@ -120,6 +120,7 @@ func (p *Prober) Apply(cfg *config.Config) error {
 	}
 	kept := len(pool)
 	clients := make(map[string]*sharedClient, len(cfg.Keys))
+	used := map[*sharedClient]bool{}
 	for i := range cfg.Keys {
 		k := &cfg.Keys[i]
 		sc := find(k.HTTPClient)
@@ -132,20 +133,21 @@ func (p *Prober) Apply(cfg *config.Config) error {
 			pool = append(pool, sc)
 		}
 		clients[k.Name] = sc
+		used[sc] = true
 	}
 	p.mu.Lock()
 	p.clients = clients
 	p.mu.Unlock()
 	for _, sc := range pool[:kept] {
-		if !slices.ContainsFunc(cfg.Keys, func(k config.Key) bool { return clients[k.Name] == sc }) {
+		if !used[sc] {
 			sc.client.CloseIdleConnections()
 		}
 	}
 	return nil
 }
 
-// Clients returns how many distinct HTTP clients the keys use.
-func (p *Prober) Clients() int {
+// clientCount returns how many distinct HTTP clients the keys use.
+func (p *Prober) clientCount() int {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	seen := map[*sharedClient]bool{}

@@ -279,7 +279,7 @@ func TestKeysShareOneConnectionPool(t *testing.T) {
 	if err := p.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Clients(); got != 2 {
+	if got := p.clientCount(); got != 2 {
 		t.Errorf("%d clients for two distinct http_client settings, want 2", got)
 	}
 	for _, tg := range cfg.Targets() {

@@ -67,7 +67,7 @@ type Scheduler struct {
 	queue    []*target                // due, waiting for a concurrency slot
 	inFlight int                      // probes sent and not yet ended
 	kick     chan struct{}
-	kicks    uint64    // kicks sent; the dispatcher has seen seenKicks of them
+	kicks    uint64    // kicks sent
 	seen     uint64    // kicks the dispatcher's last pass took into account
 	nextWake time.Time // when the dispatcher wakes next
 }
