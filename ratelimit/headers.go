@@ -56,10 +56,25 @@ type Observation struct {
 	Value    float64
 }
 
+// Parser reads rate-limit headers with what one provider documents about
+// them. The zero Parser knows nothing beyond the header names.
+type Parser struct {
+	// Windows gives, by resource, the window of headers whose name gives
+	// none (x-ratelimit-limit-requests, x-tokenlimit-limit): Groq documents
+	// its requests pair as per day and its tokens pair as per minute.
+	// Resources it does not list keep the window "".
+	Windows map[string]string
+}
+
 // ParseHeaders is Parse with no clock of its own: absolute resets count from
 // the response's Date header, and are dropped when it has none.
 func ParseHeaders(h http.Header) (obs []Observation, dropped int) {
 	return Parse(h, time.Time{})
+}
+
+// Parse is the zero Parser's Parse.
+func Parse(h http.Header, now time.Time) (obs []Observation, dropped int) {
+	return Parser{}.Parse(h, now)
 }
 
 // Parse returns the valid rate-limit observations in h, sorted by
@@ -94,7 +109,7 @@ func ParseHeaders(h http.Header) (obs []Observation, dropped int) {
 // observations. (Value breaks ties only when h holds one name in two
 // spellings, which net/http, canonicalizing names, never produces; both are
 // then kept.)
-func Parse(h http.Header, now time.Time) (obs []Observation, dropped int) {
+func (p Parser) Parse(h http.Header, now time.Time) (obs []Observation, dropped int) {
 	ref := now
 	if date, err := http.ParseTime(h.Get("Date")); err == nil {
 		ref = date
@@ -114,6 +129,9 @@ func Parse(h http.Header, now time.Time) (obs []Observation, dropped int) {
 			dropped++
 			continue
 		}
+		if window == "" {
+			window = p.Windows[resource]
+		}
 		o := Observation{Kind: kind, Resource: resource, Window: window, Value: value}
 		if len(obs) < MaxObservations {
 			obs = append(obs, o)
@@ -127,17 +145,18 @@ func Parse(h http.Header, now time.Time) (obs []Observation, dropped int) {
 			}
 			heaped = true
 		}
-		if compareObservations(o, obs[0]) < 0 {
+		if Compare(o, obs[0]) < 0 {
 			obs[0] = o
 			siftDown(obs, 0)
 		}
 	}
-	slices.SortFunc(obs, compareObservations)
+	slices.SortFunc(obs, Compare)
 	return obs, dropped
 }
 
-// compareObservations orders by resource, window, kind, then value.
-func compareObservations(a, b Observation) int {
+// Compare orders observations as Parse returns them: by resource, window,
+// kind, then value.
+func Compare(a, b Observation) int {
 	if c := strings.Compare(a.Resource, b.Resource); c != 0 {
 		return c
 	}
@@ -156,7 +175,7 @@ func siftDown(h []Observation, i int) {
 	for {
 		top := i
 		for _, c := range [2]int{2*i + 1, 2*i + 2} {
-			if c < len(h) && compareObservations(h[c], h[top]) > 0 {
+			if c < len(h) && Compare(h[c], h[top]) > 0 {
 				top = c
 			}
 		}

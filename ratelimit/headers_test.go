@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -355,5 +356,29 @@ func TestResetFormats(t *testing.T) {
 		case !tc.ok && (len(obs) != 0 || dropped != 1):
 			t.Errorf("%s: %q gave %v, want it dropped", tc.name, tc.value, obs)
 		}
+	}
+}
+
+// A provider's documented windows fill in names that carry none, and only those.
+func TestParserWindows(t *testing.T) {
+	h := http.Header{}
+	h.Set("x-ratelimit-limit-requests", "14400")
+	h.Set("x-ratelimit-limit-tokens", "18000")
+	h.Set("x-ratelimit-limit-tokens-hour", "900000")
+	h.Set("x-ratelimit-limit-images", "5")
+	h.Set("x-tokenlimit-remaining", "17000")
+	h.Set("anthropic-ratelimit-requests-limit", "50")
+	groq := Parser{Windows: map[string]string{"requests": "day", "tokens": "minute"}}
+	got, dropped := groq.Parse(h, time.Time{})
+	want := []Observation{
+		{Limit, "images", "", 5},
+		{Limit, "requests", "day", 14400},
+		{Limit, "requests", "minute", 50},
+		{Limit, "tokens", "hour", 900000},
+		{Limit, "tokens", "minute", 18000},
+		{Remaining, "tokens", "minute", 17000},
+	}
+	if dropped != 0 || !slices.Equal(got, want) {
+		t.Errorf("got %v (%d dropped), want %v", got, dropped, want)
 	}
 }
