@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/dunglas/httpsfv"
 )
 
 // maxFuzzHeaders bounds the header values one fuzz input expands to, twice
@@ -21,17 +23,27 @@ const maxFuzzHeaders = 128
 //
 //   - lines holds one header value per line, "name: value", split at the
 //     first colon (a line without one is a name with an empty value). The
-//     value is passed as is, so it may hold comma lists; a repeated name adds
-//     a value. Names go into the map as written, not canonicalized.
+//     value is passed as is, so it may hold comma lists or a structured
+//     field's List; a repeated name adds a value. Names go into the map as
+//     written, not canonicalized, so one input may mix families
+//     (x-ratelimit-*, x-tokenlimit-*, anthropic-*, the IETF draft's
+//     RateLimit-Policy, RateLimit and RateLimit-{Limit,Remaining,Reset})
+//     and spell one name several ways.
 //   - copies adds, for each line, that many more headers named after it with
-//     "0", "1", ... appended and the same value, so that small inputs readily
-//     pass MaxObservations (up to maxFuzzHeaders values in all).
+//     "0", "1", ... in it and the same value, so that small inputs readily
+//     pass MaxObservations (up to maxFuzzHeaders values in all). The number
+//     goes before a last segment limit, remaining or reset of a name of four
+//     segments or more (anthropic-ratelimit-requests0-limit), so that such
+//     copies stay valid, and at the end otherwise (RateLimit0: not a
+//     rate-limit header at all). A structured field's List passes the cap
+//     on its own.
 //
 // Every input must give at most MaxObservations observations, each finite,
 // non-negative and fit for a label, sorted, the same whatever the map order,
-// and exactly the documented cap: the first MaxObservations, in sort order,
-// of what the rate-limit headers give one at a time, with every other
-// rate-limit header counted as dropped.
+// and exactly the documented cap and accounting: the first MaxObservations,
+// in sort order, of what the rate-limit headers give read apart (each on
+// its own, but the fields of the draft whose windows tie them together read
+// together), with every other value they could hold counted as dropped.
 func FuzzParseHeaders(f *testing.F) {
 	for _, seed := range []struct {
 		lines  string
@@ -72,7 +84,7 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 		name, value, _ := strings.Cut(line, ":")
 		add(name, value)
 		for i := 0; i < int(copies) && n < maxFuzzHeaders; i++ {
-			add(name+strconv.Itoa(i), value)
+			add(copyName(name, i), value)
 		}
 	}
 	// The same header, built with its names in the reverse order.
@@ -86,7 +98,7 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 		t.Fatalf("%d observations and %d dropped", len(obs), dropped)
 	}
 	for i, o := range obs {
-		if math.IsNaN(o.Value) || math.IsInf(o.Value, 0) || o.Value < 0 {
+		if math.IsNaN(o.Value) || math.IsInf(o.Value, 0) || math.Signbit(o.Value) {
 			t.Fatalf("invalid value kept: %+v", o)
 		}
 		if o.Resource == "" || strings.ContainsAny(o.Resource+o.Window, "\"\n\\{}= ") {
@@ -107,36 +119,94 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 			dropped, dropped2, diffObservations(obs, obs2))
 	}
 
-	// The cap: each rate-limit header alone gives one observation or one
-	// drop; together, the first MaxObservations observations in sort
-	// order are kept and every other rate-limit header is dropped.
+	// The cap and the accounting: read apart, the rate-limit headers give
+	// every value they could hold as one observation or one drop; read
+	// together, the first MaxObservations observations in sort order are
+	// kept and every other value is dropped. The draft's fields are read
+	// apart only as the two groups whose windows tie them together.
+	type group struct {
+		header http.Header
+		values int // what its headers could hold
+	}
+	groups := map[string]*group{}
+	for name, vs := range h {
+		key, values := "header "+name, 0
+		switch lower := strings.ToLower(name); lower {
+		case "ratelimit-policy", "ratelimit":
+			key, values = "structured", structuredValues(lower, vs)
+		case "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset":
+			key, values = "older", 1
+		default:
+			if strings.HasPrefix(lower, "x-ratelimit-") || strings.HasPrefix(lower, "x-tokenlimit-") ||
+				strings.HasPrefix(lower, "anthropic-ratelimit-") || strings.HasPrefix(lower, "anthropic-priority-") {
+				if lower != "x-ratelimit-over-limit" {
+					values = 1
+				}
+			}
+		}
+		if got := IsRateLimitHeader(name); got != (values > 0) {
+			t.Fatalf("IsRateLimitHeader(%q) = %v", name, got)
+		}
+		g := groups[key]
+		if g == nil {
+			g = &group{header: http.Header{}}
+			groups[key] = g
+		}
+		g.header[name] = vs
+		g.values += values
+	}
 	var all []Observation
 	considered := 0
-	alone := make(http.Header, 1)
-	for name, vs := range h {
-		isRateLimit := IsRateLimitHeader(name)
-		if isRateLimit {
-			considered++
-		}
-		clear(alone)
-		alone[name] = vs
+	for key, g := range groups {
 		if date, ok := h["Date"]; ok {
-			alone["Date"] = date // absolute resets count from it
+			g.header["Date"] = date // absolute resets count from it
 		}
-		one, d := ParseHeaders(alone)
-		if got := len(one) + d; isRateLimit && got != 1 || !isRateLimit && got != 0 {
-			t.Fatalf("header %q alone gave %v and %d dropped", name, one, d)
+		one, d := ParseHeaders(g.header)
+		if len(one)+d != g.values {
+			t.Fatalf("%s read apart gave %v and %d dropped, want %d values in all", key, one, d, g.values)
 		}
+		considered += g.values
 		all = append(all, one...)
 	}
 	if len(obs)+dropped != considered {
-		t.Fatalf("%d observations and %d dropped from %d rate-limit headers", len(obs), dropped, considered)
+		t.Fatalf("%d observations and %d dropped from %d rate-limit values", len(obs), dropped, considered)
 	}
 	sort.Slice(all, func(i, j int) bool { return fuzzLess(all[i], all[j]) })
 	want := all[:min(len(all), MaxObservations)]
 	if !reflect.DeepEqual(obs, want) {
 		t.Fatalf("kept the wrong observations of %d: %s", len(all), diffObservations(obs, want))
 	}
+}
+
+// copyName names the i-th copy of a header name: the number before a last
+// segment limit, remaining or reset of a name of four segments or more,
+// else at the end.
+func copyName(name string, i int) string {
+	number := strconv.Itoa(i)
+	cut := strings.LastIndexByte(name, '-')
+	if cut < 0 || strings.Count(name, "-") < 3 {
+		return name + number
+	}
+	switch strings.ToLower(name[cut+1:]) {
+	case "limit", "remaining", "reset":
+		return name[:cut] + number + name[cut:]
+	}
+	return name + number
+}
+
+// structuredValues is how many values a RateLimit-Policy or RateLimit field
+// (lower-cased name) could hold, as Parse documents it: one per member of a
+// policy List, two per member of a RateLimit List, and one for a field that
+// is no List or an empty one.
+func structuredValues(lower string, vs []string) int {
+	list, err := httpsfv.UnmarshalList(vs)
+	switch {
+	case err != nil || len(list) == 0:
+		return 1
+	case lower == "ratelimit":
+		return 2 * len(list)
+	}
+	return len(list)
 }
 
 // fuzzLess is the documented order of ParseHeaders' result, written apart

@@ -134,6 +134,8 @@ func TestParseHeadersValues(t *testing.T) {
 		{"repeated agreeing", "x-ratelimit-limit-requests-day", []string{"5", "5"}, []Observation{{Limit, "requests", "day", 5}}, 0},
 		{"comma list agreeing", "x-ratelimit-limit-requests-day", []string{"5, 5"}, []Observation{{Limit, "requests", "day", 5}}, 0},
 		{"other header", "x-request-id", []string{"abc"}, nil, 0},
+		{"over-limit flag (Fireworks) is not a value", "x-ratelimit-over-limit", []string{"yes"}, nil, 0},
+		{"over-limit flag in any case", "X-RateLimit-Over-Limit", []string{"no"}, nil, 0},
 
 		{"empty", "x-ratelimit-limit-requests-day", []string{""}, nil, 1},
 		{"blank", "x-ratelimit-limit-requests-day", []string{"   "}, nil, 1},
@@ -275,6 +277,9 @@ func sharedHeaders(t *testing.T, name string) http.Header {
 	}
 	h := http.Header{}
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue // where the sample comes from
+		}
 		name, value, ok := strings.Cut(line, ":")
 		if !ok {
 			t.Fatalf("%s: malformed line %q", name, line)
@@ -307,6 +312,13 @@ func TestParseSharedSamples(t *testing.T) {
 		{"cerebras-doc.headers", []Observation{
 			{Limit, "requests", "day", 1000000000}, {Remaining, "requests", "day", 999997455}, {Reset, "requests", "day", 33011.382867097855},
 			{Limit, "tokens", "minute", 1000000000}, {Remaining, "tokens", "minute", 999998298}, {Reset, "tokens", "minute", 11.382867097854614},
+		}},
+		{"ietf-draft.headers", []Observation{
+			{Limit, "burst", "minute", 100}, {Remaining, "burst", "minute", 50}, {Reset, "burst", "minute", 30},
+			{Limit, "daily", "day", 1000}, {Remaining, "daily", "day", 720}, {Reset, "daily", "day", 41000},
+		}},
+		{"ietf-draft-06.headers", []Observation{
+			{Limit, "requests", "", 100}, {Remaining, "requests", "", 50}, {Reset, "requests", "", 50},
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -380,5 +392,427 @@ func TestParserWindows(t *testing.T) {
 	}
 	if dropped != 0 || !slices.Equal(got, want) {
 		t.Errorf("got %v (%d dropped), want %v", got, dropped, want)
+	}
+}
+
+func TestIsRateLimitHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"RateLimit-Policy", true},
+		{"RateLimit", true},
+		{"RateLimit-Limit", true},
+		{"RateLimit-Remaining", true},
+		{"RateLimit-Reset", true},
+		{"ratelimit-policy", true},
+		{"RATELIMIT", true},
+		{"Ratelimit-Reset", true},
+		{"x-ratelimit-limit-requests", true},
+		{"X-RateLimit-Reset", true},
+		{"x-tokenlimit-remaining", true},
+		{"anthropic-ratelimit-tokens-limit", true},
+		{"anthropic-priority-input-tokens-reset", true},
+
+		{"RateLimit-Used", false},
+		{"RateLimitPolicy", false},
+		{"RateLimit-", false},
+		{"RateLimit-Policy-Extra", false},
+		{"RateLimit-Limit0", false},
+		{"X-RateLimit-Over-Limit", false},
+		{"x-ratelimit-over-limit", false},
+		{"ratelimit ", false},
+		{"Retry-After", false},
+		{"x-request-id", false},
+		{"", false},
+	} {
+		if got := IsRateLimitHeader(tc.name); got != tc.want {
+			t.Errorf("IsRateLimitHeader(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestParseDraftFields covers the IETF draft's fields: the structured
+// RateLimit-Policy and RateLimit of draft-08 onward, and the three plain
+// fields before them. Names are set in the map as written, not
+// canonicalized, so the parser's own case folding is what is tested.
+func TestParseDraftFields(t *testing.T) {
+	groq := map[string]string{"requests": "day", "tokens": "minute", "other": "hour"}
+	for _, tc := range []struct {
+		name    string
+		windows map[string]string // the Parser's
+		header  http.Header
+		want    []Observation
+		dropped int
+	}{
+		{
+			name: "token names",
+			header: http.Header{
+				"Ratelimit-Policy": {"burst;q=100;w=60"},
+				"Ratelimit":        {"burst;r=50;t=30"},
+			},
+			want: []Observation{{Limit, "burst", "minute", 100}, {Remaining, "burst", "minute", 50}, {Reset, "burst", "minute", 30}},
+		},
+		{
+			name: "a string and a token name one policy",
+			header: http.Header{
+				"Ratelimit-Policy": {`"burst";q=100;w=3600`},
+				"Ratelimit":        {"burst;r=50;t=30"},
+			},
+			want: []Observation{{Limit, "burst", "hour", 100}, {Remaining, "burst", "hour", 50}, {Reset, "burst", "hour", 30}},
+		},
+		{
+			name: "names lower-cased, - as _",
+			header: http.Header{
+				"Ratelimit-Policy": {`"Burst-Mode";q=5;w=86400`},
+				"Ratelimit":        {"BURST-MODE;r=4;t=3"},
+			},
+			want: []Observation{{Limit, "burst_mode", "day", 5}, {Remaining, "burst_mode", "day", 4}, {Reset, "burst_mode", "day", 3}},
+		},
+		{
+			name:   "a policy name is not an abbreviation",
+			header: http.Header{"Ratelimit-Policy": {"req;q=5;w=60"}},
+			want:   []Observation{{Limit, "req", "minute", 5}},
+		},
+		{
+			name: "unnamed window w in seconds",
+			header: http.Header{
+				"Ratelimit-Policy": {`"short";q=5;w=10, "one";q=1;w=1, "week";q=9;w=604800`},
+				"Ratelimit":        {`"short";r=4;t=7`},
+			},
+			want: []Observation{
+				{Limit, "one", "1s", 1},
+				{Limit, "short", "10s", 5}, {Remaining, "short", "10s", 4}, {Reset, "short", "10s", 7},
+				{Limit, "week", "604800s", 9},
+			},
+		},
+		{
+			name: "a RateLimit member without a policy",
+			header: http.Header{
+				"Ratelimit-Policy": {`"burst";q=100;w=60`},
+				"Ratelimit":        {`"burst";r=50;t=30, "other";r=3;t=4`},
+			},
+			want: []Observation{
+				{Limit, "burst", "minute", 100}, {Remaining, "burst", "minute", 50}, {Reset, "burst", "minute", 30},
+				{Remaining, "other", "", 3}, {Reset, "other", "", 4},
+			},
+		},
+		{
+			name:    "without a policy or w: the Parser's window",
+			windows: groq,
+			header: http.Header{
+				"Ratelimit-Policy": {`"tokens";q=9, "burst";q=100;w=60`},
+				"Ratelimit":        {`"tokens";r=8;t=1, "other";r=3;t=4, "burst";r=50;t=30`},
+			},
+			want: []Observation{
+				{Limit, "burst", "minute", 100}, {Remaining, "burst", "minute", 50}, {Reset, "burst", "minute", 30},
+				{Remaining, "other", "hour", 3}, {Reset, "other", "hour", 4},
+				{Limit, "tokens", "minute", 9}, {Remaining, "tokens", "minute", 8}, {Reset, "tokens", "minute", 1},
+			},
+		},
+		{
+			name:    "w wins over the Parser's window",
+			windows: groq,
+			header:  http.Header{"Ratelimit-Policy": {`"tokens";q=9;w=3600`}},
+			want:    []Observation{{Limit, "tokens", "hour", 9}},
+		},
+		{
+			name: "a w that is not a positive Integer drops the policy",
+			header: http.Header{
+				"Ratelimit-Policy": {`"a";q=5;w=0, "b";q=6;w=1.5, "c";q=7;w="60", "d";q=8;w=-60, "e";q=9;w`},
+				"Ratelimit":        {`"a";r=1;t=2`},
+			},
+			want:    []Observation{{Remaining, "a", "", 1}, {Reset, "a", "", 2}},
+			dropped: 5,
+		},
+		{
+			name: "the first policy of a name gives its window",
+			header: http.Header{
+				"Ratelimit-Policy": {`"a";q=1;w=60, "a";q=2;w=3600`},
+				"Ratelimit":        {`"a";r=1;t=2`},
+			},
+			want: []Observation{{Limit, "a", "hour", 2}, {Limit, "a", "minute", 1}, {Remaining, "a", "minute", 1}, {Reset, "a", "minute", 2}},
+		},
+		{
+			name: "repeated fields are one List",
+			header: http.Header{
+				"Ratelimit-Policy": {`"a";q=1;w=60`, `"b";q=2;w=3600`},
+				"Ratelimit":        {`"b";r=1;t=2`, `"a";r=0;t=5`},
+			},
+			want: []Observation{
+				{Limit, "a", "minute", 1}, {Remaining, "a", "minute", 0}, {Reset, "a", "minute", 5},
+				{Limit, "b", "hour", 2}, {Remaining, "b", "hour", 1}, {Reset, "b", "hour", 2},
+			},
+		},
+		{
+			name: "decimals, and other parameters ignored",
+			header: http.Header{
+				"Ratelimit-Policy": {`"a";q=10.5;w=60;pk=:YWJj:;qu="requests"`},
+				"Ratelimit":        {`"a";r=1.25;t=0.5;pk=:YWJj:`},
+			},
+			want: []Observation{{Limit, "a", "minute", 10.5}, {Remaining, "a", "minute", 1.25}, {Reset, "a", "minute", 0.5}},
+		},
+		{
+			name: "negative values dropped, the others kept",
+			header: http.Header{
+				"Ratelimit-Policy": {`"a";q=-1;w=60, "b";q=-0.5`},
+				"Ratelimit":        {`"a";r=-5;t=10, "b";r=2;t=-1`},
+			},
+			want:    []Observation{{Reset, "a", "minute", 10}, {Remaining, "b", "", 2}},
+			dropped: 4,
+		},
+		{
+			name:   "negative zero is zero",
+			header: http.Header{"Ratelimit": {`"a";r=-0.0;t=-0`}},
+			want:   []Observation{{Remaining, "a", "", 0}, {Reset, "a", "", 0}},
+		},
+		{
+			name: "missing and wrong-typed values dropped",
+			header: http.Header{
+				"Ratelimit-Policy": {`"a";w=60, "b";q="5", "c";q, "d";q=?1`},
+				"Ratelimit":        {`"a";t=10, "b";r=tok;t=:AA==:, "c"`},
+			},
+			want:    []Observation{{Reset, "a", "minute", 10}},
+			dropped: 4 + 5,
+		},
+		{
+			name: "names with odd characters drop the member",
+			header: http.Header{
+				"Ratelimit-Policy": {`"a b";q=1, "a.b";q=1, a/b;q=1, a:b;q=1, *a;q=1, "a--b";q=1, "-a";q=1, "a-";q=1, "";q=1, "a_b-c";q=2`},
+				"Ratelimit":        {`"a b";r=1;t=1, "a\"b";r=1;t=1, "a_b-c";r=1;t=1`},
+			},
+			want:    []Observation{{Limit, "a_b_c", "", 2}, {Remaining, "a_b_c", "", 1}, {Reset, "a_b_c", "", 1}},
+			dropped: 9 + 2*2,
+		},
+		{
+			name: "members that are not named Items",
+			header: http.Header{
+				"Ratelimit-Policy": {`5;q=1, 1.5;q=1, ?1;q=1, :AA==:;q=1, (a b);q=1, @1700000000;q=1, %"x";q=1`},
+				"Ratelimit":        {`5;r=1;t=1, (a b);r=1;t=1`},
+			},
+			dropped: 7 + 2*2,
+		},
+		{
+			name: "fields that are not Lists: one drop each",
+			header: http.Header{
+				"Ratelimit-Policy": {`"burst";q=100;w=60,`},
+				"Ratelimit":        {`"burst";r=50;t=30 x`},
+			},
+			dropped: 2,
+		},
+		{
+			name: "an unterminated string, a bad parameter, non-ASCII",
+			header: http.Header{
+				"Ratelimit-Policy": {`"burst;q=100`},
+				"Ratelimit":        {`burst;R=1`},
+				"ratelimit":        {`"é";r=1;t=1`},
+			},
+			dropped: 3,
+		},
+		{
+			name: "an empty field: one drop",
+			header: http.Header{
+				"Ratelimit-Policy": {""},
+				"Ratelimit":        {"  "},
+			},
+			dropped: 2,
+		},
+		{
+			name:    "a malformed policy field leaves RateLimit in the Parser's window",
+			windows: groq,
+			header: http.Header{
+				"Ratelimit-Policy": {`"tokens";q=100;w=60;`},
+				"Ratelimit":        {`"tokens";r=50;t=30`},
+			},
+			want:    []Observation{{Remaining, "tokens", "minute", 50}, {Reset, "tokens", "minute", 30}},
+			dropped: 1,
+		},
+		{
+			name: "field names in any case",
+			header: http.Header{
+				"RATELIMIT-POLICY": {`"a";q=1;w=60`},
+				"ratelimit":        {`"a";r=1;t=2`},
+				"rAtElImIt-lImIt":  {"7"},
+			},
+			want: []Observation{
+				{Limit, "a", "minute", 1}, {Remaining, "a", "minute", 1}, {Reset, "a", "minute", 2},
+				{Limit, "requests", "", 7},
+			},
+		},
+		{
+			name: "other names starting with ratelimit are not read",
+			header: http.Header{
+				"Ratelimit-Used":         {"5"},
+				"Ratelimit-Policy-Extra": {`"a";q=1`},
+				"Ratelimits":             {"x"},
+			},
+		},
+
+		{
+			name: "older fields",
+			header: http.Header{
+				"Ratelimit-Limit":     {"100"},
+				"Ratelimit-Remaining": {"50"},
+				"Ratelimit-Reset":     {"50"},
+			},
+			want: []Observation{{Limit, "requests", "", 100}, {Remaining, "requests", "", 50}, {Reset, "requests", "", 50}},
+		},
+		{
+			name:    "older fields take the Parser's requests window",
+			windows: groq,
+			header: http.Header{
+				"ratelimit-limit":     {"100"},
+				"RateLimit-Remaining": {"50"},
+				"RATELIMIT-RESET":     {"50"},
+			},
+			want: []Observation{{Limit, "requests", "day", 100}, {Remaining, "requests", "day", 50}, {Reset, "requests", "day", 50}},
+		},
+		{
+			name:    "a limit's policy gives all three fields' window",
+			windows: groq,
+			header: http.Header{
+				"Ratelimit-Limit":     {"100, 100;w=60"},
+				"Ratelimit-Remaining": {"50"},
+				"Ratelimit-Reset":     {"50"},
+			},
+			want: []Observation{{Limit, "requests", "minute", 100}, {Remaining, "requests", "minute", 50}, {Reset, "requests", "minute", 50}},
+		},
+		{
+			name: "draft-06: the policy whose quota is the limit",
+			header: http.Header{
+				"Ratelimit-Limit":     {`10, 50;w=60, 10;w=1;comment="fixed window", 1000;w=3600`},
+				"Ratelimit-Remaining": {"9"},
+			},
+			want: []Observation{{Limit, "requests", "1s", 10}, {Remaining, "requests", "1s", 9}},
+		},
+		{
+			name:   "a limit carrying its own w",
+			header: http.Header{"Ratelimit-Limit": {"100;w=3600"}},
+			want:   []Observation{{Limit, "requests", "hour", 100}},
+		},
+		{
+			name:    "no policy of the limit's quota: the Parser's window",
+			windows: groq,
+			header:  http.Header{"Ratelimit-Limit": {"100, 50;w=60, 100;w=0"}},
+			want:    []Observation{{Limit, "requests", "day", 100}},
+		},
+		{
+			name: "older reset formats, as x-ratelimit's",
+			header: http.Header{
+				"Date":            {"Mon, 12 Jan 2026 23:12:00 GMT"},
+				"Ratelimit-Reset": {"2026-01-12T23:12:30Z"},
+			},
+			want: []Observation{{Reset, "requests", "", 30}},
+		},
+		{
+			name:   "older reset as a Go duration",
+			header: http.Header{"Ratelimit-Reset": {"6m0s"}},
+			want:   []Observation{{Reset, "requests", "", 360}},
+		},
+		{
+			name: "invalid older values",
+			header: http.Header{
+				"Ratelimit-Limit":     {"-5, 5;w=60"},
+				"Ratelimit-Remaining": {"-1"},
+				"Ratelimit-Reset":     {"soon"},
+			},
+			dropped: 3,
+		},
+		{
+			name:    "a dropped limit leaves the others the Parser's window",
+			windows: groq,
+			header: http.Header{
+				"Ratelimit-Limit":     {"lots;w=60"},
+				"Ratelimit-Remaining": {"1"},
+			},
+			want:    []Observation{{Remaining, "requests", "day", 1}},
+			dropped: 1,
+		},
+		{
+			name: "both forms and another family together",
+			header: http.Header{
+				"Ratelimit-Policy":       {`"tokens";q=1000;w=60`},
+				"Ratelimit":              {`"tokens";r=900;t=20`},
+				"Ratelimit-Limit":        {"100"},
+				"X-Ratelimit-Over-Limit": {"yes"},
+				"X-Ratelimit-Limit":      {"100"},
+			},
+			want: []Observation{
+				{Limit, "requests", "", 100}, {Limit, "requests", "", 100},
+				{Limit, "tokens", "minute", 1000}, {Remaining, "tokens", "minute", 900}, {Reset, "tokens", "minute", 20},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, dropped := Parser{Windows: tc.windows}.Parse(tc.header, time.Time{})
+			if !reflect.DeepEqual(got, tc.want) || dropped != tc.dropped {
+				t.Errorf("got %v dropped %d\nwant %v dropped %d", got, dropped, tc.want, tc.dropped)
+			}
+			for _, o := range got {
+				if math.Signbit(o.Value) { // DeepEqual takes -0 for 0; exposition would not
+					t.Errorf("negative zero kept: %+v", o)
+				}
+			}
+		})
+	}
+}
+
+// TestParseDraftCapIsDeterministic gives the structured fields more values
+// than MaxObservations, their members and the fields' spellings in shuffled
+// order: the first MaxObservations in sort order are kept, whatever the
+// order, and every other value is counted as dropped.
+func TestParseDraftCapIsDeterministic(t *testing.T) {
+	const policies = 30 // 30 limits, 30 remainings, 30 resets
+	var policy, state []string
+	var want []Observation
+	for i := range policies {
+		name := fmt.Sprintf("p%02d", i)
+		policy = append(policy, fmt.Sprintf("%s;q=%d;w=60", name, 100+i))
+		state = append(state, fmt.Sprintf("%q;r=%d;t=%d", name, i, 2*i))
+		want = append(want, Observation{Limit, name, "minute", float64(100 + i)},
+			Observation{Remaining, name, "minute", float64(i)}, Observation{Reset, name, "minute", float64(2 * i)})
+	}
+	want = want[:MaxObservations]
+	wantDropped := 3*policies - MaxObservations
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 20 {
+		rng.Shuffle(len(policy), func(a, b int) { policy[a], policy[b] = policy[b], policy[a] })
+		rng.Shuffle(len(state), func(a, b int) { state[a], state[b] = state[b], state[a] })
+		// Half the policies in each of two spellings of the field, the
+		// RateLimit members as two repeated values.
+		h := http.Header{
+			"Ratelimit-Policy": {strings.Join(policy[:policies/2], ", ")},
+			"ratelimit-policy": {strings.Join(policy[policies/2:], ", ")},
+			"Ratelimit":        {strings.Join(state[:policies/3], ", "), strings.Join(state[policies/3:], ",")},
+		}
+		got, dropped := ParseHeaders(h)
+		if !reflect.DeepEqual(got, want) || dropped != wantDropped {
+			t.Fatalf("parse %d: %d dropped, want %d; %s", i, dropped, wantDropped, diffObservations(got, want))
+		}
+	}
+}
+
+// TestParseDraftSpellingsAreDeterministic covers a map holding a draft
+// field in two spellings, which net/http never builds: the first policy of
+// a name, and the older fields' window, come from the spellings in name
+// order (upper case first), not from the map's order.
+func TestParseDraftSpellingsAreDeterministic(t *testing.T) {
+	want := []Observation{
+		{Limit, "a", "hour", 1}, {Remaining, "a", "hour", 3}, {Reset, "a", "hour", 4}, {Limit, "a", "minute", 2},
+		{Limit, "requests", "day", 5}, {Limit, "requests", "day", 6}, {Remaining, "requests", "day", 7},
+	}
+	for i := range 20 {
+		h := http.Header{
+			"ratelimit-policy":    {`"a";q=2;w=60`},
+			"RateLimit-Policy":    {`"a";q=1;w=3600`},
+			"RateLimit":           {`"a";r=3;t=4`},
+			"ratelimit-limit":     {"6, 6;w=60"},
+			"RateLimit-Limit":     {"5;w=86400"},
+			"RateLimit-Remaining": {"7"},
+		}
+		if got, dropped := ParseHeaders(h); !reflect.DeepEqual(got, want) || dropped != 0 {
+			t.Fatalf("parse %d: got %v dropped %d, want %v dropped 0", i, got, dropped, want)
+		}
 	}
 }
