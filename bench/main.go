@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -322,6 +322,13 @@ func startExporter(bin, cfg string) (*process, error) {
 	return startProcess(exec.Command(bin, "--config.file="+cfg, "--web.listen-address=127.0.0.1:0"), listening)
 }
 
+// cerebrasProbe is the body of the exporter's probe of model, so that
+// blackbox_exporter sends the same request.
+func cerebrasProbe(model string) []byte {
+	cerebras, _ := provider.Lookup("cerebras")
+	return cerebras.Probe.Request("", model).Body
+}
+
 func startBlackbox(bin, dir, apiKey string) (*process, error) {
 	cfg := filepath.Join(dir, "blackbox.yml")
 	module := fmt.Sprintf(`modules:
@@ -337,7 +344,7 @@ func startBlackbox(bin, dir, apiKey string) (*process, error) {
       body: %q
       valid_status_codes: [200]
       preferred_ip_protocol: ip4
-`, apiKey, prober.RequestBody("llama3.1-8b"))
+`, apiKey, cerebrasProbe("llama3.1-8b"))
 	if err := os.WriteFile(cfg, []byte(module), 0o600); err != nil {
 		return nil, err
 	}

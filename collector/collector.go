@@ -55,12 +55,24 @@ type state struct {
 	windows     []window // the last observation, by window
 	interval    time.Duration
 
-	probes       []float64 // by prober.Outcomes index
+	probes       []float64 // by prober.Outcomes index; rate_limited ones with a reason are in reasons
+	reasons      []reason  // sorted by code
 	tokens       float64
 	headerErrors float64
 
 	out *rendered // replaced by each render, never changed: scrapes write it without a lock
 }
+
+// reason counts the rate_limited probes that gave one error code.
+type reason struct {
+	code  string
+	count float64
+}
+
+// maxReasons bounds the reason label values of one target: past it, a new
+// code counts as reason "", so that an upstream inventing codes cannot
+// create series without end.
+const maxReasons = 8
 
 // rendered holds a target's samples as exposition text, family by family:
 // family f is text[offsets[f]:offsets[f+1]]. It is never changed once made.
@@ -136,10 +148,28 @@ func (c *Collector) Record(id ID, r *prober.Result) {
 		s.observedAt = r.Time
 		s.windows = windowsOf(r.Observations, s.windows[:0])
 	}
-	s.probes[outcomeIndex[r.Outcome]]++
+	s.countProbe(r)
 	s.tokens += r.Tokens
 	s.headerErrors += float64(r.InvalidHeaders)
 	s.render(&c.scratch)
+}
+
+// countProbe counts r by outcome and, for a rate_limited one, by reason.
+func (s *state) countProbe(r *prober.Result) {
+	if r.Outcome == prober.RateLimited && r.ErrorCode != "" {
+		i, found := slices.BinarySearchFunc(s.reasons, r.ErrorCode, func(x reason, code string) int {
+			return strings.Compare(x.code, code)
+		})
+		if found {
+			s.reasons[i].count++
+			return
+		}
+		if len(s.reasons) < maxReasons {
+			s.reasons = slices.Insert(s.reasons, i, reason{code: r.ErrorCode, count: 1})
+			return
+		}
+	}
+	s.probes[outcomeIndex[r.Outcome]]++
 }
 
 // SetInterval records the time between probes of the target id.
@@ -298,10 +328,16 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 			fn(lv[:3], s.interval.Seconds())
 		}
 	case famProbes:
-		withResult := append(append(append(values[:0], lv[:3]...), ""), lv[3:]...)
+		withResult := append(append(append(values[:0], lv[:3]...), "", ""), lv[3:]...)
 		for i, o := range prober.Outcomes {
-			withResult[3] = string(o)
+			withResult[3], withResult[4] = string(o), ""
 			fn(withResult, s.probes[i])
+			if o == prober.RateLimited {
+				for _, r := range s.reasons {
+					withResult[4] = r.code
+					fn(withResult, r.count)
+				}
+			}
 		}
 	case famTokens:
 		fn(lv, s.tokens)

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"os"
 	"strconv"
@@ -56,9 +57,9 @@ const counterHelp = `# HELP ratelimit_header_errors_total Rate-limit header valu
 // probesTotal is the exposition of ratelimit_probes_total for one target;
 // extra holds the key's labels, which sort after "result".
 func probesTotal(labels, extra string, counts map[string]int) string {
-	out := "# HELP ratelimit_probes_total Probes, by result; key_unavailable ones were never sent.\n# TYPE ratelimit_probes_total counter\n"
+	out := "# HELP ratelimit_probes_total Probes, by result; key_unavailable ones were never sent. reason is the provider's error code of a rate_limited probe.\n# TYPE ratelimit_probes_total counter\n"
 	for _, result := range []string{"http_error", "key_unavailable", "network_error", "no_headers", "rate_limited", "success", "timeout", "unauthorized"} {
-		out += "ratelimit_probes_total{" + labels + `,result="` + result + `"` + extra + "} " + strconv.Itoa(counts[result]) + "\n"
+		out += "ratelimit_probes_total{" + labels + `,reason="",result="` + result + `"` + extra + "} " + strconv.Itoa(counts[result]) + "\n"
 	}
 	return out
 }
@@ -75,7 +76,7 @@ func TestFullHeaderSet(t *testing.T) {
 	w := func(resource, window string) string {
 		return `{` + lbl + `,resource="` + resource + `",team="search",window="` + window + `"}`
 	}
-	want := `# HELP ratelimit_limit Rate limit of a window, from the provider's x-ratelimit-limit-* header.
+	want := `# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
 # TYPE ratelimit_limit gauge
 ratelimit_limit` + w("requests", "day") + ` 2400
 ratelimit_limit` + w("requests", "hour") + ` 150
@@ -83,7 +84,7 @@ ratelimit_limit` + w("requests", "minute") + ` 5
 ratelimit_limit` + w("tokens", "day") + ` 1e+06
 ratelimit_limit` + w("tokens", "hour") + ` 1e+06
 ratelimit_limit` + w("tokens", "minute") + ` 30000
-# HELP ratelimit_remaining What is left of a window's rate limit, from the x-ratelimit-remaining-* header.
+# HELP ratelimit_remaining What is left of a window's rate limit, as the provider gives it.
 # TYPE ratelimit_remaining gauge
 ratelimit_remaining` + w("requests", "day") + ` 2273
 ratelimit_remaining` + w("requests", "hour") + ` 141
@@ -91,7 +92,7 @@ ratelimit_remaining` + w("requests", "minute") + ` 4
 ratelimit_remaining` + w("tokens", "day") + ` 912345
 ratelimit_remaining` + w("tokens", "hour") + ` 987654
 ratelimit_remaining` + w("tokens", "minute") + ` 29712
-# HELP ratelimit_reset_seconds Seconds until the window is full again, from the x-ratelimit-reset-* header as received.
+# HELP ratelimit_reset_seconds Seconds from the probe until the window is full again, as the provider gives it; absolute resets are counted from the response's Date.
 # TYPE ratelimit_reset_seconds gauge
 ratelimit_reset_seconds` + w("requests", "day") + ` 46841.2049164772
 ratelimit_reset_seconds` + w("requests", "hour") + ` 2441.2049164772034
@@ -119,7 +120,7 @@ ratelimit_probe_status_code{` + lbl + `,team="search"} 200
 # HELP ratelimit_probe_last_success_timestamp_seconds When rate-limit headers were last read (Unix seconds).
 # TYPE ratelimit_probe_last_success_timestamp_seconds gauge
 ratelimit_probe_last_success_timestamp_seconds{` + lbl + `,team="search"} 1.795e+09
-` + probesTotal(lbl, `,team="search"`, map[string]int{"success": 1}) + `# HELP ratelimit_probe_tokens_total Tokens billed to the exporter's own probes (usage.total_tokens).
+` + probesTotal(lbl, `,team="search"`, map[string]int{"success": 1}) + `# HELP ratelimit_probe_tokens_total Tokens billed to the exporter's own probes, from the usage in their responses.
 # TYPE ratelimit_probe_tokens_total counter
 ratelimit_probe_tokens_total{` + lbl + `,team="search"} 10
 ` + counterHelp + `ratelimit_header_errors_total{` + lbl + `} 0
@@ -150,7 +151,7 @@ func TestFailedProbeKeepsLastValues(t *testing.T) {
 	c.Record(id, &prober.Result{Time: probeTime.Add(2 * time.Minute), Duration: 3 * time.Second, StatusCode: 200, Outcome: prober.NoHeaders, InvalidHeaders: 2})
 
 	lbl := `key="k",model="m",provider="cerebras"`
-	want := `# HELP ratelimit_remaining What is left of a window's rate limit, from the x-ratelimit-remaining-* header.
+	want := `# HELP ratelimit_remaining What is left of a window's rate limit, as the provider gives it.
 # TYPE ratelimit_remaining gauge
 ratelimit_remaining{` + lbl + `,resource="requests",window="day"} 7
 # HELP ratelimit_probe_success Whether the last probe read rate-limit headers.
@@ -197,6 +198,36 @@ ratelimit_probe_status_code{key="revoked",model="m",provider="cerebras"} 401
 	}
 }
 
+// A 429's error code becomes the reason of its rate_limited count; other
+// results keep reason "", and a ninth code joins them.
+func TestRateLimitedReasons(t *testing.T) {
+	c, reg, targets := newTestCollector(t, config.Key{Name: "k", Provider: "openai", Models: []string{"m"}})
+	id := IDOf(targets[0])
+	record := func(o prober.Outcome, code string) {
+		c.Record(id, &prober.Result{Time: probeTime, StatusCode: 429, Outcome: o, ErrorCode: code})
+	}
+	record(prober.RateLimited, "rate_limit_exceeded")
+	record(prober.RateLimited, "rate_limit_exceeded")
+	record(prober.RateLimited, "insufficient_quota")
+	record(prober.RateLimited, "")
+	record(prober.HTTPError, "server_error") // a reason only for rate_limited
+	for i := range 7 {
+		record(prober.RateLimited, fmt.Sprintf("code_%d", i))
+	}
+	want := probesTotal(`key="k",model="m",provider="openai"`, "", map[string]int{"rate_limited": 2, "http_error": 1})
+	var reasons strings.Builder
+	for _, r := range []struct {
+		code  string
+		count int
+	}{{"code_0", 1}, {"code_1", 1}, {"code_2", 1}, {"code_3", 1}, {"code_4", 1}, {"code_5", 1}, {"insufficient_quota", 1}, {"rate_limit_exceeded", 2}} {
+		fmt.Fprintf(&reasons, "ratelimit_probes_total{key=\"k\",model=\"m\",provider=\"openai\",reason=%q,result=\"rate_limited\"} %d\n", r.code, r.count)
+	}
+	want += reasons.String()
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ratelimit_probes_total"); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestApplyKeepsStayingTargetsAndForgetsOthers(t *testing.T) {
 	a := config.Key{Name: "a", Provider: "cerebras", Models: []string{"m"}}
 	b := config.Key{Name: "b", Provider: "cerebras", Models: []string{"m"}}
@@ -210,10 +241,10 @@ func TestApplyKeepsStayingTargetsAndForgetsOthers(t *testing.T) {
 	// A result for a target that left while it was probed is dropped.
 	c.Record(ID{Key: "b", Model: "m"}, &prober.Result{Time: probeTime, Outcome: prober.Success})
 
-	want := `# HELP ratelimit_limit Rate limit of a window, from the provider's x-ratelimit-limit-* header.
+	want := `# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
 # TYPE ratelimit_limit gauge
 ratelimit_limit{key="a",model="m",provider="cerebras",resource="requests",team="new",window="day"} 9
-# HELP ratelimit_probe_tokens_total Tokens billed to the exporter's own probes (usage.total_tokens).
+# HELP ratelimit_probe_tokens_total Tokens billed to the exporter's own probes, from the usage in their responses.
 # TYPE ratelimit_probe_tokens_total counter
 ratelimit_probe_tokens_total{key="a",model="m",provider="cerebras",team="new"} 10
 `
@@ -238,7 +269,7 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	}
 	c.Record(IDOf(targets[2]), &prober.Result{Time: probeTime, Outcome: prober.Timeout})
 	c.Record(IDOf(targets[4]), &prober.Result{Time: probeTime, Duration: 1234567 * time.Nanosecond, StatusCode: 429,
-		Outcome: prober.RateLimited, Observations: []ratelimit.Observation{
+		Outcome: prober.RateLimited, ErrorCode: "token_quota_exceeded", Observations: []ratelimit.Observation{
 			{Kind: ratelimit.Remaining, Resource: "tokens", Window: "", Value: 0},
 			{Kind: ratelimit.Limit, Resource: "tokens", Window: "", Value: 1e21},
 			{Kind: ratelimit.Reset, Resource: "tokens", Window: "", Value: 1.0000000000000002},

@@ -21,6 +21,8 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 )
 
 // Probe modes.
@@ -29,21 +31,9 @@ const (
 	ModeScrape   = "scrape"   // probe during each scrape
 )
 
-// Provider describes an API whose rate limits can be probed.
-type Provider struct {
-	BaseURL string
-}
-
-// Providers lists the supported providers by name.
-var Providers = map[string]Provider{
-	"cerebras": {BaseURL: "https://api.cerebras.ai/v1"},
-}
-
-// Defaults.
+// DefaultProbe holds the probe settings a config leaves out.
 var (
-	DefaultProvider = "cerebras"
-	DefaultModels   = []string{"llama3.1-8b"}
-	DefaultProbe    = Probe{
+	DefaultProbe = Probe{
 		Mode:          ModeInterval,
 		Interval:      Duration(time.Minute),
 		Timeout:       Duration(10 * time.Second),
@@ -164,7 +154,7 @@ func (p *Probe) UnmarshalYAML(unmarshal func(any) error) error {
 
 // UnmarshalYAML applies the key defaults that do not depend on other fields.
 func (k *Key) UnmarshalYAML(unmarshal func(any) error) error {
-	*k = Key{Provider: DefaultProvider}
+	*k = Key{Provider: provider.Default}
 	type plain Key
 	return unmarshal((*plain)(k))
 }
@@ -216,7 +206,7 @@ func (s Source) Load() (*Config, error) {
 			return nil, fmt.Errorf("no configuration: %s does not exist and %s is not set; "+
 				"either write a config file (and pass --config.file if it lives elsewhere) "+
 				"or set %s to use the built-in default (model %s)",
-				s.Path, DefaultKeyEnv, DefaultKeyEnv, DefaultModels[0])
+				s.Path, DefaultKeyEnv, DefaultKeyEnv, defaultProvider().Model)
 		}
 		return Parse(defaultConfig, "<built-in default>")
 	}
@@ -318,9 +308,9 @@ func (c *Config) validate(doc *document) error {
 			firstLine[k.Name] = doc.line(at + ".name")
 		}
 
-		provider, known := Providers[k.Provider]
+		prov, known := provider.Lookup(k.Provider)
 		if !known {
-			fail(at+".provider", "unknown provider %q: supported: %s", k.Provider, strings.Join(providerNames(), ", "))
+			fail(at+".provider", "unknown provider %q: supported: %s", k.Provider, strings.Join(provider.Names(), ", "))
 		}
 
 		switch {
@@ -348,10 +338,12 @@ func (c *Config) validate(doc *document) error {
 		}
 
 		if k.BaseURL == "" && known {
-			k.BaseURL = provider.BaseURL
+			k.BaseURL = prov.BaseURL
 		}
 		if !known && k.BaseURL == "" {
 			// The provider error says it all.
+		} else if k.BaseURL == "" {
+			fail(at, "base_url is required with provider %s: it has no default", k.Provider)
 		} else if u, err := url.Parse(k.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			fail(at+".base_url", "%q is not an absolute http(s) URL", k.BaseURL)
 		} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
@@ -359,14 +351,25 @@ func (c *Config) validate(doc *document) error {
 		}
 		k.BaseURL = strings.TrimRight(k.BaseURL, "/")
 
-		if k.Models == nil {
-			k.Models = append([]string(nil), DefaultModels...)
-		} else if len(k.Models) == 0 {
-			fail(at+".models", "is empty: list at least one model, or leave it out for the default %v", DefaultModels)
+		// OpenRouter's probe asks about the key, whatever the model: its
+		// key has one target, with the model label empty.
+		perKey := known && !prov.NeedsModel()
+		switch {
+		case perKey && k.Models != nil:
+			fail(at+".models", "provider %s's probe is one per key, whatever the model: leave models out", k.Provider)
+		case perKey:
+			k.Models = []string{""}
+		case k.Models == nil && known && prov.Model == "":
+			fail(at, "models is required with provider %s: it has no default model", k.Provider)
+		case k.Models == nil && known:
+			k.Models = []string{prov.Model}
+		case k.Models != nil && len(k.Models) == 0:
+			fail(at+".models", "is empty: list at least one model, or leave it out for the provider's default")
 		}
 		seenModel := map[string]bool{}
 		for j, m := range k.Models {
 			switch {
+			case perKey:
 			case strings.TrimSpace(m) == "":
 				fail(fmt.Sprintf("%s.models[%d]", at, j), "model name is empty")
 			case !printable(m):
@@ -439,11 +442,8 @@ func isReserved(name string) bool {
 	return false
 }
 
-func providerNames() []string {
-	names := make([]string, 0, len(Providers))
-	for n := range Providers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+// defaultProvider is the provider of keys that name none.
+func defaultProvider() provider.Provider {
+	p, _ := provider.Lookup(provider.Default)
+	return p
 }

@@ -79,31 +79,34 @@ func TestLoadBadConfigs(t *testing.T) {
 	t.Setenv("RLE_TEST_UNSET", "") // set, to the empty string
 	unsetenv(t, "RLE_TEST_TYPO")
 	for file, want := range map[string]string{
-		"both-key-sources.yml":      "testdata/bad/both-key-sources.yml:2: keys[0]: set exactly one of api_key and api_key_file, not both",
-		"no-key-source.yml":         "testdata/bad/no-key-source.yml:2: keys[0]: set exactly one of api_key and api_key_file",
-		"duplicate-name.yml":        `testdata/bad/duplicate-name.yml:4: keys[1].name: duplicate key name "a" (first used at line 2)`,
-		"empty-after-expansion.yml": "testdata/bad/empty-after-expansion.yml:3: keys[0].api_key: the key is empty after expanding ${RLE_TEST_UNSET} (is the variable set?)",
-		"key-with-space.yml":        "testdata/bad/key-with-space.yml:3: keys[0].api_key: the key contains whitespace or control characters",
-		"missing-key-file.yml":      "testdata/bad/missing-key-file.yml:3: keys[0].api_key_file: reading api_key_file: open testdata/bad/missing.txt: no such file or directory",
-		"bad-duration.yml":          `testdata/bad/bad-duration.yml:2: probe.interval: invalid duration "ten minutes": use a number and a unit, such as 500ms, 30s, 1m or 1h`,
-		"zero-timeout.yml":          "testdata/bad/zero-timeout.yml:2: probe.timeout: must be greater than zero, got 0s",
-		"negative-interval.yml":     "testdata/bad/negative-interval.yml:2: probe.interval: must be greater than zero, got -1m0s",
-		"unknown-mode.yml":          `testdata/bad/unknown-mode.yml:2: probe.mode: unknown mode "sometimes": use "interval" or "scrape"`,
-		"unknown-provider.yml":      `testdata/bad/unknown-provider.yml:3: keys[0].provider: unknown provider "openai": supported: cerebras`,
-		"bad-name.yml":              `testdata/bad/bad-name.yml:2: keys[0].name: "my key" may only contain letters, digits and _ . : -`,
-		"missing-name.yml":          "testdata/bad/missing-name.yml:2: keys[0]: name is required",
-		"relative-base-url.yml":     `testdata/bad/relative-base-url.yml:4: keys[0].base_url: "api.cerebras.ai/v1" is not an absolute http(s) URL`,
-		"ftp-base-url.yml":          `testdata/bad/ftp-base-url.yml:4: keys[0].base_url: "ftp://api.cerebras.ai/v1" is not an absolute http(s) URL`,
-		"empty-models.yml":          "testdata/bad/empty-models.yml:4: keys[0].models: is empty: list at least one model, or leave it out for the default [llama3.1-8b]",
-		"duplicate-model.yml":       `testdata/bad/duplicate-model.yml:4: keys[0].models[1]: duplicate model "m"`,
-		"reserved-label.yml":        `testdata/bad/reserved-label.yml:5: keys[0].labels.model: "model" clashes with the exporter's own labels (key, provider, model, resource, window, result)`,
-		"invalid-label.yml":         `testdata/bad/invalid-label.yml:5: keys[0].labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
-		"unknown-field.yml":         `testdata/bad/unknown-field.yml:4: keys[0].api_keys: unknown field "api_keys" (see the configuration reference in README.md)`,
-		"wrong-type.yml":            "testdata/bad/wrong-type.yml:2: probe.concurrency: expected an integer, got a string",
-		"zero-concurrency.yml":      "testdata/bad/zero-concurrency.yml:2: probe.concurrency: must be at least 1, got 0",
-		"quota-share.yml":           "testdata/bad/quota-share.yml:2: probe.max_quota_share: must be greater than 0 and at most 1 (1 turns the guard off), got 1.5",
-		"no-keys.yml":               "testdata/bad/no-keys.yml:1: keys: no keys configured: add at least one entry under keys",
-		"indentation.yml":           "testdata/bad/indentation.yml:1: did not find expected '-' indicator",
+		"both-key-sources.yml":            "testdata/bad/both-key-sources.yml:2: keys[0]: set exactly one of api_key and api_key_file, not both",
+		"no-key-source.yml":               "testdata/bad/no-key-source.yml:2: keys[0]: set exactly one of api_key and api_key_file",
+		"duplicate-name.yml":              `testdata/bad/duplicate-name.yml:4: keys[1].name: duplicate key name "a" (first used at line 2)`,
+		"empty-after-expansion.yml":       "testdata/bad/empty-after-expansion.yml:3: keys[0].api_key: the key is empty after expanding ${RLE_TEST_UNSET} (is the variable set?)",
+		"key-with-space.yml":              "testdata/bad/key-with-space.yml:3: keys[0].api_key: the key contains whitespace or control characters",
+		"missing-key-file.yml":            "testdata/bad/missing-key-file.yml:3: keys[0].api_key_file: reading api_key_file: open testdata/bad/missing.txt: no such file or directory",
+		"bad-duration.yml":                `testdata/bad/bad-duration.yml:2: probe.interval: invalid duration "ten minutes": use a number and a unit, such as 500ms, 30s, 1m or 1h`,
+		"zero-timeout.yml":                "testdata/bad/zero-timeout.yml:2: probe.timeout: must be greater than zero, got 0s",
+		"negative-interval.yml":           "testdata/bad/negative-interval.yml:2: probe.interval: must be greater than zero, got -1m0s",
+		"unknown-mode.yml":                `testdata/bad/unknown-mode.yml:2: probe.mode: unknown mode "sometimes": use "interval" or "scrape"`,
+		"unknown-provider.yml":            `testdata/bad/unknown-provider.yml:3: keys[0].provider: unknown provider "openia": supported: anthropic, cerebras, fireworks, groq, mistral, openai, openai_compatible, openrouter, sambanova, together`,
+		"bad-name.yml":                    `testdata/bad/bad-name.yml:2: keys[0].name: "my key" may only contain letters, digits and _ . : -`,
+		"missing-name.yml":                "testdata/bad/missing-name.yml:2: keys[0]: name is required",
+		"relative-base-url.yml":           `testdata/bad/relative-base-url.yml:4: keys[0].base_url: "api.cerebras.ai/v1" is not an absolute http(s) URL`,
+		"ftp-base-url.yml":                `testdata/bad/ftp-base-url.yml:4: keys[0].base_url: "ftp://api.cerebras.ai/v1" is not an absolute http(s) URL`,
+		"empty-models.yml":                "testdata/bad/empty-models.yml:4: keys[0].models: is empty: list at least one model, or leave it out for the provider's default",
+		"compatible-without-base-url.yml": "testdata/bad/compatible-without-base-url.yml:2: keys[0]: base_url is required with provider openai_compatible: it has no default",
+		"compatible-without-models.yml":   "testdata/bad/compatible-without-models.yml:2: keys[0]: models is required with provider openai_compatible: it has no default model",
+		"openrouter-with-models.yml":      "testdata/bad/openrouter-with-models.yml:5: keys[0].models: provider openrouter's probe is one per key, whatever the model: leave models out",
+		"duplicate-model.yml":             `testdata/bad/duplicate-model.yml:4: keys[0].models[1]: duplicate model "m"`,
+		"reserved-label.yml":              `testdata/bad/reserved-label.yml:5: keys[0].labels.model: "model" clashes with the exporter's own labels (key, provider, model, resource, window, result)`,
+		"invalid-label.yml":               `testdata/bad/invalid-label.yml:5: keys[0].labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
+		"unknown-field.yml":               `testdata/bad/unknown-field.yml:4: keys[0].api_keys: unknown field "api_keys" (see the configuration reference in README.md)`,
+		"wrong-type.yml":                  "testdata/bad/wrong-type.yml:2: probe.concurrency: expected an integer, got a string",
+		"zero-concurrency.yml":            "testdata/bad/zero-concurrency.yml:2: probe.concurrency: must be at least 1, got 0",
+		"quota-share.yml":                 "testdata/bad/quota-share.yml:2: probe.max_quota_share: must be greater than 0 and at most 1 (1 turns the guard off), got 1.5",
+		"no-keys.yml":                     "testdata/bad/no-keys.yml:1: keys: no keys configured: add at least one entry under keys",
+		"indentation.yml":                 "testdata/bad/indentation.yml:1: did not find expected '-' indicator",
 		"missing-ca-file.yml": "testdata/bad/missing-ca-file.yml:5: keys[0].http_client.tls_config: unable to read CA cert: " +
 			"unable to read file testdata/bad/no-such-ca.pem: open testdata/bad/no-such-ca.pem: no such file or directory",
 		"bad-proxy-scheme.yml":          `testdata/bad/bad-proxy-scheme.yml:5: keys[0].http_client.proxy_url: "ftp://proxy.example:21" is not a proxy URL: use http://, https:// or socks5:// and a host`,
@@ -133,7 +136,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		})
 	}
 	entries, _ := os.ReadDir("testdata/bad")
-	if len(entries) != 41 {
+	if len(entries) != 44 {
 		t.Errorf("testdata/bad holds %d fixtures; give each one an expected message here", len(entries))
 	}
 }
@@ -369,5 +372,38 @@ func TestMisshapenKeyStaysOutOfErrors(t *testing.T) {
 		if err == nil || err.Error() != want || strings.Contains(err.Error(), "sk-test-shape") {
 			t.Errorf("%q: got %v, want %s", doc, err, want)
 		}
+	}
+}
+
+// Each provider fills in its own base_url and model; OpenRouter's key has
+// one target whatever the model.
+func TestProviderDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`keys:
+  - {name: c, api_key: k}
+  - {name: o, provider: openai, api_key: k}
+  - {name: g, provider: groq, api_key: k, models: [llama-3.3-70b-versatile]}
+  - {name: a, provider: anthropic, api_key: k}
+  - {name: r, provider: openrouter, api_key: k}
+  - {name: l, provider: openai_compatible, api_key: k, base_url: "http://127.0.0.1:8000/v1/", models: [qwen]}
+`), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ provider, baseURL, models string }{
+		{"cerebras", "https://api.cerebras.ai/v1", "[llama3.1-8b]"},
+		{"openai", "https://api.openai.com/v1", "[gpt-4o-mini]"},
+		{"groq", "https://api.groq.com/openai/v1", "[llama-3.3-70b-versatile]"},
+		{"anthropic", "https://api.anthropic.com", "[claude-haiku-4-5]"},
+		{"openrouter", "https://openrouter.ai/api/v1", "[]"},
+		{"openai_compatible", "http://127.0.0.1:8000/v1", "[qwen]"},
+	}
+	for i, w := range want {
+		k := cfg.Keys[i]
+		if got := fmt.Sprintf("%v", k.Models); k.Provider != w.provider || k.BaseURL != w.baseURL || got != w.models {
+			t.Errorf("key %s: got %s %s %s, want %s %s %s", k.Name, k.Provider, k.BaseURL, got, w.provider, w.baseURL, w.models)
+		}
+	}
+	if n := len(cfg.Targets()); n != 6 {
+		t.Errorf("%d targets, want 6 (one for the OpenRouter key)", n)
 	}
 }

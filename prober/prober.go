@@ -1,18 +1,16 @@
-// Package prober sends one cheap chat-completion request per key and model
-// and reports what the response says about the rate limits.
+// Package prober sends one key's cheapest request, as its provider declares
+// it, and reports what the response says about the rate limits.
 package prober
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
@@ -45,9 +44,6 @@ var Outcomes = []Outcome{Success, RateLimited, Unauthorized, HTTPError, NoHeader
 // MaxBodyBytes bounds how much of a response body is read.
 const MaxBodyBytes = 1 << 20
 
-// ProbeMessage is the user message every probe sends.
-const ProbeMessage = "Hi"
-
 // Result is what one probe observed.
 type Result struct {
 	Time           time.Time // when the response arrived, or the probe ended without one
@@ -56,7 +52,10 @@ type Result struct {
 	Outcome        Outcome
 	Observations   []ratelimit.Observation
 	InvalidHeaders int     // rate-limit values dropped: invalid, or beyond the cap
-	Tokens         float64 // usage.total_tokens of a 2xx body
+	Tokens         float64 // billed to the probe, from the usage of a 2xx body
+	// Free is true when the probe spends none of the limits it reads
+	// (OpenRouter's key endpoint): the quota share does not stretch it.
+	Free bool
 	// ErrorCode is the provider's error code from the body, such as
 	// "token_quota_exceeded", when it is a plain identifier; never free text.
 	ErrorCode string
@@ -73,11 +72,32 @@ func (r *Result) Success() bool { return len(r.Observations) > 0 }
 type Prober struct {
 	userAgent string
 	now       func() time.Time
-	bodies    sync.Map // model -> request body
 
 	mu            sync.RWMutex
 	defaultClient *http.Client
 	clients       map[string]*sharedClient // by key name
+	requests      map[requestID]provider.Request
+}
+
+// requestID names the probe request of a target; it holds what the request
+// is made of, so a reload that changes a key's base_url changes it.
+type requestID struct {
+	provider, baseURL, model string
+}
+
+func requestIDOf(t config.Target) requestID {
+	return requestID{t.Key.Provider, t.Key.BaseURL, t.Model}
+}
+
+// requestFor returns t's probe request, built when the config was applied.
+func (p *Prober) requestFor(t config.Target, prov provider.Provider) provider.Request {
+	p.mu.RLock()
+	req, ok := p.requests[requestIDOf(t)]
+	p.mu.RUnlock()
+	if !ok {
+		req = prov.Probe.Request(t.Key.BaseURL, t.Model)
+	}
+	return req
 }
 
 // sharedClient is the HTTP client, and so the connection pool, of every key
@@ -135,8 +155,14 @@ func (p *Prober) Apply(cfg *config.Config) error {
 		clients[k.Name] = sc
 		used[sc] = true
 	}
+	requests := map[requestID]provider.Request{}
+	for _, t := range cfg.Targets() {
+		if prov, ok := provider.Lookup(t.Key.Provider); ok {
+			requests[requestIDOf(t)] = prov.Probe.Request(t.Key.BaseURL, t.Model)
+		}
+	}
 	p.mu.Lock()
-	p.clients = clients
+	p.clients, p.requests = clients, requests
 	p.mu.Unlock()
 	for _, sc := range pool[:kept] {
 		if !used[sc] {
@@ -169,28 +195,6 @@ func (p *Prober) clientFor(key string) *http.Client {
 // SetClock replaces the clock, for tests.
 func (p *Prober) SetClock(now func() time.Time) { p.now = now }
 
-type chatRequest struct {
-	Model               string        `json:"model"`
-	Messages            []chatMessage `json:"messages"`
-	MaxCompletionTokens int           `json:"max_completion_tokens"`
-	Stream              bool          `json:"stream"`
-}
-
-type chatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
-// RequestBody returns the JSON body of a probe of model.
-func RequestBody(model string) []byte {
-	body, _ := json.Marshal(chatRequest{
-		Model:               model,
-		Messages:            []chatMessage{{Role: "user", Content: ProbeMessage}},
-		MaxCompletionTokens: 1, // the provider reserves this against the token quota
-	})
-	return body
-}
-
 // Probe sends one request for t and reports what came back. It gives up when ctx ends.
 func (p *Prober) Probe(ctx context.Context, t config.Target) Result {
 	start := p.now()
@@ -204,23 +208,28 @@ func (p *Prober) Probe(ctx context.Context, t config.Target) Result {
 }
 
 func (p *Prober) probe(ctx context.Context, t config.Target) Result {
+	prov, known := provider.Lookup(t.Key.Provider)
+	if !known { // config.Parse refuses such keys
+		return Result{Outcome: NetworkError, Err: fmt.Errorf("unknown provider %q", t.Key.Provider)}
+	}
 	secret, err := readSecret(ctx, t.Key)
 	if err != nil {
 		return Result{Outcome: KeyUnavailable, Err: err}
 	}
-	url := t.Key.BaseURL + "/chat/completions"
-	requestBody, cached := p.bodies.Load(t.Model)
-	if !cached {
-		requestBody, _ = p.bodies.LoadOrStore(t.Model, RequestBody(t.Model))
+	template := p.requestFor(t, prov)
+	var body io.Reader
+	if template.Body != nil {
+		body = bytes.NewReader(template.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(requestBody.([]byte)))
+	req, err := http.NewRequestWithContext(ctx, template.Method, template.URL, body)
 	if err != nil {
 		return Result{Outcome: NetworkError, Err: fmt.Errorf("building request: %w", err)}
 	}
-	req.Header.Set("Authorization", "Bearer "+secret.Reveal())
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	for name, values := range template.Header {
+		req.Header[name] = values
+	}
 	req.Header.Set("User-Agent", p.userAgent)
+	prov.Probe.Authorize(req.Header, secret.Reveal())
 
 	resp, err := p.clientFor(t.Key.Name).Do(req)
 	if err != nil {
@@ -231,20 +240,24 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 	}
 	defer resp.Body.Close()
 
-	r := Result{StatusCode: resp.StatusCode}
+	r := Result{StatusCode: resp.StatusCode, Free: prov.Probe.Free()}
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	if ok || resp.StatusCode == http.StatusTooManyRequests {
-		r.Observations, r.InvalidHeaders = ratelimit.Parse(resp.Header, p.now())
+		r.Observations, r.InvalidHeaders = prov.Parser().Parse(resp.Header, p.now())
 	}
-	body := readBody(resp.Body)
+	answer := prov.Probe.Read(readBody(resp.Body))
 	switch {
-	case ok && r.Success():
-		r.Outcome = Success
-		r.Tokens = body.Usage.TotalTokens
 	case ok:
-		r.Outcome = NoHeaders
-		r.Tokens = body.Usage.TotalTokens
-		r.Err = fmt.Errorf("HTTP %d without valid rate-limit headers", resp.StatusCode)
+		if len(answer.Observations) > 0 {
+			r.Observations = append(r.Observations, answer.Observations...)
+			slices.SortFunc(r.Observations, ratelimit.Compare)
+		}
+		r.Tokens = answer.Tokens
+		r.Outcome = Success
+		if !r.Success() {
+			r.Outcome = NoHeaders
+			r.Err = fmt.Errorf("HTTP %d without valid rate-limit headers", resp.StatusCode)
+		}
 	case resp.StatusCode == http.StatusTooManyRequests:
 		r.Outcome = RateLimited
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -254,7 +267,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 	}
 	if !ok {
 		r.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), p.now())
-		r.ErrorCode = body.code()
+		r.ErrorCode = answer.ErrorCode
 		r.Err = fmt.Errorf("HTTP %d", resp.StatusCode)
 		if r.ErrorCode != "" {
 			r.Err = fmt.Errorf("HTTP %d (%s)", resp.StatusCode, r.ErrorCode)
@@ -294,41 +307,14 @@ func isTimeout(ctx context.Context, err error) bool {
 	return errors.As(err, &netErr) && netErr.Timeout()
 }
 
-// responseBody holds the only fields read from a body. The rest, which may
-// echo the key, is never kept.
-type responseBody struct {
-	Usage struct {
-		TotalTokens float64 `json:"total_tokens"`
-	} `json:"usage"`
-	Code  json.RawMessage `json:"code"`
-	Error struct {
-		Code json.RawMessage `json:"code"`
-	} `json:"error"`
-}
-
-var errorCodePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
-
-// code returns the provider's error code when it is a plain identifier.
-func (b *responseBody) code() string {
-	for _, raw := range []json.RawMessage{b.Code, b.Error.Code} {
-		var s string
-		if json.Unmarshal(raw, &s) == nil && errorCodePattern.MatchString(s) {
-			return s
-		}
-	}
-	return ""
-}
-
-func readBody(body io.Reader) responseBody {
-	var b responseBody
+// readBody reads at most MaxBodyBytes of a body; the provider's Read keeps
+// only the few fields it knows, never text that may echo the key.
+func readBody(body io.Reader) []byte {
 	data, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes))
 	if err != nil {
-		return b
+		return nil
 	}
-	if json.Unmarshal(data, &b) != nil || b.Usage.TotalTokens < 0 {
-		b.Usage.TotalTokens = 0
-	}
-	return b
+	return data
 }
 
 // retryAfter parses a Retry-After value: delay-seconds or an HTTP-date.

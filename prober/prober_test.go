@@ -34,32 +34,58 @@ func newSimulator(t *testing.T) (*simulator.Simulator, string) {
 	return sim, srv.URL
 }
 
+// Each provider's probe is the request its API documents: method, path,
+// where the key goes, and a body that caps the answer at one token.
 func TestRequestShape(t *testing.T) {
-	var got *http.Request
-	var body []byte
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = r
-		body, _ = io.ReadAll(r.Body)
-		w.Header().Set("x-ratelimit-limit-requests-day", "10")
-	}))
-	defer srv.Close()
-	r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL, canary))
-	if r.Outcome != Success {
-		t.Fatalf("outcome %s: %v", r.Outcome, r.Err)
+	chat := func(capField string) string {
+		return `{"` + capField + `":1,"messages":[{"role":"user","content":"Hi"}],"model":"m"}`
 	}
-	for header, want := range map[string]string{
-		"Authorization": "Bearer " + canary, "User-Agent": "ratelimit_exporter/1.2.3", "Content-Type": "application/json",
+	for _, tc := range []struct {
+		provider     string
+		method, path string
+		headers      map[string]string
+		body         string
+	}{
+		{"cerebras", "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer " + canary, "Content-Type": "application/json"}, chat("max_completion_tokens")},
+		{"openai", "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer " + canary}, chat("max_completion_tokens")},
+		{"groq", "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer " + canary}, chat("max_tokens")},
+		{"mistral", "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer " + canary}, chat("max_tokens")},
+		{"together", "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer " + canary}, chat("max_tokens")},
+		{"fireworks", "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer " + canary}, chat("max_tokens")},
+		{"sambanova", "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer " + canary}, chat("max_tokens")},
+		{"openai_compatible", "POST", "/v1/chat/completions", map[string]string{"Authorization": "Bearer " + canary}, chat("max_tokens")},
+		{"anthropic", "POST", "/v1/v1/messages", map[string]string{"X-Api-Key": canary, "Anthropic-Version": "2023-06-01", "Authorization": "", "Content-Type": "application/json"},
+			`{"max_tokens":1,"messages":[{"role":"user","content":"Hi"}],"model":"m"}`},
+		{"openrouter", "GET", "/v1/key", map[string]string{"Authorization": "Bearer " + canary, "Content-Type": ""}, ""},
 	} {
-		if v := got.Header.Get(header); v != want {
-			t.Errorf("%s = %q, want %q", header, v, want)
-		}
-	}
-	if got.Method != http.MethodPost || got.URL.Path != "/v1/chat/completions" {
-		t.Errorf("request %s %s", got.Method, got.URL.Path)
-	}
-	want := `{"model":"llama3.1-8b","messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":1,"stream":false}`
-	if string(body) != want {
-		t.Errorf("body %s\nwant %s", body, want)
+		t.Run(tc.provider, func(t *testing.T) {
+			var got *http.Request
+			var body []byte
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got = r
+				body, _ = io.ReadAll(r.Body)
+				w.Header().Set("x-ratelimit-limit-requests-day", "10")
+			}))
+			defer srv.Close()
+			tgt := target(srv.URL, canary)
+			tgt.Key.Provider, tgt.Model = tc.provider, "m"
+			r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), tgt)
+			if r.Outcome != Success {
+				t.Fatalf("outcome %s: %v", r.Outcome, r.Err)
+			}
+			tc.headers["User-Agent"] = "ratelimit_exporter/1.2.3"
+			for header, want := range tc.headers {
+				if v := got.Header.Get(header); v != want {
+					t.Errorf("%s = %q, want %q", header, v, want)
+				}
+			}
+			if got.Method != tc.method || got.URL.Path != tc.path {
+				t.Errorf("request %s %s, want %s %s", got.Method, got.URL.Path, tc.method, tc.path)
+			}
+			if string(body) != tc.body {
+				t.Errorf("body %s\nwant %s", body, tc.body)
+			}
+		})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -62,7 +63,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	f.step(t, 0, 1)             // 429, Retry-After: 10 (one request refills in 10s)
 	f.step(t, 9*time.Second, 1) // held
 	f.step(t, 2*time.Second, 2) // 11s: allowed again
-	if got := value(t, f.collector, "ratelimit_probes_total", "result", "rate_limited"); got != 1 {
+	if got := value(t, f.collector, "ratelimit_probes_total", "result", "rate_limited", "reason", "request_quota_exceeded"); got != 1 {
 		t.Errorf("rate_limited probes = %v, want 1", got)
 	}
 	if got := value(t, f.collector, "ratelimit_probes_total", "result", "success"); got != 1 {
@@ -169,4 +170,48 @@ func TestHoldOutlivesAReload(t *testing.T) {
 	f.step(t, 30*time.Second, 1)
 	f.step(t, 29*time.Second, 1)
 	f.step(t, 2*time.Second, 2) // 61s: past the reset
+}
+
+// answers is a Prober that returns the same result to every probe, and counts them.
+type answers struct {
+	clock  clockwork.Clock
+	result prober.Result
+	sent   int
+}
+
+func (a *answers) Probe(context.Context, config.Target) prober.Result {
+	a.sent++
+	r := a.result
+	r.Time = a.clock.Now()
+	return r
+}
+
+// A free probe (OpenRouter's key endpoint) reads limits it does not spend:
+// even a limit of 10 requests a day does not stretch its interval.
+func TestFreeProbesAreNotStretched(t *testing.T) {
+	for _, free := range []bool{true, false} {
+		clock := clockwork.NewFakeClock()
+		a := &answers{clock: clock, result: prober.Result{StatusCode: 200, Outcome: prober.Success, Free: free,
+			Observations: []ratelimit.Observation{limit("requests", "day", 10)}}}
+		c := collector.New()
+		cfg := &config.Config{
+			Probe: config.Probe{Mode: config.ModeScrape, Interval: config.Duration(time.Minute), Timeout: config.Duration(5 * time.Second),
+				MinInterval: config.Duration(time.Minute), Concurrency: 1, MaxQuotaShare: 0.05},
+			Keys: []config.Key{{Name: "r", Provider: "openrouter", APIKey: keyA, BaseURL: "http://127.0.0.1:1", Models: []string{""}}},
+		}
+		c.Apply(cfg.Targets())
+		s := newScheduler(a, c, log.NewNopLogger(), clock, noJitter)
+		s.Apply(cfg)
+		s.Refresh(context.Background())
+		clock.Advance(time.Minute)
+		s.Refresh(context.Background())
+		s.Stop()
+		want, interval := 2, 60.0
+		if !free {
+			want, interval = 1, 172800 // 86,400 s / (0.05 × 10)
+		}
+		if a.sent != want || value(t, c, "ratelimit_probe_interval_seconds") != interval {
+			t.Errorf("free=%v: %d probes a minute apart, interval %v; want %d, %v", free, a.sent, value(t, c, "ratelimit_probe_interval_seconds"), want, interval)
+		}
+	}
 }

@@ -424,7 +424,9 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 		t.failures, t.backoffUntil = 0, time.Time{}
 		t.limits = t.limits[:0]
 		for _, o := range r.Observations {
-			if o.Kind == ratelimit.Limit {
+			// A free probe spends none of what it reads: its limits
+			// do not stretch its interval.
+			if o.Kind == ratelimit.Limit && !r.Free {
 				t.limits = append(t.limits, o)
 			}
 		}

@@ -1,0 +1,154 @@
+// Package provider declares the APIs whose rate limits the exporter reads:
+// for each, where it lives, the cheapest request it accepts, how a key is
+// sent, and what its documentation says that its headers do not.
+//
+// Adding a provider is one entry in the list below; the scheduler, the
+// collector and the server do not know providers by name.
+package provider
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+)
+
+// Provider is one API whose rate limits can be probed.
+type Provider struct {
+	Name string
+	// BaseURL is where the API lives; "" when there is no default and a key
+	// must give its base_url.
+	BaseURL string
+	// Model is the model a key probes when it lists none; "" when the probe
+	// names no model (OpenRouter's key endpoint is per key).
+	Model string
+	// Windows gives, by resource, the window the provider documents for
+	// rate-limit headers whose names carry none.
+	Windows map[string]string
+	// Probe is the request that asks the API about a key's limits, and how
+	// its answer is read.
+	Probe Probe
+}
+
+// all lists every provider, in the order the docs show them.
+var all = []Provider{
+	{
+		Name:    "cerebras",
+		BaseURL: "https://api.cerebras.ai/v1",
+		Model:   "llama3.1-8b",
+		Probe:   chatCompletions{capField: "max_completion_tokens"},
+	},
+	{
+		// The requests pair is per minute or per day depending on the
+		// account's tier, so it keeps the window "".
+		Name:    "openai",
+		BaseURL: "https://api.openai.com/v1",
+		Model:   "gpt-4o-mini",
+		Windows: map[string]string{"tokens": "minute"},
+		Probe:   chatCompletions{capField: "max_completion_tokens"},
+	},
+	{
+		Name:    "groq",
+		BaseURL: "https://api.groq.com/openai/v1",
+		Model:   "llama-3.1-8b-instant",
+		Windows: map[string]string{"requests": "day", "tokens": "minute"},
+		Probe:   chatCompletions{capField: "max_tokens"},
+	},
+	{
+		// Windows are in the header names (-req-minute, -tokens-month).
+		Name:    "mistral",
+		BaseURL: "https://api.mistral.ai/v1",
+		Model:   "mistral-small-latest",
+		Probe:   chatCompletions{capField: "max_tokens"},
+	},
+	{
+		// Its documentation gives no window for x-ratelimit-* or x-tokenlimit-*.
+		Name:    "together",
+		BaseURL: "https://api.together.xyz/v1",
+		Model:   "meta-llama/Llama-3.2-3B-Instruct-Turbo",
+		Probe:   chatCompletions{capField: "max_tokens"},
+	},
+	{
+		// Fireworks documents its token limits as tokens per second; its
+		// requests pair has no documented window.
+		Name:    "fireworks",
+		BaseURL: "https://api.fireworks.ai/inference/v1",
+		Model:   "accounts/fireworks/models/llama-v3p1-8b-instruct",
+		Windows: map[string]string{"tokens_prompt": "second", "tokens_cache_adjusted_prompt": "second", "tokens_generated": "second"},
+		Probe:   chatCompletions{capField: "max_tokens"},
+	},
+	{
+		// "The default rate limit header is in RPM"; the day pair is named.
+		Name:    "sambanova",
+		BaseURL: "https://api.sambanova.ai/v1",
+		Model:   "Meta-Llama-3.1-8B-Instruct",
+		Windows: map[string]string{"requests": "minute"},
+		Probe:   chatCompletions{capField: "max_tokens"},
+	},
+	{
+		// Any other API that speaks OpenAI's chat completions.
+		Name:  "openai_compatible",
+		Probe: chatCompletions{capField: "max_tokens"},
+	},
+	{
+		// anthropic-ratelimit-* headers are per minute; the parser knows.
+		Name:    "anthropic",
+		BaseURL: "https://api.anthropic.com",
+		Model:   "claude-haiku-4-5",
+		Probe:   messages{},
+	},
+	{
+		Name:    "openrouter",
+		BaseURL: "https://openrouter.ai/api/v1",
+		Probe:   keyInfo{},
+	},
+}
+
+// Default is the provider of a key that names none.
+const Default = "cerebras"
+
+// Lookup returns the provider called name.
+func Lookup(name string) (Provider, bool) {
+	i := slices.IndexFunc(all, func(p Provider) bool { return p.Name == name })
+	if i < 0 {
+		return Provider{}, false
+	}
+	return all[i], true
+}
+
+// Names lists the providers' names, sorted.
+func Names() []string {
+	names := make([]string, len(all))
+	for i, p := range all {
+		names[i] = p.Name
+	}
+	slices.Sort(names)
+	return names
+}
+
+// All returns every provider, in declaration order.
+func All() []Provider { return slices.Clone(all) }
+
+// Parser returns the header parser that knows the provider's windows.
+func (p Provider) Parser() ratelimit.Parser { return ratelimit.Parser{Windows: p.Windows} }
+
+// NeedsModel reports whether the probe names a model, so that a key must
+// have at least one.
+func (p Provider) NeedsModel() bool { return p.Probe.NamesModel() }
+
+// String implements fmt.Stringer.
+func (p Provider) String() string { return p.Name }
+
+// plainCode matches a provider's error code that can be a label value: a
+// short identifier, never free text that might echo a request.
+func plainCode(s string) string {
+	if len(s) == 0 || len(s) > 64 || s[0] < 'a' || s[0] > 'z' {
+		return ""
+	}
+	if strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_')
+	}) >= 0 {
+		return ""
+	}
+	return s
+}

@@ -1,0 +1,184 @@
+package provider
+
+import (
+	"bufio"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+)
+
+// shared is where the samples of real provider responses live.
+const shared = "../../shared/testdata"
+
+func obs(kind ratelimit.Kind, resource, window string, v float64) ratelimit.Observation {
+	return ratelimit.Observation{Kind: kind, Resource: resource, Window: window, Value: v}
+}
+
+func readHeaders(t *testing.T, name string) http.Header {
+	t.Helper()
+	f, err := os.Open(filepath.Join(shared, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := http.Header{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if name, value, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
+			h.Add(textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name)), strings.TrimSpace(value))
+		}
+	}
+	return h
+}
+
+func lookup(t *testing.T, name string) Provider {
+	t.Helper()
+	p, ok := Lookup(name)
+	if !ok {
+		t.Fatalf("no provider %s", name)
+	}
+	return p
+}
+
+func TestDeclarations(t *testing.T) {
+	if names := Names(); !slices.IsSorted(names) || len(names) != 10 {
+		t.Errorf("Names() = %v", names)
+	}
+	if _, ok := Lookup(Default); !ok {
+		t.Errorf("the default provider %q is not declared", Default)
+	}
+	for _, p := range All() {
+		if p.BaseURL != "" {
+			if u, err := url.Parse(p.BaseURL); err != nil || u.Scheme != "https" || strings.HasSuffix(p.BaseURL, "/") {
+				t.Errorf("%s: base_url %q", p.Name, p.BaseURL)
+			}
+		}
+		if p.NeedsModel() != (p.Model != "") && p.Name != "openai_compatible" {
+			t.Errorf("%s: a probe that names a model needs a default model", p.Name)
+		}
+	}
+}
+
+// Each provider's windows turn its documented samples into the right series.
+func TestSamplesThroughProviders(t *testing.T) {
+	for _, tc := range []struct {
+		provider, file string
+		want           []ratelimit.Observation
+	}{
+		{"groq", "groq-doc.headers", []ratelimit.Observation{
+			obs(ratelimit.Limit, "requests", "day", 14400), obs(ratelimit.Remaining, "requests", "day", 14370), obs(ratelimit.Reset, "requests", "day", 179.56),
+			obs(ratelimit.Limit, "tokens", "minute", 18000), obs(ratelimit.Remaining, "tokens", "minute", 17997), obs(ratelimit.Reset, "tokens", "minute", 7.66),
+		}},
+		{"openai", "openai-doc.headers", []ratelimit.Observation{
+			obs(ratelimit.Limit, "requests", "", 60), obs(ratelimit.Remaining, "requests", "", 59), obs(ratelimit.Reset, "requests", "", 1),
+			obs(ratelimit.Limit, "tokens", "minute", 150000), obs(ratelimit.Remaining, "tokens", "minute", 149984), obs(ratelimit.Reset, "tokens", "minute", 360),
+		}},
+		{"openai_compatible", "openai-doc.headers", []ratelimit.Observation{
+			obs(ratelimit.Limit, "requests", "", 60), obs(ratelimit.Remaining, "requests", "", 59), obs(ratelimit.Reset, "requests", "", 1),
+			obs(ratelimit.Limit, "tokens", "", 150000), obs(ratelimit.Remaining, "tokens", "", 149984), obs(ratelimit.Reset, "tokens", "", 360),
+		}},
+		{"cerebras", "cerebras-doc.headers", []ratelimit.Observation{
+			obs(ratelimit.Limit, "requests", "day", 1e9), obs(ratelimit.Remaining, "requests", "day", 999997455), obs(ratelimit.Reset, "requests", "day", 33011.382867097855),
+			obs(ratelimit.Limit, "tokens", "minute", 1e9), obs(ratelimit.Remaining, "tokens", "minute", 999998298), obs(ratelimit.Reset, "tokens", "minute", 11.382867097854614),
+		}},
+	} {
+		got, dropped := lookup(t, tc.provider).Parser().Parse(readHeaders(t, tc.file), time.Time{})
+		if dropped != 0 || !slices.Equal(got, tc.want) {
+			t.Errorf("%s on %s:\n got %v (%d dropped)\nwant %v", tc.provider, tc.file, got, dropped, tc.want)
+		}
+	}
+}
+
+func TestReadOpenRouterKey(t *testing.T) {
+	sample, err := os.ReadFile(filepath.Join(shared, "openrouter-key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := lookup(t, "openrouter").Probe
+	for _, tc := range []struct {
+		name string
+		body string
+		want []ratelimit.Observation
+	}{
+		{"the sample", string(sample), []ratelimit.Observation{
+			obs(ratelimit.Limit, "credits", "month", 25), obs(ratelimit.Remaining, "credits", "month", 17.5),
+			obs(ratelimit.Limit, "free_model_requests", "day", 1000), obs(ratelimit.Remaining, "free_model_requests", "day", 988),
+		}},
+		{"no limit: no credits", `{"data":{"limit":null,"limit_remaining":null,"limit_reset":null,"free_model_daily_requests":{"used":0,"limit":50,"remaining":50}}}`, []ratelimit.Observation{
+			obs(ratelimit.Limit, "free_model_requests", "day", 50), obs(ratelimit.Remaining, "free_model_requests", "day", 50),
+		}},
+		{"no limit, whatever else it says", `{"data":{"limit":null,"limit_remaining":5,"limit_reset":"daily"}}`, nil},
+		{"a limit that never resets", `{"data":{"limit":10,"limit_remaining":0,"limit_reset":null}}`, []ratelimit.Observation{
+			obs(ratelimit.Limit, "credits", "", 10), obs(ratelimit.Remaining, "credits", "", 0),
+		}},
+		{"daily and weekly", `{"data":{"limit":1,"limit_remaining":1,"limit_reset":"weekly"}}`, []ratelimit.Observation{
+			obs(ratelimit.Limit, "credits", "week", 1), obs(ratelimit.Remaining, "credits", "week", 1),
+		}},
+		{"negative remaining is dropped", `{"data":{"limit":5,"limit_remaining":-2,"limit_reset":"daily"}}`, []ratelimit.Observation{
+			obs(ratelimit.Limit, "credits", "day", 5),
+		}},
+		{"not JSON", `<html>`, nil},
+		{"an error", `{"error":{"code":401,"message":"No auth credentials found"}}`, nil},
+	} {
+		a := probe.Read([]byte(tc.body))
+		slices.SortFunc(a.Observations, ratelimit.Compare)
+		if !slices.Equal(a.Observations, tc.want) || a.Tokens != 0 {
+			t.Errorf("%s: got %v, %v tokens; want %v, 0 tokens", tc.name, a.Observations, a.Tokens, tc.want)
+		}
+	}
+	if !probe.Free() {
+		t.Error("OpenRouter's key endpoint costs nothing")
+	}
+}
+
+// Tokens billed come from each API's usage; error codes only when they are
+// plain identifiers.
+func TestReadAnswers(t *testing.T) {
+	cerebras, anthropic, openrouter := lookup(t, "cerebras").Probe, lookup(t, "anthropic").Probe, lookup(t, "openrouter").Probe
+	for _, tc := range []struct {
+		name   string
+		probe  Probe
+		body   string
+		tokens float64
+		code   string
+	}{
+		{"chat usage", cerebras, `{"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}`, 10, ""},
+		{"negative usage", cerebras, `{"usage":{"total_tokens":-5}}`, 0, ""},
+		{"Cerebras top-level code", cerebras, `{"message":"Tokens per day limit exceeded","type":"too_many_tokens_error","code":"token_quota_exceeded"}`, 0, "token_quota_exceeded"},
+		{"OpenAI error.code", cerebras, `{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}`, 0, "rate_limit_exceeded"},
+		{"OpenAI insufficient_quota", cerebras, `{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}`, 0, "insufficient_quota"},
+		{"free text is no code", cerebras, `{"error":{"code":"Rate limit for sk-abc exceeded"}}`, 0, ""},
+		{"a number is no code", cerebras, `{"error":{"code":429}}`, 0, ""},
+		{"upper case is no code", cerebras, `{"code":"RATE_LIMIT"}`, 0, ""},
+		{"Anthropic usage", anthropic, `{"type":"message","usage":{"input_tokens":8,"output_tokens":1}}`, 9, ""},
+		{"Anthropic error type", anthropic, `{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}`, 0, "rate_limit_error"},
+		{"OpenRouter error", openrouter, `{"error":{"code":429,"message":"Rate limit exceeded"}}`, 0, ""},
+	} {
+		a := tc.probe.Read([]byte(tc.body))
+		if a.Tokens != tc.tokens || a.ErrorCode != tc.code {
+			t.Errorf("%s: got %v tokens, code %q; want %v, %q", tc.name, a.Tokens, a.ErrorCode, tc.tokens, tc.code)
+		}
+	}
+	// Every code Cerebras has been seen to send with a 429 is kept.
+	f, err := os.Open(filepath.Join(shared, "cerebras-429.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var codes []string
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		codes = append(codes, cerebras.Read(sc.Bytes()).ErrorCode)
+	}
+	if want := []string{"request_quota_exceeded", "token_quota_exceeded", "queue_exceeded"}; !slices.Equal(codes, want) {
+		t.Errorf("codes from cerebras-429.jsonl: %q, want %q", codes, want)
+	}
+}
