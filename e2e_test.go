@@ -217,7 +217,7 @@ keys:
 	// Variables as Grafana fills them: a regex in a PromQL string has its
 	// backslashes doubled; All is ".*".
 	instanceRegex := strings.ReplaceAll(regexp.QuoteMeta(target), `\`, `\\`)
-	vars := strings.NewReplacer("$job", "ratelimit", "$instance", instanceRegex, "$key", ".*", "$model", ".*",
+	vars := strings.NewReplacer("$job", "ratelimit", "$instance", instanceRegex, "$key", ".*", "$model", ".*", "$provider", ".*",
 		"$__rate_interval", "1m")
 	type query struct{ panel, expr string }
 	var queries []query

@@ -2,6 +2,10 @@ package grafana
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,8 +41,9 @@ type Panel struct {
 		} `json:"defaults"`
 	} `json:"fieldConfig"`
 	Targets []struct {
-		Expr       string `json:"expr"`
-		Datasource struct {
+		Expr         string `json:"expr"`
+		LegendFormat string `json:"legendFormat"`
+		Datasource   struct {
 			UID string `json:"uid"`
 		} `json:"datasource"`
 	} `json:"targets"`
@@ -66,9 +71,15 @@ func TestDashboardIsPortable(t *testing.T) {
 	if !strings.HasPrefix(vars["datasource"], `datasource "prometheus"`) {
 		t.Errorf("datasource variable: %s", vars["datasource"])
 	}
-	for _, name := range []string{"job", "instance", "key", "model"} {
+	for _, name := range []string{"job", "instance", "provider", "key", "model"} {
 		if !strings.Contains(vars[name], "label_values(") || !strings.Contains(vars[name], ", "+name+")") {
 			t.Errorf("variable %s is not filled by label_values(..., %s): %s", name, name, vars[name])
+		}
+	}
+	// A key or model of another provider is no choice to offer.
+	for _, name := range []string{"key", "model"} {
+		if !strings.Contains(vars[name], `provider=~\"$provider\"`) {
+			t.Errorf("variable %s is not filtered by the provider: %s", name, vars[name])
 		}
 	}
 
@@ -93,7 +104,7 @@ func TestDashboardIsPortable(t *testing.T) {
 			if target.Datasource.UID != "${datasource}" {
 				t.Errorf("a query of %q has data source %q", p.Title, target.Datasource.UID)
 			}
-			for _, v := range []string{`job=~"$job"`, `instance=~"$instance"`, `key=~"$key"`, `model=~"$model"`} {
+			for _, v := range []string{`job=~"$job"`, `instance=~"$instance"`, `provider=~"$provider"`, `key=~"$key"`, `model=~"$model"`} {
 				if !strings.Contains(target.Expr, v) {
 					t.Errorf("a query of %q does not filter by %s: %s", p.Title, v, target.Expr)
 				}
@@ -147,5 +158,163 @@ func TestHeadroomLeavesOutReadsPastTheirReset(t *testing.T) {
 	}
 	if !shown {
 		t.Error("no Headroom panel shows which windows' reads are past their reset")
+	}
+}
+
+// Labels every series a panel shows has, whatever the provider.
+var alwaysSet = map[string]bool{"job": true, "instance": true, "provider": true, "key": true, "model": true, "resource": true, "result": true}
+
+// Prometheus stores an empty label as no label at all, and the exporter
+// sends window="" (OpenAI's requests, Together, IETF RateLimit-Limit) and
+// reason="" (a 429 without an error code); Grafana prints the name of a
+// label a series lacks, so "{{resource}}/{{window}}" would read
+// "requests/window". A legend may name another label only if its query
+// sets that label for the series that lack it, with label_replace on "";
+// a label it makes from another (per, from window) needs the non-empty
+// case too.
+func TestLegendsNameOnlyLabelsEverySeriesHas(t *testing.T) {
+	var d dashboard
+	if err := json.Unmarshal(Dashboard, &d); err != nil {
+		t.Fatal(err)
+	}
+	placeholder := regexp.MustCompile(`\{\{\s*(.+?)\s*\}\}`)
+	setBy := regexp.MustCompile(`"([a-z_]+)", "[^"]+", "([a-z_]+)", "(|\(\.\+\))"\)`)
+	checked := 0
+	for _, p := range d.Panels {
+		for _, target := range p.Targets {
+			empty, nonEmpty := map[string]bool{}, map[string]bool{}
+			for _, m := range setBy.FindAllStringSubmatch(target.Expr, -1) {
+				if m[3] == "" {
+					empty[m[1]] = true
+				}
+				if m[1] == m[2] || m[3] != "" {
+					nonEmpty[m[1]] = true
+				}
+			}
+			for _, m := range placeholder.FindAllStringSubmatch(target.LegendFormat, -1) {
+				label := m[1]
+				if alwaysSet[label] {
+					continue
+				}
+				checked++
+				if !empty[label] || !nonEmpty[label] {
+					t.Errorf("%q: legend %q names %s, which the query does not set for every series: %s", p.Title, target.LegendFormat, label, target.Expr)
+				}
+			}
+		}
+	}
+	if checked < 6 {
+		t.Errorf("%d legends name a window or a reason; the per-window panels should", checked)
+	}
+}
+
+// Resources vary by provider: Anthropic's input_tokens, OpenRouter's
+// credits and free_model_requests, Fireworks' tokens_prompt, IETF policy
+// names. The Remaining vs limit row splits them by a pattern and its
+// negation, so that every resource has a panel, none two.
+func TestRemainingVsLimitShowsEveryResource(t *testing.T) {
+	var d dashboard
+	if err := json.Unmarshal(Dashboard, &d); err != nil {
+		t.Fatal(err)
+	}
+	matcher := regexp.MustCompile(`ratelimit_remaining\{[^}]*resource(=~|!~|=|!=)"([^"]*)"`)
+	matches, negations := map[string]bool{}, map[string]bool{}
+	row := ""
+	for _, p := range d.Panels {
+		if p.Type == "row" {
+			row = p.Title
+			continue
+		}
+		if row != "Remaining vs limit" {
+			continue
+		}
+		for _, target := range p.Targets {
+			m := matcher.FindStringSubmatch(target.Expr)
+			switch {
+			case m == nil && strings.Contains(target.Expr, "ratelimit_remaining{"):
+				return // a panel shows every resource
+			case m == nil:
+			case m[1] == "=~":
+				matches[m[2]] = true
+			case m[1] == "!~":
+				negations[m[2]] = true
+			default:
+				t.Errorf("%q picks resources by %s%q: a new provider's resource would show nowhere", p.Title, m[1], m[2])
+			}
+		}
+	}
+	for pattern := range matches {
+		if negations[pattern] {
+			return
+		}
+	}
+	t.Errorf("the Remaining vs limit row shows resources %v and leaves out %v: some resources show nowhere or twice", matches, negations)
+}
+
+// 429s come with the provider's reason (request_quota_exceeded,
+// token_quota_exceeded, queue_exceeded, ...): quota or overload.
+func TestRateLimitedProbesByReason(t *testing.T) {
+	var d dashboard
+	if err := json.Unmarshal(Dashboard, &d); err != nil {
+		t.Fatal(err)
+	}
+	byReason := regexp.MustCompile(`by \([^)]*\breason\b[^)]*\) \(.*ratelimit_probes_total\{[^}]*result="rate_limited"`)
+	for _, p := range d.Panels {
+		for _, target := range p.Targets {
+			if byReason.MatchString(target.Expr) && strings.Contains(target.LegendFormat, "{{reason}}") {
+				return
+			}
+		}
+	}
+	t.Error("no panel shows rate-limited probes by reason")
+}
+
+// Every query parses as PromQL, with its variables as Grafana fills them.
+// promtool has no query linter, but `promtool check rules` parses each
+// rule's expression; the end-to-end test in the repository root runs them
+// against a real Prometheus.
+func TestQueriesAreValidPromQL(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		msg := "promtool is not installed: install Prometheus (Debian/Ubuntu: apt-get install prometheus)"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip("SKIPPED: " + msg)
+	}
+	var d dashboard
+	if err := json.Unmarshal(Dashboard, &d); err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$job", ".*", "$instance", ".*", "$provider", ".*", "$key", ".*", "$model", ".*",
+		"$__rate_interval", "1m")
+	type rule struct {
+		Record string `json:"record"`
+		Expr   string `json:"expr"`
+	}
+	var rules []rule
+	for _, p := range d.Panels {
+		for _, target := range p.Targets {
+			rules = append(rules, rule{fmt.Sprintf("dashboard:query_%d", len(rules)), vars.Replace(target.Expr)})
+		}
+	}
+	for _, v := range d.Templating.List {
+		if q, ok := v.Query.(map[string]any); ok {
+			// label_values(selector, label): the selector is PromQL.
+			m := regexp.MustCompile(`^label_values\((.*), \w+\)$`).FindStringSubmatch(q["query"].(string))
+			if m == nil {
+				t.Errorf("variable %s: %v", v.Name, q["query"])
+				continue
+			}
+			rules = append(rules, rule{"dashboard:variable_" + v.Name, vars.Replace(m[1])})
+		}
+	}
+	file, _ := json.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": rules}}})
+	path := filepath.Join(t.TempDir(), "queries.yml") // JSON is YAML
+	if err := os.WriteFile(path, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules: %v\n%s", err, out)
 	}
 }
