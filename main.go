@@ -240,6 +240,10 @@ func checkConfig(load func() (*config.Config, error)) int {
 	}
 	fmt.Println()
 	for _, k := range cfg.Keys {
+		if len(k.Models) == 1 && k.Models[0] == "" {
+			fmt.Printf("  %s: %s %s, one probe per key\n", k.Name, k.Provider, k.BaseURL)
+			continue
+		}
 		fmt.Printf("  %s: %s %s, models %v\n", k.Name, k.Provider, k.BaseURL, k.Models)
 	}
 	return 0

@@ -52,7 +52,7 @@ const (
 )
 
 // ReservedLabels are the exporter's own label names; a key's labels may not use them.
-var ReservedLabels = []string{"key", "provider", "model", "resource", "window", "result"}
+var ReservedLabels = []string{"key", "provider", "model", "resource", "window", "result", "reason"}
 
 // Config is a loaded and validated configuration. Only Load and Parse make one.
 type Config struct {

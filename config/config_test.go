@@ -99,7 +99,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		"compatible-without-models.yml":   "testdata/bad/compatible-without-models.yml:2: keys[0]: models is required with provider openai_compatible: it has no default model",
 		"openrouter-with-models.yml":      "testdata/bad/openrouter-with-models.yml:5: keys[0].models: provider openrouter's probe is one per key, whatever the model: leave models out",
 		"duplicate-model.yml":             `testdata/bad/duplicate-model.yml:4: keys[0].models[1]: duplicate model "m"`,
-		"reserved-label.yml":              `testdata/bad/reserved-label.yml:5: keys[0].labels.model: "model" clashes with the exporter's own labels (key, provider, model, resource, window, result)`,
+		"reserved-label.yml":              `testdata/bad/reserved-label.yml:5: keys[0].labels.reason: "reason" clashes with the exporter's own labels (key, provider, model, resource, window, result, reason)`,
 		"invalid-label.yml":               `testdata/bad/invalid-label.yml:5: keys[0].labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
 		"unknown-field.yml":               `testdata/bad/unknown-field.yml:4: keys[0].api_keys: unknown field "api_keys" (see the configuration reference in README.md)`,
 		"wrong-type.yml":                  "testdata/bad/wrong-type.yml:2: probe.concurrency: expected an integer, got a string",
