@@ -1,11 +1,15 @@
-// Package simulator is a Cerebras-compatible chat-completions API with
-// continuously refilling rate-limit buckets, for the demo, tests and benchmarks.
+// Package simulator is a fake provider API with continuously refilling
+// rate-limit buckets, for the demo, tests and benchmarks. It speaks one
+// provider's dialect (Cerebras by default): that provider's request shape,
+// rate-limit headers and error bodies, as we understand them from the
+// providers' documentation and observed responses (shared/testdata).
 // It sends no traffic anywhere and knows only the keys it is given.
 package simulator
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -14,11 +18,24 @@ import (
 	"time"
 )
 
-// Resources and windows, in the order headers are written.
-var (
-	Resources = []string{"requests", "tokens"}
-	Windows   = []Window{{"minute", time.Minute}, {"hour", time.Hour}, {"day", 24 * time.Hour}}
-)
+// Resources are the resources the simulator knows, in the order a request
+// is checked against them. A request spends from each as its measure says;
+// a resource not listed here is never spent.
+var Resources = []string{
+	"requests", "tokens", "input_tokens", "output_tokens",
+	"tokens_prompt", "tokens_generated", "credits", "free_model_requests",
+}
+
+// Windows are the windows a limit can have, shortest first. A dialect shows
+// the windows its headers can express and ignores the others; every bucket
+// limits the key all the same.
+var Windows = []Window{
+	{"minute", time.Minute},
+	{"hour", time.Hour},
+	{"day", 24 * time.Hour},
+	{"week", 7 * 24 * time.Hour},
+	{"month", 30 * 24 * time.Hour},
+}
 
 // Window is a rate-limit window: its name in header names and its length.
 type Window struct {
@@ -44,28 +61,49 @@ type Fault int
 // Faults.
 const (
 	NoFault       Fault = iota
-	ServerError         // 503 with a JSON error body
-	NoHeaders           // 200 without rate-limit headers
-	BadHeaders          // 200 with rate-limit headers whose values are not numbers
+	ServerError         // 503 with the dialect's error body
+	NoHeaders           // success without rate-limit headers (OpenRouter: without limit fields)
+	BadHeaders          // success with rate-limit values that are not numbers
 	CloseConn           // drop the connection without a response
 	No429Headers        // a 429 carries no rate-limit headers
-	QueueExceeded       // 429 queue_exceeded: provider capacity, not the key's quota
+	QueueExceeded       // provider capacity, not the key's quota: 429 queue_exceeded (Anthropic: 529 overloaded_error)
+	// InsufficientQuota is an account out of credit: 429 insufficient_quota
+	// (Anthropic: 400 invalid_request_error; OpenRouter: 402).
+	InsufficientQuota
 )
 
-// Simulator serves POST .../chat/completions. It is safe for concurrent use.
+// Simulator serves one dialect's API. It is safe for concurrent use.
 type Simulator struct {
-	mu       sync.Mutex
-	now      func() time.Time
-	latency  time.Duration
-	models   map[string]bool
-	accounts map[string]*account // by API key
-	requests int
+	dialect Dialect
+	spec    *spec
+
+	mu        sync.Mutex
+	now       func() time.Time
+	latency   time.Duration
+	models    map[string]bool
+	accounts  map[string]*account // by API key
+	requests  int
+	exchanges map[string]Exchange // by the key a request presented
 }
+
+// Exchange is the last request a key sent and the answer it got (for tests).
+type Exchange struct {
+	Method, Path   string
+	Header         http.Header // the request's headers, Authorization and x-api-key removed
+	Body           []byte      // the request body
+	Status         int         // 0: the connection was dropped
+	ResponseHeader http.Header // the headers the simulator set
+	ResponseBody   []byte
+}
+
+// maxExchanges bounds how many keys' exchanges are kept, so that clients
+// sending ever new keys cannot grow the simulator without end.
+const maxExchanges = 1024
 
 type account struct {
 	limits  Limits
 	fault   Fault
-	buckets map[string]*buckets // by model
+	buckets map[string]buckets // by model ("" for a dialect whose limits are per key)
 }
 
 // buckets are one key and model's buckets, indexed like Limits.
@@ -91,17 +129,92 @@ func (b *bucket) resetSeconds() float64 {
 	return (b.limit - b.level) / b.limit * b.length.Seconds()
 }
 
-// New returns a simulator that serves the given models.
-func New(models ...string) *Simulator {
-	if len(models) == 0 {
-		models = []string{"llama3.1-8b"}
+// remaining is the whole units left, as headers show them.
+func (b *bucket) remaining() float64 { return math.Max(0, math.Floor(b.level)) }
+
+// first returns the bucket of resource in the first of windows the key has.
+func (bs buckets) first(resource string, windows []string) *bucket {
+	for _, w := range windows {
+		if b := bs[resource][w]; b != nil {
+			return b
+		}
 	}
-	s := &Simulator{now: time.Now, models: map[string]bool{}, accounts: map[string]*account{}}
+	return nil
+}
+
+// usage is what one request, or one Consume call, takes from each measure.
+type usage struct{ requests, prompt, completion, tokens float64 }
+
+// of returns what u takes from resource.
+func (u usage) of(resource string) float64 {
+	switch resource {
+	case "requests", "free_model_requests":
+		return u.requests
+	case "input_tokens", "tokens_prompt":
+		return u.prompt
+	case "output_tokens", "tokens_generated":
+		return u.completion
+	case "tokens", "credits":
+		return u.tokens
+	}
+	return 0
+}
+
+// shortfall returns the first resource whose buckets cannot take u, and
+// the seconds until every bucket that cannot has room; "" when all can.
+func (bs buckets) shortfall(u usage) (resource string, retryAfter float64) {
+	for _, r := range Resources {
+		for _, w := range Windows {
+			// The provider reserves the completion cap before it runs a request.
+			if b := bs[r][w.Name]; b != nil && b.level < u.of(r) {
+				if resource == "" {
+					resource = r
+				}
+				retryAfter = math.Max(retryAfter, (u.of(r)-b.level)/b.limit*b.length.Seconds())
+			}
+		}
+	}
+	return resource, retryAfter
+}
+
+// spend takes u from every bucket; floor keeps them from going below zero.
+func (bs buckets) spend(u usage, floor bool) {
+	for resource, windows := range bs {
+		for _, b := range windows {
+			b.level -= u.of(resource)
+			if floor {
+				b.level = math.Max(0, b.level)
+			}
+		}
+	}
+}
+
+// New returns a Cerebras simulator that serves the given models.
+func New(models ...string) *Simulator { return NewDialect(Cerebras, models...) }
+
+// NewDialect returns a simulator of d's API that serves the given models
+// (without any, the provider's usual cheap model). It panics on a dialect
+// not in Dialects.
+func NewDialect(d Dialect, models ...string) *Simulator {
+	sp, ok := specs[d]
+	if !ok {
+		panic(fmt.Sprintf("simulator: unknown dialect %q", d))
+	}
+	if len(models) == 0 {
+		models = []string{sp.model}
+	}
+	s := &Simulator{
+		dialect: d, spec: sp, now: time.Now,
+		models: map[string]bool{}, accounts: map[string]*account{}, exchanges: map[string]Exchange{},
+	}
 	for _, m := range models {
 		s.models[m] = true
 	}
 	return s
 }
+
+// Dialect returns the API the simulator speaks.
+func (s *Simulator) Dialect() Dialect { return s.dialect }
 
 // SetClock replaces the clock, for tests.
 func (s *Simulator) SetClock(now func() time.Time) {
@@ -121,7 +234,7 @@ func (s *Simulator) SetLatency(d time.Duration) {
 func (s *Simulator) AddKey(apiKey string, limits Limits) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.accounts[apiKey] = &account{limits: limits, buckets: map[string]*buckets{}}
+	s.accounts[apiKey] = &account{limits: limits, buckets: map[string]buckets{}}
 }
 
 // RevokeKey makes apiKey unknown: its requests get 401.
@@ -141,19 +254,16 @@ func (s *Simulator) SetFault(apiKey string, f Fault) {
 }
 
 // Consume spends requests and tokens from a key and model's buckets, as the
-// key's real traffic would. Buckets do not go below zero.
+// key's real traffic would: requests from "requests" and
+// "free_model_requests", tokens in full from every token resource
+// ("tokens", "input_tokens", "output_tokens", "tokens_prompt",
+// "tokens_generated") and from "credits". On a dialect whose limits are per
+// key (OpenRouter) the model is ignored. Buckets do not go below zero.
 func (s *Simulator) Consume(apiKey, model string, requests, tokens float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.accounts[apiKey]
-	if a == nil {
-		return
-	}
-	spend := map[string]float64{"requests": requests, "tokens": tokens}
-	for resource, windows := range *a.bucketsFor(model, s.now()) {
-		for _, b := range windows {
-			b.level = math.Max(0, b.level-spend[resource])
-		}
+	if a := s.accounts[apiKey]; a != nil {
+		s.bucketsFor(a, model).spend(usage{requests: requests, prompt: tokens, completion: tokens, tokens: tokens}, true)
 	}
 }
 
@@ -162,28 +272,43 @@ func (s *Simulator) Exhaust(apiKey, model string) {
 	s.Consume(apiKey, model, math.Inf(1), 0)
 }
 
-// Requests returns how many chat-completion requests the simulator has answered.
+// Requests returns how many requests the simulator's API endpoint has
+// answered, whatever the answer.
 func (s *Simulator) Requests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.requests
 }
 
-func (a *account) bucketsFor(model string, now time.Time) *buckets {
+// LastExchange returns the last request that presented apiKey (as a bearer
+// token or x-api-key, valid or not) and the simulator's answer.
+func (s *Simulator) LastExchange(apiKey string) (Exchange, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.exchanges[apiKey]
+	return e, ok
+}
+
+// bucketsFor returns a's buckets for model, refilled up to now. s.mu is held.
+func (s *Simulator) bucketsFor(a *account, model string) buckets {
+	if s.spec.free {
+		model = ""
+	}
+	now := s.now()
 	bs := a.buckets[model]
 	if bs == nil {
-		bs = &buckets{}
+		bs = buckets{}
 		for resource, windows := range a.limits {
-			(*bs)[resource] = map[string]*bucket{}
+			bs[resource] = map[string]*bucket{}
 			for _, w := range Windows {
 				if limit, ok := windows[w.Name]; ok {
-					(*bs)[resource][w.Name] = &bucket{limit: limit, length: w.Length, level: limit, updated: now}
+					bs[resource][w.Name] = &bucket{limit: limit, length: w.Length, level: limit, updated: now}
 				}
 			}
 		}
 		a.buckets[model] = bs
 	}
-	for _, windows := range *bs {
+	for _, windows := range bs {
 		for _, b := range windows {
 			b.refill(now)
 		}
@@ -191,61 +316,24 @@ func (a *account) bucketsFor(model string, now time.Time) *buckets {
 	return bs
 }
 
-type chatRequest struct {
-	Model               string `json:"model"`
-	MaxCompletionTokens *int   `json:"max_completion_tokens"`
-	Messages            []struct {
-		Content string `json:"content"`
-	} `json:"messages"`
+// answer is a response, built under the lock and written after it.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+	hangUp bool // drop the connection instead
 }
+
+const maxBody = 1 << 20
 
 // ServeHTTP implements http.Handler.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasSuffix(r.URL.Path, "/chat/completions") {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
-		return
+	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	ans, ok := s.answer(r, body, readErr)
+	if !ok {
+		return // the client left while the simulator was slow
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
-		return
-	}
-	var req chatRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "body is not a chat-completion request")
-		return
-	}
-
-	s.mu.Lock()
-	latency := s.latency
-	s.mu.Unlock()
-	if latency > 0 {
-		select {
-		case <-time.After(latency):
-		case <-r.Context().Done():
-			return
-		}
-	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests++
-	apiKey, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	a := s.accounts[apiKey]
-	if a == nil {
-		// Real APIs have echoed the key they refused: the exporter must cope.
-		writeError(w, http.StatusUnauthorized, "wrong_api_key", "Wrong API Key: "+apiKey)
-		return
-	}
-	if !s.models[req.Model] {
-		writeError(w, http.StatusNotFound, "model_not_found", fmt.Sprintf("model %q does not exist", req.Model))
-		return
-	}
-	switch a.fault {
-	case ServerError:
-		writeError(w, http.StatusServiceUnavailable, "service_unavailable", "simulated outage")
-		return
-	case CloseConn:
+	if ans.hangUp {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
 				conn.Close()
@@ -253,100 +341,154 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		panic(http.ErrAbortHandler)
-	case QueueExceeded:
-		writeError(w, http.StatusTooManyRequests, "queue_exceeded", "We're experiencing high traffic right now!")
-		return
 	}
+	for name, values := range ans.header {
+		w.Header()[name] = values
+	}
+	w.WriteHeader(ans.status)
+	_, _ = w.Write(ans.body)
+}
 
-	completion := 16
-	if req.MaxCompletionTokens != nil && *req.MaxCompletionTokens >= 0 {
-		completion = *req.MaxCompletionTokens
-	}
-	prompt := 8
-	for _, m := range req.Messages {
-		prompt += (len(m.Content) + 3) / 4
-	}
-	bs := a.bucketsFor(req.Model, s.now())
-	code := ""
-	var retryAfter float64 // seconds until every short bucket has room
-	need := map[string]float64{"requests": 1, "tokens": float64(prompt + completion)}
-	for _, resource := range Resources {
-		for _, w := range Windows {
-			// The provider reserves max_completion_tokens before it runs a request.
-			if b := (*bs)[resource][w.Name]; b != nil && b.level < need[resource] {
-				if code == "" {
-					code = map[string]string{"requests": "request_quota_exceeded", "tokens": "token_quota_exceeded"}[resource]
-				}
-				retryAfter = math.Max(retryAfter, (need[resource]-b.level)/b.limit*b.length.Seconds())
-			}
-		}
-	}
-	if code == "" {
-		for resource, spend := range map[string]float64{"requests": 1, "tokens": float64(prompt + completion)} {
-			for _, b := range (*bs)[resource] {
-				b.level -= spend
+// answer answers r and records the exchange; false when r's client left.
+func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer, bool) {
+	sp := s.spec
+	presented := presentedKey(r.Header)
+	ans := answer{header: http.Header{}}
+	endpoint := strings.HasSuffix(r.URL.Path, sp.path) && r.Method == sp.method
+	if endpoint {
+		s.mu.Lock()
+		latency := s.latency
+		s.mu.Unlock()
+		if latency > 0 {
+			select {
+			case <-time.After(latency):
+			case <-r.Context().Done():
+				return answer{}, false
 			}
 		}
 	}
 
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
 	switch {
-	case a.fault == NoHeaders, code != "" && a.fault == No429Headers:
-	case a.fault == BadHeaders:
-		for _, resource := range Resources {
-			for _, win := range Windows {
-				w.Header().Set("x-ratelimit-limit-"+resource+"-"+win.Name, "unknown")
-			}
-		}
+	case !strings.HasSuffix(r.URL.Path, sp.path):
+		ans.fail(sp, now, problem{kind: notFound, message: "no such endpoint"})
+	case !endpoint:
+		ans.header.Set("Allow", sp.method)
+		ans.fail(sp, now, problem{kind: methodNotAllowed, message: "use " + sp.method})
 	default:
-		writeHeaders(w.Header(), bs)
+		s.requests++
+		s.serve(&ans, r, body, readErr, now)
 	}
-	if code != "" {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter))))
-		writeError(w, http.StatusTooManyRequests, code, "Rate limit exceeded")
+	s.record(presented, r, body, ans)
+	return ans, true
+}
+
+// serve answers a request to the dialect's endpoint. s.mu is held.
+func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr error, now time.Time) {
+	sp := s.spec
+	key, given := sp.key(r.Header)
+	a := s.accounts[key]
+	if !given || a == nil {
+		message := "invalid API key"
+		if !given {
+			message = "no API key"
+		}
+		ans.fail(sp, now, problem{kind: unauthorized, message: message, key: key})
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"id":      "chatcmpl-simulated",
-		"object":  "chat.completion",
-		"model":   req.Model,
-		"created": s.now().Unix(),
-		"choices": []any{map[string]any{
-			"index":         0,
-			"message":       map[string]string{"role": "assistant", "content": "Hello"},
-			"finish_reason": "length",
-		}},
-		"usage": map[string]int{
-			"prompt_tokens":     prompt,
-			"completion_tokens": completion,
-			"total_tokens":      prompt + completion,
-		},
-	})
+	if sp.version != "" && r.Header.Get("anthropic-version") != sp.version {
+		ans.fail(sp, now, problem{kind: invalidRequest, message: "anthropic-version: header is required and must be " + sp.version})
+		return
+	}
+	var c call
+	if sp.request != nil {
+		var err error
+		if c, err = sp.request.parse(body, readErr); err != nil {
+			ans.fail(sp, now, problem{kind: invalidRequest, message: err.Error()})
+			return
+		}
+		if !s.models[c.model] {
+			ans.fail(sp, now, problem{kind: unknownModel, message: fmt.Sprintf("model %q does not exist", c.model)})
+			return
+		}
+	}
+	switch a.fault {
+	case ServerError:
+		ans.fail(sp, now, problem{kind: unavailable, message: "simulated outage"})
+		return
+	case CloseConn:
+		ans.hangUp = true
+		return
+	case QueueExceeded:
+		ans.fail(sp, now, problem{kind: queueExceeded, message: "We're experiencing high traffic right now!"})
+		return
+	case InsufficientQuota:
+		ans.fail(sp, now, problem{kind: insufficientQuota, message: "You exceeded your current quota"})
+		return
+	}
+
+	bs := s.bucketsFor(a, c.model)
+	u := usage{requests: 1, prompt: float64(c.prompt), completion: float64(c.completion), tokens: float64(c.prompt + c.completion)}
+	short, retryAfter := "", 0.0
+	if !sp.free {
+		if short, retryAfter = bs.shortfall(u); short == "" {
+			bs.spend(u, false)
+		}
+	}
+	switch {
+	case a.fault == NoHeaders, short != "" && a.fault == No429Headers:
+	case a.fault == BadHeaders:
+		sp.writeBadHeaders(ans.header)
+	default:
+		sp.writeHeaders(ans.header, bs, now, short != "")
+	}
+	if short != "" {
+		ans.header.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter))))
+		ans.fail(sp, now, problem{kind: rateLimited, message: "Rate limit exceeded", resource: short})
+		return
+	}
+	ans.reply(sp, now, http.StatusOK, sp.reply(reply{call: c, buckets: bs, key: key, fault: a.fault, now: now, id: s.requests}))
 }
 
-// writeHeaders writes the Cerebras header set: integer limits and
-// remainings, reset as float seconds.
-func writeHeaders(h http.Header, bs *buckets) {
-	for _, resource := range Resources {
-		for _, win := range Windows {
-			b := (*bs)[resource][win.Name]
-			if b == nil {
-				continue
-			}
-			suffix := resource + "-" + win.Name
-			h.Set("x-ratelimit-limit-"+suffix, strconv.FormatFloat(b.limit, 'f', 0, 64))
-			h.Set("x-ratelimit-remaining-"+suffix, strconv.FormatFloat(math.Max(0, math.Floor(b.level)), 'f', 0, 64))
-			h.Set("x-ratelimit-reset-"+suffix, strconv.FormatFloat(b.resetSeconds(), 'f', -1, 64))
-		}
+// record keeps the exchange for LastExchange. s.mu is held.
+func (s *Simulator) record(presented string, r *http.Request, body []byte, ans answer) {
+	if _, seen := s.exchanges[presented]; !seen && len(s.exchanges) >= maxExchanges {
+		return
+	}
+	header := r.Header.Clone()
+	header.Del("Authorization")
+	header.Del("X-Api-Key")
+	s.exchanges[presented] = Exchange{
+		Method: r.Method, Path: r.URL.Path, Header: header, Body: body,
+		Status: ans.status, ResponseHeader: ans.header.Clone(), ResponseBody: ans.body,
 	}
 }
 
-func writeError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{
-		"message": message,
-		"type":    "invalid_request_error",
-		"code":    code,
-	})
+// presentedKey is the key a request carries, wherever it carries it.
+func presentedKey(h http.Header) string {
+	if key := h.Get("X-Api-Key"); key != "" {
+		return key
+	}
+	key, _ := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
+	return key
 }
+
+// bearerKey reads an Authorization: Bearer key.
+func bearerKey(h http.Header) (string, bool) {
+	return strings.CutPrefix(h.Get("Authorization"), "Bearer ")
+}
+
+// apiKeyHeader reads an x-api-key key.
+func apiKeyHeader(h http.Header) (string, bool) {
+	key := h.Get("X-Api-Key")
+	return key, key != ""
+}
+
+// errBodyTooLarge and errNotJSON are the reasons a body is refused before
+// its fields are read.
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errNotJSON      = errors.New("body is not a JSON object")
+)

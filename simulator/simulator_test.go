@@ -67,7 +67,7 @@ func TestErrors(t *testing.T) {
 	if w := post(t, s, "nope", probe); w.Code != 401 || !strings.Contains(w.Body.String(), `"code":"wrong_api_key"`) {
 		t.Errorf("unknown key: %d %s", w.Code, w.Body)
 	}
-	if w := post(t, s, "k", `{"model":"other"}`); w.Code != 404 {
+	if w := post(t, s, "k", `{"model":"other","messages":[{"role":"user","content":"Hi"}]}`); w.Code != 404 {
 		t.Errorf("unknown model: %d", w.Code)
 	}
 	s.SetFault("k", ServerError)

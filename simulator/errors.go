@@ -1,0 +1,122 @@
+package simulator
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// problemKind is what went wrong, in no dialect's words.
+type problemKind int
+
+const (
+	notFound problemKind = iota
+	methodNotAllowed
+	invalidRequest
+	unauthorized
+	unknownModel
+	unavailable
+	rateLimited
+	queueExceeded
+	insufficientQuota
+)
+
+// problem is a refused request.
+type problem struct {
+	kind     problemKind
+	message  string
+	key      string // unauthorized: the key the request presented
+	resource string // rateLimited: the first resource that ran out
+}
+
+// problems give each kind its usual status and the names the error
+// shapes give it. An OpenAI code "" is null.
+var problems = [...]struct {
+	status                 int
+	cerebrasCode           string
+	openAIType, openAICode string
+	anthropicType          string
+}{
+	notFound:          {http.StatusNotFound, "not_found", "invalid_request_error", "not_found", "not_found_error"},
+	methodNotAllowed:  {http.StatusMethodNotAllowed, "method_not_allowed", "invalid_request_error", "method_not_allowed", "invalid_request_error"},
+	invalidRequest:    {http.StatusBadRequest, "invalid_request", "invalid_request_error", "", "invalid_request_error"},
+	unauthorized:      {http.StatusUnauthorized, "wrong_api_key", "invalid_request_error", "invalid_api_key", "authentication_error"},
+	unknownModel:      {http.StatusNotFound, "model_not_found", "invalid_request_error", "model_not_found", "not_found_error"},
+	unavailable:       {http.StatusServiceUnavailable, "service_unavailable", "server_error", "service_unavailable", "api_error"},
+	rateLimited:       {http.StatusTooManyRequests, "", "", "rate_limit_exceeded", "rate_limit_error"},
+	queueExceeded:     {http.StatusTooManyRequests, "queue_exceeded", "server_error", "queue_exceeded", "overloaded_error"},
+	insufficientQuota: {http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota", "insufficient_quota", "invalid_request_error"},
+}
+
+// errorShape is how a dialect refuses a request.
+type errorShape struct {
+	status map[problemKind]int // where the provider's status is not the usual one
+	body   func(p problem, status int) any
+}
+
+var (
+	// cerebrasErrors are flat: {"message","type","code"}.
+	cerebrasErrors = errorShape{body: func(p problem, _ int) any {
+		code, message := problems[p.kind].cerebrasCode, p.message
+		switch p.kind {
+		case unauthorized:
+			// Real APIs have echoed the key they refused: the exporter must cope.
+			message = "Wrong API Key: " + p.key
+		case rateLimited:
+			code = map[bool]string{true: "request_quota_exceeded", false: "token_quota_exceeded"}[countsRequests(p.resource)]
+		}
+		return map[string]string{"message": message, "type": "invalid_request_error", "code": code}
+	}}
+	// openAIErrors are {"error":{"message","type","param","code"}}; a 429's
+	// type says which resource ran out.
+	openAIErrors  = errorShape{body: openAIError}
+	mistralErrors = errorShape{status: map[problemKind]int{invalidRequest: http.StatusUnprocessableEntity}, body: openAIError}
+	// anthropicErrors are {"type":"error","error":{"type","message"}}.
+	anthropicErrors = errorShape{
+		status: map[problemKind]int{queueExceeded: 529, insufficientQuota: http.StatusBadRequest},
+		body: func(p problem, _ int) any {
+			return map[string]any{"type": "error", "error": map[string]string{"type": problems[p.kind].anthropicType, "message": p.message}}
+		},
+	}
+	// openRouterErrors are {"error":{"code":<status>,"message"}}.
+	openRouterErrors = errorShape{
+		status: map[problemKind]int{insufficientQuota: http.StatusPaymentRequired},
+		body: func(p problem, status int) any {
+			return map[string]any{"error": map[string]any{"code": status, "message": p.message}}
+		},
+	}
+)
+
+func openAIError(p problem, _ int) any {
+	kind := problems[p.kind]
+	var code any
+	if kind.openAICode != "" {
+		code = kind.openAICode
+	}
+	if p.kind == rateLimited {
+		kind.openAIType = map[bool]string{true: "requests", false: "tokens"}[countsRequests(p.resource)]
+	}
+	return map[string]any{"error": map[string]any{"message": p.message, "type": kind.openAIType, "param": nil, "code": code}}
+}
+
+// countsRequests reports whether a resource counts requests, not tokens.
+func countsRequests(resource string) bool { return usage{requests: 1}.of(resource) > 0 }
+
+// fail answers with p in the dialect's shape.
+func (ans *answer) fail(sp *spec, now time.Time, p problem) {
+	status, ok := sp.errors.status[p.kind]
+	if !ok {
+		status = problems[p.kind].status
+	}
+	ans.reply(sp, now, status, sp.errors.body(p, status))
+}
+
+// reply answers with a JSON body.
+func (ans *answer) reply(sp *spec, now time.Time, status int, body any) {
+	b, _ := json.Marshal(body)
+	ans.status, ans.body = status, append(b, '\n')
+	ans.header.Set("Content-Type", "application/json")
+	if sp.date {
+		ans.header.Set("Date", now.UTC().Format(http.TimeFormat))
+	}
+}

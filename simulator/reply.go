@@ -1,0 +1,107 @@
+package simulator
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// reply is what a successful answer is built from.
+type reply struct {
+	call    call
+	buckets buckets
+	key     string
+	fault   Fault
+	now     time.Time
+	id      int
+}
+
+// chatCompletion is an OpenAI chat.completion object.
+func chatCompletion(rp reply) any {
+	c := rp.call
+	return map[string]any{
+		"id":      "chatcmpl-simulated",
+		"object":  "chat.completion",
+		"model":   c.model,
+		"created": rp.now.Unix(),
+		"choices": []any{map[string]any{
+			"index":         0,
+			"message":       map[string]string{"role": "assistant", "content": "Hello"},
+			"finish_reason": "length",
+		}},
+		"usage": map[string]int{
+			"prompt_tokens":     c.prompt,
+			"completion_tokens": c.completion,
+			"total_tokens":      c.prompt + c.completion,
+		},
+	}
+}
+
+// anthropicMessage is an Anthropic message cut short by max_tokens.
+func anthropicMessage(rp reply) any {
+	c := rp.call
+	return map[string]any{
+		"id":            fmt.Sprintf("msg_sim%08d", rp.id),
+		"type":          "message",
+		"role":          "assistant",
+		"content":       []any{map[string]string{"type": "text", "text": "Hi"}},
+		"model":         c.model,
+		"stop_reason":   "max_tokens",
+		"stop_sequence": nil,
+		"usage":         map[string]int{"input_tokens": c.prompt, "output_tokens": c.completion},
+	}
+}
+
+// creditResets are OpenRouter's limit_reset values by window.
+var creditResets = []struct{ window, name string }{{"day", "daily"}, {"week", "weekly"}, {"month", "monthly"}}
+
+// freeTierDailyRequests is OpenRouter's daily free-model request limit for
+// accounts that have bought credits; free-tier accounts get fewer.
+const freeTierDailyRequests = 1000
+
+// openRouterKey is OpenRouter's GET /key answer, from the key's "credits"
+// bucket (its day, week or month window gives limit_reset) and its
+// "free_model_requests" day bucket. usage is the credits spent and not yet
+// refilled.
+func openRouterKey(rp reply) any {
+	data := map[string]any{
+		"label":                     maskKey(rp.key),
+		"limit":                     nil,
+		"limit_reset":               nil,
+		"limit_remaining":           nil,
+		"include_byok_in_limit":     false,
+		"usage":                     0.0,
+		"is_free_tier":              false,
+		"free_model_daily_requests": nil,
+	}
+	for _, r := range creditResets {
+		if b := rp.buckets["credits"][r.window]; b != nil {
+			left := math.Max(0, b.level)
+			data["limit"], data["limit_reset"], data["limit_remaining"], data["usage"] = b.limit, r.name, left, b.limit-left
+			break
+		}
+	}
+	if b := rp.buckets["free_model_requests"]["day"]; b != nil {
+		data["free_model_daily_requests"] = map[string]float64{"used": b.limit - b.remaining(), "limit": b.limit, "remaining": b.remaining()}
+		data["is_free_tier"] = b.limit < freeTierDailyRequests
+	}
+	for _, field := range []string{"limit", "limit_reset", "limit_remaining", "free_model_daily_requests"} {
+		switch rp.fault {
+		case NoHeaders:
+			delete(data, field)
+		case BadHeaders:
+			data[field] = "unknown"
+		}
+	}
+	return map[string]any{"data": data}
+}
+
+// maskKey shows a few characters of a key, never the key: at most a
+// quarter of it in front and the last three, as OpenRouter's labels do
+// ("sk-or-v1-abc...xyz"); nothing of a short key.
+func maskKey(key string) string {
+	if len(key) < 16 {
+		return "..."
+	}
+	return key[:min(12, len(key)/4)] + "..." + key[len(key)-3:]
+}
