@@ -465,16 +465,22 @@ func TestStartupFailureExitsWithReason(t *testing.T) {
 	}
 }
 
+// The demo shows keys of several providers, OpenRouter's free probe among them.
 func TestDemoServesLiveSeries(t *testing.T) {
 	e := start(t, nil, "--demo")
-	// First probes are spread over the demo's 15s interval.
+	// First probes go out at once.
 	body := e.waitForWithin(t, 20*time.Second,
 		`ratelimit_remaining{key="prod",model="llama3.1-8b",provider="cerebras",resource="requests",team="search",window="minute"}`,
-		`ratelimit_remaining{key="trial",model="llama3.1-8b",provider="cerebras",resource="requests",team="research",window="minute"}`,
-		`ratelimit_probe_status_code{key="revoked",model="llama3.1-8b",provider="cerebras"} 401`,
+		`ratelimit_remaining{key="trial",model="llama-3.1-8b-instant",provider="groq",resource="requests",team="research",window="day"}`,
+		`ratelimit_remaining{key="assistant",model="claude-haiku-4-5",provider="anthropic",resource="input_tokens",team="support",window="minute"}`,
+		`ratelimit_limit{key="router",model="",provider="openrouter",resource="credits",team="research",window="month"} 25`,
+		`ratelimit_probe_tokens_total{key="router",model="",provider="openrouter",team="research"} 0`,
+		`ratelimit_probe_status_code{key="revoked",model="gpt-4o-mini",provider="openai"} 401`,
 	)
-	if strings.Contains(body, "sk-demo") {
-		t.Error("/metrics shows a demo key")
+	for _, key := range []string{"sk-demo", "sk-ant-demo", "sk-or-v1-demo"} {
+		if strings.Contains(body, key) {
+			t.Errorf("/metrics shows a demo key (%s...)", key)
+		}
 	}
 }
 

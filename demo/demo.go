@@ -1,5 +1,6 @@
-// Package demo runs the simulator on loopback with a few keys and changing
-// traffic, and gives the config that probes it: live metrics with no API key.
+// Package demo runs simulators of several providers on loopback with a few
+// keys and changing traffic, and gives the config that probes them: live
+// metrics with no API key.
 package demo
 
 import (
@@ -17,29 +18,44 @@ import (
 
 // Simulator keys. They are valid only inside the demo's simulator.
 const (
-	ProdKey    = "sk-demo-prod-0000000000000000"
-	TrialKey   = "sk-demo-trial-000000000000000"
-	RevokedKey = "sk-demo-revoked-0000000000000"
+	ProdKey      = "sk-demo-prod-0000000000000000"
+	TrialKey     = "sk-demo-trial-000000000000000"
+	RevokedKey   = "sk-demo-revoked-0000000000000"
+	AnthropicKey = "sk-ant-demo-00000000000000000"
+	RouterKey    = "sk-or-v1-demo-000000000000000"
 )
 
+// Each simulator answers under its own prefix of one listener.
 const configTemplate = `probe:
   interval: 15s
   timeout: 5s
 keys:
   - name: prod
+    provider: cerebras
     api_key: %[2]s
-    base_url: %[1]s
+    base_url: %[1]s/cerebras/v1
     models: [llama3.1-8b, llama-3.3-70b]
     labels: {team: search}
   - name: trial
+    provider: groq
     api_key: %[3]s
-    base_url: %[1]s
-    models: [llama3.1-8b]
+    base_url: %[1]s/groq/openai/v1
+    models: [llama-3.1-8b-instant]
+    labels: {team: research}
+  - name: assistant
+    provider: anthropic
+    api_key: %[5]s
+    base_url: %[1]s/anthropic
+    labels: {team: support}
+  - name: router
+    provider: openrouter
+    api_key: %[6]s
+    base_url: %[1]s/openrouter/api/v1
     labels: {team: research}
   - name: revoked
+    provider: openai
     api_key: %[4]s
-    base_url: %[1]s
-    models: [llama3.1-8b]
+    base_url: %[1]s/openai/v1
 `
 
 // Demo is a running simulator and the traffic that drains it.
@@ -51,37 +67,66 @@ type Demo struct {
 	done   chan struct{}
 }
 
-// Start serves the simulator on a loopback port and starts the traffic.
-func Start() (*Demo, error) {
-	sim := simulator.New("llama3.1-8b", "llama-3.3-70b")
-	sim.SetLatency(80 * time.Millisecond)
-	sim.AddKey(ProdKey, simulator.Limits{
+// simulators are the demo's providers, each with its keys.
+type simulators struct {
+	cerebras, groq, anthropic, openrouter, openai *simulator.Simulator
+}
+
+func newSimulators() simulators {
+	s := simulators{
+		cerebras:   simulator.NewDialect(simulator.Cerebras, "llama3.1-8b", "llama-3.3-70b"),
+		groq:       simulator.NewDialect(simulator.Groq, "llama-3.1-8b-instant"),
+		anthropic:  simulator.NewDialect(simulator.Anthropic, "claude-haiku-4-5"),
+		openrouter: simulator.NewDialect(simulator.OpenRouter),
+		openai:     simulator.NewDialect(simulator.OpenAI, "gpt-4o-mini"),
+	}
+	for _, sim := range []*simulator.Simulator{s.cerebras, s.groq, s.anthropic, s.openrouter, s.openai} {
+		sim.SetLatency(80 * time.Millisecond)
+	}
+	s.cerebras.AddKey(ProdKey, simulator.Limits{
 		"requests": {"minute": 1000, "hour": 50000, "day": 1000000},
 		"tokens":   {"minute": 1000000, "hour": 30000000, "day": 500000000},
 	})
-	sim.AddKey(TrialKey, simulator.Limits{
-		"requests": {"minute": 30, "hour": 900, "day": 14400},
-		"tokens":   {"minute": 60000, "hour": 1000000, "day": 1000000},
+	s.groq.AddKey(TrialKey, simulator.Limits{"requests": {"day": 14400}, "tokens": {"minute": 6000}})
+	s.anthropic.AddKey(AnthropicKey, simulator.Limits{
+		"requests": {"minute": 50}, "tokens": {"minute": 50000},
+		"input_tokens": {"minute": 40000}, "output_tokens": {"minute": 10000},
 	})
+	s.openrouter.AddKey(RouterKey, simulator.Limits{"credits": {"month": 25}, "free_model_requests": {"day": 1000}})
 	// RevokedKey is never added: its probes get 401.
+	return s
+}
 
+func (s simulators) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/cerebras/", s.cerebras)
+	mux.Handle("/groq/", s.groq)
+	mux.Handle("/anthropic/", s.anthropic)
+	mux.Handle("/openrouter/", s.openrouter)
+	mux.Handle("/openai/", s.openai)
+	return mux
+}
+
+// Start serves the simulators on a loopback port and starts the traffic.
+func Start() (*Demo, error) {
+	sims := newSimulators()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("demo: starting the simulator: %w", err)
 	}
-	url := "http://" + listener.Addr().String() + "/v1"
+	url := "http://" + listener.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Demo{
 		URL:    url,
-		Config: fmt.Appendf(nil, configTemplate, url, ProdKey, TrialKey, RevokedKey),
-		server: &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second},
+		Config: fmt.Appendf(nil, configTemplate, url, ProdKey, TrialKey, RevokedKey, AnthropicKey, RouterKey),
+		server: &http.Server{Handler: sims.handler(), ReadHeaderTimeout: 5 * time.Second},
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
 	go func() { _ = d.server.Serve(listener) }()
 	go func() {
 		defer close(d.done)
-		traffic(ctx, sim)
+		traffic(ctx, sims)
 	}()
 	return d, nil
 }
@@ -99,8 +144,9 @@ func (d *Demo) Stop() {
 }
 
 // traffic drains the buckets as real applications would: prod in a slow
-// wave, trial in bursts that empty its minute window now and then.
-func traffic(ctx context.Context, sim *simulator.Simulator) {
+// wave, trial in bursts that empty its minute of tokens now and then, the
+// assistant steadily, and the router's credits slowly.
+func traffic(ctx context.Context, s simulators) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	start := time.Now()
@@ -111,11 +157,13 @@ func traffic(ctx context.Context, sim *simulator.Simulator) {
 		case now := <-tick.C:
 			t := now.Sub(start).Seconds()
 			wave := 1 + math.Sin(2*math.Pi*t/600)
-			sim.Consume(ProdKey, "llama3.1-8b", 6*wave, 9000*wave*(0.8+0.4*rand.Float64()))
-			sim.Consume(ProdKey, "llama-3.3-70b", 2*wave, 4000*wave*(0.8+0.4*rand.Float64()))
+			s.cerebras.Consume(ProdKey, "llama3.1-8b", 6*wave, 9000*wave*(0.8+0.4*rand.Float64()))
+			s.cerebras.Consume(ProdKey, "llama-3.3-70b", 2*wave, 4000*wave*(0.8+0.4*rand.Float64()))
 			if math.Mod(t, 300) < 60 { // one busy minute in five
-				sim.Consume(TrialKey, "llama3.1-8b", 1, 900*rand.Float64())
+				s.groq.Consume(TrialKey, "llama-3.1-8b-instant", 1, 200*rand.Float64())
 			}
+			s.anthropic.Consume(AnthropicKey, "claude-haiku-4-5", 0.5*wave, 500*wave)
+			s.openrouter.Consume(RouterKey, "", 0.2*rand.Float64(), 0.002*wave)
 		}
 	}
 }
