@@ -37,6 +37,8 @@ type Collector struct {
 	targets map[ID]*state
 	order   []ID
 	scratch []byte // render buffer, reused under mu
+	// unconfigured counts the targets Observe added; Apply forgets them.
+	unconfigured int
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -55,6 +57,7 @@ type state struct {
 	windows     []window // the last observation, by window
 	interval    time.Duration
 
+	observations [numSources]float64
 	probes       []float64 // by prober.Outcomes index; rate_limited ones with a reason are in reasons
 	reasons      []reason  // sorted by code
 	tokens       float64
@@ -62,6 +65,18 @@ type state struct {
 
 	out *rendered // replaced by each render, never changed: scrapes write it without a lock
 }
+
+// Source says where a reading of rate-limit values came from.
+type Source int
+
+// The sources, in the order metrics show them.
+const (
+	SourceProbe Source = iota // the exporter's own probe
+	SourceProxy               // an application's request through the proxy
+	numSources
+)
+
+var sourceNames = [numSources]string{SourceProbe: "probe", SourceProxy: "proxy"}
 
 // reason counts the rate_limited probes that gave one error code.
 type reason struct {
@@ -128,7 +143,7 @@ func (c *Collector) Apply(targets []config.Target) {
 		next[id] = s
 		order = append(order, id)
 	}
-	c.targets, c.order = next, order
+	c.targets, c.order, c.unconfigured = next, order, 0
 }
 
 // Record stores the result of a probe of the target id.
@@ -143,15 +158,68 @@ func (c *Collector) Record(id ID, r *prober.Result) {
 	s.success = r.Success()
 	s.duration = r.Duration
 	s.statusCode = r.StatusCode
-	if s.success {
-		s.lastSuccess = r.Time
-		s.observedAt = r.Time
-		s.windows = windowsOf(r.Observations, s.windows[:0])
-	}
+	s.read(SourceProbe, r)
 	s.countProbe(r)
 	s.tokens += r.Tokens
-	s.headerErrors += float64(r.InvalidHeaders)
 	s.render(&c.scratch)
+}
+
+// maxUnconfigured bounds the targets the proxy adds on its own: keys known
+// only by their fingerprint, and models the config does not list.
+const maxUnconfigured = 1000
+
+// Observe stores what an application's response through the proxy said of
+// the target id, a reading at no cost: the rate-limit values and when they
+// were read, not a probe. A target the config does not name (a model it
+// does not list, a key known by its fingerprint) is added, up to
+// maxUnconfigured of them, with the labels of the key's configured targets;
+// a reload forgets it.
+func (c *Collector) Observe(id ID, provider string, r *prober.Result) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.targets[id]
+	if s == nil {
+		if c.unconfigured >= maxUnconfigured {
+			return
+		}
+		s = c.unconfiguredTarget(id, provider)
+		c.targets[id] = s
+		c.order = append(c.order, id)
+		c.unconfigured++
+	}
+	s.read(SourceProxy, r)
+	s.render(&c.scratch)
+}
+
+// unconfiguredTarget makes a target for id, with the labels of a configured
+// target of the same key, if any.
+func (c *Collector) unconfiguredTarget(id ID, provider string) *state {
+	s := &state{probes: make([]float64, len(prober.Outcomes))}
+	for _, other := range c.order {
+		if o := c.targets[other]; other.Key == id.Key && o.labelValues[1] == provider {
+			s.descs = o.descs
+			s.labelValues = append([]string{id.Key, provider, id.Model}, o.labelValues[3:]...)
+			return s
+		}
+	}
+	s.descs = newDescs(nil)
+	s.labelValues = []string{id.Key, provider, id.Model}
+	return s
+}
+
+// read takes the rate-limit values of r, if it has any.
+func (s *state) read(source Source, r *prober.Result) {
+	s.headerErrors += float64(r.InvalidHeaders)
+	if !r.Success() {
+		return
+	}
+	s.observations[source]++
+	if r.Time.Before(s.observedAt) {
+		return // a newer reading is in already
+	}
+	s.lastSuccess = r.Time
+	s.observedAt = r.Time
+	s.windows = windowsOf(r.Observations, s.windows[:0])
 }
 
 // countProbe counts r by outcome and, for a rate_limited one, by reason.
@@ -338,6 +406,12 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 					fn(withResult, r.count)
 				}
 			}
+		}
+	case famObservations:
+		withSource := append(values[:0], lv[0], lv[1], lv[2], "")
+		for i, name := range sourceNames {
+			withSource[3] = name
+			fn(withSource, s.observations[i])
 		}
 	case famTokens:
 		fn(lv, s.tokens)

@@ -120,7 +120,11 @@ ratelimit_probe_status_code{` + lbl + `,team="search"} 200
 # HELP ratelimit_probe_last_success_timestamp_seconds When rate-limit headers were last read (Unix seconds).
 # TYPE ratelimit_probe_last_success_timestamp_seconds gauge
 ratelimit_probe_last_success_timestamp_seconds{` + lbl + `,team="search"} 1.795e+09
-` + probesTotal(lbl, `,team="search"`, map[string]int{"success": 1}) + `# HELP ratelimit_probe_tokens_total Tokens billed to the exporter's own probes, from the usage in their responses.
+` + probesTotal(lbl, `,team="search"`, map[string]int{"success": 1}) + `# HELP ratelimit_observations_total Responses whose rate-limit values were read, by source: probe (the exporter's own probes) or proxy (the applications' traffic through the proxy, at no cost).
+# TYPE ratelimit_observations_total counter
+ratelimit_observations_total{` + lbl + `,source="probe"} 1
+ratelimit_observations_total{` + lbl + `,source="proxy"} 0
+# HELP ratelimit_probe_tokens_total Tokens billed to the exporter's own probes, from the usage in their responses.
 # TYPE ratelimit_probe_tokens_total counter
 ratelimit_probe_tokens_total{` + lbl + `,team="search"} 10
 ` + counterHelp + `ratelimit_header_errors_total{` + lbl + `} 0
@@ -375,3 +379,54 @@ func TestWriteTextHoldsNoLockWhileWriting(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A reading from the proxy updates the rate-limit series and the time of
+// the last reading, counts as source="proxy", and is no probe; targets the
+// config does not name are added with their key's labels, and forgotten at
+// the next Apply.
+func TestObserveFromTheProxy(t *testing.T) {
+	key := config.Key{Name: "prod", Provider: "cerebras", Models: []string{"m"}, Labels: map[string]string{"team": "search"}}
+	c, reg, targets := newTestCollector(t, key)
+	read := func(at time.Time, remaining float64) *prober.Result {
+		return &prober.Result{Time: at, StatusCode: 200, Outcome: prober.Success, Observations: []ratelimit.Observation{
+			{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: remaining},
+		}}
+	}
+	c.Observe(IDOf(targets[0]), "cerebras", read(probeTime.Add(time.Second), 7))
+	c.Observe(IDOf(targets[0]), "cerebras", read(probeTime, 9)) // older: counted, not shown
+	c.Observe(ID{Key: "prod", Model: "other"}, "cerebras", read(probeTime, 3))
+	c.Observe(ID{Key: "sha256:0123456789ab", Model: "m"}, "cerebras", read(probeTime, 1))
+	want := `# HELP ratelimit_remaining What is left of a window's rate limit, as the provider gives it.
+# TYPE ratelimit_remaining gauge
+ratelimit_remaining{key="prod",model="m",provider="cerebras",resource="requests",team="search",window="minute"} 7
+ratelimit_remaining{key="prod",model="other",provider="cerebras",resource="requests",team="search",window="minute"} 3
+ratelimit_remaining{key="sha256:0123456789ab",model="m",provider="cerebras",resource="requests",window="minute"} 1
+# HELP ratelimit_observations_total Responses whose rate-limit values were read, by source: probe (the exporter's own probes) or proxy (the applications' traffic through the proxy, at no cost).
+# TYPE ratelimit_observations_total counter
+ratelimit_observations_total{key="prod",model="m",provider="cerebras",source="probe"} 0
+ratelimit_observations_total{key="prod",model="m",provider="cerebras",source="proxy"} 2
+ratelimit_observations_total{key="prod",model="other",provider="cerebras",source="probe"} 0
+ratelimit_observations_total{key="prod",model="other",provider="cerebras",source="proxy"} 1
+ratelimit_observations_total{key="sha256:0123456789ab",model="m",provider="cerebras",source="probe"} 0
+ratelimit_observations_total{key="sha256:0123456789ab",model="m",provider="cerebras",source="proxy"} 1
+# HELP ratelimit_probe_last_success_timestamp_seconds When rate-limit headers were last read (Unix seconds).
+# TYPE ratelimit_probe_last_success_timestamp_seconds gauge
+ratelimit_probe_last_success_timestamp_seconds{key="prod",model="m",provider="cerebras",team="search"} 1.795000001e+09
+ratelimit_probe_last_success_timestamp_seconds{key="prod",model="other",provider="cerebras",team="search"} 1.795e+09
+ratelimit_probe_last_success_timestamp_seconds{key="sha256:0123456789ab",model="m",provider="cerebras"} 1.795e+09
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ratelimit_remaining", "ratelimit_observations_total",
+		"ratelimit_probe_last_success_timestamp_seconds", "ratelimit_probe_success"); err != nil {
+		t.Error(err)
+	}
+	c.Apply(targets)
+	if n := testutil.CollectAndCount(c, "ratelimit_remaining"); n != 1 {
+		t.Errorf("after Apply: %d ratelimit_remaining series, want the configured one", n)
+	}
+	for i := range maxUnconfigured + 5 {
+		c.Observe(ID{Key: "k", Model: strconv.Itoa(i)}, "cerebras", read(probeTime, 1))
+	}
+	if n := testutil.CollectAndCount(c, "ratelimit_remaining"); n != 1+maxUnconfigured {
+		t.Errorf("%d ratelimit_remaining series, want %d: the proxy adds at most %d targets", n, 1+maxUnconfigured, maxUnconfigured)
+	}
+}

@@ -22,6 +22,7 @@ const (
 	famLastSuccess
 	famInterval
 	famProbes
+	famObservations
 	famTokens
 	famHeaderErrors
 	numFamilies
@@ -35,6 +36,7 @@ const (
 	windowLabels                   // + resource, window
 	resultLabels                   // + result, reason
 	identityLabels                 // key, provider, model only
+	sourceLabels                   // key, provider, model, source
 )
 
 var families = [numFamilies]struct {
@@ -53,6 +55,7 @@ var families = [numFamilies]struct {
 	famLastSuccess:    {"ratelimit_probe_last_success_timestamp_seconds", "When rate-limit headers were last read (Unix seconds).", dto.MetricType_GAUGE, targetLabels},
 	famInterval:       {"ratelimit_probe_interval_seconds", "Time between probes of the key and model: the configured interval (min_interval in scrape mode), stretched to keep within max_quota_share.", dto.MetricType_GAUGE, identityLabels},
 	famProbes:         {"ratelimit_probes_total", "Probes, by result; key_unavailable ones were never sent. reason is the provider's error code of a rate_limited probe.", dto.MetricType_COUNTER, resultLabels},
+	famObservations:   {"ratelimit_observations_total", "Responses whose rate-limit values were read, by source: probe (the exporter's own probes) or proxy (the applications' traffic through the proxy, at no cost).", dto.MetricType_COUNTER, sourceLabels},
 	famTokens:         {"ratelimit_probe_tokens_total", "Tokens billed to the exporter's own probes, from the usage in their responses.", dto.MetricType_COUNTER, targetLabels},
 	famHeaderErrors:   {"ratelimit_header_errors_total", "Rate-limit header values dropped: invalid, or beyond the 64 taken from one response.", dto.MetricType_COUNTER, identityLabels},
 }
@@ -70,6 +73,7 @@ func newDescs(extraLabels []string) *descs {
 	identity := []string{"key", "provider", "model"}
 	byLabels := map[labelSet][]string{
 		identityLabels: identity,
+		sourceLabels:   append(append([]string(nil), identity...), "source"),
 		targetLabels:   append(append([]string(nil), identity...), extraLabels...),
 		windowLabels:   append(append(append([]string(nil), identity...), "resource", "window"), extraLabels...),
 		resultLabels:   append(append(append([]string(nil), identity...), "result", "reason"), extraLabels...),

@@ -56,8 +56,9 @@ var ReservedLabels = []string{"key", "provider", "model", "resource", "window", 
 
 // Config is a loaded and validated configuration. Only Load and Parse make one.
 type Config struct {
-	Probe Probe `yaml:"probe"`
-	Keys  []Key `yaml:"keys"`
+	Probe Probe  `yaml:"probe"`
+	Keys  []Key  `yaml:"keys"`
+	Proxy *Proxy `yaml:"proxy"` // nil: no proxy
 }
 
 // Probe says when and how the exporter probes.
@@ -245,6 +246,9 @@ func (c *Config) resolvePaths(dir string) {
 		k.APIKeyFile = commoncfg.JoinDir(dir, k.APIKeyFile)
 		k.HTTPClient.TLSConfig.SetDirectory(dir)
 	}
+	if c.Proxy != nil && c.Proxy.TLSServerConfig != nil {
+		c.Proxy.TLSServerConfig.SetDirectory(dir)
+	}
 }
 
 var (
@@ -292,6 +296,9 @@ func (c *Config) validate(doc *document) error {
 
 	if len(c.Keys) == 0 {
 		fail("keys", "no keys configured: add at least one entry under keys")
+	}
+	if c.Proxy != nil {
+		c.Proxy.validate(fail)
 	}
 	firstLine := map[string]int{}
 	for i := range c.Keys {

@@ -97,16 +97,20 @@ func TestLoadBadConfigs(t *testing.T) {
 		"empty-models.yml":                "testdata/bad/empty-models.yml:4: keys[0].models: is empty: list at least one model, or leave it out for the provider's default",
 		"compatible-without-base-url.yml": "testdata/bad/compatible-without-base-url.yml:2: keys[0]: base_url is required with provider openai_compatible: it has no default",
 		"compatible-without-models.yml":   "testdata/bad/compatible-without-models.yml:2: keys[0]: models is required with provider openai_compatible: it has no default model",
-		"openrouter-with-models.yml":      "testdata/bad/openrouter-with-models.yml:5: keys[0].models: provider openrouter's probe is one per key, whatever the model: leave models out",
-		"duplicate-model.yml":             `testdata/bad/duplicate-model.yml:4: keys[0].models[1]: duplicate model "m"`,
-		"reserved-label.yml":              `testdata/bad/reserved-label.yml:5: keys[0].labels.reason: "reason" clashes with the exporter's own labels (key, provider, model, resource, window, result, reason)`,
-		"invalid-label.yml":               `testdata/bad/invalid-label.yml:5: keys[0].labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
-		"unknown-field.yml":               `testdata/bad/unknown-field.yml:4: keys[0].api_keys: unknown field "api_keys" (see the configuration reference in README.md)`,
-		"wrong-type.yml":                  "testdata/bad/wrong-type.yml:2: probe.concurrency: expected an integer, got a string",
-		"zero-concurrency.yml":            "testdata/bad/zero-concurrency.yml:2: probe.concurrency: must be at least 1, got 0",
-		"quota-share.yml":                 "testdata/bad/quota-share.yml:2: probe.max_quota_share: must be greater than 0 and at most 1 (1 turns the guard off), got 1.5",
-		"no-keys.yml":                     "testdata/bad/no-keys.yml:1: keys: no keys configured: add at least one entry under keys",
-		"indentation.yml":                 "testdata/bad/indentation.yml:1: did not find expected '-' indicator",
+		"proxy-bad-route.yml":             `testdata/bad/proxy-bad-route.yml:5: proxy.routes[0].path_prefix: "cerebras" must start and end with / and name something, such as /cerebras/`,
+		"proxy-unknown-keys.yml": "testdata/bad/proxy-unknown-keys.yml:4: proxy.unknown_keys: unknown value \"drop\": use forward, fingerprint or reject\n" +
+			`testdata/bad/proxy-unknown-keys.yml:6: proxy.routes[0].upstream: "ftp://api.cerebras.ai" is not an absolute http(s) URL`,
+		"proxy-basic-auth.yml":       `testdata/bad/proxy-basic-auth.yml:4: proxy.basic_auth_users.app: unknown field "basic_auth_users" (see the configuration reference in README.md)`,
+		"openrouter-with-models.yml": "testdata/bad/openrouter-with-models.yml:5: keys[0].models: provider openrouter's probe is one per key, whatever the model: leave models out",
+		"duplicate-model.yml":        `testdata/bad/duplicate-model.yml:4: keys[0].models[1]: duplicate model "m"`,
+		"reserved-label.yml":         `testdata/bad/reserved-label.yml:5: keys[0].labels.reason: "reason" clashes with the exporter's own labels (key, provider, model, resource, window, result, reason)`,
+		"invalid-label.yml":          `testdata/bad/invalid-label.yml:5: keys[0].labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
+		"unknown-field.yml":          `testdata/bad/unknown-field.yml:4: keys[0].api_keys: unknown field "api_keys" (see the configuration reference in README.md)`,
+		"wrong-type.yml":             "testdata/bad/wrong-type.yml:2: probe.concurrency: expected an integer, got a string",
+		"zero-concurrency.yml":       "testdata/bad/zero-concurrency.yml:2: probe.concurrency: must be at least 1, got 0",
+		"quota-share.yml":            "testdata/bad/quota-share.yml:2: probe.max_quota_share: must be greater than 0 and at most 1 (1 turns the guard off), got 1.5",
+		"no-keys.yml":                "testdata/bad/no-keys.yml:1: keys: no keys configured: add at least one entry under keys",
+		"indentation.yml":            "testdata/bad/indentation.yml:1: did not find expected '-' indicator",
 		"missing-ca-file.yml": "testdata/bad/missing-ca-file.yml:5: keys[0].http_client.tls_config: unable to read CA cert: " +
 			"unable to read file testdata/bad/no-such-ca.pem: open testdata/bad/no-such-ca.pem: no such file or directory",
 		"bad-proxy-scheme.yml":          `testdata/bad/bad-proxy-scheme.yml:5: keys[0].http_client.proxy_url: "ftp://proxy.example:21" is not a proxy URL: use http://, https:// or socks5:// and a host`,
@@ -136,7 +140,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		})
 	}
 	entries, _ := os.ReadDir("testdata/bad")
-	if len(entries) != 44 {
+	if len(entries) != 47 {
 		t.Errorf("testdata/bad holds %d fixtures; give each one an expected message here", len(entries))
 	}
 }
@@ -405,5 +409,25 @@ func TestProviderDefaults(t *testing.T) {
 	}
 	if n := len(cfg.Targets()); n != 6 {
 		t.Errorf("%d targets, want 6 (one for the OpenRouter key)", n)
+	}
+}
+
+// A proxy block takes its defaults; without one there is no proxy.
+func TestProxyDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`keys: [{name: a, api_key: k}]
+proxy:
+  max_request_bytes: 512KiB
+  routes:
+    - {path_prefix: /cerebras/, upstream: "https://api.cerebras.ai/", provider: cerebras}
+`), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Proxy
+	if p.ListenAddress != ":10430" || p.UnknownKeys != "forward" || p.MaxRequestBytes != 512<<10 || p.Routes[0].Upstream != "https://api.cerebras.ai" {
+		t.Errorf("proxy: %+v", p)
+	}
+	if cfg, err := Parse([]byte(`keys: [{name: a, api_key: k}]`), "test.yml"); err != nil || cfg.Proxy != nil {
+		t.Errorf("no proxy block: %v, %+v", err, cfg.Proxy)
 	}
 }

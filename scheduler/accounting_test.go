@@ -34,6 +34,8 @@ func (r *results) Record(_ collector.ID, res *prober.Result) {
 
 func (r *results) SetInterval(collector.ID, time.Duration) {}
 
+func (r *results) Observe(collector.ID, string, *prober.Result) {}
+
 func (r *results) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

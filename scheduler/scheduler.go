@@ -33,6 +33,7 @@ type Prober interface {
 // Recorder keeps probe results and the interval each target is probed at.
 type Recorder interface {
 	Record(id collector.ID, r *prober.Result)
+	Observe(id collector.ID, provider string, r *prober.Result)
 	SetInterval(id collector.ID, d time.Duration)
 }
 
@@ -421,15 +422,7 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 	t.lastOutcome = r.Outcome
 
 	if r.Success() {
-		t.failures, t.backoffUntil = 0, time.Time{}
-		t.limits = t.limits[:0]
-		for _, o := range r.Observations {
-			// A free probe spends none of what it reads: its limits
-			// do not stretch its interval.
-			if o.Kind == ratelimit.Limit && !r.Free {
-				t.limits = append(t.limits, o)
-			}
-		}
+		t.read(r)
 	} else if isBackoffFailure(r) {
 		t.failures++
 	}
@@ -469,6 +462,44 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 		level.Warn(logger).Log("msg", "Probe failed", "err", r.Err)
 	default:
 		level.Debug(logger).Log("msg", "Probe failed", "err", r.Err)
+	}
+}
+
+// read takes what a successful reading, a probe's or the proxy's, says:
+// the key works, and its limits are these.
+func (t *target) read(r *prober.Result) {
+	t.failures, t.backoffUntil = 0, time.Time{}
+	t.limits = t.limits[:0]
+	for _, o := range r.Observations {
+		// A free probe spends none of what it reads: its limits do not
+		// stretch its interval.
+		if o.Kind == ratelimit.Limit && !r.Free {
+			t.limits = append(t.limits, o)
+		}
+	}
+}
+
+// Observe records a reading of id's rate limits taken from an
+// application's own request through the proxy. For a configured target of
+// that provider it counts as a probe: the next probe is due one interval
+// after the newest reading, whatever its source, so a key and model in
+// steady use costs no probes, and probes resume when the traffic stops.
+func (s *Scheduler) Observe(id collector.ID, provider string, r *prober.Result) {
+	s.recorder.Observe(id, provider, r)
+	if !r.Success() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.targets[id]
+	if t == nil || t.cfg.Key.Provider != provider || r.Time.Before(t.last) {
+		return
+	}
+	t.last, t.gap = r.Time, 1
+	t.read(r)
+	s.updateIntervalLocked(t)
+	if wait, _ := providerHold(r); wait > 0 {
+		t.holdUntil = r.Time.Add(wait)
 	}
 }
 

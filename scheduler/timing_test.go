@@ -16,6 +16,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -342,5 +343,50 @@ func TestQuotaShareInIntervalMode(t *testing.T) {
 	}
 	if len(times) < 80 || len(times) > 91 {
 		t.Errorf("%d probes in 3h at 2m, want about 90", len(times))
+	}
+}
+
+// A reading from the applications' traffic counts as a probe: traffic every
+// second for 20 s costs no probe of that key and model, and probes resume
+// one interval after the traffic stops. Another key's probes go on.
+func TestTrafficMakesProbesUnnecessary(t *testing.T) {
+	f := newTimingFixture(t, intervalProbe(10*time.Second, 4, 1), 2, []string{"m"}, roomy, noJitter)
+	busy := collector.ID{Key: "k0", Model: "m"}
+	reading := func() *prober.Result {
+		return &prober.Result{Time: f.clock.Now(), StatusCode: 200, Outcome: prober.Success,
+			Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: 5}}}
+	}
+	if got := len(f.prober.probesOf("k0", "m")); got != 1 {
+		t.Fatalf("%d first probes, want 1", got)
+	}
+	for range 20 {
+		f.advance(time.Second)
+		f.scheduler.Observe(busy, "cerebras", reading())
+	}
+	f.settle()
+	if got := len(f.prober.probesOf("k0", "m")); got != 1 {
+		t.Errorf("%d probes of k0/m during 20s of traffic, want only the first", got)
+	}
+	if got := len(f.prober.probesOf("k1", "m")); got < 2 {
+		t.Errorf("%d probes of k1/m in 20s at a 10s interval: its probes should go on", got)
+	}
+	stopped := f.clock.Now()
+	f.advance(10*time.Second - time.Millisecond)
+	if got := len(f.prober.probesOf("k0", "m")); got != 1 {
+		t.Errorf("a probe before one interval after the last reading")
+	}
+	f.advance(30 * time.Second)
+	probes := f.prober.probesOf("k0", "m")
+	if len(probes) < 3 || !probes[1].Equal(stopped.Add(10*time.Second)) {
+		t.Errorf("after the traffic stopped at %s, probes at %v: want one 10s later, then every interval", stopped.Format(time.TimeOnly), probes)
+	}
+	// A reading of another provider's key of the same name is not this
+	// target's: the probe due 5s after it still goes out.
+	next := probes[len(probes)-1].Add(10 * time.Second)
+	f.advance(next.Add(-5 * time.Second).Sub(f.clock.Now()))
+	f.scheduler.Observe(busy, "openai", reading())
+	f.advance(5 * time.Second)
+	if got := len(f.prober.probesOf("k0", "m")); got != len(probes)+1 {
+		t.Errorf("a reading for another provider held off a probe")
 	}
 }
