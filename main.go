@@ -53,7 +53,7 @@ func run() int {
 		maxRequests   = app.Flag("web.max-requests", "Most scrapes served at once; more are answered 503. 0 means no limit.").Default("40").Int()
 		writeTimeout  = app.Flag("web.write-timeout", "Most time to write one response to a client; a client that reads slower is cut off.").Default("30s").Duration()
 		gracePeriod   = app.Flag("web.shutdown-grace-period", "On SIGTERM or SIGINT, how long scrapes in flight may take to finish.").Default("5s").Duration()
-		demoMode      = app.Flag("demo", "Probe a built-in simulator of the Cerebras API with demo keys instead of a real API.").Bool()
+		demoMode      = app.Flag("demo", "Probe built-in simulators of several providers (Cerebras, Groq, Anthropic, OpenRouter, OpenAI) with demo keys instead of real APIs.").Bool()
 		webFlags      = kingpinflag.AddFlags(app, ":10429")
 		logConfig     = logging.AddFlags(app)
 	)

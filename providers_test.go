@@ -141,6 +141,17 @@ var providerCases = []providerCase{
 	},
 }
 
+// probeURL is where the provider's probe goes, as its documentation says.
+func probeURL(tc providerCase) string {
+	switch tc.provider {
+	case "anthropic":
+		return tc.basePath + "/v1/messages"
+	case "openrouter":
+		return tc.basePath + "/key"
+	}
+	return tc.basePath + "/chat/completions"
+}
+
 // metricsOf parses an exposition into samples by name and labels, the
 // labels written as sorted name="value" pairs, empty values left out as
 // Prometheus leaves them out.
@@ -218,6 +229,9 @@ keys:
 			ex, ok := sim.LastExchange(providerKey)
 			if !ok {
 				t.Fatalf("the simulator saw no probe; /metrics:\n%s", text)
+			}
+			if want := probeURL(tc); ex.Path != want {
+				t.Errorf("probe sent to %s, want %s", ex.Path, want)
 			}
 			if ex.Status != http.StatusOK {
 				t.Fatalf("the simulator answered %d: %s", ex.Status, ex.ResponseBody)

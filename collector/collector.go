@@ -135,7 +135,9 @@ func (c *Collector) Apply(targets []config.Target) {
 		}
 		id := IDOf(t)
 		s := c.targets[id]
-		if s == nil {
+		if s == nil || s.labelValues[1] != t.Key.Provider {
+			// New, or the same name at another provider: nothing of
+			// the other API's carries over.
 			s = &state{probes: make([]float64, len(prober.Outcomes))}
 		}
 		s.descs, s.labelValues = d, values
@@ -219,7 +221,9 @@ func (s *state) read(source Source, r *prober.Result) {
 	}
 	s.lastSuccess = r.Time
 	s.observedAt = r.Time
-	s.windows = windowsOf(r.Observations, s.windows[:0])
+	var left int
+	s.windows, left = windowsOf(r.Observations, s.windows[:0])
+	s.headerErrors += float64(left)
 }
 
 // countProbe counts r by outcome and, for a rate_limited one, by reason.
@@ -341,18 +345,29 @@ var kindIndex = map[ratelimit.Kind]int{ratelimit.Limit: 0, ratelimit.Remaining: 
 // kindOf is the index into window.values of each rate-limit family.
 var kindOf = [numFamilies]int{famLimit: 0, famRemaining: 1, famReset: 2, famResetTimestamp: 2}
 
-// windowsOf groups observations, sorted by resource and window as
-// ratelimit.ParseHeaders returns them, into windows, reusing buf.
-func windowsOf(obs []ratelimit.Observation, buf []window) []window {
+// windowsOf groups observations, sorted by resource, window, kind and value
+// as ratelimit.Parse returns them, into windows, reusing buf. Two values of
+// one figure (a gateway's RateLimit-Limit beside the provider's
+// x-ratelimit-limit) keep the most cautious: the least limit and remaining,
+// the latest reset, so that a window one header says is empty never shows
+// as full. It returns how many values it left out.
+func windowsOf(obs []ratelimit.Observation, buf []window) ([]window, int) {
+	left := 0
 	for _, o := range obs {
 		if n := len(buf); n == 0 || buf[n-1].resource != o.Resource || buf[n-1].window != o.Window {
 			buf = append(buf, window{resource: o.Resource, window: o.Window})
 		}
 		w := &buf[len(buf)-1]
 		k := kindIndex[o.Kind]
+		if w.has[k] {
+			left++
+			if o.Kind != ratelimit.Reset {
+				continue // sorted by value: the first was the least
+			}
+		}
 		w.values[k], w.has[k] = o.Value, true
 	}
-	return slices.Clip(buf)
+	return slices.Clip(buf), left
 }
 
 // each calls fn with every sample of family f: its label values, in the

@@ -50,7 +50,7 @@ func newTestCollector(t *testing.T, keys ...config.Key) (*Collector, *prometheus
 	return c, reg, cfg.Targets()
 }
 
-const counterHelp = `# HELP ratelimit_header_errors_total Rate-limit header values dropped: invalid, or beyond the 64 taken from one response.
+const counterHelp = `# HELP ratelimit_header_errors_total Rate-limit header values dropped: invalid, beyond the 64 taken from one response, or the less cautious of two values of one figure.
 # TYPE ratelimit_header_errors_total counter
 `
 
@@ -218,12 +218,13 @@ func TestRateLimitedReasons(t *testing.T) {
 	for i := range 7 {
 		record(prober.RateLimited, fmt.Sprintf("code_%d", i))
 	}
+	record(prober.RateLimited, "code_0") // found again among the others
 	want := probesTotal(`key="k",model="m",provider="openai"`, "", map[string]int{"rate_limited": 2, "http_error": 1})
 	var reasons strings.Builder
 	for _, r := range []struct {
 		code  string
 		count int
-	}{{"code_0", 1}, {"code_1", 1}, {"code_2", 1}, {"code_3", 1}, {"code_4", 1}, {"code_5", 1}, {"insufficient_quota", 1}, {"rate_limit_exceeded", 2}} {
+	}{{"code_0", 2}, {"code_1", 1}, {"code_2", 1}, {"code_3", 1}, {"code_4", 1}, {"code_5", 1}, {"insufficient_quota", 1}, {"rate_limit_exceeded", 2}} {
 		fmt.Fprintf(&reasons, "ratelimit_probes_total{key=\"k\",model=\"m\",provider=\"openai\",reason=%q,result=\"rate_limited\"} %d\n", r.code, r.count)
 	}
 	want += reasons.String()
@@ -428,5 +429,57 @@ ratelimit_probe_last_success_timestamp_seconds{key="sha256:0123456789ab",model="
 	}
 	if n := testutil.CollectAndCount(c, "ratelimit_remaining"); n != 1+maxUnconfigured {
 		t.Errorf("%d ratelimit_remaining series, want %d: the proxy adds at most %d targets", n, 1+maxUnconfigured, maxUnconfigured)
+	}
+}
+
+// Behind a gateway that adds its own RateLimit-* headers, two values of one
+// figure arrive: the most cautious is shown, the other counted as dropped.
+func TestTwoValuesOfOneFigure(t *testing.T) {
+	c, reg, targets := newTestCollector(t, config.Key{Name: "k", Provider: "openai", Models: []string{"m"}})
+	h := http.Header{}
+	h.Set("x-ratelimit-limit-requests", "10000")
+	h.Set("x-ratelimit-remaining-requests", "0")
+	h.Set("x-ratelimit-reset-requests", "30s")
+	h.Set("RateLimit-Limit", "100000")
+	h.Set("RateLimit-Remaining", "99999")
+	h.Set("RateLimit-Reset", "1")
+	obs, dropped := ratelimit.ParseHeaders(h)
+	c.Record(IDOf(targets[0]), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: obs, InvalidHeaders: dropped})
+	want := counterHelp + `ratelimit_header_errors_total{key="k",model="m",provider="openai"} 3
+# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
+# TYPE ratelimit_limit gauge
+ratelimit_limit{key="k",model="m",provider="openai",resource="requests",window=""} 10000
+# HELP ratelimit_remaining What is left of a window's rate limit, as the provider gives it.
+# TYPE ratelimit_remaining gauge
+ratelimit_remaining{key="k",model="m",provider="openai",resource="requests",window=""} 0
+# HELP ratelimit_reset_seconds Seconds from the probe until the window is full again, as the provider gives it; absolute resets are counted from the response's Date.
+# TYPE ratelimit_reset_seconds gauge
+ratelimit_reset_seconds{key="k",model="m",provider="openai",resource="requests",window=""} 30
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ratelimit_limit", "ratelimit_remaining",
+		"ratelimit_reset_seconds", "ratelimit_header_errors_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// A reload that moves a key's name to another provider keeps nothing of
+// the other API's: no windows, no counters under the new provider's label.
+func TestProviderChangeStartsAfresh(t *testing.T) {
+	key := config.Key{Name: "k", Provider: "cerebras", Models: []string{"m"}}
+	c, _, targets := newTestCollector(t, key)
+	c.Record(IDOf(targets[0]), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t), Tokens: 10})
+	key.Provider = "anthropic"
+	c.Apply((&config.Config{Keys: []config.Key{key}}).Targets())
+	for name, want := range map[string]int{"ratelimit_limit": 0, "ratelimit_probe_success": 0, "ratelimit_probes_total": 8} {
+		if n := testutil.CollectAndCount(c, name); n != want {
+			t.Errorf("%s: %d series after the provider changed, want %d", name, n, want)
+		}
+	}
+	want := `# HELP ratelimit_probe_tokens_total Tokens billed to the exporter's own probes, from the usage in their responses.
+# TYPE ratelimit_probe_tokens_total counter
+ratelimit_probe_tokens_total{key="k",model="m",provider="anthropic"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "ratelimit_probe_tokens_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -57,7 +57,7 @@ var families = [numFamilies]struct {
 	famProbes:         {"ratelimit_probes_total", "Probes, by result; key_unavailable ones were never sent. reason is the provider's error code of a rate_limited probe.", dto.MetricType_COUNTER, resultLabels},
 	famObservations:   {"ratelimit_observations_total", "Responses whose rate-limit values were read, by source: probe (the exporter's own probes) or proxy (the applications' traffic through the proxy, at no cost).", dto.MetricType_COUNTER, sourceLabels},
 	famTokens:         {"ratelimit_probe_tokens_total", "Tokens billed to the exporter's own probes, from the usage in their responses.", dto.MetricType_COUNTER, targetLabels},
-	famHeaderErrors:   {"ratelimit_header_errors_total", "Rate-limit header values dropped: invalid, or beyond the 64 taken from one response.", dto.MetricType_COUNTER, identityLabels},
+	famHeaderErrors:   {"ratelimit_header_errors_total", "Rate-limit header values dropped: invalid, beyond the 64 taken from one response, or the less cautious of two values of one figure.", dto.MetricType_COUNTER, identityLabels},
 }
 
 // descs are the descriptors of every family for targets that share one set

@@ -357,6 +357,12 @@ func (c *Config) validate(doc *document) error {
 			fail(at+".base_url", "must not carry user info, a query or a fragment")
 		}
 		k.BaseURL = strings.TrimRight(k.BaseURL, "/")
+		if known && k.BaseURL != "" {
+			if doubled := doubledPath(k.BaseURL, prov); doubled != "" {
+				fail(at+".base_url", "%q ends in %s, which the probe adds itself (it would send %s): leave it out",
+					k.BaseURL, doubled, prov.Probe.Request(k.BaseURL, "").URL)
+			}
+		}
 
 		// OpenRouter's probe asks about the key, whatever the model: its
 		// key has one target, with the model label empty.
@@ -447,6 +453,18 @@ func isReserved(name string) bool {
 		}
 	}
 	return false
+}
+
+// doubledPath returns the start of the provider's probe path that baseURL
+// already ends in, such as /v1 for Anthropic's /v1/messages, or "".
+func doubledPath(baseURL string, p provider.Provider) string {
+	path := p.Probe.Request("", "").URL
+	for cut := len(path); cut > 0; cut = strings.LastIndexByte(path[:cut], '/') {
+		if strings.HasSuffix(baseURL, path[:cut]) {
+			return path[:cut]
+		}
+	}
+	return ""
 }
 
 // defaultProvider is the provider of keys that name none.

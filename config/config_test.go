@@ -101,6 +101,8 @@ func TestLoadBadConfigs(t *testing.T) {
 		"proxy-unknown-keys.yml": "testdata/bad/proxy-unknown-keys.yml:4: proxy.unknown_keys: unknown value \"drop\": use forward, fingerprint or reject\n" +
 			`testdata/bad/proxy-unknown-keys.yml:6: proxy.routes[0].upstream: "ftp://api.cerebras.ai" is not an absolute http(s) URL`,
 		"proxy-basic-auth.yml":       `testdata/bad/proxy-basic-auth.yml:4: proxy.basic_auth_users.app: unknown field "basic_auth_users" (see the configuration reference in README.md)`,
+		"anthropic-v1.yml":           `testdata/bad/anthropic-v1.yml:5: keys[0].base_url: "https://api.anthropic.com/v1" ends in /v1, which the probe adds itself (it would send https://api.anthropic.com/v1/v1/messages): leave it out`,
+		"chat-path-in-base-url.yml":  `testdata/bad/chat-path-in-base-url.yml:4: keys[0].base_url: "https://api.cerebras.ai/v1/chat/completions" ends in /chat/completions, which the probe adds itself (it would send https://api.cerebras.ai/v1/chat/completions/chat/completions): leave it out`,
 		"openrouter-with-models.yml": "testdata/bad/openrouter-with-models.yml:5: keys[0].models: provider openrouter's probe is one per key, whatever the model: leave models out",
 		"duplicate-model.yml":        `testdata/bad/duplicate-model.yml:4: keys[0].models[1]: duplicate model "m"`,
 		"reserved-label.yml":         `testdata/bad/reserved-label.yml:5: keys[0].labels.reason: "reason" clashes with the exporter's own labels (key, provider, model, resource, window, result, reason)`,
@@ -140,7 +142,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		})
 	}
 	entries, _ := os.ReadDir("testdata/bad")
-	if len(entries) != 47 {
+	if len(entries) != 49 {
 		t.Errorf("testdata/bad holds %d fixtures; give each one an expected message here", len(entries))
 	}
 }

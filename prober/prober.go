@@ -41,6 +41,10 @@ const (
 // Outcomes lists every outcome, in the order metrics show them.
 var Outcomes = []Outcome{Success, RateLimited, Unauthorized, HTTPError, NoHeaders, Timeout, NetworkError, KeyUnavailable}
 
+// maxProbeTokens bounds the usage a probe is believed to have been billed:
+// a one-token answer to "Hi" never costs a million tokens.
+const maxProbeTokens = 1e6
+
 // MaxBodyBytes bounds how much of a response body is read.
 const MaxBodyBytes = 1 << 20
 
@@ -246,13 +250,22 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 		r.Observations, r.InvalidHeaders = prov.Parser().Parse(resp.Header, p.now())
 	}
 	answer := prov.Probe.Read(readBody(resp.Body))
+	if code := answer.ErrorCode; code != "" && (strings.Contains(code, secret.Reveal()) || strings.Contains(secret.Reveal(), code)) {
+		// An API that echoes the key it refused as its error code: a key
+		// of plain letters and digits would pass for one.
+		answer.ErrorCode = ""
+	}
 	switch {
 	case ok:
+		r.InvalidHeaders += answer.Dropped
 		if len(answer.Observations) > 0 {
 			r.Observations = append(r.Observations, answer.Observations...)
 			slices.SortFunc(r.Observations, ratelimit.Compare)
 		}
 		r.Tokens = answer.Tokens
+		if !(r.Tokens <= maxProbeTokens) { // NaN too
+			r.Tokens = 0 // a broken usage; counted, it would poison the total for good
+		}
 		r.Outcome = Success
 		if !r.Success() {
 			r.Outcome = NoHeaders

@@ -85,7 +85,35 @@ func TestRequestShape(t *testing.T) {
 			if string(body) != tc.body {
 				t.Errorf("body %s\nwant %s", body, tc.body)
 			}
+			if r.Free != (tc.provider == "openrouter") {
+				t.Errorf("Free = %v: only OpenRouter's probe is free", r.Free)
+			}
 		})
+	}
+}
+
+// Two keys of two providers at one base_url, with one model: each is
+// probed with its own provider's request.
+func TestRequestsArePerProvider(t *testing.T) {
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ = io.ReadAll(r.Body)
+		w.Header().Set("x-ratelimit-limit-requests-day", "10")
+	}))
+	defer srv.Close()
+	p := New("test")
+	a, b := *target(srv.URL, canary).Key, *target(srv.URL, canary).Key
+	a.Name, a.Provider, a.Models = "a", "cerebras", []string{"m"}
+	b.Name, b.Provider, b.Models = "b", "groq", []string{"m"}
+	cfg := &config.Config{Keys: []config.Key{a, b}}
+	if err := p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i, capField := range []string{"max_completion_tokens", "max_tokens"} {
+		p.Probe(context.Background(), cfg.Targets()[i])
+		if !strings.Contains(string(body), `"`+capField+`":1`) {
+			t.Errorf("%s: body %s, want %s", cfg.Keys[i].Provider, body, capField)
+		}
 	}
 }
 
@@ -315,5 +343,41 @@ func TestKeysShareOneConnectionPool(t *testing.T) {
 	}
 	if got := opened.Load(); got != 2 {
 		t.Errorf("50 keys opened %d connections, want 2 (one per client)", got)
+	}
+}
+
+// A key of plain letters and digits, echoed as an error code, is no reason.
+func TestKeyEchoedAsErrorCode(t *testing.T) {
+	const plainKey = "abcsecretvalue123"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprintf(w, `{"error":{"code":%q}}`, plainKey)
+	}))
+	defer srv.Close()
+	tgt := target(srv.URL, plainKey)
+	tgt.Key.Provider = "openai_compatible"
+	r := New("test").Probe(context.Background(), tgt)
+	if r.Outcome != RateLimited || r.ErrorCode != "" || strings.Contains(r.Err.Error(), plainKey) {
+		t.Errorf("outcome %s, code %q, err %v: the key must not be a code", r.Outcome, r.ErrorCode, r.Err)
+	}
+}
+
+// A usage no one-token probe can cost is not believed.
+func TestImpossibleUsage(t *testing.T) {
+	for body, want := range map[string]float64{
+		`{"usage":{"input_tokens":8,"output_tokens":1}}`:         9,
+		`{"usage":{"input_tokens":1e308,"output_tokens":1e308}}`: 0,
+		`{"usage":{"input_tokens":1e15,"output_tokens":1}}`:      0,
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("anthropic-ratelimit-requests-limit", "50")
+			fmt.Fprint(w, body)
+		}))
+		tgt := target(srv.URL, canary)
+		tgt.Key.Provider = "anthropic"
+		if r := New("test").Probe(context.Background(), tgt); r.Tokens != want {
+			t.Errorf("%s: %v tokens, want %v", body, r.Tokens, want)
+		}
+		srv.Close()
 	}
 }

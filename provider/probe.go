@@ -36,6 +36,7 @@ type Answer struct {
 	Tokens       float64 // billed to the probe
 	ErrorCode    string  // the provider's error code, when a plain identifier
 	Observations []ratelimit.Observation
+	Dropped      int // values in the body that are not what the API documents
 }
 
 // ProbeMessage is the user message every chat probe sends.
@@ -158,12 +159,12 @@ var creditWindows = map[string]string{"daily": "day", "weekly": "week", "monthly
 func (keyInfo) Read(body []byte) Answer {
 	var b struct {
 		Data struct {
-			Limit          *float64 `json:"limit"`
-			LimitRemaining *float64 `json:"limit_remaining"`
-			LimitReset     *string  `json:"limit_reset"`
-			FreeRequests   *struct {
-				Limit     *float64 `json:"limit"`
-				Remaining *float64 `json:"remaining"`
+			Limit          json.RawMessage `json:"limit"`
+			LimitRemaining json.RawMessage `json:"limit_remaining"`
+			LimitReset     json.RawMessage `json:"limit_reset"`
+			FreeRequests   struct {
+				Limit     json.RawMessage `json:"limit"`
+				Remaining json.RawMessage `json:"remaining"`
 			} `json:"free_model_daily_requests"`
 		} `json:"data"`
 		Error struct {
@@ -173,26 +174,34 @@ func (keyInfo) Read(body []byte) Answer {
 	if json.Unmarshal(body, &b) != nil {
 		return Answer{}
 	}
-	var obs []ratelimit.Observation
-	add := func(kind ratelimit.Kind, resource, window string, v *float64) {
-		if v != nil && *v >= 0 {
-			obs = append(obs, ratelimit.Observation{Kind: kind, Resource: resource, Window: window, Value: *v})
+	// Each field alone: one that is not what the documentation says is
+	// dropped and counted, and the others still count.
+	var a Answer
+	add := func(kind ratelimit.Kind, resource, window string, raw json.RawMessage) {
+		if len(raw) == 0 || string(raw) == "null" {
+			return
 		}
+		var v float64
+		if json.Unmarshal(raw, &v) != nil || v < 0 {
+			a.Dropped++
+			return
+		}
+		a.Observations = append(a.Observations, ratelimit.Observation{Kind: kind, Resource: resource, Window: window, Value: v})
 	}
 	d := &b.Data
-	if d.Limit != nil { // a key without a limit has no credits to run out of
-		window := ""
-		if d.LimitReset != nil {
-			window = creditWindows[*d.LimitReset]
+	if len(d.Limit) > 0 && string(d.Limit) != "null" { // a key without a limit has no credits to run out of
+		var reset string
+		if len(d.LimitReset) > 0 && string(d.LimitReset) != "null" && json.Unmarshal(d.LimitReset, &reset) != nil {
+			a.Dropped++
 		}
+		window := creditWindows[reset]
 		add(ratelimit.Limit, "credits", window, d.Limit)
 		add(ratelimit.Remaining, "credits", window, d.LimitRemaining)
 	}
-	if f := d.FreeRequests; f != nil {
-		add(ratelimit.Limit, "free_model_requests", "day", f.Limit)
-		add(ratelimit.Remaining, "free_model_requests", "day", f.Remaining)
-	}
-	return Answer{ErrorCode: firstCode(b.Error.Code), Observations: obs}
+	add(ratelimit.Limit, "free_model_requests", "day", d.FreeRequests.Limit)
+	add(ratelimit.Remaining, "free_model_requests", "day", d.FreeRequests.Remaining)
+	a.ErrorCode = firstCode(b.Error.Code)
+	return a
 }
 
 func (keyInfo) Free() bool       { return true }

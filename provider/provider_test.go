@@ -105,34 +105,39 @@ func TestReadOpenRouterKey(t *testing.T) {
 	}
 	probe := lookup(t, "openrouter").Probe
 	for _, tc := range []struct {
-		name string
-		body string
-		want []ratelimit.Observation
+		name    string
+		body    string
+		want    []ratelimit.Observation
+		dropped int
 	}{
 		{"the sample", string(sample), []ratelimit.Observation{
 			obs(ratelimit.Limit, "credits", "month", 25), obs(ratelimit.Remaining, "credits", "month", 17.5),
 			obs(ratelimit.Limit, "free_model_requests", "day", 1000), obs(ratelimit.Remaining, "free_model_requests", "day", 988),
-		}},
+		}, 0},
 		{"no limit: no credits", `{"data":{"limit":null,"limit_remaining":null,"limit_reset":null,"free_model_daily_requests":{"used":0,"limit":50,"remaining":50}}}`, []ratelimit.Observation{
 			obs(ratelimit.Limit, "free_model_requests", "day", 50), obs(ratelimit.Remaining, "free_model_requests", "day", 50),
-		}},
-		{"no limit, whatever else it says", `{"data":{"limit":null,"limit_remaining":5,"limit_reset":"daily"}}`, nil},
+		}, 0},
+		{"no limit, whatever else it says", `{"data":{"limit":null,"limit_remaining":5,"limit_reset":"daily"}}`, nil, 0},
 		{"a limit that never resets", `{"data":{"limit":10,"limit_remaining":0,"limit_reset":null}}`, []ratelimit.Observation{
 			obs(ratelimit.Limit, "credits", "", 10), obs(ratelimit.Remaining, "credits", "", 0),
-		}},
+		}, 0},
 		{"daily and weekly", `{"data":{"limit":1,"limit_remaining":1,"limit_reset":"weekly"}}`, []ratelimit.Observation{
 			obs(ratelimit.Limit, "credits", "week", 1), obs(ratelimit.Remaining, "credits", "week", 1),
-		}},
+		}, 0},
 		{"negative remaining is dropped", `{"data":{"limit":5,"limit_remaining":-2,"limit_reset":"daily"}}`, []ratelimit.Observation{
 			obs(ratelimit.Limit, "credits", "day", 5),
-		}},
-		{"not JSON", `<html>`, nil},
-		{"an error", `{"error":{"code":401,"message":"No auth credentials found"}}`, nil},
+		}, 1},
+		{"a string is dropped, the rest kept", `{"data":{"limit":"100","limit_remaining":7,"limit_reset":7,"free_model_daily_requests":{"limit":50,"remaining":49}}}`, []ratelimit.Observation{
+			obs(ratelimit.Remaining, "credits", "", 7),
+			obs(ratelimit.Limit, "free_model_requests", "day", 50), obs(ratelimit.Remaining, "free_model_requests", "day", 49),
+		}, 2},
+		{"not JSON", `<html>`, nil, 0},
+		{"an error", `{"error":{"code":401,"message":"No auth credentials found"}}`, nil, 0},
 	} {
 		a := probe.Read([]byte(tc.body))
 		slices.SortFunc(a.Observations, ratelimit.Compare)
-		if !slices.Equal(a.Observations, tc.want) || a.Tokens != 0 {
-			t.Errorf("%s: got %v, %v tokens; want %v, 0 tokens", tc.name, a.Observations, a.Tokens, tc.want)
+		if !slices.Equal(a.Observations, tc.want) || a.Tokens != 0 || a.Dropped != tc.dropped {
+			t.Errorf("%s: got %v, %v tokens, %d dropped; want %v, 0 tokens, %d dropped", tc.name, a.Observations, a.Tokens, a.Dropped, tc.want, tc.dropped)
 		}
 	}
 	if !probe.Free() {
@@ -159,6 +164,8 @@ func TestReadAnswers(t *testing.T) {
 		{"free text is no code", cerebras, `{"error":{"code":"Rate limit for sk-abc exceeded"}}`, 0, ""},
 		{"a number is no code", cerebras, `{"error":{"code":429}}`, 0, ""},
 		{"upper case is no code", cerebras, `{"code":"RATE_LIMIT"}`, 0, ""},
+		{"a hyphen is no code", cerebras, `{"code":"rate-limit"}`, 0, ""},
+		{"nor a leading digit", cerebras, `{"code":"429_error"}`, 0, ""},
 		{"Anthropic usage", anthropic, `{"type":"message","usage":{"input_tokens":8,"output_tokens":1}}`, 9, ""},
 		{"Anthropic error type", anthropic, `{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}`, 0, "rate_limit_error"},
 		{"OpenRouter error", openrouter, `{"error":{"code":429,"message":"Rate limit exceeded"}}`, 0, ""},

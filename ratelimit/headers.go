@@ -180,7 +180,7 @@ func Parse(h http.Header, now time.Time) (obs []Observation, dropped int) {
 // resource, window and kind: one name in two spellings, which net/http,
 // canonicalizing names, never produces; two families giving one figure, as
 // x-ratelimit-limit and RateLimit-Limit do; or one policy named twice. All
-// are then kept.)
+// are then kept: the collector keeps the most cautious of them.)
 func (p Parser) Parse(h http.Header, now time.Time) (obs []Observation, dropped int) {
 	ref := now
 	if date, err := http.ParseTime(h.Get("Date")); err == nil {

@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
@@ -43,27 +45,55 @@ func quotaInterval(obs []ratelimit.Observation, share, tokensPerProbe float64) (
 		return 0, why
 	}
 	for _, o := range obs {
-		length, known := windowLengths[o.Window]
+		length, known := windowLength(o.Window)
 		if o.Kind != ratelimit.Limit || o.Value <= 0 || !known {
 			continue
 		}
-		var cost float64
-		switch o.Resource {
-		case "requests":
-			cost = 1
-		case "tokens":
-			cost = tokensPerProbe
-		}
+		cost := probeCost(o.Resource, tokensPerProbe)
 		if cost <= 0 {
 			continue
 		}
 		probesAllowed := share * o.Value / cost
-		interval := time.Duration(float64(length) / probesAllowed)
-		if interval > longest {
+		// In float seconds, capped before it becomes a Duration: a tiny
+		// limit or a huge cost must not overflow into a negative interval.
+		seconds := min(length.Seconds()/probesAllowed, maxStretch.Seconds())
+		if interval := time.Duration(seconds * float64(time.Second)); interval > longest {
 			longest, why = interval, stretch{Window: o.Resource + "/" + o.Window, Limit: o.Value}
 		}
 	}
 	return longest, why
+}
+
+// maxStretch bounds a stretched interval: a bogus limit or usage must not
+// stop probing for months.
+const maxStretch = 24 * time.Hour
+
+// windowLength is how long a window is: a named one, or "{n}s" from an
+// IETF policy. Windows the provider does not name ("") have no length, and
+// the quota share cannot price them.
+func windowLength(window string) (time.Duration, bool) {
+	if length, ok := windowLengths[window]; ok {
+		return length, true
+	}
+	if n, ok := strings.CutSuffix(window, "s"); ok {
+		if seconds, err := strconv.Atoi(n); err == nil && seconds > 0 {
+			return time.Duration(seconds) * time.Second, true
+		}
+	}
+	return 0, false
+}
+
+// probeCost is what one probe spends of a resource: one request of
+// requests, every token billed of any token resource (input, output,
+// prompt, generated: the whole bill bounds each part).
+func probeCost(resource string, tokensPerProbe float64) float64 {
+	switch {
+	case resource == "requests" || strings.HasSuffix(resource, "_requests"):
+		return 1
+	case strings.Contains(resource, "tokens"):
+		return tokensPerProbe
+	}
+	return 0
 }
 
 // isBackoffFailure reports whether r is a failure that repeated probes

@@ -33,6 +33,13 @@ func TestQuotaInterval(t *testing.T) {
 		{"share 1 turns it off", freeTrial, 1, 10, 0, ""},
 		{"no limits known", nil, 0.05, 10, 0, ""},
 		{"unnamed window is skipped", []ratelimit.Observation{limit("requests", "", 10)}, 0.05, 10, 0, ""},
+		{"Anthropic's input tokens count", []ratelimit.Observation{limit("requests", "minute", 1000), limit("input_tokens", "minute", 100)}, 0.05, 9, 108 * time.Second, "input_tokens/minute"},
+		{"Fireworks' generated tokens count", []ratelimit.Observation{limit("tokens_generated", "second", 10)}, 0.05, 10, 20 * time.Second, "tokens_generated/second"},
+		{"an IETF policy's window of 10s", []ratelimit.Observation{limit("burst", "10s", 10), limit("requests", "10s", 2)}, 0.5, 10, 10 * time.Second, "requests/10s"},
+		{"free_model_requests are requests", []ratelimit.Observation{limit("free_model_requests", "day", 1440)}, 0.05, 10, 1200 * time.Second, "free_model_requests/day"},
+		{"credits are not priced", []ratelimit.Observation{limit("credits", "month", 1)}, 0.05, 10, 0, ""},
+		{"a bogus usage stops at a day", []ratelimit.Observation{limit("tokens", "minute", 100)}, 0.05, 1e15, 24 * time.Hour, "tokens/minute"},
+		{"a tiny limit stops at a day", []ratelimit.Observation{limit("requests", "month", 1e-300)}, 0.05, 10, 24 * time.Hour, "requests/month"},
 		{"a zero limit is skipped", []ratelimit.Observation{limit("requests", "day", 0)}, 0.05, 10, 0, ""},
 		{"remaining is not a limit", []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "day", Value: 1}}, 0.05, 10, 0, ""},
 	} {

@@ -187,12 +187,12 @@ func (a *answers) Probe(context.Context, config.Target) prober.Result {
 }
 
 // A free probe (OpenRouter's key endpoint) reads limits it does not spend:
-// even a limit of 10 requests a day does not stretch its interval.
+// even a limit of 100 requests a day does not stretch its interval.
 func TestFreeProbesAreNotStretched(t *testing.T) {
 	for _, free := range []bool{true, false} {
 		clock := clockwork.NewFakeClock()
 		a := &answers{clock: clock, result: prober.Result{StatusCode: 200, Outcome: prober.Success, Free: free,
-			Observations: []ratelimit.Observation{limit("requests", "day", 10)}}}
+			Observations: []ratelimit.Observation{limit("requests", "day", 100)}}}
 		c := collector.New()
 		cfg := &config.Config{
 			Probe: config.Probe{Mode: config.ModeScrape, Interval: config.Duration(time.Minute), Timeout: config.Duration(5 * time.Second),
@@ -208,10 +208,38 @@ func TestFreeProbesAreNotStretched(t *testing.T) {
 		s.Stop()
 		want, interval := 2, 60.0
 		if !free {
-			want, interval = 1, 172800 // 86,400 s / (0.05 × 10)
+			want, interval = 1, 17280 // 86,400 s / (0.05 × 100)
 		}
 		if a.sent != want || value(t, c, "ratelimit_probe_interval_seconds") != interval {
 			t.Errorf("free=%v: %d probes a minute apart, interval %v; want %d, %v", free, a.sent, value(t, c, "ratelimit_probe_interval_seconds"), want, interval)
 		}
+	}
+}
+
+// A reload that gives a key's name to another provider probes it at once:
+// the old API's interval, stretch and holds say nothing of the new one.
+func TestProviderChangeProbesAtOnce(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	a := &answers{clock: clock, result: prober.Result{StatusCode: 200, Outcome: prober.Success,
+		Observations: []ratelimit.Observation{limit("requests", "day", 100)}}}
+	c := collector.New()
+	cfg := &config.Config{
+		Probe: config.Probe{Mode: config.ModeScrape, Interval: config.Duration(time.Minute), Timeout: config.Duration(5 * time.Second),
+			MinInterval: config.Duration(time.Minute), Concurrency: 1, MaxQuotaShare: 0.05},
+		Keys: []config.Key{{Name: "k", Provider: "cerebras", APIKey: keyA, BaseURL: "http://127.0.0.1:1", Models: []string{"m"}}},
+	}
+	c.Apply(cfg.Targets())
+	s := newScheduler(a, c, log.NewNopLogger(), clock, noJitter)
+	defer s.Stop()
+	s.Apply(cfg)
+	s.Refresh(context.Background()) // stretched: 100 a day at 5% is one probe every 4.8h
+	moved := *cfg
+	moved.Keys = []config.Key{cfg.Keys[0]}
+	moved.Keys[0].Provider = "anthropic"
+	c.Apply(moved.Targets())
+	s.Apply(&moved)
+	s.Refresh(context.Background())
+	if a.sent != 2 {
+		t.Errorf("%d probes: the key at its new provider was not probed at once", a.sent)
 	}
 }

@@ -165,6 +165,11 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 		case t == nil:
 			t = &target{id: id, gap: 1}
 			s.targets[id] = t
+		case t.cfg.Key.Provider != tc.Key.Provider:
+			// The same name at another API: nothing carries over, and
+			// it is probed at once, as a new target is. A probe of
+			// the old one still out is ignored when it ends.
+			*t = target{id: id, gap: 1, flight: t.flight}
 		case keySettingsChanged(t.cfg.Key, tc.Key):
 			// Another key, or the same one sent elsewhere: what the old
 			// settings met, backoff and hold-offs, does not carry over.
