@@ -1,0 +1,419 @@
+// Package proxy is the transparent proxy through which applications send
+// their own requests, with their own keys, to the providers: it forwards
+// them unchanged and reads the rate-limit headers of the answers, so that
+// the limits of a key in use cost no probes.
+//
+// It is not an open proxy: a request reaches only the upstream of the route
+// whose path_prefix it starts with, whatever its Host, Forwarded or
+// X-Forwarded-Host headers say; absolute-form request targets and CONNECT
+// are refused without contacting anything, and redirects are passed to the
+// client, never followed. A key is never written to a label, a log line, an
+// error or a body the proxy writes itself: the proxy keeps only the SHA-256
+// digests of the configured keys.
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	stdlog "log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+)
+
+// Observation is what one proxied response said about a key's limits.
+type Observation struct {
+	// Key is the configured key's name, or "sha256:<first 12 hex digits of
+	// sha256(key)>" under unknown_keys: fingerprint.
+	Key      string
+	Provider string
+	// Model is the top-level "model" of the JSON request body; "" when
+	// there is none, or when it is not a printable name of at most
+	// maxModelBytes bytes.
+	Model        string
+	Time         time.Time // when the response started
+	StatusCode   int
+	Observations []ratelimit.Observation
+	Dropped      int // rate-limit values that were invalid or beyond the cap
+}
+
+// Recorder takes observations. Observe is called on the response path,
+// before the response is forwarded: it must not block.
+type Recorder interface{ Observe(o Observation) }
+
+// StatusClientClosedRequest is the code ratelimit_proxy_requests_total
+// counts when the client left before the upstream answered, so that
+// nothing was answered (nginx's 499).
+const StatusClientClosedRequest = 499
+
+// Proxy forwards requests to the routes' upstreams. It is safe for
+// concurrent use; Apply swaps its settings atomically.
+type Proxy struct {
+	state    atomic.Pointer[state]
+	reverse  *httputil.ReverseProxy
+	recorder Recorder
+	logger   log.Logger
+	requests *prometheus.CounterVec
+	now      func() time.Time
+}
+
+// state is what one config says: immutable once published.
+type state struct {
+	routes          []*route // longest path_prefix first
+	unknownKeys     string
+	maxRequestBytes int64
+	listenAddress   string
+	tls             bool
+}
+
+// route is one path_prefix and where it leads.
+type route struct {
+	prefix   string
+	upstream *url.URL
+	provider string
+	parser   ratelimit.Parser
+	// keyHeader is where the provider carries a key: Authorization or
+	// X-Api-Key. The proxy looks there first.
+	keyHeader string
+	keys      []knownKey // the configured keys of the provider
+}
+
+// exchange is what the proxy knows about one request, for the response.
+type exchange struct {
+	route  *route
+	key    string // who to record under: a key's name or fingerprint
+	record bool
+	model  string
+	client http.ResponseWriter
+}
+
+type exchangeKey struct{}
+
+// New returns a proxy of cfg.Proxy's routes, recording into rec. cfg must
+// have a proxy block.
+func New(cfg *config.Config, rec Recorder, logger log.Logger) (*Proxy, error) {
+	if rec == nil {
+		return nil, errors.New("proxy: no recorder")
+	}
+	if logger == nil {
+		logger = log.NewNopLogger()
+	}
+	p := &Proxy{
+		recorder: rec,
+		logger:   logger,
+		now:      time.Now,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ratelimit_proxy_requests_total",
+			Help: "Requests through the proxy, by route (its path_prefix; \"\" for requests that match none) and the status code answered to the client, " +
+				"the proxy's own refusals and 502s included; 499: the client left before the upstream answered.",
+		}, []string{"route", "code"}),
+	}
+	p.reverse = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      newTransport(),
+		FlushInterval:  -1, // every write reaches the client at once: streams are never held back
+		BufferPool:     newBufferPool(),
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       debugLog(logger),
+	}
+	if err := p.Apply(cfg); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Apply makes cfg's routes, keys and settings those of new requests;
+// requests in flight finish with the ones they started with. A changed
+// listen_address or tls_server_config takes effect only when the proxy is
+// served again (a restart), and is logged as such.
+func (p *Proxy) Apply(cfg *config.Config) error {
+	if cfg == nil || cfg.Proxy == nil {
+		return errors.New("proxy: the config has no proxy block; removing it takes a restart")
+	}
+	next, err := p.build(cfg)
+	if err != nil {
+		return err
+	}
+	if prev := p.state.Swap(next); prev != nil && (prev.listenAddress != next.listenAddress || prev.tls != next.tls) {
+		level.Warn(p.logger).Log("msg", "The proxy's listen_address and tls_server_config take effect on restart; the proxy keeps its listener",
+			"listen_address", prev.listenAddress)
+	}
+	return nil
+}
+
+// build turns a config into the state that serves it.
+func (p *Proxy) build(cfg *config.Config) (*state, error) {
+	pc := cfg.Proxy
+	s := &state{
+		unknownKeys:     pc.UnknownKeys,
+		maxRequestBytes: int64(pc.MaxRequestBytes),
+		listenAddress:   pc.ListenAddress,
+		tls:             pc.TLSServerConfig != nil,
+	}
+	byProvider := map[string][]knownKey{}
+	for _, r := range pc.Routes {
+		prov, known := provider.Lookup(r.Provider)
+		if !known {
+			return nil, fmt.Errorf("proxy: route %s: unknown provider %q", r.PathPrefix, r.Provider)
+		}
+		upstream, err := url.Parse(strings.TrimRight(r.Upstream, "/"))
+		if err != nil || (upstream.Scheme != "http" && upstream.Scheme != "https") || upstream.Host == "" {
+			return nil, fmt.Errorf("proxy: route %s: upstream %q is not an absolute http(s) URL", r.PathPrefix, r.Upstream)
+		}
+		if _, done := byProvider[r.Provider]; !done {
+			byProvider[r.Provider] = p.digests(cfg.Keys, r.Provider)
+		}
+		s.routes = append(s.routes, &route{
+			prefix:    r.PathPrefix,
+			upstream:  upstream,
+			provider:  prov.Name,
+			parser:    prov.Parser(),
+			keyHeader: keyHeader(prov),
+			keys:      byProvider[r.Provider],
+		})
+	}
+	slices.SortStableFunc(s.routes, func(a, b *route) int { return len(b.prefix) - len(a.prefix) })
+	return s, nil
+}
+
+// match returns the route with the longest path_prefix that path starts with.
+func (s *state) match(path string) *route {
+	for _, r := range s.routes {
+		if strings.HasPrefix(path, r.prefix) {
+			return r
+		}
+	}
+	return nil
+}
+
+// ServeHTTP implements http.Handler. It expects requests as an http.Server
+// hands them over: RequestURI set.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := p.state.Load()
+	// An absolute-form target (GET http://elsewhere/ HTTP/1.1), an
+	// authority-form one (CONNECT elsewhere:443) or "*" asks for a forward
+	// proxy, which this is not.
+	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") {
+		p.refuse(w, "", http.StatusForbidden, "forward_proxy_refused", "this proxy forwards only origin-form requests to its configured routes")
+		return
+	}
+	if hasDotSegment(r.URL.Path) {
+		p.refuse(w, "", http.StatusBadRequest, "invalid_path", "the path has . or .. segments")
+		return
+	}
+	rt := s.match(r.URL.Path)
+	if rt == nil {
+		p.refuse(w, "", http.StatusNotFound, "no_route", "no route of the proxy matches the path")
+		return
+	}
+
+	who, record, known := rt.identify(presentedKey(r.Header, rt.keyHeader), s.unknownKeys)
+	if !known && s.unknownKeys == config.UnknownKeysReject {
+		p.refuse(w, rt.prefix, http.StatusForbidden, "unknown_key", "the proxy forwards only the keys it is configured with")
+		return
+	}
+
+	body, err := readBody(r, s.maxRequestBytes)
+	switch {
+	case errors.Is(err, errTooLarge):
+		p.refuse(w, rt.prefix, http.StatusRequestEntityTooLarge, "request_too_large",
+			fmt.Sprintf("the request body is larger than the proxy's max_request_bytes (%s)", config.Bytes(s.maxRequestBytes)))
+		return
+	case err != nil && r.Context().Err() != nil:
+		p.count(rt.prefix, StatusClientClosedRequest)
+		level.Debug(p.logger).Log("msg", "The client left while sending its request", "route", rt.prefix)
+		return
+	case err != nil:
+		p.refuse(w, rt.prefix, http.StatusBadRequest, "unreadable_request", "the request body could not be read")
+		return
+	}
+
+	ex := &exchange{route: rt, key: who, record: record, client: w}
+	if record {
+		ex.model = topLevelModel(body)
+	}
+	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+	setBody(out, body)
+	p.reverse.ServeHTTP(w, out)
+}
+
+// rewrite sends the request to the route's upstream: the prefix's last "/"
+// and what follows it are kept, the query is kept as sent, and Host becomes
+// the upstream's. ReverseProxy has already removed the hop-by-hop headers
+// and the client's Forwarded and X-Forwarded-* ones, and adds none.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	rt := pr.In.Context().Value(exchangeKey{}).(*exchange).route
+	in, out := pr.In.URL, pr.Out.URL
+	keep := len(rt.prefix) - 1
+	out.Scheme, out.Host = rt.upstream.Scheme, rt.upstream.Host
+	out.Path = rt.upstream.Path + in.Path[keep:]
+	out.RawPath = ""
+	if escaped := in.EscapedPath(); strings.HasPrefix(escaped, rt.prefix) {
+		// URL.EscapedPath falls back to Path's own escaping if this is not one of it.
+		out.RawPath = rt.upstream.EscapedPath() + escaped[keep:]
+	}
+	pr.Out.Host = ""
+}
+
+// modifyResponse reads the rate-limit headers as the response starts. It
+// never touches the body.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	ex := resp.Request.Context().Value(exchangeKey{}).(*exchange)
+	// What the upstream left out, net/http would add: keep it out.
+	for _, name := range []string{"Content-Type", "Date"} {
+		if _, set := resp.Header[name]; !set {
+			ex.client.Header()[name] = nil
+		}
+	}
+	p.count(ex.route.prefix, resp.StatusCode)
+	if !ex.record {
+		return nil
+	}
+	now := p.now()
+	obs, dropped := ex.route.parser.Parse(resp.Header, now)
+	if len(obs) == 0 && resp.StatusCode != http.StatusTooManyRequests {
+		return nil
+	}
+	p.recorder.Observe(Observation{
+		Key:          ex.key,
+		Provider:     ex.route.provider,
+		Model:        ex.model,
+		Time:         now,
+		StatusCode:   resp.StatusCode,
+		Observations: obs,
+		Dropped:      dropped,
+	})
+	return nil
+}
+
+// upstreamError answers when the upstream could not be reached: 502 with
+// a JSON body. The log line gives the route and the cause, never the
+// request's URL, whose query may carry a key. (ReverseProxy passes the
+// transport's error as is: a client's *url.Error, which quotes the URL,
+// never reaches here.)
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	rt := r.Context().Value(exchangeKey{}).(*exchange).route
+	if r.Context().Err() != nil {
+		p.count(rt.prefix, StatusClientClosedRequest)
+		level.Debug(p.logger).Log("msg", "The client left before the upstream answered", "route", rt.prefix)
+		return
+	}
+	// Transport errors name the upstream's address, never the request's URL.
+	level.Warn(p.logger).Log("msg", "Cannot reach the upstream", "route", rt.prefix, "upstream", rt.upstream.Redacted(), "err", err)
+	p.refuse(w, rt.prefix, http.StatusBadGateway, "upstream_unreachable", "the proxy could not get an answer from the route's upstream")
+}
+
+// refuse answers a request the proxy does not forward, and counts it.
+// message is the proxy's own words: never anything from the request.
+func (p *Proxy) refuse(w http.ResponseWriter, routePrefix string, status int, code, message string) {
+	p.count(routePrefix, status)
+	if status != http.StatusBadGateway {
+		level.Debug(p.logger).Log("msg", "Refused a request", "route", routePrefix, "status", status, "reason", code)
+	}
+	writeError(w, status, code, message)
+}
+
+// writeError writes a JSON error that both OpenAI's and Anthropic's SDKs
+// read: error.message, error.type and error.code, and a top-level type.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	body, _ := json.Marshal(map[string]any{
+		"type": "error",
+		"error": map[string]string{
+			"type":    "proxy_error",
+			"code":    code,
+			"message": "ratelimit_exporter proxy: " + message,
+		},
+	})
+	h := w.Header()
+	h.Del("Date")
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+func (p *Proxy) count(routePrefix string, status int) {
+	p.requests.WithLabelValues(routePrefix, strconv.Itoa(status)).Inc()
+}
+
+// Collectors returns the proxy's own metrics: ratelimit_proxy_requests_total.
+func (p *Proxy) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{p.requests}
+}
+
+// hasDotSegment reports whether a path has a "." or ".." segment, which
+// could climb out of an upstream's own path.
+func hasDotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// newTransport is the proxy's own transport: many concurrent clients, no
+// compression added or undone, no proxy from the environment, and no
+// deadline on a response, which may stream for minutes.
+func newTransport() *http.Transport {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+}
+
+// bufferPool reuses the buffers that copy response bodies, so that many
+// open streams do not each allocate one anew.
+type bufferPool struct{ pool sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{pool: sync.Pool{New: func() any { return new([32 << 10]byte) }}}
+}
+
+func (b *bufferPool) Get() []byte  { return b.pool.Get().(*[32 << 10]byte)[:] }
+func (b *bufferPool) Put(s []byte) { b.pool.Put((*[32 << 10]byte)(s)) }
+
+// debugLog is a standard logger for what net/http and ReverseProxy report
+// on their own: a client gone, a stream cut, a TLS handshake that failed
+// go to logger at debug level; a panic, a bug, at error level.
+func debugLog(logger log.Logger) *stdlog.Logger {
+	return stdlog.New(stdlibWriter{logger}, "", 0)
+}
+
+type stdlibWriter struct{ logger log.Logger }
+
+func (w stdlibWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	if strings.Contains(msg, "panic") {
+		level.Error(w.logger).Log("msg", msg)
+	} else {
+		level.Debug(w.logger).Log("msg", msg)
+	}
+	return len(p), nil
+}

@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+)
+
+// Timeouts of the proxy's listener. There is no read or write timeout: a
+// response may stream for minutes, and a read deadline would cancel it.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
+// Listen binds cfg.ListenAddress, having checked cfg.TLSServerConfig, so
+// that a busy port or a bad certificate fails at once, before anything is
+// served.
+func Listen(cfg *config.Proxy) (net.Listener, error) {
+	if cfg.TLSServerConfig != nil {
+		if _, err := web.ConfigToTLSConfig(cfg.TLSServerConfig); err != nil {
+			return nil, fmt.Errorf("proxy tls_server_config: %w", err)
+		}
+	}
+	l, err := net.Listen("tcp", cfg.ListenAddress)
+	if err != nil {
+		return nil, fmt.Errorf("proxy listen_address: %w", err)
+	}
+	return l, nil
+}
+
+// Serve serves h on l, with TLS when cfg.TLSServerConfig is set, until ctx
+// ends; then it stops accepting, lets the requests in flight finish within
+// grace, cuts off those still open and returns once every connection is
+// closed. It returns nil after a shutdown in which every request finished,
+// and otherwise the error that ended it. It closes l.
+func Serve(ctx context.Context, l net.Listener, cfg *config.Proxy, h http.Handler, grace time.Duration, logger log.Logger) error {
+	if logger == nil {
+		logger = log.NewNopLogger()
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          debugLog(logger),
+		// "OPTIONS *" too is the handler's to refuse.
+		DisableGeneralOptionsHandler: true,
+	}
+	if cfg.TLSServerConfig != nil {
+		tlsConfig, err := web.ConfigToTLSConfig(cfg.TLSServerConfig)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("proxy tls_server_config: %w", err)
+		}
+		srv.TLSConfig = tlsConfig
+	}
+
+	served := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			served <- srv.ServeTLS(l, "", "") // the certificate comes from TLSConfig.GetCertificate
+		} else {
+			served <- srv.Serve(l)
+		}
+	}()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if err != nil {
+		level.Warn(logger).Log("msg", "Proxy requests still in flight after the grace period are cut off", "grace_period", grace)
+		srv.Close()
+		err = fmt.Errorf("proxy shutdown: %w", err)
+	}
+	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {
+		return errors.Join(err, serveErr)
+	}
+	return err
+}
