@@ -118,10 +118,15 @@ func run() int {
 	httpProber := prober.New(userAgent())
 	probes := scheduler.New(httpProber, observations, logger)
 	defer probes.Stop()
+	traffic := &passive{probes: probes, registry: registry, grace: *gracePeriod, logger: logger}
+	defer traffic.Stop()
 
 	reloader, err := config.NewReloader(load, func(cfg *config.Config) error {
 		if err := httpProber.Apply(cfg); err != nil {
 			return err // before anything else changes
+		}
+		if err := traffic.Apply(cfg); err != nil {
+			return err // a busy proxy port, at start, ends it before any probe
 		}
 		observations.Apply(cfg.Targets())
 		probes.Apply(cfg)
@@ -182,13 +187,13 @@ func run() int {
 		level.Error(logger).Log("msg", "Error serving", "err", err)
 		return 1
 	case sig := <-terms:
-		return shutdown(logger, srv, probes, sig, terms, *gracePeriod)
+		return shutdown(logger, srv, probes, traffic, sig, terms, *gracePeriod)
 	}
 }
 
 // shutdown stops accepting scrapes, lets those in flight finish within
 // grace, then cancels the probes. A second SIGTERM or SIGINT ends it at once.
-func shutdown(logger log.Logger, srv *http.Server, probes *scheduler.Scheduler, sig os.Signal, signals <-chan os.Signal, grace time.Duration) int {
+func shutdown(logger log.Logger, srv *http.Server, probes *scheduler.Scheduler, traffic *passive, sig os.Signal, signals <-chan os.Signal, grace time.Duration) int {
 	level.Info(logger).Log("msg", "Shutting down: finishing scrapes in flight", "signal", sig, "grace_period", grace)
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -205,6 +210,7 @@ func shutdown(logger log.Logger, srv *http.Server, probes *scheduler.Scheduler, 
 	}
 	stopped := make(chan struct{})
 	go func() {
+		traffic.Stop()
 		probes.Stop()
 		close(stopped)
 	}()

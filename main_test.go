@@ -476,7 +476,13 @@ func TestDemoServesLiveSeries(t *testing.T) {
 		`ratelimit_limit{key="router",model="",provider="openrouter",resource="credits",team="research",window="month"} 25`,
 		`ratelimit_probe_tokens_total{key="router",model="",provider="openrouter",team="research"} 0`,
 		`ratelimit_probe_status_code{key="revoked",model="gpt-4o-mini",provider="openai"} 401`,
+		// The assistant's traffic goes through the proxy, which reads it.
+		`ratelimit_observations_total{key="assistant",model="claude-haiku-4-5",provider="anthropic",source="proxy"} `,
+		`ratelimit_proxy_requests_total{code="200",route="/anthropic/"} `,
 	)
+	if n := metricsOf(t, body)[series("ratelimit_observations_total", "key", "assistant", "model", "claude-haiku-4-5", "provider", "anthropic", "source", "proxy")]; n < 1 {
+		t.Errorf("no reading of the assistant's traffic through the proxy")
+	}
 	for _, key := range []string{"sk-demo", "sk-ant-demo", "sk-or-v1-demo"} {
 		if strings.Contains(body, key) {
 			t.Errorf("/metrics shows a demo key (%s...)", key)

@@ -6,10 +6,12 @@ package demo
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
@@ -56,15 +58,20 @@ keys:
     provider: openai
     api_key: %[4]s
     base_url: %[1]s/openai/v1
+proxy:
+  listen_address: %[7]s
+  routes:
+    - {path_prefix: /anthropic/, upstream: %[1]s/anthropic, provider: anthropic}
 `
 
 // Demo is a running simulator and the traffic that drains it.
 type Demo struct {
-	URL    string // base URL of the simulated API
-	Config []byte // exporter config that probes it
-	server *http.Server
-	cancel context.CancelFunc
-	done   chan struct{}
+	URL       string // base URL of the simulated API
+	ProxyAddr string // where the exporter's proxy listens; the demo's assistant sends its requests there
+	Config    []byte // exporter config that probes it
+	server    *http.Server
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 // simulators are the demo's providers, each with its keys.
@@ -115,20 +122,55 @@ func Start() (*Demo, error) {
 		return nil, fmt.Errorf("demo: starting the simulator: %w", err)
 	}
 	url := "http://" + listener.Addr().String()
+	proxyAddr, err := freeLoopbackAddr()
+	if err != nil {
+		listener.Close()
+		return nil, fmt.Errorf("demo: choosing the proxy's port: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Demo{
-		URL:    url,
-		Config: fmt.Appendf(nil, configTemplate, url, ProdKey, TrialKey, RevokedKey, AnthropicKey, RouterKey),
-		server: &http.Server{Handler: sims.handler(), ReadHeaderTimeout: 5 * time.Second},
-		cancel: cancel,
-		done:   make(chan struct{}),
+		URL:       url,
+		ProxyAddr: proxyAddr,
+		Config:    fmt.Appendf(nil, configTemplate, url, ProdKey, TrialKey, RevokedKey, AnthropicKey, RouterKey, proxyAddr),
+		server:    &http.Server{Handler: sims.handler(), ReadHeaderTimeout: 5 * time.Second},
+		cancel:    cancel,
+		done:      make(chan struct{}),
 	}
 	go func() { _ = d.server.Serve(listener) }()
 	go func() {
 		defer close(d.done)
-		traffic(ctx, sims)
+		traffic(ctx, sims, "http://"+proxyAddr+"/anthropic/v1/messages")
 	}()
 	return d, nil
+}
+
+// ask sends one request as the demo's assistant application does, through
+// the proxy; before the proxy listens it fails, and nothing is lost.
+func ask(ctx context.Context, url string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(
+		`{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"Summarise this support ticket, please."}]}`))
+	if err != nil {
+		return
+	}
+	req.Header.Set("x-api-key", AnthropicKey)
+	req.Header.Set("anthropic-version", "2023-06-01")
+	req.Header.Set("content-type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// freeLoopbackAddr returns a loopback address with a port free right now.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // Load parses the demo config; it suits config.NewReloader.
@@ -146,7 +188,7 @@ func (d *Demo) Stop() {
 // traffic drains the buckets as real applications would: prod in a slow
 // wave, trial in bursts that empty its minute of tokens now and then, the
 // assistant steadily, and the router's credits slowly.
-func traffic(ctx context.Context, s simulators) {
+func traffic(ctx context.Context, s simulators, assistantURL string) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	start := time.Now()
@@ -162,7 +204,11 @@ func traffic(ctx context.Context, s simulators) {
 			if math.Mod(t, 300) < 60 { // one busy minute in five
 				s.groq.Consume(TrialKey, "llama-3.1-8b-instant", 1, 200*rand.Float64())
 			}
-			s.anthropic.Consume(AnthropicKey, "claude-haiku-4-5", 0.5*wave, 500*wave)
+			// The assistant's requests go through the exporter's proxy,
+			// which reads their headers: its key needs no probes.
+			if math.Mod(t, 2) < 1 {
+				go ask(ctx, assistantURL)
+			}
 			s.openrouter.Consume(RouterKey, "", 0.2*rand.Float64(), 0.002*wave)
 		}
 	}

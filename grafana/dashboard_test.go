@@ -162,7 +162,7 @@ func TestHeadroomLeavesOutReadsPastTheirReset(t *testing.T) {
 }
 
 // Labels every series a panel shows has, whatever the provider.
-var alwaysSet = map[string]bool{"job": true, "instance": true, "provider": true, "key": true, "model": true, "resource": true, "result": true}
+var alwaysSet = map[string]bool{"job": true, "instance": true, "provider": true, "key": true, "model": true, "resource": true, "result": true, "source": true}
 
 // Prometheus stores an empty label as no label at all, and the exporter
 // sends window="" (OpenAI's requests, Together, IETF RateLimit-Limit) and
