@@ -1,11 +1,14 @@
 // Command bench measures the built exporter against the simulator, and
 // blackbox_exporter doing the same probe, and prints the figures side by
-// side. Run it with `make bench`. Every server it starts listens on loopback.
+// side, then the proxy's figures (proxy.go). Run it with `make bench`;
+// `go run ./bench -only=proxy` runs the proxy's part alone. Every server
+// it starts listens on loopback.
 package main
 
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -28,7 +31,20 @@ import (
 var models = []string{"llama3.1-8b", "llama-3.3-70b", "qwen-3-32b"}
 
 func main() {
-	if err := run(); err != nil {
+	only := flag.String("only", "", `run only one part: "proxy" (the proxy's figures, which need no blackbox_exporter)`)
+	flag.Parse()
+	var err error
+	switch *only {
+	case "":
+		if err = run(); err == nil {
+			err = runProxy()
+		}
+	case "proxy":
+		err = runProxy()
+	default:
+		err = fmt.Errorf("-only %q: the only part is proxy", *only)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
