@@ -50,17 +50,26 @@ func main() {
 	}
 }
 
+// buildExporter builds the exporter into dir and returns its path.
+func buildExporter(dir string) (string, error) {
+	bin := filepath.Join(dir, "ratelimit_exporter")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building the exporter: %w", err)
+	}
+	return bin, nil
+}
+
 func run() error {
 	dir, err := os.MkdirTemp("", "ratelimit-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	exporterBin := filepath.Join(dir, "ratelimit_exporter")
-	build := exec.Command("go", "build", "-o", exporterBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building the exporter: %w", err)
+	exporterBin, err := buildExporter(dir)
+	if err != nil {
+		return err
 	}
 	blackbox, err := exec.LookPath("prometheus-blackbox-exporter")
 	if err != nil {

@@ -143,11 +143,9 @@ func runProxy() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	exporterBin := filepath.Join(dir, "ratelimit_exporter")
-	build := exec.Command("go", "build", "-o", exporterBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building the exporter: %w", err)
+	exporterBin, err := buildExporter(dir)
+	if err != nil {
+		return err
 	}
 
 	// The simulator answers the exporter's own probes.
