@@ -37,6 +37,10 @@ type Collector struct {
 	targets map[ID]*state
 	order   []ID
 	scratch []byte // render buffer, reused under mu
+	// stale says that some target's text waits for a render: Observe
+	// leaves it to the next scrape, as traffic may bring many readings a
+	// second, and a scrape needs only the last.
+	stale bool
 	// unconfigured counts the targets Observe added; Apply forgets them.
 	unconfigured int
 }
@@ -63,7 +67,8 @@ type state struct {
 	tokens       float64
 	headerErrors float64
 
-	out *rendered // replaced by each render, never changed: scrapes write it without a lock
+	out   *rendered // replaced by each render, never changed: scrapes write it without a lock
+	stale bool      // out is older than the values
 }
 
 // Source says where a reading of rate-limit values came from.
@@ -145,7 +150,7 @@ func (c *Collector) Apply(targets []config.Target) {
 		next[id] = s
 		order = append(order, id)
 	}
-	c.targets, c.order, c.unconfigured = next, order, 0
+	c.targets, c.order, c.unconfigured, c.stale = next, order, 0, false
 }
 
 // Record stores the result of a probe of the target id.
@@ -190,7 +195,7 @@ func (c *Collector) Observe(id ID, provider string, r *prober.Result) {
 		c.unconfigured++
 	}
 	s.read(SourceProxy, r)
-	s.render(&c.scratch)
+	s.stale, c.stale = true, true
 }
 
 // unconfiguredTarget makes a target for id, with the labels of a configured
@@ -279,12 +284,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // while it writes: a scraper that reads slowly, or not at all, delays
 // nothing but its own response.
 func (c *Collector) WriteText(w io.Writer, sized func(int)) error {
-	c.mu.RLock()
-	texts := make([]*rendered, len(c.order))
-	for i, id := range c.order {
-		texts[i] = c.targets[id].out
-	}
-	c.mu.RUnlock()
+	texts := c.texts()
 
 	var headers [numFamilies]string
 	size := 0
@@ -314,6 +314,35 @@ func (c *Collector) WriteText(w io.Writer, sized func(int)) error {
 	return bw.Flush()
 }
 
+// texts returns every target's text, rendering those Observe left stale.
+func (c *Collector) texts() []*rendered {
+	c.mu.RLock()
+	if !c.stale {
+		defer c.mu.RUnlock()
+		return c.textsLocked()
+	}
+	c.mu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stale {
+		for _, id := range c.order {
+			if s := c.targets[id]; s.stale {
+				s.render(&c.scratch)
+			}
+		}
+		c.stale = false
+	}
+	return c.textsLocked()
+}
+
+func (c *Collector) textsLocked() []*rendered {
+	texts := make([]*rendered, len(c.order))
+	for i, id := range c.order {
+		texts[i] = c.targets[id].out
+	}
+	return texts
+}
+
 // render makes the target's exposition text anew, in scratch, then in an
 // exact-size copy: it is what the target costs in memory.
 func (s *state) render(scratch *[]byte) {
@@ -327,7 +356,7 @@ func (s *state) render(scratch *[]byte) {
 	}
 	out.offsets[numFamilies] = len(buf)
 	out.text = bytes.Clone(buf)
-	s.out = out
+	s.out, s.stale = out, false
 	*scratch = buf
 }
 

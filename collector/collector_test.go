@@ -280,6 +280,10 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 			{Kind: ratelimit.Reset, Resource: "tokens", Window: "", Value: 1.0000000000000002},
 		}})
 
+	// Readings from the proxy are rendered by the scrape that follows them.
+	c.Observe(IDOf(targets[3]), "cerebras", &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t)})
+	c.Observe(ID{Key: "prod", Model: "unlisted"}, "cerebras", &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t)})
+
 	var text strings.Builder
 	size := -1
 	if err := c.WriteText(&text, func(n int) { size = n }); err != nil {
@@ -360,13 +364,14 @@ func TestWriteTextHoldsNoLockWhileWriting(t *testing.T) {
 		for _, tg := range targets {
 			c.Record(IDOf(tg), &prober.Result{Time: probeTime.Add(time.Minute), StatusCode: 200, Outcome: prober.Success, Observations: changed})
 		}
+		c.Observe(IDOf(targets[1]), "cerebras", &prober.Result{Time: probeTime.Add(2 * time.Minute), StatusCode: 200, Outcome: prober.Success, Observations: changed})
 		c.Apply(targets[:10])
 		c.SetInterval(IDOf(targets[0]), time.Hour)
 	}()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Record, Apply and SetInterval waited for a scrape that does not write")
+		t.Fatal("Record, Observe, Apply and SetInterval waited for a scrape that does not write")
 	}
 	close(w.release)
 	if err := <-writeDone; err != nil {
