@@ -52,6 +52,17 @@ func freeLoopbackAddr(t *testing.T) string {
 
 func startPrometheus(t *testing.T, target string) *prometheusServer {
 	t.Helper()
+	return startPrometheusWith(t, fmt.Sprintf(`scrape_configs:
+  - job_name: ratelimit
+    static_configs:
+      - targets: [%q]
+`, target))
+}
+
+// startPrometheusWith runs Prometheus with the shipped rules, scraping
+// every second with scrapeConfigs, a YAML scrape_configs section.
+func startPrometheusWith(t *testing.T, scrapeConfigs string) *prometheusServer {
+	t.Helper()
 	binary := requireTool(t, "prometheus")
 	dir := t.TempDir()
 	repo, _ := os.Getwd()
@@ -62,11 +73,7 @@ func startPrometheus(t *testing.T, target string) *prometheusServer {
 rule_files:
   - %s
   - %s
-scrape_configs:
-  - job_name: ratelimit
-    static_configs:
-      - targets: [%q]
-`, filepath.Join(repo, "prometheus", "rules.yml"), filepath.Join(repo, "prometheus", "alerts.yml"), target)
+`, filepath.Join(repo, "prometheus", "rules.yml"), filepath.Join(repo, "prometheus", "alerts.yml")) + scrapeConfigs
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

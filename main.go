@@ -53,6 +53,7 @@ func run() int {
 		maxRequests   = app.Flag("web.max-requests", "Most scrapes served at once; more are answered 503. 0 means no limit.").Default("40").Int()
 		writeTimeout  = app.Flag("web.write-timeout", "Most time to write one response to a client; a client that reads slower is cut off.").Default("30s").Duration()
 		gracePeriod   = app.Flag("web.shutdown-grace-period", "On SIGTERM or SIGINT, how long scrapes in flight may take to finish.").Default("5s").Duration()
+		externalURL   = app.Flag("web.external-url", "The URL under which Prometheus reaches the exporter, given as the targets' address in /sd. Default: the host the /sd request was sent to.").URL()
 		demoMode      = app.Flag("demo", "Probe built-in simulators of several providers (Cerebras, Groq, Anthropic, OpenRouter, OpenAI) with demo keys instead of real APIs.").Bool()
 		webFlags      = kingpinflag.AddFlags(app, ":10429")
 		logConfig     = logging.AddFlags(app)
@@ -69,6 +70,12 @@ func run() int {
 	if err := server.CheckMetricsPath(*metricsPath); err != nil {
 		level.Error(logger).Log("msg", "Invalid flag", "err", err)
 		return 1
+	}
+	if *externalURL != nil {
+		if err := server.CheckExternalURL(*externalURL); err != nil {
+			level.Error(logger).Log("msg", "Invalid flag", "err", err)
+			return 1
+		}
 	}
 	if *writeTimeout <= 0 || *gracePeriod <= 0 {
 		level.Error(logger).Log("msg", "Invalid flag", "err", "--web.write-timeout and --web.shutdown-grace-period must be greater than zero")
@@ -144,6 +151,9 @@ func run() int {
 		Observations:  observations,
 		MaxRequests:   *maxRequests,
 		Refresh:       probes.Refresh,
+		RefreshTarget: probes.RefreshTarget,
+		Targets:       func() []config.Target { return reloader.Config().Targets() },
+		ExternalURL:   *externalURL,
 		TimeoutOffset: *timeoutOffset,
 		WriteTimeout:  *writeTimeout,
 		Reload:        reloader.Reload,

@@ -284,8 +284,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // while it writes: a scraper that reads slowly, or not at all, delays
 // nothing but its own response.
 func (c *Collector) WriteText(w io.Writer, sized func(int)) error {
-	texts := c.texts()
+	return writeTexts(w, sized, c.texts(nil))
+}
 
+// WriteTargetText is WriteText for the target id alone; it writes nothing
+// if id is not a target.
+func (c *Collector) WriteTargetText(w io.Writer, id ID, sized func(int)) error {
+	return writeTexts(w, sized, c.texts(&id))
+}
+
+func writeTexts(w io.Writer, sized func(int), texts []*rendered) error {
 	var headers [numFamilies]string
 	size := 0
 	for f, fam := range families {
@@ -314,12 +322,13 @@ func (c *Collector) WriteText(w io.Writer, sized func(int)) error {
 	return bw.Flush()
 }
 
-// texts returns every target's text, rendering those Observe left stale.
-func (c *Collector) texts() []*rendered {
+// texts returns the text of the target only, if not nil, else of every
+// target, rendering those Observe left stale.
+func (c *Collector) texts(only *ID) []*rendered {
 	c.mu.RLock()
 	if !c.stale {
 		defer c.mu.RUnlock()
-		return c.textsLocked()
+		return c.textsLocked(only)
 	}
 	c.mu.RUnlock()
 	c.mu.Lock()
@@ -332,10 +341,16 @@ func (c *Collector) texts() []*rendered {
 		}
 		c.stale = false
 	}
-	return c.textsLocked()
+	return c.textsLocked(only)
 }
 
-func (c *Collector) textsLocked() []*rendered {
+func (c *Collector) textsLocked(only *ID) []*rendered {
+	if only != nil {
+		if s := c.targets[*only]; s != nil {
+			return []*rendered{s.out}
+		}
+		return nil
+	}
 	texts := make([]*rendered, len(c.order))
 	for i, id := range c.order {
 		texts[i] = c.targets[id].out

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
@@ -301,6 +304,40 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	if !strings.Contains(text.String(), `ratelimit_probe_interval_seconds{key="plain",model="a",provider="cerebras"} 180`) {
 		t.Errorf("no interval for plain/a in:\n%s", text.String())
 	}
+
+	// One target's text, as /probe serves it: its samples, no other's.
+	for _, id := range []ID{IDOf(targets[0]), IDOf(targets[3]), {Key: "prod", Model: "unlisted"}} {
+		var one strings.Builder
+		size := -1
+		if err := c.WriteTargetText(&one, id, func(n int) { size = n }); err != nil {
+			t.Fatal(err)
+		}
+		if size != one.Len() {
+			t.Errorf("WriteTargetText(%v) announced %d bytes and wrote %d", id, size, one.Len())
+		}
+		var want []string
+		for _, line := range strings.SplitAfter(text.String(), "\n") {
+			if strings.Contains(line, `key="`+id.Key+`",model="`+id.Model+`",`) {
+				want = append(want, line)
+			}
+		}
+		var got []string
+		for _, line := range strings.SplitAfter(one.String(), "\n") {
+			if line != "" && !strings.HasPrefix(line, "#") {
+				got = append(got, line)
+			}
+		}
+		if len(want) == 0 || !slices.Equal(got, want) {
+			t.Errorf("WriteTargetText(%v) wrote samples\n%s\nwant\n%s", id, strings.Join(got, ""), strings.Join(want, ""))
+		}
+		if _, err := expfmtParser().TextToMetricFamilies(strings.NewReader(one.String())); err != nil {
+			t.Errorf("WriteTargetText(%v) wrote invalid text: %v", id, err)
+		}
+	}
+	var none strings.Builder
+	if err := c.WriteTargetText(&none, ID{Key: "prod", Model: "nope"}, nil); err != nil || none.Len() != 0 {
+		t.Errorf("WriteTargetText of no target wrote %q, %v; want nothing", none.String(), err)
+	}
 }
 
 // blockedWriter blocks its first write until released: a scraper that
@@ -487,4 +524,9 @@ ratelimit_probe_tokens_total{key="k",model="m",provider="anthropic"} 0
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "ratelimit_probe_tokens_total"); err != nil {
 		t.Error(err)
 	}
+}
+
+func expfmtParser() *expfmt.TextParser {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return &p
 }

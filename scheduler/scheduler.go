@@ -361,6 +361,26 @@ func (s *Scheduler) run(t *target, f *flight, cfg config.Target, timeout time.Du
 // only this wait: a probe goes on with its full timeout once sent, and its
 // result serves the next scrape. In interval mode it does nothing.
 func (s *Scheduler) Refresh(ctx context.Context) {
+	s.refresh(ctx, func() []*target { return s.order })
+}
+
+// RefreshTarget is Refresh for the target id alone: a probe of it that is
+// under way, or due, is shared with every other caller, so two scrapers of
+// one target cause one probe. It reports false if id is not configured.
+func (s *Scheduler) RefreshTarget(ctx context.Context, id collector.ID) bool {
+	found := false
+	s.refresh(ctx, func() []*target {
+		if t := s.targets[id]; t != nil {
+			found = true
+			return []*target{t}
+		}
+		return nil
+	})
+	return found
+}
+
+// refresh does Refresh for the targets that wanted returns under s.mu.
+func (s *Scheduler) refresh(ctx context.Context, wanted func() []*target) {
 	s.mu.Lock()
 	if s.settings.Mode != config.ModeScrape {
 		s.mu.Unlock()
@@ -369,7 +389,7 @@ func (s *Scheduler) Refresh(ctx context.Context) {
 	now := s.clock.Now()
 	var due []*target
 	var waits []*flight
-	for _, t := range s.order {
+	for _, t := range wanted() {
 		switch {
 		case t.flight != nil:
 			waits = append(waits, t.flight)

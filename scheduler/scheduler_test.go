@@ -81,6 +81,40 @@ func TestParallelScrapesShareOneProbe(t *testing.T) {
 	}
 }
 
+// /probe's path: scrapers of one target, and of everything, share one
+// probe of it, and min_interval holds for all of them.
+func TestRefreshTargetSharesProbes(t *testing.T) {
+	f := newFixture(t, scrapeProbe(time.Minute))
+	f.sim.SetLatency(100 * time.Millisecond)
+	a := collector.ID{Key: "a", Model: "m"}
+	if !f.scheduler.RefreshTarget(context.Background(), a) {
+		t.Fatal("RefreshTarget(a/m) reported an unknown target")
+	}
+	if got := f.sim.Requests(); got != 1 {
+		t.Fatalf("RefreshTarget(a/m) sent %d probes, want 1: only its own target", got)
+	}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			if i%2 == 0 {
+				f.scheduler.RefreshTarget(context.Background(), collector.ID{Key: "b", Model: "m"})
+			} else {
+				f.scheduler.Refresh(context.Background())
+			}
+		})
+	}
+	wg.Wait()
+	if got := f.sim.Requests(); got != 2 {
+		t.Errorf("%d probes in all, want 2: b once, a not again within min_interval", got)
+	}
+	if f.scheduler.RefreshTarget(context.Background(), collector.ID{Key: "a", Model: "other"}) {
+		t.Error("RefreshTarget of a model not configured reported it found")
+	}
+	if got := f.sim.Requests(); got != 2 {
+		t.Errorf("%d probes after asking for an unknown target, want 2", got)
+	}
+}
+
 func TestScrapeModeProbesAgainAfterMinInterval(t *testing.T) {
 	f := newFixture(t, scrapeProbe(0))
 	for range 3 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	pathpkg "path"
 	"strconv"
 	"strings"
@@ -22,12 +23,17 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
 
 // TextWriter writes metrics in the text exposition format, telling sized
-// how many bytes it will write before it writes them.
+// how many bytes it will write before it writes them: every target's, or
+// one target's.
 type TextWriter interface {
 	WriteText(w io.Writer, sized func(int)) error
+	WriteTargetText(w io.Writer, id collector.ID, sized func(int)) error
 }
 
 // Options are what the endpoints need.
@@ -42,6 +48,14 @@ type Options struct {
 	// Refresh brings the metrics up to date before a scrape; ctx carries
 	// the scrape's deadline. It may be nil.
 	Refresh func(ctx context.Context)
+	// RefreshTarget is Refresh for one target, before a /probe. It may be nil.
+	RefreshTarget func(ctx context.Context, id collector.ID) bool
+	// Targets lists the configured keys and models, which /probe serves
+	// and /sd lists. Nil: neither endpoint is served.
+	Targets func() []config.Target
+	// ExternalURL is where Prometheus reaches the exporter, given as the
+	// targets' address in /sd; nil: the host the /sd request was sent to.
+	ExternalURL *url.URL
 	// TimeoutOffset is taken off Prometheus's scrape timeout to leave time
 	// to send the response.
 	TimeoutOffset time.Duration
@@ -78,7 +92,7 @@ func CheckMetricsPath(path string) error {
 	case cleanPath(path) != path:
 		return fmt.Errorf("--web.telemetry-path %q must be a clean path: no //, . or .. segments", path)
 	}
-	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath} {
+	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath, ProbePath, SDPath} {
 		if path == own || strings.HasPrefix(own, strings.TrimSuffix(path, "/")+"/") && strings.HasSuffix(path, "/") {
 			return fmt.Errorf("--web.telemetry-path %q clashes with the endpoint %s", path, own)
 		}
@@ -113,7 +127,13 @@ func Handler(o Options) (_ http.Handler, err error) {
 	if pattern == "/" {
 		pattern = "/{$}" // only /, so that the other endpoints stay reachable
 	}
-	mux.Handle("GET "+pattern, limitRequests(scrapeHandler(metrics, o.Refresh, o.TimeoutOffset), o.MaxRequests))
+	// /metrics and /probe share one bound: both may wait for probes.
+	limit := requestLimit(o.MaxRequests)
+	mux.Handle("GET "+pattern, limit(scrapeHandler(metrics, o.Refresh, o.TimeoutOffset)))
+	if o.Targets != nil {
+		mux.Handle("GET "+ProbePath, limit(probeHandler(o)))
+		mux.Handle("GET "+SDPath, sdHandler(o))
+	}
 
 	if len(o.Dashboard) > 0 {
 		mux.HandleFunc("GET "+DashboardPath, func(w http.ResponseWriter, _ *http.Request) {
@@ -155,6 +175,7 @@ func Handler(o Options) (_ http.Handler, err error) {
 			Profiling:   "false",
 			Links: []web.LandingLinks{
 				{Address: o.MetricsPath, Text: "Metrics", Description: "Rate limits of every configured key and model"},
+				{Address: SDPath, Text: "Service discovery", Description: "Every key and model as a target of /probe?key=NAME&model=MODEL, for Prometheus's http_sd_configs"},
 				{Address: DashboardPath, Text: "Grafana dashboard", Description: "Import it into Grafana, or provision it from a file"},
 				{Address: "/-/healthy", Text: "Health", Description: "200 while the exporter serves"},
 				{Address: "/-/ready", Text: "Readiness", Description: "200 once a configuration is loaded"},
@@ -173,16 +194,21 @@ func Handler(o Options) (_ http.Handler, err error) {
 func scrapeHandler(metrics http.Handler, refresh func(context.Context), offset time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if refresh != nil {
-			ctx := r.Context()
-			if timeout, ok := ScrapeTimeout(r, offset); ok {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
+			ctx, cancel := scrapeContext(r, offset)
 			refresh(ctx)
+			cancel()
 		}
 		metrics.ServeHTTP(w, r)
 	})
+}
+
+// scrapeContext is the request's context, ended by the scraper's timeout
+// less offset if it sent one.
+func scrapeContext(r *http.Request, offset time.Duration) (context.Context, context.CancelFunc) {
+	if timeout, ok := ScrapeTimeout(r, offset); ok {
+		return context.WithTimeout(r.Context(), timeout)
+	}
+	return context.WithCancel(r.Context())
 }
 
 // ScrapeTimeout returns Prometheus's scrape timeout from the
@@ -208,52 +234,61 @@ func ScrapeTimeout(r *http.Request, offset time.Duration) (time.Duration, bool) 
 // metrics as they were rendered when their probes ended: a scrape costs
 // about what writing the bytes costs. Writing has writeTimeout from now.
 func metricsHandler(reg prometheus.Gatherer, observations TextWriter, writeTimeout time.Duration, logger log.Logger) http.Handler {
-	textFormat := expfmt.NewFormat(expfmt.TypeTextPlain)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if writeTimeout > 0 {
-			// A scrape-mode scrape may have waited for probes: the deadline
-			// counts from now, when the metrics are ready.
-			if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
-				level.Debug(logger).Log("msg", "Cannot set a write deadline", "err", err)
-			}
+		serveText(w, r, reg, observations.WriteText, writeTimeout, logger)
+	})
+}
+
+var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
+
+// serveText answers r with the metrics of reg, if not nil, then what write
+// writes, gzipped if the client takes it. Writing has writeTimeout from now.
+func serveText(w http.ResponseWriter, r *http.Request, reg prometheus.Gatherer, write func(io.Writer, func(int)) error, writeTimeout time.Duration, logger log.Logger) {
+	if writeTimeout > 0 {
+		// A scrape-mode scrape may have waited for probes: the deadline
+		// counts from now, when the metrics are ready.
+		if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+			level.Debug(logger).Log("msg", "Cannot set a write deadline", "err", err)
 		}
+	}
+	var own bytes.Buffer
+	if reg != nil {
 		families, err := reg.Gather()
 		if err != nil {
 			// Partial failure: serve what was gathered, as promhttp's ContinueOnError does.
 			level.Error(logger).Log("msg", "Error gathering the exporter's own metrics", "err", err)
 		}
-		var own bytes.Buffer
 		enc := expfmt.NewEncoder(&own, textFormat)
 		for _, mf := range families {
 			if err := enc.Encode(mf); err != nil {
 				level.Error(logger).Log("msg", "Error encoding metrics", "err", err)
 			}
 		}
-		w.Header().Set("Content-Type", string(textFormat))
-		var out io.Writer = w
-		compress := gzipAccepted(r)
-		if compress {
-			w.Header().Set("Content-Encoding", "gzip")
-			w.Header().Add("Vary", "Accept-Encoding")
-			gz := gzipWriters.Get().(*gzip.Writer)
-			gz.Reset(w)
-			defer func() {
-				gz.Close()
-				gzipWriters.Put(gz)
-			}()
-			out = gz
+	}
+	w.Header().Set("Content-Type", string(textFormat))
+	var out io.Writer = w
+	compress := gzipAccepted(r)
+	if compress {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Add("Vary", "Accept-Encoding")
+		gz := gzipWriters.Get().(*gzip.Writer)
+		gz.Reset(w)
+		defer func() {
+			gz.Close()
+			gzipWriters.Put(gz)
+		}()
+		out = gz
+	}
+	err := write(out, func(size int) {
+		if !compress {
+			// A known length spares the client chunked encoding.
+			w.Header().Set("Content-Length", strconv.Itoa(own.Len()+size))
 		}
-		err = observations.WriteText(out, func(size int) {
-			if !compress {
-				// A known length spares the client chunked encoding.
-				w.Header().Set("Content-Length", strconv.Itoa(own.Len()+size))
-			}
-			_, _ = out.Write(own.Bytes())
-		})
-		if err != nil {
-			level.Debug(logger).Log("msg", "Error writing metrics", "err", err)
-		}
+		_, _ = out.Write(own.Bytes())
 	})
+	if err != nil {
+		level.Debug(logger).Log("msg", "Error writing metrics", "err", err)
+	}
 }
 
 var gzipWriters = sync.Pool{New: func() any {
@@ -271,19 +306,22 @@ func gzipAccepted(r *http.Request) bool {
 	return false
 }
 
-// limitRequests answers 503 to requests beyond max in flight.
-func limitRequests(next http.Handler, max int) http.Handler {
+// requestLimit returns a wrapper that answers 503 to requests beyond max
+// in flight in all the handlers it wraps.
+func requestLimit(max int) func(http.Handler) http.Handler {
 	if max <= 0 {
-		return next
+		return func(next http.Handler) http.Handler { return next }
 	}
 	slots := make(chan struct{}, max)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case slots <- struct{}{}:
-			defer func() { <-slots }()
-			next.ServeHTTP(w, r)
-		default:
-			http.Error(w, fmt.Sprintf("Too many concurrent scrapes (--web.max-requests=%d)", max), http.StatusServiceUnavailable)
-		}
-	})
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+				next.ServeHTTP(w, r)
+			default:
+				http.Error(w, fmt.Sprintf("Too many concurrent scrapes (--web.max-requests=%d)", max), http.StatusServiceUnavailable)
+			}
+		})
+	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 )
 
 func TestScrapeTimeout(t *testing.T) {
@@ -50,6 +52,11 @@ func (f fixedText) WriteText(w io.Writer, sized func(int)) error {
 	sized(len(f))
 	_, err := io.WriteString(w, string(f))
 	return err
+}
+
+// WriteTargetText writes f with the target's names in front.
+func (f fixedText) WriteTargetText(w io.Writer, id collector.ID, sized func(int)) error {
+	return fixedText("# "+id.Key+"/"+id.Model+"\n"+string(f)).WriteText(w, sized)
 }
 
 func TestMetricsHandler(t *testing.T) {
@@ -90,12 +97,15 @@ func TestMetricsHandler(t *testing.T) {
 	}
 }
 
+// /metrics and /probe share one bound.
 func TestLimitRequests(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
-	h := limitRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	limit := requestLimit(1)
+	h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
 		<-release
-	}), 1)
+	}))
+	other := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	done := make(chan struct{})
 	go func() {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/metrics", nil))
@@ -113,7 +123,7 @@ func TestLimitRequests(t *testing.T) {
 	second := make(chan *httptest.ResponseRecorder, 1)
 	go func() {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		other.ServeHTTP(rec, httptest.NewRequest("GET", "/probe", nil))
 		second <- rec
 	}()
 	select {
@@ -138,6 +148,8 @@ func TestCheckMetricsPath(t *testing.T) {
 		"/-/reload":               `--web.telemetry-path "/-/reload" clashes with the endpoint /-/reload`,
 		"/-/":                     `--web.telemetry-path "/-/" clashes with the endpoint /-/healthy`,
 		"/grafana/dashboard.json": `--web.telemetry-path "/grafana/dashboard.json" clashes with the endpoint /grafana/dashboard.json`,
+		"/probe":                  `--web.telemetry-path "/probe" clashes with the endpoint /probe`,
+		"/sd":                     `--web.telemetry-path "/sd" clashes with the endpoint /sd`,
 		"/{x}":                    `--web.telemetry-path "/{x}" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
 		"/metrics?x=1":            `--web.telemetry-path "/metrics?x=1" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
 		"/me trics":               `--web.telemetry-path "/me trics" must be a plain path: no {, }, ?, #, %, spaces or control characters`,
