@@ -99,7 +99,8 @@ keys:
 		t.Error("the redirect carried the key to another origin")
 	}
 	outputs := map[string]string{"/metrics": metrics}
-	for _, path := range []string{"/", "/-/healthy", "/-/ready", "/grafana/dashboard.json", "/nope"} {
+	for _, path := range []string{"/", "/-/healthy", "/-/ready", "/grafana/dashboard.json", "/nope", "/sd",
+		"/probe?key=good&model=llama3.1-8b", "/probe?key=revoked&model=llama3.1-8b", "/probe?key=" + goodKey, "/probe?key=good&model=" + goodKey} {
 		_, outputs[path] = e.get(t, path)
 	}
 
