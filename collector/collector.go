@@ -58,7 +58,7 @@ type state struct {
 	statusCode  int
 	lastSuccess time.Time
 	observedAt  time.Time
-	windows     []window // the last observation, by window
+	windows     []ratelimit.Window // the last observation, by window
 	interval    time.Duration
 
 	observations [numSources]float64
@@ -227,7 +227,7 @@ func (s *state) read(source Source, r *prober.Result) {
 	s.lastSuccess = r.Time
 	s.observedAt = r.Time
 	var left int
-	s.windows, left = windowsOf(r.Observations, s.windows[:0])
+	s.windows, left = ratelimit.Windows(r.Observations, s.windows[:0])
 	s.headerErrors += float64(left)
 }
 
@@ -375,44 +375,8 @@ func (s *state) render(scratch *[]byte) {
 	*scratch = buf
 }
 
-// window holds what one observation said of one resource and window: the
-// three figures in one entry, a third of what three observations take,
-// for a collector that keeps one for every window of every target.
-type window struct {
-	resource, window string
-	values           [3]float64 // by kind: limit, remaining, reset
-	has              [3]bool
-}
-
-var kindIndex = map[ratelimit.Kind]int{ratelimit.Limit: 0, ratelimit.Remaining: 1, ratelimit.Reset: 2}
-
-// kindOf is the index into window.values of each rate-limit family.
+// kindOf is the index into ratelimit.Window.Values of each rate-limit family.
 var kindOf = [numFamilies]int{famLimit: 0, famRemaining: 1, famReset: 2, famResetTimestamp: 2}
-
-// windowsOf groups observations, sorted by resource, window, kind and value
-// as ratelimit.Parse returns them, into windows, reusing buf. Two values of
-// one figure (a gateway's RateLimit-Limit beside the provider's
-// x-ratelimit-limit) keep the most cautious: the least limit and remaining,
-// the latest reset, so that a window one header says is empty never shows
-// as full. It returns how many values it left out.
-func windowsOf(obs []ratelimit.Observation, buf []window) ([]window, int) {
-	left := 0
-	for _, o := range obs {
-		if n := len(buf); n == 0 || buf[n-1].resource != o.Resource || buf[n-1].window != o.Window {
-			buf = append(buf, window{resource: o.Resource, window: o.Window})
-		}
-		w := &buf[len(buf)-1]
-		k := kindIndex[o.Kind]
-		if w.has[k] {
-			left++
-			if o.Kind != ratelimit.Reset {
-				continue // sorted by value: the first was the least
-			}
-		}
-		w.values[k], w.has[k] = o.Value, true
-	}
-	return slices.Clip(buf), left
-}
 
 // each calls fn with every sample of family f: its label values, in the
 // order of the family's label names, and its value. fn must not keep
@@ -424,11 +388,11 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 	case famLimit, famRemaining, famReset, famResetTimestamp:
 		k := kindOf[f]
 		for _, w := range s.windows {
-			if !w.has[k] {
+			if !w.Has[k] {
 				continue
 			}
-			withWindow := append(append(append(values[:0], lv[:3]...), w.resource, w.window), lv[3:]...)
-			v := w.values[k]
+			withWindow := append(append(append(values[:0], lv[:3]...), w.Resource, w.Window), lv[3:]...)
+			v := w.Values[k]
 			if f == famResetTimestamp {
 				v += unixSeconds(s.observedAt)
 			}
