@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/check"
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/demo"
@@ -57,11 +60,14 @@ func run() int {
 		demoMode      = app.Flag("demo", "Probe built-in simulators of several providers (Cerebras, Groq, Anthropic, OpenRouter, OpenAI) with demo keys instead of real APIs.").Bool()
 		webFlags      = kingpinflag.AddFlags(app, ":10429")
 		logConfig     = logging.AddFlags(app)
+		_             = app.Command("serve", "Probe the keys and serve their rate limits (the default).").Default()
+		checkCommand  = app.Command("check", "Probe every configured key and model once, print what is left of each limit, and exit 0 if every probe read rate limits, 1 otherwise.")
+		checkOutput   = checkCommand.Flag("output", "How to print: "+strings.Join(check.Formats, " or ")+".").Default("table").String()
 	)
 	app.GetFlag("config.file").IsSetByUser(&configFileSet)
 	app.Version(version.Print(name))
 	app.HelpFlag.Short('h')
-	kingpin.Parse()
+	command := kingpin.Parse()
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(defaultGCPercent)
 	}
@@ -96,6 +102,9 @@ func run() int {
 
 	if *configCheck {
 		return checkConfig(load)
+	}
+	if command == checkCommand.FullCommand() {
+		return runCheck(load, *checkOutput)
 	}
 
 	level.Info(logger).Log("msg", "Starting "+name, "version", version.Info())
@@ -240,6 +249,35 @@ func exitNow(logger log.Logger, srv *http.Server, sig os.Signal) int {
 	srv.Close()
 	os.Exit(1)
 	return 1
+}
+
+// runCheck implements the check command.
+func runCheck(load func() (*config.Config, error), output string) int {
+	if !slices.Contains(check.Formats, output) {
+		fmt.Fprintf(os.Stderr, "--output=%q: want one of %s\n", output, strings.Join(check.Formats, ", "))
+		return 1
+	}
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Config is invalid:\n%v\n", err)
+		return 1
+	}
+	p := prober.New(userAgent())
+	if err := p.Apply(cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "Config is invalid:\n%v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	report := check.Run(ctx, cfg, p, time.Now)
+	if err := check.Write(os.Stdout, output, report); err != nil {
+		fmt.Fprintln(os.Stderr, "Error writing the report:", err)
+		return 1
+	}
+	if !report.OK {
+		return 1
+	}
+	return 0
 }
 
 // checkConfig implements --config.check.
