@@ -23,13 +23,24 @@ func requireTool(t *testing.T, name string) string {
 	if err == nil {
 		return path
 	}
-	msg := fmt.Sprintf("%s is not installed: install Prometheus (Debian/Ubuntu: apt-get install prometheus; "+
-		"elsewhere: the release tarball from prometheus.io) and put %s on PATH", name, name)
+	install, ok := toolInstalls[name]
+	if !ok {
+		install = ".ci/run installs it"
+	}
+	msg := fmt.Sprintf("%s is not installed: %s; and put it on PATH", name, install)
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}
 	t.Skip("SKIPPED: " + msg)
 	return ""
+}
+
+// toolInstalls says how to install each tool the tests run; .ci/run does it.
+var toolInstalls = map[string]string{
+	"prometheus":       "install Prometheus (Debian/Ubuntu: apt-get install prometheus; elsewhere: the release tarball from prometheus.io)",
+	"promtool":         "install Prometheus (Debian/Ubuntu: apt-get install prometheus; elsewhere: the release tarball from prometheus.io)",
+	"helm":             "go install helm.sh/helm/v3/cmd/helm@" + helmVersion,
+	"kubectl-validate": "go install sigs.k8s.io/kubectl-validate@" + kubectlValidateVersion,
 }
 
 // A key never appears in any output, whatever happens to its probes:
