@@ -42,8 +42,16 @@ func main() { os.Exit(run()) }
 // defaultGCPercent replaces Go's GOGC=100 unless GOGC is set. Most of the
 // heap is the rendered metrics, which live until the next probe; at 100,
 // short-lived garbage grows the heap to twice that before a collection.
-// Prometheus lowers its default for the same reason. BENCHMARKS.md has the figures.
+// Prometheus lowers its default for the same reason. While the proxy runs,
+// Go's 100 is restored (see passive.Apply). BENCHMARKS.md has the figures.
 const defaultGCPercent = 50
+
+// setGCPercent sets the GC percent unless GOGC is set.
+func setGCPercent(percent int) {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(percent)
+	}
+}
 
 func run() int {
 	var (
@@ -68,9 +76,7 @@ func run() int {
 	app.Version(version.Print(name))
 	app.HelpFlag.Short('h')
 	command := kingpin.Parse()
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(defaultGCPercent)
-	}
+	setGCPercent(defaultGCPercent)
 
 	logger, slogger := logging.New(os.Stderr, logConfig)
 	if err := server.CheckMetricsPath(*metricsPath); err != nil {
