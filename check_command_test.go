@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -140,5 +144,53 @@ func TestCheckDemo(t *testing.T) {
 	}
 	if code != 1 || report.OK || len(providers) != 5 {
 		t.Errorf("check --demo: exit %d, ok %v, providers %v; want 1, false and the demo's 5", code, report.OK, providers)
+	}
+}
+
+// Ctrl-C ends a check at once: the probes are cancelled, nothing is
+// reported as read or failed, and the exit status says interrupted.
+func TestCheckInterrupted(t *testing.T) {
+	arrived := make(chan struct{}, 100)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Reading the body to its end lets the server notice the client
+		// hanging up, which ends the request's context.
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	}))
+	defer slow.Close()
+	var cfg strings.Builder
+	cfg.WriteString("probe: {timeout: 60s, concurrency: 4}\nkeys:\n")
+	for i := range 50 {
+		fmt.Fprintf(&cfg, "  - {name: k%d, api_key: sk-test-check-slow-%04d, base_url: %q}\n", i, i, slow.URL+"/v1")
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(binary, "check", "--config.file="+writeConfig(t, cfg.String()))
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no probe arrived within 30s")
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 130 {
+			t.Errorf("after SIGINT: %v, want exit status 130", err)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the check did not end within 30s of SIGINT, with probes of a 60s timeout in flight")
+	}
+	if stdout.Len() != 0 || !strings.Contains(stderr.String(), "Interrupted") {
+		t.Errorf("after SIGINT, stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
 }

@@ -276,6 +276,12 @@ func runCheck(load func() (*config.Config, error), output string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	report := check.Run(ctx, cfg, p, time.Now)
+	if ctx.Err() != nil {
+		// What the cancelled probes would have read is unknown: a table of
+		// them would only say so a thousand times.
+		fmt.Fprintln(os.Stderr, "Interrupted: the probes were cancelled; nothing to report.")
+		return 130
+	}
 	if err := check.Write(os.Stdout, output, report); err != nil {
 		fmt.Fprintln(os.Stderr, "Error writing the report:", err)
 		return 1
