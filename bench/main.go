@@ -1,8 +1,9 @@
 // Command bench measures the built exporter against the simulator, and
 // blackbox_exporter doing the same probe, and prints the figures side by
-// side, then the proxy's figures (proxy.go). Run it with `make bench`;
-// `go run ./bench -only=proxy` runs the proxy's part alone. Every server
-// it starts listens on loopback.
+// side, then the multi-target endpoints' figures (targets.go) and the
+// proxy's (proxy.go). Run it with `make bench`; `go run ./bench -only=proxy`
+// or `-only=targets` runs one part alone. Every server it starts listens on
+// loopback.
 package main
 
 import (
@@ -31,18 +32,22 @@ import (
 var models = []string{"llama3.1-8b", "llama-3.3-70b", "qwen-3-32b"}
 
 func main() {
-	only := flag.String("only", "", `run only one part: "proxy" (the proxy's figures, which need no blackbox_exporter)`)
+	only := flag.String("only", "", `run only one part, which needs no blackbox_exporter: "proxy" (the proxy's figures) or "targets" (/sd and /probe)`)
 	flag.Parse()
 	var err error
 	switch *only {
 	case "":
 		if err = run(); err == nil {
-			err = runProxy()
+			if err = runTargets(); err == nil {
+				err = runProxy()
+			}
 		}
 	case "proxy":
 		err = runProxy()
+	case "targets":
+		err = runTargets()
 	default:
-		err = fmt.Errorf("-only %q: the only part is proxy", *only)
+		err = fmt.Errorf("-only %q: the parts are proxy and targets", *only)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

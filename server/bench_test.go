@@ -82,6 +82,10 @@ func BenchmarkMetricsCollectPath(b *testing.B) {
 func benchHandler(b *testing.B, h http.Handler) {
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	req.Header.Set("Accept-Encoding", "identity")
+	benchRequest(b, h, req)
+}
+
+func benchRequest(b *testing.B, h http.Handler, req *http.Request) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	b.SetBytes(int64(rec.Body.Len()))
@@ -99,3 +103,23 @@ type discard struct{ header http.Header }
 func (d *discard) Header() http.Header         { return d.header }
 func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discard) WriteHeader(int)             {}
+
+// BenchmarkProbe serves /probe for one of n keys x 3 models, as Prometheus
+// scrapes each target of /sd.
+func BenchmarkProbe(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			c := benchCollector(n)
+			cfg := &config.Config{}
+			for i := range n {
+				cfg.Keys = append(cfg.Keys, config.Key{Name: fmt.Sprintf("key-%04d", i), Provider: "cerebras",
+					Models: []string{"llama3.1-8b", "llama-3.3-70b", "qwen-3-32b"}})
+			}
+			targets := cfg.Targets() // listed once a load, as main does
+			h := probeHandler(Options{Observations: c, Targets: func() []config.Target { return targets }, Logger: log.NewNopLogger()})
+			req := httptest.NewRequest("GET", fmt.Sprintf("/probe?key=key-%04d&model=qwen-3-32b", n/2), nil)
+			req.Header.Set("Accept-Encoding", "identity")
+			benchRequest(b, h, req)
+		})
+	}
+}
