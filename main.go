@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -143,6 +144,9 @@ func run() int {
 	traffic := &passive{probes: probes, registry: registry, grace: *gracePeriod, logger: logger}
 	defer traffic.Stop()
 
+	// The targets of the running config, listed once a load: /probe looks
+	// its target up in them at every scrape of every target.
+	var targets atomic.Pointer[[]config.Target]
 	reloader, err := config.NewReloader(load, func(cfg *config.Config) error {
 		if err := httpProber.Apply(cfg); err != nil {
 			return err // before anything else changes
@@ -150,9 +154,11 @@ func run() int {
 		if err := traffic.Apply(cfg); err != nil {
 			return err // a busy proxy port, at start, ends it before any probe
 		}
-		observations.Apply(cfg.Targets())
+		list := cfg.Targets()
+		observations.Apply(list)
 		probes.Apply(cfg)
-		level.Info(logger).Log("msg", "Loaded config", "keys", len(cfg.Keys), "targets", len(cfg.Targets()), "mode", cfg.Probe.Mode)
+		targets.Store(&list)
+		level.Info(logger).Log("msg", "Loaded config", "keys", len(cfg.Keys), "targets", len(list), "mode", cfg.Probe.Mode)
 		return nil
 	}, registry)
 	if err != nil {
@@ -167,7 +173,7 @@ func run() int {
 		MaxRequests:   *maxRequests,
 		Refresh:       probes.Refresh,
 		RefreshTarget: probes.RefreshTarget,
-		Targets:       func() []config.Target { return reloader.Config().Targets() },
+		Targets:       func() []config.Target { return *targets.Load() },
 		ExternalURL:   *externalURL,
 		TimeoutOffset: *timeoutOffset,
 		WriteTimeout:  *writeTimeout,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -340,6 +341,10 @@ func TestReloadGoodBadGood(t *testing.T) {
 	cfg := writeConfig(t, good)
 	e := start(t, env, "--config.file="+cfg)
 	e.waitFor(t, `ratelimit_probe_success{key="revoked"`)
+	const revokedProbe = "/probe?key=revoked&model=llama3.1-8b"
+	if status, body := e.get(t, revokedProbe); status != 200 || !strings.Contains(body, `ratelimit_probe_success{key="revoked"`) {
+		t.Errorf("%s before the reloads = %d %q", revokedProbe, status, body)
+	}
 
 	// Bad: the running config stays, and the reason is given.
 	if err := os.WriteFile(cfg, []byte(good+"    surprise: 1\n"), 0o600); err != nil {
@@ -356,9 +361,14 @@ func TestReloadGoodBadGood(t *testing.T) {
 	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if !strings.Contains(e.logs.String(), `msg="Error reloading config; the running config is kept"`) {
-		t.Error("SIGHUP with a bad file did not log the failure")
+	eventually(t, 10*time.Second, "SIGHUP with a bad file logs the failure", func() error {
+		if !strings.Contains(e.logs.String(), `msg="Error reloading config; the running config is kept"`) {
+			return errors.New("no such log line")
+		}
+		return nil
+	})
+	if status, _ := e.get(t, revokedProbe); status != 200 {
+		t.Errorf("%s after the bad reloads = %d, want 200: the running config is kept", revokedProbe, status)
 	}
 
 	// Good again, by SIGHUP: the revoked key leaves, and its series with it.
@@ -372,6 +382,13 @@ func TestReloadGoodBadGood(t *testing.T) {
 	body = e.waitFor(t, "ratelimit_exporter_config_last_reload_successful 1")
 	if strings.Contains(body, `key="revoked"`) {
 		t.Error("the removed key's series are still served")
+	}
+	// /probe and /sd follow the running config.
+	if status, body := e.get(t, revokedProbe); status != 400 || !strings.HasPrefix(body, "parameter key:") {
+		t.Errorf("%s after the key was removed = %d %q, want 400", revokedProbe, status, body)
+	}
+	if status, body := e.get(t, "/sd"); status != 200 || strings.Contains(body, `"revoked"`) || !strings.Contains(body, `"key":"good"`) {
+		t.Errorf("/sd after the key was removed = %d %s", status, body)
 	}
 }
 

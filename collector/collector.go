@@ -309,7 +309,8 @@ func writeTexts(w io.Writer, sized func(int), texts []*rendered) error {
 	if sized != nil {
 		sized(size)
 	}
-	bw := bufio.NewWriterSize(w, 256<<10)
+	// No larger than the text: /probe writes a few KB, many times a second.
+	bw := bufio.NewWriterSize(w, min(size, 256<<10))
 	for f := range int(numFamilies) {
 		if headers[f] == "" {
 			continue

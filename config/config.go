@@ -93,7 +93,11 @@ type Target struct {
 
 // Targets lists every key and model, in config order.
 func (c *Config) Targets() []Target {
-	var targets []Target
+	n := 0
+	for i := range c.Keys {
+		n += len(c.Keys[i].Models)
+	}
+	targets := make([]Target, 0, n)
 	for i := range c.Keys {
 		for _, m := range c.Keys[i].Models {
 			targets = append(targets, Target{Key: &c.Keys[i], Model: m})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -121,5 +122,33 @@ func BenchmarkProbe(b *testing.B) {
 			req.Header.Set("Accept-Encoding", "identity")
 			benchRequest(b, h, req)
 		})
+	}
+}
+
+// A /probe is scraped for every target, so its cost is per target, not per
+// exporter: it must not allocate anything of the size of all the metrics.
+func TestProbeAllocatesLittle(t *testing.T) {
+	c := benchCollector(1000)
+	cfg := &config.Config{}
+	for i := range 1000 {
+		cfg.Keys = append(cfg.Keys, config.Key{Name: fmt.Sprintf("key-%04d", i), Provider: "cerebras",
+			Models: []string{"llama3.1-8b", "llama-3.3-70b", "qwen-3-32b"}})
+	}
+	targets := cfg.Targets()
+	h := probeHandler(Options{Observations: c, Targets: func() []config.Target { return targets }, Logger: log.NewNopLogger()})
+	req := httptest.NewRequest("GET", "/probe?key=key-0500&model=qwen-3-32b", nil)
+	req.Header.Set("Accept-Encoding", "identity")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	const runs = 100
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		h.ServeHTTP(&discard{header: http.Header{}}, req)
+	}
+	runtime.ReadMemStats(&after)
+	perRequest := (after.TotalAlloc - before.TotalAlloc) / runs
+	if limit := uint64(4 * rec.Body.Len()); perRequest > limit {
+		t.Errorf("a /probe of a %d-byte target allocates %d bytes, want at most %d", rec.Body.Len(), perRequest, limit)
 	}
 }
