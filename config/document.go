@@ -169,6 +169,7 @@ func yamlError(name string, err error, doc *document) error {
 			e.Msg = anchorPattern.ReplaceAllString(e.Msg, "${1}anchor referenced")
 		}
 		if m := unknownFieldPattern.FindStringSubmatch(e.Msg); m != nil {
+			e.Field = upToField(e.Field, m[1])
 			e.Msg = fmt.Sprintf("unknown field %q (see the configuration reference in README.md)", m[1])
 		} else if m := cannotPattern.FindStringSubmatch(e.Msg); m != nil {
 			// Drop the value itself: it might be a key in the wrong place.
@@ -177,6 +178,24 @@ func yamlError(name string, err error, doc *document) error {
 		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
+}
+
+// upToField cuts path after its last element named field: the line of an
+// unknown field whose value sits on the same line (`modles: [m]`) or below
+// it names that value's path, and the error is about the field.
+func upToField(path, field string) string {
+	for end := len(path); end > 0; {
+		i := strings.LastIndex(path[:end], field)
+		if i < 0 {
+			break
+		}
+		after := i + len(field)
+		if (i == 0 || path[i-1] == '.') && (after == len(path) || path[after] == '.' || path[after] == '[') {
+			return path[:after]
+		}
+		end = i
+	}
+	return path
 }
 
 func goTypeName(t string) string {
