@@ -66,32 +66,55 @@ func buildExporter(dir string) (string, error) {
 	return bin, nil
 }
 
-func run() error {
+// benchKey is the simulator's key number i.
+func benchKey(i int) string { return fmt.Sprintf("sk-bench-%04d", i) }
+
+// setup is what every part starts from: a scratch directory, the exporter
+// built into it, and the simulator serving keys benchKey(0) to
+// benchKey(keys-1), each with room for any load.
+type setup struct {
+	dir, exporter, simURL string
+	sim                   *simulator.Simulator
+	close                 func()
+}
+
+func newSetup(keys int) (*setup, error) {
 	dir, err := os.MkdirTemp("", "ratelimit-bench")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	exporterBin, err := buildExporter(dir)
+	exporter, err := buildExporter(dir)
 	if err != nil {
-		return err
+		os.RemoveAll(dir)
+		return nil, err
 	}
+	sim := simulator.New(models...)
+	simURL, stopSim, err := serve(sim)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	big := simulator.Limits{"requests": {"minute": 1e6, "day": 1e9}, "tokens": {"minute": 1e9, "day": 1e12}}
+	for i := range keys {
+		sim.AddKey(benchKey(i), big)
+	}
+	return &setup{dir: dir, exporter: exporter, simURL: simURL, sim: sim, close: func() {
+		stopSim()
+		os.RemoveAll(dir)
+	}}, nil
+}
+
+func run() error {
 	blackbox, err := exec.LookPath("prometheus-blackbox-exporter")
 	if err != nil {
 		return fmt.Errorf("prometheus-blackbox-exporter is not installed: apt-get install prometheus-blackbox-exporter")
 	}
-
-	sim := simulator.New(models...)
-	simURL, stopSim, err := serve(sim)
+	s, err := newSetup(1000)
 	if err != nil {
 		return err
 	}
-	defer stopSim()
-	big := simulator.Limits{"requests": {"minute": 1e6, "day": 1e9}, "tokens": {"minute": 1e9, "day": 1e12}}
-	key := func(i int) string { return fmt.Sprintf("sk-bench-%04d", i) }
-	for i := range 1000 {
-		sim.AddKey(key(i), big)
-	}
+	defer s.close()
+	dir, exporterBin, sim, simURL, key := s.dir, s.exporter, s.sim, s.simURL, benchKey
 
 	fmt.Printf("machine: %s/%s, %d CPUs, %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
 

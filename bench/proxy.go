@@ -28,8 +28,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
 const (
@@ -138,28 +136,13 @@ func runProxy() error {
 		return fmt.Errorf("RLIMIT_NOFILE is %d, the hard limit; %d open streams need at least %d", lim.Cur, openStreams, 4*openStreams+1000)
 	}
 
-	dir, err := os.MkdirTemp("", "ratelimit-bench-proxy")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	exporterBin, err := buildExporter(dir)
-	if err != nil {
-		return err
-	}
-
 	// The simulator answers the exporter's own probes.
-	sim := simulator.New(models...)
-	simURL, stopSim, err := serve(sim)
+	s, err := newSetup(proxyKeys)
 	if err != nil {
 		return err
 	}
-	defer stopSim()
-	big := simulator.Limits{"requests": {"minute": 1e6, "day": 1e9}, "tokens": {"minute": 1e9, "day": 1e12}}
-	key := func(i int) string { return fmt.Sprintf("sk-bench-%04d", i) }
-	for i := range proxyKeys {
-		sim.AddKey(key(i), big)
-	}
+	defer s.close()
+	dir, exporterBin, simURL, key := s.dir, s.exporter, s.simURL, benchKey
 
 	// The upstream of every way.
 	epoch := time.Now()

@@ -4,12 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
 // runTargets measures the multi-target endpoints at 1,000 keys x 3 models:
@@ -17,26 +14,12 @@ import (
 // Prometheus scrapes them, and in scrape mode an HA pair scraping the same
 // targets at the same moment, which must cost one probe a target.
 func runTargets() error {
-	dir, err := os.MkdirTemp("", "ratelimit-bench-targets")
+	s, err := newSetup(1000)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	exporterBin, err := buildExporter(dir)
-	if err != nil {
-		return err
-	}
-	sim := simulator.New(models...)
-	simURL, stopSim, err := serve(sim)
-	if err != nil {
-		return err
-	}
-	defer stopSim()
-	big := simulator.Limits{"requests": {"minute": 1e6, "day": 1e9}, "tokens": {"minute": 1e9, "day": 1e12}}
-	key := func(i int) string { return fmt.Sprintf("sk-bench-%04d", i) }
-	for i := range 1000 {
-		sim.AddKey(key(i), big)
-	}
+	defer s.close()
+	dir, exporterBin, sim, simURL, key := s.dir, s.exporter, s.sim, s.simURL, benchKey
 
 	// Interval mode: every target probed once, then /sd and /probe serve
 	// what is held.
