@@ -10,7 +10,7 @@ import (
 )
 
 // runTargets measures the multi-target endpoints at 1,000 keys x 3 models:
-// /sd as Prometheus's HTTP SD fetches it, /probe once for every target as
+// /sd as Prometheus's HTTP SD fetches it, /probe twice for every target as
 // Prometheus scrapes them, and in scrape mode an HA pair scraping the same
 // targets at the same moment, which must cost one probe a target.
 func runTargets() error {
