@@ -9,7 +9,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/proxy"
@@ -79,7 +78,7 @@ func (p *passive) Observe(o proxy.Observation) {
 	case o.StatusCode == 429:
 		outcome = prober.RateLimited
 	}
-	p.probes.Observe(collector.ID{Key: o.Key, Model: o.Model}, o.Provider, &prober.Result{
+	p.probes.Observe(config.TargetID{Key: o.Key, Model: o.Model}, o.Provider, &prober.Result{
 		Time: o.Time, StatusCode: o.StatusCode, Outcome: outcome, Observations: o.Observations, InvalidHeaders: o.Dropped,
 	})
 }

@@ -17,15 +17,6 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
-// ID names a target across config reloads.
-type ID struct {
-	Key   string
-	Model string
-}
-
-// IDOf returns the ID of a target.
-func IDOf(t config.Target) ID { return ID{Key: t.Key.Name, Model: t.Model} }
-
 // Collector holds the latest observation of every target and exposes it,
 // both as a prometheus.Collector and as exposition text rendered when a
 // result arrives, so that a scrape only writes bytes (WriteText).
@@ -34,8 +25,8 @@ func IDOf(t config.Target) ID { return ID{Key: t.Key.Name, Model: t.Model} }
 // there is no fixed set of descriptors to describe.
 type Collector struct {
 	mu      sync.RWMutex
-	targets map[ID]*state
-	order   []ID
+	targets map[config.TargetID]*state
+	order   []config.TargetID
 	scratch []byte // render buffer, reused under mu
 	// stale says that some target's text waits for a render: Observe
 	// leaves it to the next scrape, as traffic may bring many readings a
@@ -114,15 +105,15 @@ var outcomeIndex = func() map[prober.Outcome]int {
 
 // New returns an empty collector; Apply gives it targets.
 func New() *Collector {
-	return &Collector{targets: map[ID]*state{}}
+	return &Collector{targets: map[config.TargetID]*state{}}
 }
 
 // Apply makes targets the set that is reported. Targets that stay keep
 // their values and counters; targets that left the config are forgotten.
 func (c *Collector) Apply(targets []config.Target) {
 	descsByLabels := map[string]*descs{}
-	next := make(map[ID]*state, len(targets))
-	order := make([]ID, 0, len(targets))
+	next := make(map[config.TargetID]*state, len(targets))
+	order := make([]config.TargetID, 0, len(targets))
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -138,7 +129,7 @@ func (c *Collector) Apply(targets []config.Target) {
 		for _, n := range names {
 			values = append(values, t.Key.Labels[n])
 		}
-		id := IDOf(t)
+		id := t.ID()
 		s := c.targets[id]
 		if s == nil || s.labelValues[1] != t.Key.Provider {
 			// New, or the same name at another provider: nothing of
@@ -154,7 +145,7 @@ func (c *Collector) Apply(targets []config.Target) {
 }
 
 // Record stores the result of a probe of the target id.
-func (c *Collector) Record(id ID, r *prober.Result) {
+func (c *Collector) Record(id config.TargetID, r *prober.Result) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.targets[id]
@@ -181,7 +172,7 @@ const maxUnconfigured = 1000
 // does not list, a key known by its fingerprint) is added, up to
 // maxUnconfigured of them, with the labels of the key's configured targets;
 // a reload forgets it.
-func (c *Collector) Observe(id ID, provider string, r *prober.Result) {
+func (c *Collector) Observe(id config.TargetID, provider string, r *prober.Result) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.targets[id]
@@ -200,7 +191,7 @@ func (c *Collector) Observe(id ID, provider string, r *prober.Result) {
 
 // unconfiguredTarget makes a target for id, with the labels of a configured
 // target of the same key, if any.
-func (c *Collector) unconfiguredTarget(id ID, provider string) *state {
+func (c *Collector) unconfiguredTarget(id config.TargetID, provider string) *state {
 	s := &state{probes: make([]float64, len(prober.Outcomes))}
 	for _, other := range c.order {
 		if o := c.targets[other]; other.Key == id.Key && o.labelValues[1] == provider {
@@ -250,7 +241,7 @@ func (s *state) countProbe(r *prober.Result) {
 }
 
 // SetInterval records the time between probes of the target id.
-func (c *Collector) SetInterval(id ID, d time.Duration) {
+func (c *Collector) SetInterval(id config.TargetID, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.targets[id]; s != nil && s.interval != d {
@@ -289,7 +280,7 @@ func (c *Collector) WriteText(w io.Writer, sized func(int)) error {
 
 // WriteTargetText is WriteText for the target id alone; it writes nothing
 // if id is not a target.
-func (c *Collector) WriteTargetText(w io.Writer, id ID, sized func(int)) error {
+func (c *Collector) WriteTargetText(w io.Writer, id config.TargetID, sized func(int)) error {
 	return writeTexts(w, sized, c.texts(&id))
 }
 
@@ -325,7 +316,7 @@ func writeTexts(w io.Writer, sized func(int), texts []*rendered) error {
 
 // texts returns the text of the target only, if not nil, else of every
 // target, rendering those Observe left stale.
-func (c *Collector) texts(only *ID) []*rendered {
+func (c *Collector) texts(only *config.TargetID) []*rendered {
 	c.mu.RLock()
 	if !c.stale {
 		defer c.mu.RUnlock()
@@ -345,7 +336,7 @@ func (c *Collector) texts(only *ID) []*rendered {
 	return c.textsLocked(only)
 }
 
-func (c *Collector) textsLocked(only *ID) []*rendered {
+func (c *Collector) textsLocked(only *config.TargetID) []*rendered {
 	if only != nil {
 		if s := c.targets[*only]; s != nil {
 			return []*rendered{s.out}

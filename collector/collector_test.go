@@ -70,7 +70,7 @@ func probesTotal(labels, extra string, counts map[string]int) string {
 func TestFullHeaderSet(t *testing.T) {
 	key := config.Key{Name: "prod", Provider: "cerebras", Models: []string{"llama3.1-8b"}, Labels: map[string]string{"team": "search"}}
 	c, reg, targets := newTestCollector(t, key)
-	c.Record(IDOf(targets[0]), &prober.Result{
+	c.Record(targets[0].ID(), &prober.Result{
 		Time: probeTime, Duration: 250 * time.Millisecond, StatusCode: 200, Outcome: prober.Success,
 		Observations: fullHeaders(t), Tokens: 10,
 	})
@@ -151,7 +151,7 @@ ratelimit_probe_tokens_total{` + lbl + `,team="search"} 10
 func TestFailedProbeKeepsLastValues(t *testing.T) {
 	key := config.Key{Name: "k", Provider: "cerebras", Models: []string{"m"}}
 	c, reg, targets := newTestCollector(t, key)
-	id := IDOf(targets[0])
+	id := targets[0].ID()
 	c.Record(id, &prober.Result{Time: probeTime, Duration: time.Second, StatusCode: 200, Outcome: prober.Success,
 		Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "day", Value: 7}}})
 	c.Record(id, &prober.Result{Time: probeTime.Add(time.Minute), Duration: 2 * time.Second, Outcome: prober.NetworkError, InvalidHeaders: 0})
@@ -189,7 +189,7 @@ func TestNeverReadKeyHasNoRateLimitSeries(t *testing.T) {
 		t.Error(err)
 	}
 
-	c.Record(IDOf(targets[0]), &prober.Result{Time: probeTime, StatusCode: 401, Outcome: prober.Unauthorized})
+	c.Record(targets[0].ID(), &prober.Result{Time: probeTime, StatusCode: 401, Outcome: prober.Unauthorized})
 	for _, name := range []string{"ratelimit_limit", "ratelimit_remaining", "ratelimit_reset_seconds",
 		"ratelimit_reset_timestamp_seconds", "ratelimit_probe_last_success_timestamp_seconds"} {
 		if n := testutil.CollectAndCount(c, name); n != 0 {
@@ -209,7 +209,7 @@ ratelimit_probe_status_code{key="revoked",model="m",provider="cerebras"} 401
 // results keep reason "", and a ninth code joins them.
 func TestRateLimitedReasons(t *testing.T) {
 	c, reg, targets := newTestCollector(t, config.Key{Name: "k", Provider: "openai", Models: []string{"m"}})
-	id := IDOf(targets[0])
+	id := targets[0].ID()
 	record := func(o prober.Outcome, code string) {
 		c.Record(id, &prober.Result{Time: probeTime, StatusCode: 429, Outcome: o, ErrorCode: code})
 	}
@@ -241,13 +241,13 @@ func TestApplyKeepsStayingTargetsAndForgetsOthers(t *testing.T) {
 	b := config.Key{Name: "b", Provider: "cerebras", Models: []string{"m"}}
 	c, _, targets := newTestCollector(t, a, b)
 	for _, target := range targets {
-		c.Record(IDOf(target), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Tokens: 10,
+		c.Record(target.ID(), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Tokens: 10,
 			Observations: []ratelimit.Observation{{Kind: ratelimit.Limit, Resource: "requests", Window: "day", Value: 9}}})
 	}
 	a.Labels = map[string]string{"team": "new"}
 	c.Apply((&config.Config{Keys: []config.Key{a}}).Targets())
 	// A result for a target that left while it was probed is dropped.
-	c.Record(ID{Key: "b", Model: "m"}, &prober.Result{Time: probeTime, Outcome: prober.Success})
+	c.Record(config.TargetID{Key: "b", Model: "m"}, &prober.Result{Time: probeTime, Outcome: prober.Success})
 
 	want := `# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
 # TYPE ratelimit_limit gauge
@@ -271,12 +271,12 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	}
 	c, reg, targets := newTestCollector(t, keys...)
 	for i, target := range targets[:3] {
-		c.Record(IDOf(target), &prober.Result{Time: probeTime.Add(time.Duration(i) * time.Second), Duration: time.Second,
+		c.Record(target.ID(), &prober.Result{Time: probeTime.Add(time.Duration(i) * time.Second), Duration: time.Second,
 			StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t), Tokens: 10, InvalidHeaders: i})
-		c.SetInterval(IDOf(target), time.Duration(i+1)*time.Minute)
+		c.SetInterval(target.ID(), time.Duration(i+1)*time.Minute)
 	}
-	c.Record(IDOf(targets[2]), &prober.Result{Time: probeTime, Outcome: prober.Timeout})
-	c.Record(IDOf(targets[4]), &prober.Result{Time: probeTime, Duration: 1234567 * time.Nanosecond, StatusCode: 429,
+	c.Record(targets[2].ID(), &prober.Result{Time: probeTime, Outcome: prober.Timeout})
+	c.Record(targets[4].ID(), &prober.Result{Time: probeTime, Duration: 1234567 * time.Nanosecond, StatusCode: 429,
 		Outcome: prober.RateLimited, ErrorCode: "token_quota_exceeded", Observations: []ratelimit.Observation{
 			{Kind: ratelimit.Remaining, Resource: "tokens", Window: "", Value: 0},
 			{Kind: ratelimit.Limit, Resource: "tokens", Window: "", Value: 1e21},
@@ -284,8 +284,8 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 		}})
 
 	// Readings from the proxy are rendered by the scrape that follows them.
-	c.Observe(IDOf(targets[3]), "cerebras", &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t)})
-	c.Observe(ID{Key: "prod", Model: "unlisted"}, "cerebras", &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t)})
+	c.Observe(targets[3].ID(), "cerebras", &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t)})
+	c.Observe(config.TargetID{Key: "prod", Model: "unlisted"}, "cerebras", &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t)})
 
 	var text strings.Builder
 	size := -1
@@ -306,7 +306,7 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	}
 
 	// One target's text, as /probe serves it: its samples, no other's.
-	for _, id := range []ID{IDOf(targets[0]), IDOf(targets[3]), {Key: "prod", Model: "unlisted"}} {
+	for _, id := range []config.TargetID{targets[0].ID(), targets[3].ID(), {Key: "prod", Model: "unlisted"}} {
 		var one strings.Builder
 		size := -1
 		if err := c.WriteTargetText(&one, id, func(n int) { size = n }); err != nil {
@@ -335,7 +335,7 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 		}
 	}
 	var none strings.Builder
-	if err := c.WriteTargetText(&none, ID{Key: "prod", Model: "nope"}, nil); err != nil || none.Len() != 0 {
+	if err := c.WriteTargetText(&none, config.TargetID{Key: "prod", Model: "nope"}, nil); err != nil || none.Len() != 0 {
 		t.Errorf("WriteTargetText of no target wrote %q, %v; want nothing", none.String(), err)
 	}
 }
@@ -367,7 +367,7 @@ func TestWriteTextHoldsNoLockWhileWriting(t *testing.T) {
 	c, _, targets := newTestCollector(t, keys...)
 	obs := fullHeaders(t)
 	for _, tg := range targets {
-		c.Record(IDOf(tg), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: obs})
+		c.Record(tg.ID(), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: obs})
 	}
 	var before strings.Builder
 	if err := c.WriteText(&before, nil); err != nil {
@@ -399,11 +399,11 @@ func TestWriteTextHoldsNoLockWhileWriting(t *testing.T) {
 			changed[i].Value++
 		}
 		for _, tg := range targets {
-			c.Record(IDOf(tg), &prober.Result{Time: probeTime.Add(time.Minute), StatusCode: 200, Outcome: prober.Success, Observations: changed})
+			c.Record(tg.ID(), &prober.Result{Time: probeTime.Add(time.Minute), StatusCode: 200, Outcome: prober.Success, Observations: changed})
 		}
-		c.Observe(IDOf(targets[1]), "cerebras", &prober.Result{Time: probeTime.Add(2 * time.Minute), StatusCode: 200, Outcome: prober.Success, Observations: changed})
+		c.Observe(targets[1].ID(), "cerebras", &prober.Result{Time: probeTime.Add(2 * time.Minute), StatusCode: 200, Outcome: prober.Success, Observations: changed})
 		c.Apply(targets[:10])
-		c.SetInterval(IDOf(targets[0]), time.Hour)
+		c.SetInterval(targets[0].ID(), time.Hour)
 	}()
 	select {
 	case <-done:
@@ -435,10 +435,10 @@ func TestObserveFromTheProxy(t *testing.T) {
 			{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: remaining},
 		}}
 	}
-	c.Observe(IDOf(targets[0]), "cerebras", read(probeTime.Add(time.Second), 7))
-	c.Observe(IDOf(targets[0]), "cerebras", read(probeTime, 9)) // older: counted, not shown
-	c.Observe(ID{Key: "prod", Model: "other"}, "cerebras", read(probeTime, 3))
-	c.Observe(ID{Key: "sha256:0123456789ab", Model: "m"}, "cerebras", read(probeTime, 1))
+	c.Observe(targets[0].ID(), "cerebras", read(probeTime.Add(time.Second), 7))
+	c.Observe(targets[0].ID(), "cerebras", read(probeTime, 9)) // older: counted, not shown
+	c.Observe(config.TargetID{Key: "prod", Model: "other"}, "cerebras", read(probeTime, 3))
+	c.Observe(config.TargetID{Key: "sha256:0123456789ab", Model: "m"}, "cerebras", read(probeTime, 1))
 	want := `# HELP ratelimit_remaining What is left of a window's rate limit, as the provider gives it.
 # TYPE ratelimit_remaining gauge
 ratelimit_remaining{key="prod",model="m",provider="cerebras",resource="requests",team="search",window="minute"} 7
@@ -467,7 +467,7 @@ ratelimit_probe_last_success_timestamp_seconds{key="sha256:0123456789ab",model="
 		t.Errorf("after Apply: %d ratelimit_remaining series, want the configured one", n)
 	}
 	for i := range maxUnconfigured + 5 {
-		c.Observe(ID{Key: "k", Model: strconv.Itoa(i)}, "cerebras", read(probeTime, 1))
+		c.Observe(config.TargetID{Key: "k", Model: strconv.Itoa(i)}, "cerebras", read(probeTime, 1))
 	}
 	if n := testutil.CollectAndCount(c, "ratelimit_remaining"); n != 1+maxUnconfigured {
 		t.Errorf("%d ratelimit_remaining series, want %d: the proxy adds at most %d targets", n, 1+maxUnconfigured, maxUnconfigured)
@@ -486,7 +486,7 @@ func TestTwoValuesOfOneFigure(t *testing.T) {
 	h.Set("RateLimit-Remaining", "99999")
 	h.Set("RateLimit-Reset", "1")
 	obs, dropped := ratelimit.ParseHeaders(h)
-	c.Record(IDOf(targets[0]), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: obs, InvalidHeaders: dropped})
+	c.Record(targets[0].ID(), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: obs, InvalidHeaders: dropped})
 	want := counterHelp + `ratelimit_header_errors_total{key="k",model="m",provider="openai"} 3
 # HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
 # TYPE ratelimit_limit gauge
@@ -509,7 +509,7 @@ ratelimit_reset_seconds{key="k",model="m",provider="openai",resource="requests",
 func TestProviderChangeStartsAfresh(t *testing.T) {
 	key := config.Key{Name: "k", Provider: "cerebras", Models: []string{"m"}}
 	c, _, targets := newTestCollector(t, key)
-	c.Record(IDOf(targets[0]), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t), Tokens: 10})
+	c.Record(targets[0].ID(), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t), Tokens: 10})
 	key.Provider = "anthropic"
 	c.Apply((&config.Config{Keys: []config.Key{key}}).Targets())
 	for name, want := range map[string]int{"ratelimit_limit": 0, "ratelimit_probe_success": 0, "ratelimit_probes_total": 8} {

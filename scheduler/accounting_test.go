@@ -14,7 +14,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/jonboulle/clockwork"
 
-	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
@@ -26,15 +25,15 @@ type results struct {
 	got []*prober.Result
 }
 
-func (r *results) Record(_ collector.ID, res *prober.Result) {
+func (r *results) Record(_ config.TargetID, res *prober.Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, res)
 }
 
-func (r *results) SetInterval(collector.ID, time.Duration) {}
+func (r *results) SetInterval(config.TargetID, time.Duration) {}
 
-func (r *results) Observe(collector.ID, string, *prober.Result) {}
+func (r *results) Observe(config.TargetID, string, *prober.Result) {}
 
 func (r *results) count() int {
 	r.mu.Lock()

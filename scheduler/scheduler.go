@@ -19,7 +19,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/jonboulle/clockwork"
 
-	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
@@ -32,9 +31,9 @@ type Prober interface {
 
 // Recorder keeps probe results and the interval each target is probed at.
 type Recorder interface {
-	Record(id collector.ID, r *prober.Result)
-	Observe(id collector.ID, provider string, r *prober.Result)
-	SetInterval(id collector.ID, d time.Duration)
+	Record(id config.TargetID, r *prober.Result)
+	Observe(id config.TargetID, provider string, r *prober.Result)
+	SetInterval(id config.TargetID, d time.Duration)
 }
 
 // jitterShare is how much each interval-mode interval varies either way,
@@ -62,11 +61,11 @@ type Scheduler struct {
 
 	mu       sync.Mutex
 	settings config.Probe
-	targets  map[collector.ID]*target
-	leaving  map[collector.ID]*target // left the config with a probe queued or in flight
-	order    []*target                // config order
-	queue    []*target                // due, waiting for a concurrency slot
-	inFlight int                      // probes sent and not yet ended
+	targets  map[config.TargetID]*target
+	leaving  map[config.TargetID]*target // left the config with a probe queued or in flight
+	order    []*target                   // config order
+	queue    []*target                   // due, waiting for a concurrency slot
+	inFlight int                         // probes sent and not yet ended
 	kick     chan struct{}
 	kicks    uint64    // kicks sent
 	seen     uint64    // kicks the dispatcher's last pass took into account
@@ -74,7 +73,7 @@ type Scheduler struct {
 }
 
 type target struct {
-	id   collector.ID
+	id   config.TargetID
 	cfg  config.Target
 	rank int // first probes go in this order: every key's first model, then every second one, ...
 
@@ -112,8 +111,8 @@ func newScheduler(p Prober, r Recorder, logger log.Logger, clock clockwork.Clock
 		random:   random,
 		ctx:      ctx,
 		cancel:   cancel,
-		targets:  map[collector.ID]*target{},
-		leaving:  map[collector.ID]*target{},
+		targets:  map[config.TargetID]*target{},
+		leaving:  map[config.TargetID]*target{},
 		kick:     make(chan struct{}, 1),
 	}
 	s.wg.Add(1)
@@ -149,9 +148,9 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 		}
 	}
 	order := make([]*target, 0, len(targets))
-	keep := make(map[collector.ID]bool, len(targets))
+	keep := make(map[config.TargetID]bool, len(targets))
 	for _, tc := range targets {
-		id := collector.IDOf(tc)
+		id := tc.ID()
 		keep[id] = true
 		t := s.targets[id]
 		if t == nil && s.leaving[id] != nil {
@@ -367,7 +366,7 @@ func (s *Scheduler) Refresh(ctx context.Context) {
 // RefreshTarget is Refresh for the target id alone: a probe of it that is
 // under way, or due, is shared with every other caller, so two scrapers of
 // one target cause one probe. It reports false if id is not configured.
-func (s *Scheduler) RefreshTarget(ctx context.Context, id collector.ID) bool {
+func (s *Scheduler) RefreshTarget(ctx context.Context, id config.TargetID) bool {
 	found := false
 	s.refresh(ctx, func() []*target {
 		if t := s.targets[id]; t != nil {
@@ -509,7 +508,7 @@ func (t *target) read(r *prober.Result) {
 // that provider it counts as a probe: the next probe is due one interval
 // after the newest reading, whatever its source, so a key and model in
 // steady use costs no probes, and probes resume when the traffic stops.
-func (s *Scheduler) Observe(id collector.ID, provider string, r *prober.Result) {
+func (s *Scheduler) Observe(id config.TargetID, provider string, r *prober.Result) {
 	s.recorder.Observe(id, provider, r)
 	if !r.Success() {
 		return
@@ -530,7 +529,7 @@ func (s *Scheduler) Observe(id collector.ID, provider string, r *prober.Result) 
 
 // phase places a target in [0, 1) of an interval by its name, so that its
 // place stays the same across restarts and reloads whatever the config order.
-func phase(id collector.ID) float64 {
+func phase(id config.TargetID) float64 {
 	sum := sha256.Sum256([]byte(id.Key + "\x00" + id.Model))
 	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / (1 << 53)
 }

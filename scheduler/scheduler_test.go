@@ -86,7 +86,7 @@ func TestParallelScrapesShareOneProbe(t *testing.T) {
 func TestRefreshTargetSharesProbes(t *testing.T) {
 	f := newFixture(t, scrapeProbe(time.Minute))
 	f.sim.SetLatency(100 * time.Millisecond)
-	a := collector.ID{Key: "a", Model: "m"}
+	a := config.TargetID{Key: "a", Model: "m"}
 	if !f.scheduler.RefreshTarget(context.Background(), a) {
 		t.Fatal("RefreshTarget(a/m) reported an unknown target")
 	}
@@ -97,7 +97,7 @@ func TestRefreshTargetSharesProbes(t *testing.T) {
 	for i := range 40 {
 		wg.Go(func() {
 			if i%2 == 0 {
-				f.scheduler.RefreshTarget(context.Background(), collector.ID{Key: "b", Model: "m"})
+				f.scheduler.RefreshTarget(context.Background(), config.TargetID{Key: "b", Model: "m"})
 			} else {
 				f.scheduler.Refresh(context.Background())
 			}
@@ -107,7 +107,7 @@ func TestRefreshTargetSharesProbes(t *testing.T) {
 	if got := f.sim.Requests(); got != 2 {
 		t.Errorf("%d probes in all, want 2: b once, a not again within min_interval", got)
 	}
-	if f.scheduler.RefreshTarget(context.Background(), collector.ID{Key: "a", Model: "other"}) {
+	if f.scheduler.RefreshTarget(context.Background(), config.TargetID{Key: "a", Model: "other"}) {
 		t.Error("RefreshTarget of a model not configured reported it found")
 	}
 	if got := f.sim.Requests(); got != 2 {

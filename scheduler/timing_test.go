@@ -23,7 +23,7 @@ import (
 // sentProbe is one probe as the prober saw it: which target, and when on
 // the fake clock it was sent.
 type sentProbe struct {
-	id collector.ID
+	id config.TargetID
 	at time.Time
 }
 
@@ -37,7 +37,7 @@ type recordingProber struct {
 
 func (p *recordingProber) Probe(ctx context.Context, t config.Target) prober.Result {
 	p.mu.Lock()
-	p.sent = append(p.sent, sentProbe{collector.IDOf(t), p.clock.Now()})
+	p.sent = append(p.sent, sentProbe{t.ID(), p.clock.Now()})
 	p.mu.Unlock()
 	return p.Prober.Probe(ctx, t)
 }
@@ -48,7 +48,7 @@ func (p *recordingProber) probesOf(key, model string) []time.Time {
 	defer p.mu.Unlock()
 	var times []time.Time
 	for _, s := range p.sent {
-		if s.id == (collector.ID{Key: key, Model: model}) {
+		if s.id == (config.TargetID{Key: key, Model: model}) {
 			times = append(times, s.at)
 		}
 	}
@@ -215,7 +215,7 @@ func TestLaterProbesAreSpreadOverTheInterval(t *testing.T) {
 	earliest, latest := 2*time.Hour, time.Duration(0)
 	var gaps []time.Duration
 	for i := range n {
-		id := collector.ID{Key: fmt.Sprintf("k%d", i), Model: "m"}
+		id := config.TargetID{Key: fmt.Sprintf("k%d", i), Model: "m"}
 		times := f.prober.probesOf(id.Key, id.Model)
 		if len(times) < 4 {
 			t.Fatalf("%s probed %d times in 5h at 1h, want at least 4", id.Key, len(times))
@@ -267,7 +267,7 @@ func TestReloadRecomputesDueTimesFromTheLastProbe(t *testing.T) {
 	// 14,400 requests a day at 5%: a 1m interval is stretched to 2m.
 	limits := simulator.Limits{"requests": {"minute": 1000, "day": 14400}}
 	f := newTimingFixture(t, intervalProbe(time.Minute, 16, 0.05), 1, []string{"m"}, limits, noJitter)
-	id := collector.ID{Key: "k0", Model: "m"}
+	id := config.TargetID{Key: "k0", Model: "m"}
 	if got := value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 120 {
 		t.Fatalf("interval = %v, want 120 (86,400 s / (0.05 × 14,400))", got)
 	}
@@ -351,7 +351,7 @@ func TestQuotaShareInIntervalMode(t *testing.T) {
 // one interval after the traffic stops. Another key's probes go on.
 func TestTrafficMakesProbesUnnecessary(t *testing.T) {
 	f := newTimingFixture(t, intervalProbe(10*time.Second, 4, 1), 2, []string{"m"}, roomy, noJitter)
-	busy := collector.ID{Key: "k0", Model: "m"}
+	busy := config.TargetID{Key: "k0", Model: "m"}
 	reading := func() *prober.Result {
 		return &prober.Result{Time: f.clock.Now(), StatusCode: 200, Outcome: prober.Success,
 			Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: 5}}}

@@ -44,9 +44,9 @@ func benchCollector(n int) *collector.Collector {
 	c.Apply(cfg.Targets())
 	now := time.Now()
 	for _, t := range cfg.Targets() {
-		c.Record(collector.IDOf(t), &prober.Result{Time: now, Duration: 80 * time.Millisecond, StatusCode: 200,
+		c.Record(t.ID(), &prober.Result{Time: now, Duration: 80 * time.Millisecond, StatusCode: 200,
 			Outcome: prober.Success, Observations: fullObservations(), Tokens: 10})
-		c.SetInterval(collector.IDOf(t), time.Minute)
+		c.SetInterval(t.ID(), time.Minute)
 	}
 	return c
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
-	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
 
@@ -33,7 +32,7 @@ import (
 // one target's.
 type TextWriter interface {
 	WriteText(w io.Writer, sized func(int)) error
-	WriteTargetText(w io.Writer, id collector.ID, sized func(int)) error
+	WriteTargetText(w io.Writer, id config.TargetID, sized func(int)) error
 }
 
 // Options are what the endpoints need.
@@ -49,7 +48,7 @@ type Options struct {
 	// the scrape's deadline. It may be nil.
 	Refresh func(ctx context.Context)
 	// RefreshTarget is Refresh for one target, before a /probe. It may be nil.
-	RefreshTarget func(ctx context.Context, id collector.ID) bool
+	RefreshTarget func(ctx context.Context, id config.TargetID) bool
 	// Targets lists the configured keys and models, which /probe serves
 	// and /sd lists. Nil: neither endpoint is served.
 	Targets func() []config.Target

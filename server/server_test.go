@@ -13,8 +13,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
 
 func TestScrapeTimeout(t *testing.T) {
@@ -55,7 +54,7 @@ func (f fixedText) WriteText(w io.Writer, sized func(int)) error {
 }
 
 // WriteTargetText writes f with the target's names in front.
-func (f fixedText) WriteTargetText(w io.Writer, id collector.ID, sized func(int)) error {
+func (f fixedText) WriteTargetText(w io.Writer, id config.TargetID, sized func(int)) error {
 	return fixedText("# "+id.Key+"/"+id.Model+"\n"+string(f)).WriteText(w, sized)
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-kit/log/level"
 
-	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
 
@@ -49,17 +48,17 @@ func probeHandler(o Options) http.Handler {
 // probeTarget reads the target a /probe request names. Its errors name the
 // parameter and never repeat a value that is not a configured name: a key
 // parameter could hold a secret pasted by mistake.
-func probeTarget(query url.Values, targets []config.Target) (collector.ID, error) {
+func probeTarget(query url.Values, targets []config.Target) (config.TargetID, error) {
 	key, err := oneParameter(query, "key")
 	if err != nil {
-		return collector.ID{}, err
+		return config.TargetID{}, err
 	}
 	if key == "" {
-		return collector.ID{}, errors.New("missing parameter key: /probe?key=NAME&model=MODEL takes a configured key name and one of its models")
+		return config.TargetID{}, errors.New("missing parameter key: /probe?key=NAME&model=MODEL takes a configured key name and one of its models")
 	}
 	model, err := oneParameter(query, "model")
 	if err != nil {
-		return collector.ID{}, err
+		return config.TargetID{}, err
 	}
 	var models []string
 	for _, t := range targets {
@@ -68,18 +67,18 @@ func probeTarget(query url.Values, targets []config.Target) (collector.ID, error
 		}
 	}
 	if len(models) == 0 {
-		return collector.ID{}, errors.New("parameter key: no configured key has this name")
+		return config.TargetID{}, errors.New("parameter key: no configured key has this name")
 	}
 	if slices.Contains(models, model) {
-		return collector.ID{Key: key, Model: model}, nil
+		return config.TargetID{Key: key, Model: model}, nil
 	}
 	if model == "" {
-		return collector.ID{}, fmt.Errorf("missing parameter model: key %q has models %s", key, quoteAll(models))
+		return config.TargetID{}, fmt.Errorf("missing parameter model: key %q has models %s", key, quoteAll(models))
 	}
 	if len(models) == 1 && models[0] == "" {
-		return collector.ID{}, fmt.Errorf("parameter model: key %q is probed once for all models; give no model parameter", key)
+		return config.TargetID{}, fmt.Errorf("parameter model: key %q is probed once for all models; give no model parameter", key)
 	}
-	return collector.ID{}, fmt.Errorf("parameter model: key %q has no model of this name; its models are %s", key, quoteAll(models))
+	return config.TargetID{}, fmt.Errorf("parameter model: key %q has no model of this name; its models are %s", key, quoteAll(models))
 }
 
 // oneParameter returns the value of the parameter name, "" if absent; a

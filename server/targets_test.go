@@ -13,7 +13,6 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
 
@@ -29,12 +28,12 @@ func testTargets() []config.Target {
 func TestProbeTarget(t *testing.T) {
 	for _, tc := range []struct {
 		query   string
-		want    collector.ID
+		want    config.TargetID
 		wantErr string
 	}{
-		{query: "key=prod&model=qwen-3-32b", want: collector.ID{Key: "prod", Model: "qwen-3-32b"}},
-		{query: "key=router", want: collector.ID{Key: "router"}},
-		{query: "key=router&model=", want: collector.ID{Key: "router"}},
+		{query: "key=prod&model=qwen-3-32b", want: config.TargetID{Key: "prod", Model: "qwen-3-32b"}},
+		{query: "key=router", want: config.TargetID{Key: "router"}},
+		{query: "key=router&model=", want: config.TargetID{Key: "router"}},
 		{query: "", wantErr: "missing parameter key: /probe?key=NAME&model=MODEL takes a configured key name and one of its models"},
 		{query: "model=llama3.1-8b", wantErr: "missing parameter key: /probe?key=NAME&model=MODEL takes a configured key name and one of its models"},
 		{query: "key=sk-pasted-secret&model=llama3.1-8b", wantErr: "parameter key: no configured key has this name"},
@@ -65,12 +64,12 @@ func TestProbeTarget(t *testing.T) {
 // /probe refreshes the one target it names, within the scraper's timeout,
 // and serves that target's text alone; a bad request probes nothing.
 func TestProbeEndpoint(t *testing.T) {
-	var refreshed []collector.ID
+	var refreshed []config.TargetID
 	var deadlines []time.Duration
 	h, err := Handler(Options{
 		MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText("ratelimit_limit 5\n"),
 		Targets: testTargets,
-		RefreshTarget: func(ctx context.Context, id collector.ID) bool {
+		RefreshTarget: func(ctx context.Context, id config.TargetID) bool {
 			refreshed = append(refreshed, id)
 			d, _ := ctx.Deadline()
 			deadlines = append(deadlines, time.Until(d))
@@ -89,7 +88,7 @@ func TestProbeEndpoint(t *testing.T) {
 		rec.Header().Get("Content-Type") != "text/plain; version=0.0.4; charset=utf-8" {
 		t.Errorf("/probe: %d %v %q", rec.Code, rec.Header(), rec.Body)
 	}
-	if len(refreshed) != 1 || refreshed[0] != (collector.ID{Key: "prod", Model: "llama3.1-8b"}) {
+	if len(refreshed) != 1 || refreshed[0] != (config.TargetID{Key: "prod", Model: "llama3.1-8b"}) {
 		t.Errorf("refreshed %v, want prod/llama3.1-8b once", refreshed)
 	}
 	if len(deadlines) == 1 && (deadlines[0] > 9500*time.Millisecond || deadlines[0] < 9*time.Second) {
@@ -191,7 +190,7 @@ func TestProbeCountsTowardsMaxRequests(t *testing.T) {
 	h, err := Handler(Options{
 		MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText(""), MaxRequests: 1,
 		Targets: testTargets,
-		RefreshTarget: func(context.Context, collector.ID) bool {
+		RefreshTarget: func(context.Context, config.TargetID) bool {
 			close(entered)
 			<-release
 			return true
