@@ -4,14 +4,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,33 +22,18 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/check"
-	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/demo"
+	"github.com/ratelimit-exporter/ratelimit_exporter/exporter"
 	"github.com/ratelimit-exporter/ratelimit_exporter/grafana"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/drain"
 	"github.com/ratelimit-exporter/ratelimit_exporter/logging"
-	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
-	"github.com/ratelimit-exporter/ratelimit_exporter/scheduler"
 	"github.com/ratelimit-exporter/ratelimit_exporter/server"
 )
 
 const name = "ratelimit_exporter"
 
 func main() { os.Exit(run()) }
-
-// defaultGCPercent replaces Go's GOGC=100 unless GOGC is set. Most of the
-// heap is the rendered metrics, which live until the next probe; at 100,
-// short-lived garbage grows the heap to twice that before a collection.
-// Prometheus lowers its default for the same reason. While the proxy runs,
-// Go's 100 is restored (see passive.Apply). BENCHMARKS.md has the figures.
-const defaultGCPercent = 50
-
-// setGCPercent sets the GC percent unless GOGC is set.
-func setGCPercent(percent int) {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(percent)
-	}
-}
 
 func run() int {
 	var (
@@ -77,7 +58,6 @@ func run() int {
 	app.Version(version.Print(name))
 	app.HelpFlag.Short('h')
 	command := kingpin.Parse()
-	setGCPercent(defaultGCPercent)
 
 	logger, slogger := logging.New(os.Stderr, logConfig)
 	if err := server.CheckMetricsPath(*metricsPath); err != nil {
@@ -108,10 +88,12 @@ func run() int {
 	}
 
 	if *configCheck {
-		return checkConfig(load)
+		return check.ConfigCommand(load, os.Stdout, os.Stderr)
 	}
 	if command == checkCommand.FullCommand() {
-		return runCheck(load, *checkOutput)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return check.Command(ctx, load, *checkOutput, userAgent(), os.Stdout, os.Stderr)
 	}
 
 	level.Info(logger).Log("msg", "Starting "+name, "version", version.Info())
@@ -137,30 +119,9 @@ func run() int {
 	)
 	// The rate-limit metrics are rendered when probes end and written after
 	// the registry's, so they are not registered.
-	observations := collector.New()
-	httpProber := prober.New(userAgent())
-	probes := scheduler.New(httpProber, observations, logger)
-	defer probes.Stop()
-	traffic := &passive{probes: probes, registry: registry, grace: *gracePeriod, logger: logger}
-	defer traffic.Stop()
-
-	// The targets of the running config, listed once a load: /probe looks
-	// its target up in them at every scrape of every target.
-	var targets atomic.Pointer[[]config.Target]
-	reloader, err := config.NewReloader(load, func(cfg *config.Config) error {
-		if err := httpProber.Apply(cfg); err != nil {
-			return err // before anything else changes
-		}
-		if err := traffic.Apply(cfg); err != nil {
-			return err // a busy proxy port, at start, ends it before any probe
-		}
-		list := cfg.Targets()
-		observations.Apply(list)
-		probes.Apply(cfg)
-		targets.Store(&list)
-		level.Info(logger).Log("msg", "Loaded config", "keys", len(cfg.Keys), "targets", len(list), "mode", cfg.Probe.Mode)
-		return nil
-	}, registry)
+	exp := exporter.New(exporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger})
+	defer exp.Stop()
+	reloader, err := config.NewReloader(load, exp.Apply, registry)
 	if err != nil {
 		level.Error(logger).Log("msg", "Error loading config", "err", err)
 		return 1
@@ -169,11 +130,11 @@ func run() int {
 	handler, err := server.Handler(server.Options{
 		MetricsPath:   *metricsPath,
 		Registry:      registry,
-		Observations:  observations,
+		Observations:  exp.Readings(),
 		MaxRequests:   *maxRequests,
-		Refresh:       probes.Refresh,
-		RefreshTarget: probes.RefreshTarget,
-		Targets:       func() []config.Target { return *targets.Load() },
+		Refresh:       exp.Refresh,
+		RefreshTarget: exp.RefreshTarget,
+		Targets:       exp.Targets,
 		ExternalURL:   *externalURL,
 		TimeoutOffset: *timeoutOffset,
 		WriteTimeout:  *writeTimeout,
@@ -218,31 +179,20 @@ func run() int {
 		level.Error(logger).Log("msg", "Error serving", "err", err)
 		return 1
 	case sig := <-terms:
-		return shutdown(logger, srv, probes, traffic, sig, terms, *gracePeriod)
+		return shutdown(logger, srv, exp, sig, terms, *gracePeriod)
 	}
 }
 
 // shutdown stops accepting scrapes, lets those in flight finish within
-// grace, then cancels the probes. A second SIGTERM or SIGINT ends it at once.
-func shutdown(logger log.Logger, srv *http.Server, probes *scheduler.Scheduler, traffic *passive, sig os.Signal, signals <-chan os.Signal, grace time.Duration) int {
+// grace, then stops the exporter. A second SIGTERM or SIGINT ends it at once.
+func shutdown(logger log.Logger, srv *http.Server, exp *exporter.Exporter, sig os.Signal, signals <-chan os.Signal, grace time.Duration) int {
 	level.Info(logger).Log("msg", "Shutting down: finishing scrapes in flight", "signal", sig, "grace_period", grace)
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	drained := make(chan error, 1)
-	go func() { drained <- srv.Shutdown(ctx) }()
-	select {
-	case err := <-drained:
-		if err != nil {
-			level.Warn(logger).Log("msg", "Scrapes still in flight after the grace period are cut off", "err", err)
-			srv.Close()
-		}
-	case sig := <-signals:
-		return exitNow(logger, srv, sig)
-	}
 	stopped := make(chan struct{})
 	go func() {
-		traffic.Stop()
-		probes.Stop()
+		if err := drain.Shutdown(srv, grace); err != nil {
+			level.Warn(logger).Log("msg", "Scrapes still in flight after the grace period are cut off", "err", err)
+		}
+		exp.Stop()
 		close(stopped)
 	}()
 	select {
@@ -261,64 +211,6 @@ func exitNow(logger log.Logger, srv *http.Server, sig os.Signal) int {
 	srv.Close()
 	os.Exit(1)
 	return 1
-}
-
-// runCheck implements the check command.
-func runCheck(load func() (*config.Config, error), output string) int {
-	if !slices.Contains(check.Formats, output) {
-		fmt.Fprintf(os.Stderr, "--output=%q: want one of %s\n", output, strings.Join(check.Formats, ", "))
-		return 1
-	}
-	cfg, err := load()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Config is invalid:\n%v\n", err)
-		return 1
-	}
-	p := prober.New(userAgent())
-	if err := p.Apply(cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "Config is invalid:\n%v\n", err)
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	report := check.Run(ctx, cfg, p, time.Now)
-	if ctx.Err() != nil {
-		// What the cancelled probes would have read is unknown: a table of
-		// them would only say so a thousand times.
-		fmt.Fprintln(os.Stderr, "Interrupted: the probes were cancelled; nothing to report.")
-		return 130
-	}
-	if err := check.Write(os.Stdout, output, report); err != nil {
-		fmt.Fprintln(os.Stderr, "Error writing the report:", err)
-		return 1
-	}
-	if !report.OK {
-		return 1
-	}
-	return 0
-}
-
-// checkConfig implements --config.check.
-func checkConfig(load func() (*config.Config, error)) int {
-	cfg, err := load()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "Config is invalid:\n%v\n", err)
-		return 1
-	}
-	fmt.Printf("Config is valid: %d keys, %d key and model pairs to probe, %s mode",
-		len(cfg.Keys), len(cfg.Targets()), cfg.Probe.Mode)
-	if cfg.Probe.Mode == config.ModeInterval {
-		fmt.Printf(", every %s", cfg.Probe.Interval)
-	}
-	fmt.Println()
-	for _, k := range cfg.Keys {
-		if len(k.Models) == 1 && k.Models[0] == "" {
-			fmt.Printf("  %s: %s %s, one probe per key\n", k.Name, k.Provider, k.BaseURL)
-			continue
-		}
-		fmt.Printf("  %s: %s %s, models %v\n", k.Name, k.Provider, k.BaseURL, k.Models)
-	}
-	return 0
 }
 
 func userAgent() string {

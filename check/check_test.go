@@ -64,22 +64,25 @@ func testConfig() *config.Config {
 }
 
 func testAnswers() map[string]prober.Result {
+	read := func(obs ...ratelimit.Observation) ratelimit.Reading {
+		return ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: obs}
+	}
 	return map[string]prober.Result{
-		"alpha": {Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: []ratelimit.Observation{
+		"alpha": {Outcome: prober.Success, Reading: read(
 			// Sorted as Parse returns them; two limits of one window keep the least.
 			obs(ratelimit.Limit, "requests", "minute", 1000), obs(ratelimit.Limit, "requests", "minute", 1200),
 			obs(ratelimit.Remaining, "requests", "minute", 250), obs(ratelimit.Reset, "requests", "minute", 42.5),
 			obs(ratelimit.Limit, "tokens", "", 60000), obs(ratelimit.Remaining, "tokens", "", 0),
 			obs(ratelimit.Reset, "tokens", "", 0.006),
-		}},
-		"zeta": {Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: []ratelimit.Observation{
+		)},
+		"zeta": {Outcome: prober.Success, Reading: read(
 			obs(ratelimit.Limit, "tokens", "day", 1e6), obs(ratelimit.Remaining, "tokens", "day", 1e6),
 			obs(ratelimit.Reset, "tokens", "day", 3*86400+7200),
-		}},
-		"router": {Time: probeTime, StatusCode: 200, Outcome: prober.Success, Free: true, Observations: []ratelimit.Observation{
+		)},
+		"router": {Outcome: prober.Success, Free: true, Reading: read(
 			obs(ratelimit.Limit, "credits", "month", 25), obs(ratelimit.Remaining, "credits", "month", 12.5),
-		}},
-		"revoked": {Time: probeTime, StatusCode: 401, Outcome: prober.Unauthorized, ErrorCode: "invalid_api_key",
+		)},
+		"revoked": {Reading: ratelimit.Reading{Time: probeTime, StatusCode: 401}, Outcome: prober.Unauthorized, ErrorCode: "invalid_api_key",
 			Err: errors.New("HTTP 401 (invalid_api_key)")},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -32,8 +33,23 @@ type Collector struct {
 	// leaves it to the next scrape, as traffic may bring many readings a
 	// second, and a scrape needs only the last.
 	stale bool
-	// unconfigured counts the targets Observe added; Apply forgets them.
-	unconfigured int
+	// keys are the configured keys, by name: Observe adds a model they do
+	// not list, within each key's own budget.
+	keys map[string]*configuredKey
+	// strangers counts the targets of keys known only by their
+	// fingerprint; Apply forgets them.
+	strangers int
+	// proxied: the config has a proxy, so every target shows its 429s.
+	proxied bool
+	dropped *prometheus.CounterVec
+}
+
+// configuredKey is what Observe needs of a configured key.
+type configuredKey struct {
+	provider    string
+	descs       *descs
+	labelValues []string // the key's own labels, as a target's labelValues[3:]
+	unlisted    int      // models Observe added
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -57,6 +73,13 @@ type state struct {
 	reasons      []reason  // sorted by code
 	tokens       float64
 	headerErrors float64
+	// proxyRateLimited counts the 429s the applications got through the
+	// proxy; shown when the config has a proxy, or once counted.
+	proxyRateLimited float64
+	// proxyOnly: a target the config does not name, known from the
+	// proxy alone; it shows no probe figures, as it is never probed.
+	proxyOnly bool
+	showProxy bool
 
 	out   *rendered // replaced by each render, never changed: scrapes write it without a lock
 	stale bool      // out is older than the values
@@ -103,17 +126,53 @@ var outcomeIndex = func() map[prober.Outcome]int {
 	return m
 }()
 
+// Why Observe drops a reading, the reason label of
+// ratelimit_readings_dropped_total.
+const (
+	// DropKeyNotConfigured: a reading under the name of a key that the
+	// running config does not have, such as one a reload removed while
+	// the request was in flight.
+	DropKeyNotConfigured = "key_not_configured"
+	// DropUnlistedModels: a configured key's models that the config does
+	// not list are at maxUnlistedModels.
+	DropUnlistedModels = "unlisted_models_budget"
+	// DropFingerprints: targets of unknown keys are at maxStrangerTargets.
+	DropFingerprints = "fingerprints_budget"
+)
+
 // New returns an empty collector; Apply gives it targets.
 func New() *Collector {
-	return &Collector{targets: map[config.TargetID]*state{}}
+	c := &Collector{
+		targets: map[config.TargetID]*state{},
+		keys:    map[string]*configuredKey{},
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ratelimit_readings_dropped_total",
+			Help: "Readings from the proxy that were not recorded, by reason: " + DropKeyNotConfigured + " (a key the running config does not have), " +
+				DropUnlistedModels + " (a configured key's unlisted models are at their budget), " + DropFingerprints + " (unknown keys' targets are at their budget).",
+		}, []string{"reason"}),
+	}
+	for _, reason := range []string{DropKeyNotConfigured, DropUnlistedModels, DropFingerprints} {
+		c.dropped.WithLabelValues(reason)
+	}
+	return c
 }
 
-// Apply makes targets the set that is reported. Targets that stay keep
-// their values and counters; targets that left the config are forgotten.
-func (c *Collector) Apply(targets []config.Target) {
+// Collectors returns the collector's own metrics, to register:
+// ratelimit_readings_dropped_total.
+func (c *Collector) Collectors() []prometheus.Collector { return []prometheus.Collector{c.dropped} }
+
+// Apply makes cfg's targets the set that is reported. Targets that stay
+// keep their values and counters; targets that left the config are
+// forgotten, and so are those Observe added.
+func (c *Collector) Apply(cfg *config.Config) { c.apply(cfg.Targets(), cfg.Proxy != nil) }
+
+// apply makes targets the set that is reported; proxied says whether the
+// config has a proxy.
+func (c *Collector) apply(targets []config.Target, proxied bool) {
 	descsByLabels := map[string]*descs{}
 	next := make(map[config.TargetID]*state, len(targets))
 	order := make([]config.TargetID, 0, len(targets))
+	keys := map[string]*configuredKey{}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -136,12 +195,15 @@ func (c *Collector) Apply(targets []config.Target) {
 			// the other API's carries over.
 			s = &state{probes: make([]float64, len(prober.Outcomes))}
 		}
-		s.descs, s.labelValues = d, values
+		s.descs, s.labelValues, s.showProxy = d, values, proxied
 		s.render(&c.scratch)
 		next[id] = s
 		order = append(order, id)
+		if keys[t.Key.Name] == nil {
+			keys[t.Key.Name] = &configuredKey{provider: t.Key.Provider, descs: d, labelValues: values[3:]}
+		}
 	}
-	c.targets, c.order, c.unconfigured, c.stale = next, order, 0, false
+	c.targets, c.order, c.keys, c.strangers, c.proxied, c.stale = next, order, keys, 0, proxied, false
 }
 
 // Record stores the result of a probe of the target id.
@@ -156,58 +218,84 @@ func (c *Collector) Record(id config.TargetID, r *prober.Result) {
 	s.success = r.Success()
 	s.duration = r.Duration
 	s.statusCode = r.StatusCode
-	s.read(SourceProbe, r)
+	s.read(SourceProbe, &r.Reading)
 	s.countProbe(r)
 	s.tokens += r.Tokens
 	s.render(&c.scratch)
 }
 
-// maxUnconfigured bounds the targets the proxy adds on its own: keys known
-// only by their fingerprint, and models the config does not list.
-const maxUnconfigured = 1000
+// Budgets of the targets the proxy adds on its own, apart so that
+// strangers cannot crowd out a configured key's models.
+const (
+	// maxUnlistedModels bounds the models of one configured key that the
+	// config does not list.
+	maxUnlistedModels = 100
+	// maxStrangerTargets bounds the targets, key and model, of keys known
+	// only by their fingerprint.
+	maxStrangerTargets = 1000
+)
 
 // Observe stores what an application's response through the proxy said of
 // the target id, a reading at no cost: the rate-limit values and when they
-// were read, not a probe. A target the config does not name (a model it
-// does not list, a key known by its fingerprint) is added, up to
-// maxUnconfigured of them, with the labels of the key's configured targets;
-// a reload forgets it.
-func (c *Collector) Observe(id config.TargetID, provider string, r *prober.Result) {
+// were read, not a probe. A target the config does not name is added,
+// within its budget, and forgotten at the next Apply: a model a configured
+// key does not list, with the key's labels, or a key the proxy knows only
+// by its fingerprint (config.FingerprintPrefix). A reading under the name
+// of a key that is not configured is dropped: the key left the config
+// while the request was in flight.
+func (c *Collector) Observe(id config.TargetID, provider string, r *ratelimit.Reading) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.targets[id]
 	if s == nil {
-		if c.unconfigured >= maxUnconfigured {
+		if s = c.addTarget(id, provider); s == nil {
 			return
 		}
-		s = c.unconfiguredTarget(id, provider)
-		c.targets[id] = s
-		c.order = append(c.order, id)
-		c.unconfigured++
+	}
+	if r.StatusCode == http.StatusTooManyRequests {
+		s.proxyRateLimited++
 	}
 	s.read(SourceProxy, r)
 	s.stale, c.stale = true, true
 }
 
-// unconfiguredTarget makes a target for id, with the labels of a configured
-// target of the same key, if any.
-func (c *Collector) unconfiguredTarget(id config.TargetID, provider string) *state {
-	s := &state{probes: make([]float64, len(prober.Outcomes))}
-	for _, other := range c.order {
-		if o := c.targets[other]; other.Key == id.Key && o.labelValues[1] == provider {
-			s.descs = o.descs
-			s.labelValues = append([]string{id.Key, provider, id.Model}, o.labelValues[3:]...)
-			return s
+// addTarget adds a target for a reading from the proxy, if its budget
+// allows, or counts why not.
+func (c *Collector) addTarget(id config.TargetID, provider string) *state {
+	s := &state{probes: make([]float64, len(prober.Outcomes)), proxyOnly: true, showProxy: true}
+	switch k := c.keys[id.Key]; {
+	case k != nil && k.provider == provider:
+		if k.unlisted >= maxUnlistedModels {
+			c.dropped.WithLabelValues(DropUnlistedModels).Inc()
+			return nil
 		}
+		k.unlisted++
+		s.descs = k.descs
+		s.labelValues = append([]string{id.Key, provider, id.Model}, k.labelValues...)
+	case strings.HasPrefix(id.Key, config.FingerprintPrefix):
+		if c.strangers >= maxStrangerTargets {
+			c.dropped.WithLabelValues(DropFingerprints).Inc()
+			return nil
+		}
+		c.strangers++
+		s.descs = strangerDescs
+		s.labelValues = []string{id.Key, provider, id.Model}
+	default:
+		c.dropped.WithLabelValues(DropKeyNotConfigured).Inc()
+		return nil
 	}
-	s.descs = newDescs(nil)
-	s.labelValues = []string{id.Key, provider, id.Model}
+	c.targets[id] = s
+	c.order = append(c.order, id)
 	return s
 }
 
+// strangerDescs are the descriptors of keys known by their fingerprint,
+// which have no labels of their own.
+var strangerDescs = newDescs(nil)
+
 // read takes the rate-limit values of r, if it has any.
-func (s *state) read(source Source, r *prober.Result) {
-	s.headerErrors += float64(r.InvalidHeaders)
+func (s *state) read(source Source, r *ratelimit.Reading) {
+	s.headerErrors += float64(r.Dropped)
 	if !r.Success() {
 		return
 	}
@@ -411,6 +499,9 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 			fn(lv[:3], s.interval.Seconds())
 		}
 	case famProbes:
+		if s.proxyOnly {
+			return
+		}
 		withResult := append(append(append(values[:0], lv[:3]...), "", ""), lv[3:]...)
 		for i, o := range prober.Outcomes {
 			withResult[3], withResult[4] = string(o), ""
@@ -425,11 +516,20 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 	case famObservations:
 		withSource := append(values[:0], lv[0], lv[1], lv[2], "")
 		for i, name := range sourceNames {
+			if s.proxyOnly && Source(i) == SourceProbe {
+				continue
+			}
 			withSource[3] = name
 			fn(withSource, s.observations[i])
 		}
 	case famTokens:
-		fn(lv, s.tokens)
+		if !s.proxyOnly {
+			fn(lv, s.tokens)
+		}
+	case famProxyRateLimited:
+		if s.showProxy || s.proxyRateLimited > 0 {
+			fn(lv[:3], s.proxyRateLimited)
+		}
 	case famHeaderErrors:
 		fn(lv[:3], s.headerErrors)
 	}

@@ -47,7 +47,7 @@ func newTestCollector(t *testing.T, keys ...config.Key) (*Collector, *prometheus
 	t.Helper()
 	cfg := &config.Config{Keys: keys}
 	c := New()
-	c.Apply(cfg.Targets())
+	c.apply(cfg.Targets(), false)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
 	return c, reg, cfg.Targets()
@@ -70,10 +70,7 @@ func probesTotal(labels, extra string, counts map[string]int) string {
 func TestFullHeaderSet(t *testing.T) {
 	key := config.Key{Name: "prod", Provider: "cerebras", Models: []string{"llama3.1-8b"}, Labels: map[string]string{"team": "search"}}
 	c, reg, targets := newTestCollector(t, key)
-	c.Record(targets[0].ID(), &prober.Result{
-		Time: probeTime, Duration: 250 * time.Millisecond, StatusCode: 200, Outcome: prober.Success,
-		Observations: fullHeaders(t), Tokens: 10,
-	})
+	c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)}, Duration: 250 * time.Millisecond, Outcome: prober.Success, Tokens: 10})
 
 	lbl := `key="prod",model="llama3.1-8b",provider="cerebras"`
 	w := func(resource, window string) string {
@@ -152,10 +149,9 @@ func TestFailedProbeKeepsLastValues(t *testing.T) {
 	key := config.Key{Name: "k", Provider: "cerebras", Models: []string{"m"}}
 	c, reg, targets := newTestCollector(t, key)
 	id := targets[0].ID()
-	c.Record(id, &prober.Result{Time: probeTime, Duration: time.Second, StatusCode: 200, Outcome: prober.Success,
-		Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "day", Value: 7}}})
-	c.Record(id, &prober.Result{Time: probeTime.Add(time.Minute), Duration: 2 * time.Second, Outcome: prober.NetworkError, InvalidHeaders: 0})
-	c.Record(id, &prober.Result{Time: probeTime.Add(2 * time.Minute), Duration: 3 * time.Second, StatusCode: 200, Outcome: prober.NoHeaders, InvalidHeaders: 2})
+	c.Record(id, &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "day", Value: 7}}}, Duration: time.Second, Outcome: prober.Success})
+	c.Record(id, &prober.Result{Reading: ratelimit.Reading{Time: probeTime.Add(time.Minute), Dropped: 0}, Duration: 2 * time.Second, Outcome: prober.NetworkError})
+	c.Record(id, &prober.Result{Reading: ratelimit.Reading{Time: probeTime.Add(2 * time.Minute), StatusCode: 200, Dropped: 2}, Duration: 3 * time.Second, Outcome: prober.NoHeaders})
 
 	lbl := `key="k",model="m",provider="cerebras"`
 	want := `# HELP ratelimit_remaining What is left of a window's rate limit, as the provider gives it.
@@ -189,7 +185,7 @@ func TestNeverReadKeyHasNoRateLimitSeries(t *testing.T) {
 		t.Error(err)
 	}
 
-	c.Record(targets[0].ID(), &prober.Result{Time: probeTime, StatusCode: 401, Outcome: prober.Unauthorized})
+	c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 401}, Outcome: prober.Unauthorized})
 	for _, name := range []string{"ratelimit_limit", "ratelimit_remaining", "ratelimit_reset_seconds",
 		"ratelimit_reset_timestamp_seconds", "ratelimit_probe_last_success_timestamp_seconds"} {
 		if n := testutil.CollectAndCount(c, name); n != 0 {
@@ -211,7 +207,7 @@ func TestRateLimitedReasons(t *testing.T) {
 	c, reg, targets := newTestCollector(t, config.Key{Name: "k", Provider: "openai", Models: []string{"m"}})
 	id := targets[0].ID()
 	record := func(o prober.Outcome, code string) {
-		c.Record(id, &prober.Result{Time: probeTime, StatusCode: 429, Outcome: o, ErrorCode: code})
+		c.Record(id, &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 429}, Outcome: o, ErrorCode: code})
 	}
 	record(prober.RateLimited, "rate_limit_exceeded")
 	record(prober.RateLimited, "rate_limit_exceeded")
@@ -241,13 +237,12 @@ func TestApplyKeepsStayingTargetsAndForgetsOthers(t *testing.T) {
 	b := config.Key{Name: "b", Provider: "cerebras", Models: []string{"m"}}
 	c, _, targets := newTestCollector(t, a, b)
 	for _, target := range targets {
-		c.Record(target.ID(), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Tokens: 10,
-			Observations: []ratelimit.Observation{{Kind: ratelimit.Limit, Resource: "requests", Window: "day", Value: 9}}})
+		c.Record(target.ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: []ratelimit.Observation{{Kind: ratelimit.Limit, Resource: "requests", Window: "day", Value: 9}}}, Outcome: prober.Success, Tokens: 10})
 	}
 	a.Labels = map[string]string{"team": "new"}
-	c.Apply((&config.Config{Keys: []config.Key{a}}).Targets())
+	c.apply((&config.Config{Keys: []config.Key{a}}).Targets(), false)
 	// A result for a target that left while it was probed is dropped.
-	c.Record(config.TargetID{Key: "b", Model: "m"}, &prober.Result{Time: probeTime, Outcome: prober.Success})
+	c.Record(config.TargetID{Key: "b", Model: "m"}, &prober.Result{Reading: ratelimit.Reading{Time: probeTime}, Outcome: prober.Success})
 
 	want := `# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
 # TYPE ratelimit_limit gauge
@@ -271,21 +266,19 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 	}
 	c, reg, targets := newTestCollector(t, keys...)
 	for i, target := range targets[:3] {
-		c.Record(target.ID(), &prober.Result{Time: probeTime.Add(time.Duration(i) * time.Second), Duration: time.Second,
-			StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t), Tokens: 10, InvalidHeaders: i})
+		c.Record(target.ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime.Add(time.Duration(i) * time.Second), StatusCode: 200, Observations: fullHeaders(t), Dropped: i}, Duration: time.Second, Outcome: prober.Success, Tokens: 10})
 		c.SetInterval(target.ID(), time.Duration(i+1)*time.Minute)
 	}
-	c.Record(targets[2].ID(), &prober.Result{Time: probeTime, Outcome: prober.Timeout})
-	c.Record(targets[4].ID(), &prober.Result{Time: probeTime, Duration: 1234567 * time.Nanosecond, StatusCode: 429,
-		Outcome: prober.RateLimited, ErrorCode: "token_quota_exceeded", Observations: []ratelimit.Observation{
-			{Kind: ratelimit.Remaining, Resource: "tokens", Window: "", Value: 0},
-			{Kind: ratelimit.Limit, Resource: "tokens", Window: "", Value: 1e21},
-			{Kind: ratelimit.Reset, Resource: "tokens", Window: "", Value: 1.0000000000000002},
-		}})
+	c.Record(targets[2].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime}, Outcome: prober.Timeout})
+	c.Record(targets[4].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 429, Observations: []ratelimit.Observation{
+		{Kind: ratelimit.Remaining, Resource: "tokens", Window: "", Value: 0},
+		{Kind: ratelimit.Limit, Resource: "tokens", Window: "", Value: 1e21},
+		{Kind: ratelimit.Reset, Resource: "tokens", Window: "", Value: 1.0000000000000002},
+	}}, Duration: 1234567 * time.Nanosecond, Outcome: prober.RateLimited, ErrorCode: "token_quota_exceeded"})
 
 	// Readings from the proxy are rendered by the scrape that follows them.
-	c.Observe(targets[3].ID(), "cerebras", &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t)})
-	c.Observe(config.TargetID{Key: "prod", Model: "unlisted"}, "cerebras", &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t)})
+	c.Observe(targets[3].ID(), "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
+	c.Observe(config.TargetID{Key: "prod", Model: "unlisted"}, "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
 
 	var text strings.Builder
 	size := -1
@@ -367,7 +360,7 @@ func TestWriteTextHoldsNoLockWhileWriting(t *testing.T) {
 	c, _, targets := newTestCollector(t, keys...)
 	obs := fullHeaders(t)
 	for _, tg := range targets {
-		c.Record(tg.ID(), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: obs})
+		c.Record(tg.ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: obs}, Outcome: prober.Success})
 	}
 	var before strings.Builder
 	if err := c.WriteText(&before, nil); err != nil {
@@ -399,10 +392,10 @@ func TestWriteTextHoldsNoLockWhileWriting(t *testing.T) {
 			changed[i].Value++
 		}
 		for _, tg := range targets {
-			c.Record(tg.ID(), &prober.Result{Time: probeTime.Add(time.Minute), StatusCode: 200, Outcome: prober.Success, Observations: changed})
+			c.Record(tg.ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime.Add(time.Minute), StatusCode: 200, Observations: changed}, Outcome: prober.Success})
 		}
-		c.Observe(targets[1].ID(), "cerebras", &prober.Result{Time: probeTime.Add(2 * time.Minute), StatusCode: 200, Outcome: prober.Success, Observations: changed})
-		c.Apply(targets[:10])
+		c.Observe(targets[1].ID(), "cerebras", &ratelimit.Reading{Time: probeTime.Add(2 * time.Minute), StatusCode: 200, Observations: changed})
+		c.apply(targets[:10], false)
 		c.SetInterval(targets[0].ID(), time.Hour)
 	}()
 	select {
@@ -430,8 +423,8 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 func TestObserveFromTheProxy(t *testing.T) {
 	key := config.Key{Name: "prod", Provider: "cerebras", Models: []string{"m"}, Labels: map[string]string{"team": "search"}}
 	c, reg, targets := newTestCollector(t, key)
-	read := func(at time.Time, remaining float64) *prober.Result {
-		return &prober.Result{Time: at, StatusCode: 200, Outcome: prober.Success, Observations: []ratelimit.Observation{
+	read := func(at time.Time, remaining float64) *ratelimit.Reading {
+		return &ratelimit.Reading{Time: at, StatusCode: 200, Observations: []ratelimit.Observation{
 			{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: remaining},
 		}}
 	}
@@ -448,9 +441,7 @@ ratelimit_remaining{key="sha256:0123456789ab",model="m",provider="cerebras",reso
 # TYPE ratelimit_observations_total counter
 ratelimit_observations_total{key="prod",model="m",provider="cerebras",source="probe"} 0
 ratelimit_observations_total{key="prod",model="m",provider="cerebras",source="proxy"} 2
-ratelimit_observations_total{key="prod",model="other",provider="cerebras",source="probe"} 0
 ratelimit_observations_total{key="prod",model="other",provider="cerebras",source="proxy"} 1
-ratelimit_observations_total{key="sha256:0123456789ab",model="m",provider="cerebras",source="probe"} 0
 ratelimit_observations_total{key="sha256:0123456789ab",model="m",provider="cerebras",source="proxy"} 1
 # HELP ratelimit_probe_last_success_timestamp_seconds When rate-limit headers were last read (Unix seconds).
 # TYPE ratelimit_probe_last_success_timestamp_seconds gauge
@@ -462,16 +453,79 @@ ratelimit_probe_last_success_timestamp_seconds{key="sha256:0123456789ab",model="
 		"ratelimit_probe_last_success_timestamp_seconds", "ratelimit_probe_success"); err != nil {
 		t.Error(err)
 	}
-	c.Apply(targets)
+	c.apply(targets, false)
 	if n := testutil.CollectAndCount(c, "ratelimit_remaining"); n != 1 {
 		t.Errorf("after Apply: %d ratelimit_remaining series, want the configured one", n)
 	}
-	for i := range maxUnconfigured + 5 {
-		c.Observe(config.TargetID{Key: "k", Model: strconv.Itoa(i)}, "cerebras", read(probeTime, 1))
+}
+
+// The proxy's targets have budgets of their own: strangers' fingerprints
+// cannot crowd out a configured key's models, what does not fit is counted
+// by reason, and a key that left the config does not come back.
+func TestObserveBudgets(t *testing.T) {
+	key := config.Key{Name: "prod", Provider: "cerebras", Models: []string{"m"}, Labels: map[string]string{"team": "search"}}
+	c, _, _ := newTestCollector(t, key)
+	read := &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: []ratelimit.Observation{
+		{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: 1},
+	}}
+	for i := range maxStrangerTargets + 5 {
+		c.Observe(config.TargetID{Key: fmt.Sprintf("%s%012x", config.FingerprintPrefix, i), Model: "m"}, "cerebras", read)
 	}
-	if n := testutil.CollectAndCount(c, "ratelimit_remaining"); n != 1+maxUnconfigured {
-		t.Errorf("%d ratelimit_remaining series, want %d: the proxy adds at most %d targets", n, 1+maxUnconfigured, maxUnconfigured)
+	c.Observe(config.TargetID{Key: "prod", Model: "new-model"}, "cerebras", read)
+	if !strings.Contains(writeText(t, c), `ratelimit_remaining{key="prod",model="new-model"`) {
+		t.Errorf("strangers' fingerprints crowded out a configured key's new model")
 	}
+	for i := range maxUnlistedModels + 5 {
+		c.Observe(config.TargetID{Key: "prod", Model: fmt.Sprintf("unlisted-%d", i)}, "cerebras", read)
+	}
+	// A key that a reload removed while its request was in flight.
+	c.Observe(config.TargetID{Key: "removed", Model: "m"}, "cerebras", read)
+
+	if n := testutil.CollectAndCount(c, "ratelimit_remaining"); n != maxStrangerTargets+maxUnlistedModels {
+		t.Errorf("%d ratelimit_remaining series, want %d", n, maxStrangerTargets+maxUnlistedModels)
+	}
+	want := `# HELP ratelimit_readings_dropped_total Readings from the proxy that were not recorded, by reason: key_not_configured (a key the running config does not have), unlisted_models_budget (a configured key's unlisted models are at their budget), fingerprints_budget (unknown keys' targets are at their budget).
+# TYPE ratelimit_readings_dropped_total counter
+ratelimit_readings_dropped_total{reason="fingerprints_budget"} 5
+ratelimit_readings_dropped_total{reason="key_not_configured"} 1
+ratelimit_readings_dropped_total{reason="unlisted_models_budget"} 6
+`
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c.Collectors()...)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+// A proxied 429 without rate-limit headers is counted as a 429 of the
+// target; a target the config does not name shows no probe figures.
+func TestObserveRateLimitedWithoutHeaders(t *testing.T) {
+	c, _, _ := newTestCollector(t, config.Key{Name: "prod", Provider: "cerebras", Models: []string{"m"}})
+	c.Observe(config.TargetID{Key: config.FingerprintPrefix + "0123456789ab", Model: "m"}, "cerebras",
+		&ratelimit.Reading{Time: probeTime, StatusCode: 429, RetryAfter: time.Minute})
+	var got []string
+	for _, line := range strings.Split(writeText(t, c), "\n") {
+		if strings.Contains(line, "sha256:") {
+			got = append(got, line)
+		}
+	}
+	want := []string{
+		`ratelimit_observations_total{key="sha256:0123456789ab",model="m",provider="cerebras",source="proxy"} 0`,
+		`ratelimit_header_errors_total{key="sha256:0123456789ab",model="m",provider="cerebras"} 0`,
+		`ratelimit_proxy_rate_limited_total{key="sha256:0123456789ab",model="m",provider="cerebras"} 1`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("series of a stranger's 429:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func writeText(t *testing.T, c *Collector) string {
+	t.Helper()
+	var b strings.Builder
+	if err := c.WriteText(&b, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // Behind a gateway that adds its own RateLimit-* headers, two values of one
@@ -486,7 +540,7 @@ func TestTwoValuesOfOneFigure(t *testing.T) {
 	h.Set("RateLimit-Remaining", "99999")
 	h.Set("RateLimit-Reset", "1")
 	obs, dropped := ratelimit.ParseHeaders(h)
-	c.Record(targets[0].ID(), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: obs, InvalidHeaders: dropped})
+	c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: obs, Dropped: dropped}, Outcome: prober.Success})
 	want := counterHelp + `ratelimit_header_errors_total{key="k",model="m",provider="openai"} 3
 # HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
 # TYPE ratelimit_limit gauge
@@ -509,9 +563,9 @@ ratelimit_reset_seconds{key="k",model="m",provider="openai",resource="requests",
 func TestProviderChangeStartsAfresh(t *testing.T) {
 	key := config.Key{Name: "k", Provider: "cerebras", Models: []string{"m"}}
 	c, _, targets := newTestCollector(t, key)
-	c.Record(targets[0].ID(), &prober.Result{Time: probeTime, StatusCode: 200, Outcome: prober.Success, Observations: fullHeaders(t), Tokens: 10})
+	c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)}, Outcome: prober.Success, Tokens: 10})
 	key.Provider = "anthropic"
-	c.Apply((&config.Config{Keys: []config.Key{key}}).Targets())
+	c.apply((&config.Config{Keys: []config.Key{key}}).Targets(), false)
 	for name, want := range map[string]int{"ratelimit_limit": 0, "ratelimit_probe_success": 0, "ratelimit_probes_total": 8} {
 		if n := testutil.CollectAndCount(c, name); n != want {
 			t.Errorf("%s: %d series after the provider changed, want %d", name, n, want)

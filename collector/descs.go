@@ -25,6 +25,7 @@ const (
 	famObservations
 	famTokens
 	famHeaderErrors
+	famProxyRateLimited
 	numFamilies
 )
 
@@ -45,19 +46,20 @@ var families = [numFamilies]struct {
 	typ    dto.MetricType
 	labels labelSet
 }{
-	famLimit:          {"ratelimit_limit", "Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.", dto.MetricType_GAUGE, windowLabels},
-	famRemaining:      {"ratelimit_remaining", "What is left of a window's rate limit, as the provider gives it.", dto.MetricType_GAUGE, windowLabels},
-	famReset:          {"ratelimit_reset_seconds", "Seconds from the probe until the window is full again, as the provider gives it; absolute resets are counted from the response's Date.", dto.MetricType_GAUGE, windowLabels},
-	famResetTimestamp: {"ratelimit_reset_timestamp_seconds", "When the window is full again: probe time plus reset_seconds (Unix seconds).", dto.MetricType_GAUGE, windowLabels},
-	famSuccess:        {"ratelimit_probe_success", "Whether the last probe read rate-limit headers.", dto.MetricType_GAUGE, targetLabels},
-	famDuration:       {"ratelimit_probe_duration_seconds", "Duration of the last probe.", dto.MetricType_GAUGE, targetLabels},
-	famStatusCode:     {"ratelimit_probe_status_code", "HTTP status of the last probe's response; 0 without a response.", dto.MetricType_GAUGE, targetLabels},
-	famLastSuccess:    {"ratelimit_probe_last_success_timestamp_seconds", "When rate-limit headers were last read (Unix seconds).", dto.MetricType_GAUGE, targetLabels},
-	famInterval:       {"ratelimit_probe_interval_seconds", "Time between probes of the key and model: the configured interval (min_interval in scrape mode), stretched to keep within max_quota_share.", dto.MetricType_GAUGE, identityLabels},
-	famProbes:         {"ratelimit_probes_total", "Probes, by result; key_unavailable ones were never sent. reason is the provider's error code of a rate_limited probe.", dto.MetricType_COUNTER, resultLabels},
-	famObservations:   {"ratelimit_observations_total", "Responses whose rate-limit values were read, by source: probe (the exporter's own probes) or proxy (the applications' traffic through the proxy, at no cost).", dto.MetricType_COUNTER, sourceLabels},
-	famTokens:         {"ratelimit_probe_tokens_total", "Tokens billed to the exporter's own probes, from the usage in their responses.", dto.MetricType_COUNTER, targetLabels},
-	famHeaderErrors:   {"ratelimit_header_errors_total", "Rate-limit header values dropped: invalid, beyond the 64 taken from one response, or the less cautious of two values of one figure.", dto.MetricType_COUNTER, identityLabels},
+	famLimit:            {"ratelimit_limit", "Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.", dto.MetricType_GAUGE, windowLabels},
+	famRemaining:        {"ratelimit_remaining", "What is left of a window's rate limit, as the provider gives it.", dto.MetricType_GAUGE, windowLabels},
+	famReset:            {"ratelimit_reset_seconds", "Seconds from the probe until the window is full again, as the provider gives it; absolute resets are counted from the response's Date.", dto.MetricType_GAUGE, windowLabels},
+	famResetTimestamp:   {"ratelimit_reset_timestamp_seconds", "When the window is full again: probe time plus reset_seconds (Unix seconds).", dto.MetricType_GAUGE, windowLabels},
+	famSuccess:          {"ratelimit_probe_success", "Whether the last probe read rate-limit headers.", dto.MetricType_GAUGE, targetLabels},
+	famDuration:         {"ratelimit_probe_duration_seconds", "Duration of the last probe.", dto.MetricType_GAUGE, targetLabels},
+	famStatusCode:       {"ratelimit_probe_status_code", "HTTP status of the last probe's response; 0 without a response.", dto.MetricType_GAUGE, targetLabels},
+	famLastSuccess:      {"ratelimit_probe_last_success_timestamp_seconds", "When rate-limit headers were last read (Unix seconds).", dto.MetricType_GAUGE, targetLabels},
+	famInterval:         {"ratelimit_probe_interval_seconds", "Time between probes of the key and model: the configured interval (min_interval in scrape mode), stretched to keep within max_quota_share.", dto.MetricType_GAUGE, identityLabels},
+	famProbes:           {"ratelimit_probes_total", "Probes, by result; key_unavailable ones were never sent. reason is the provider's error code of a rate_limited probe.", dto.MetricType_COUNTER, resultLabels},
+	famObservations:     {"ratelimit_observations_total", "Responses whose rate-limit values were read, by source: probe (the exporter's own probes) or proxy (the applications' traffic through the proxy, at no cost).", dto.MetricType_COUNTER, sourceLabels},
+	famTokens:           {"ratelimit_probe_tokens_total", "Tokens billed to the exporter's own probes, from the usage in their responses.", dto.MetricType_COUNTER, targetLabels},
+	famHeaderErrors:     {"ratelimit_header_errors_total", "Rate-limit header values dropped: invalid, beyond the 64 taken from one response, or the less cautious of two values of one figure.", dto.MetricType_COUNTER, identityLabels},
+	famProxyRateLimited: {"ratelimit_proxy_rate_limited_total", "Responses with status 429 that the applications got through the proxy.", dto.MetricType_COUNTER, identityLabels},
 }
 
 // descs are the descriptors of every family for targets that share one set

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,29 +47,21 @@ const maxProbeTokens = 1e6
 // MaxBodyBytes bounds how much of a response body is read.
 const MaxBodyBytes = 1 << 20
 
-// Result is what one probe observed.
+// Result is what one probe observed: the response's reading and what only
+// a probe knows.
 type Result struct {
-	Time           time.Time // when the response arrived, or the probe ended without one
-	Duration       time.Duration
-	StatusCode     int // 0 without a response
-	Outcome        Outcome
-	Observations   []ratelimit.Observation
-	InvalidHeaders int     // rate-limit values dropped: invalid, or beyond the cap
-	Tokens         float64 // billed to the probe, from the usage of a 2xx body
+	ratelimit.Reading
+	Duration time.Duration
+	Outcome  Outcome
+	Tokens   float64 // billed to the probe, from the usage of a 2xx body
 	// Free is true when the probe spends none of the limits it reads
 	// (OpenRouter's key endpoint): the quota share does not stretch it.
 	Free bool
 	// ErrorCode is the provider's error code from the body, such as
 	// "token_quota_exceeded", when it is a plain identifier; never free text.
 	ErrorCode string
-	// RetryAfter is how long a non-2xx response asked the client to wait
-	// (Retry-After as delay-seconds or an HTTP-date); 0 when it did not.
-	RetryAfter time.Duration
-	Err        error // why the probe failed; safe to log: it never holds the key or a body
+	Err       error // why the probe failed; safe to log: it never holds the key or a body
 }
-
-// Success reports whether the probe read rate-limit headers.
-func (r *Result) Success() bool { return len(r.Observations) > 0 }
 
 // Prober sends probes.
 type Prober struct {
@@ -122,10 +113,19 @@ func New(userAgent string) *Prober {
 	return &Prober{userAgent: userAgent, now: time.Now, defaultClient: client, clients: map[string]*sharedClient{}}
 }
 
-// Apply gives every key in cfg the client of its http_client settings, one
-// client per distinct settings, keeping the clients, and their open
-// connections, of settings that are still in use.
-func (p *Prober) Apply(cfg *config.Config) error {
+// Clients are the HTTP clients and probe requests of one config, built by
+// Prepare and not yet in use.
+type Clients struct {
+	clients  map[string]*sharedClient // by key name
+	requests map[requestID]provider.Request
+	retired  []*sharedClient // in use now, not by this config
+}
+
+// Prepare builds the clients of cfg's keys, one per distinct http_client
+// settings, reusing those of the running config, with their open
+// connections, where the settings are the same. It changes nothing: Use
+// puts the clients to work.
+func (p *Prober) Prepare(cfg *config.Config) (*Clients, error) {
 	p.mu.RLock()
 	var pool []*sharedClient
 	for _, sc := range p.clients {
@@ -143,7 +143,7 @@ func (p *Prober) Apply(cfg *config.Config) error {
 		return nil
 	}
 	kept := len(pool)
-	clients := make(map[string]*sharedClient, len(cfg.Keys))
+	next := &Clients{clients: make(map[string]*sharedClient, len(cfg.Keys)), requests: map[requestID]provider.Request{}}
 	used := map[*sharedClient]bool{}
 	for i := range cfg.Keys {
 		k := &cfg.Keys[i]
@@ -151,28 +151,44 @@ func (p *Prober) Apply(cfg *config.Config) error {
 		if sc == nil {
 			client, err := NewClient(k.HTTPClient)
 			if err != nil {
-				return fmt.Errorf("key %s: http_client: %w", k.Name, err)
+				return nil, fmt.Errorf("key %s: http_client: %w", k.Name, err)
 			}
 			sc = &sharedClient{settings: k.HTTPClient, client: client}
 			pool = append(pool, sc)
 		}
-		clients[k.Name] = sc
+		next.clients[k.Name] = sc
 		used[sc] = true
 	}
-	requests := map[requestID]provider.Request{}
 	for _, t := range cfg.Targets() {
 		if prov, ok := provider.Lookup(t.Key.Provider); ok {
-			requests[requestIDOf(t)] = prov.Probe.Request(t.Key.BaseURL, t.Model)
+			next.requests[requestIDOf(t)] = prov.Probe.Request(t.Key.BaseURL, t.Model)
 		}
 	}
-	p.mu.Lock()
-	p.clients, p.requests = clients, requests
-	p.mu.Unlock()
 	for _, sc := range pool[:kept] {
 		if !used[sc] {
-			sc.client.CloseIdleConnections()
+			next.retired = append(next.retired, sc)
 		}
 	}
+	return next, nil
+}
+
+// Use makes c the clients of probes from now on.
+func (p *Prober) Use(c *Clients) {
+	p.mu.Lock()
+	p.clients, p.requests = c.clients, c.requests
+	p.mu.Unlock()
+	for _, sc := range c.retired {
+		sc.client.CloseIdleConnections()
+	}
+}
+
+// Apply prepares cfg's clients and uses them.
+func (p *Prober) Apply(cfg *config.Config) error {
+	c, err := p.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	p.Use(c)
 	return nil
 }
 
@@ -244,11 +260,8 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 	}
 	defer resp.Body.Close()
 
-	r := Result{StatusCode: resp.StatusCode, Free: prov.Probe.Free()}
+	r := Result{Reading: prov.Parser().Read(resp.StatusCode, resp.Header, p.now()), Free: prov.Probe.Free()}
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
-	if ok || resp.StatusCode == http.StatusTooManyRequests {
-		r.Observations, r.InvalidHeaders = prov.Parser().Parse(resp.Header, p.now())
-	}
 	answer := prov.Probe.Read(readBody(resp.Body))
 	if code := answer.ErrorCode; code != "" && (strings.Contains(code, secret.Reveal()) || strings.Contains(secret.Reveal(), code)) {
 		// An API that echoes the key it refused as its error code: a key
@@ -257,7 +270,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 	}
 	switch {
 	case ok:
-		r.InvalidHeaders += answer.Dropped
+		r.Dropped += answer.Dropped
 		if len(answer.Observations) > 0 {
 			r.Observations = append(r.Observations, answer.Observations...)
 			slices.SortFunc(r.Observations, ratelimit.Compare)
@@ -279,7 +292,6 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 		r.Outcome = HTTPError
 	}
 	if !ok {
-		r.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), p.now())
 		r.ErrorCode = answer.ErrorCode
 		r.Err = fmt.Errorf("HTTP %d", resp.StatusCode)
 		if r.ErrorCode != "" {
@@ -328,19 +340,4 @@ func readBody(body io.Reader) []byte {
 		return nil
 	}
 	return data
-}
-
-// retryAfter parses a Retry-After value: delay-seconds or an HTTP-date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if seconds, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(seconds) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

@@ -69,7 +69,7 @@ func (rt *route) identify(key, unknownKeys string) (who string, record, known bo
 // fingerprint names an unknown key by its digest: "sha256:" and the
 // digest's first 12 hex digits.
 func fingerprint(digest [sha256.Size]byte) string {
-	return "sha256:" + hex.EncodeToString(digest[:6])
+	return config.FingerprintPrefix + hex.EncodeToString(digest[:6])
 }
 
 // keyHeader is the header in which prov carries a key.

@@ -40,18 +40,15 @@ import (
 
 // Observation is what one proxied response said about a key's limits.
 type Observation struct {
-	// Key is the configured key's name, or "sha256:<first 12 hex digits of
-	// sha256(key)>" under unknown_keys: fingerprint.
+	// Key is the configured key's name, or config.FingerprintPrefix and
+	// the first 12 hex digits of sha256(key) under unknown_keys: fingerprint.
 	Key      string
 	Provider string
 	// Model is the top-level "model" of the JSON request body; "" when
 	// there is none, or when it is not a printable name of at most
 	// maxModelBytes bytes.
-	Model        string
-	Time         time.Time // when the response started
-	StatusCode   int
-	Observations []ratelimit.Observation
-	Dropped      int // rate-limit values that were invalid or beyond the cap
+	Model string
+	ratelimit.Reading // its Time is when the response started
 }
 
 // Recorder takes observations. Observe is called on the response path,
@@ -79,8 +76,6 @@ type state struct {
 	routes          []*route // longest path_prefix first
 	unknownKeys     string
 	maxRequestBytes int64
-	listenAddress   string
-	tls             bool
 }
 
 // route is one path_prefix and where it leads.
@@ -140,22 +135,34 @@ func New(cfg *config.Config, rec Recorder, logger log.Logger) (*Proxy, error) {
 	return p, nil
 }
 
-// Apply makes cfg's routes, keys and settings those of new requests;
-// requests in flight finish with the ones they started with. A changed
-// listen_address or tls_server_config takes effect only when the proxy is
-// served again (a restart), and is logged as such.
-func (p *Proxy) Apply(cfg *config.Config) error {
+// Routes are the routes, keys and settings of one config, built by
+// Prepare and not yet in use.
+type Routes struct{ state *state }
+
+// Prepare builds cfg's routes, reading the keys' files now. It changes
+// nothing: Use puts them to work.
+func (p *Proxy) Prepare(cfg *config.Config) (*Routes, error) {
 	if cfg == nil || cfg.Proxy == nil {
-		return errors.New("proxy: the config has no proxy block; removing it takes a restart")
+		return nil, errors.New("proxy: the config has no proxy block")
 	}
-	next, err := p.build(cfg)
+	s, err := p.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Routes{state: s}, nil
+}
+
+// Use makes r's routes, keys and settings those of new requests; requests
+// in flight finish with the ones they started with.
+func (p *Proxy) Use(r *Routes) { p.state.Store(r.state) }
+
+// Apply prepares cfg's routes and uses them.
+func (p *Proxy) Apply(cfg *config.Config) error {
+	r, err := p.Prepare(cfg)
 	if err != nil {
 		return err
 	}
-	if prev := p.state.Swap(next); prev != nil && (prev.listenAddress != next.listenAddress || prev.tls != next.tls) {
-		level.Warn(p.logger).Log("msg", "The proxy's listen_address and tls_server_config take effect on restart; the proxy keeps its listener",
-			"listen_address", prev.listenAddress)
-	}
+	p.Use(r)
 	return nil
 }
 
@@ -165,8 +172,6 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 	s := &state{
 		unknownKeys:     pc.UnknownKeys,
 		maxRequestBytes: int64(pc.MaxRequestBytes),
-		listenAddress:   pc.ListenAddress,
-		tls:             pc.TLSServerConfig != nil,
 	}
 	byProvider := map[string][]knownKey{}
 	for _, r := range pc.Routes {
@@ -287,20 +292,11 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if !ex.record {
 		return nil
 	}
-	now := p.now()
-	obs, dropped := ex.route.parser.Parse(resp.Header, now)
-	if len(obs) == 0 && resp.StatusCode != http.StatusTooManyRequests {
+	reading := ex.route.parser.Read(resp.StatusCode, resp.Header, p.now())
+	if !reading.Success() && reading.RetryAfter == 0 && resp.StatusCode != http.StatusTooManyRequests {
 		return nil
 	}
-	p.recorder.Observe(Observation{
-		Key:          ex.key,
-		Provider:     ex.route.provider,
-		Model:        ex.model,
-		Time:         now,
-		StatusCode:   resp.StatusCode,
-		Observations: obs,
-		Dropped:      dropped,
-	})
+	p.recorder.Observe(Observation{Key: ex.key, Provider: ex.route.provider, Model: ex.model, Reading: reading})
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/drain"
 )
 
 // Timeouts of the proxy's listener. There is no read or write timeout: a
@@ -78,12 +79,9 @@ func Serve(ctx context.Context, l net.Listener, cfg *config.Proxy, h http.Handle
 	case <-ctx.Done():
 	}
 
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	err := srv.Shutdown(shutdownCtx)
+	err := drain.Shutdown(srv, grace)
 	if err != nil {
 		level.Warn(logger).Log("msg", "Proxy requests still in flight after the grace period are cut off", "grace_period", grace)
-		srv.Close()
 		err = fmt.Errorf("proxy shutdown: %w", err)
 	}
 	if serveErr := <-served; !errors.Is(serveErr, http.ErrServerClosed) {

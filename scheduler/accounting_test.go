@@ -16,6 +16,7 @@ import (
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -33,7 +34,7 @@ func (r *results) Record(_ config.TargetID, res *prober.Result) {
 
 func (r *results) SetInterval(config.TargetID, time.Duration) {}
 
-func (r *results) Observe(config.TargetID, string, *prober.Result) {}
+func (r *results) Observe(config.TargetID, string, *ratelimit.Reading) {}
 
 func (r *results) count() int {
 	r.mu.Lock()
@@ -56,9 +57,9 @@ func (p *slowProber) Probe(ctx context.Context, _ config.Target) prober.Result {
 	p.mu.Unlock()
 	select {
 	case <-time.After(p.hold): // a slow upstream
-		return prober.Result{Time: time.Now(), StatusCode: 200, Outcome: prober.Success}
+		return prober.Result{Reading: ratelimit.Reading{Time: time.Now(), StatusCode: 200}, Outcome: prober.Success}
 	case <-ctx.Done():
-		return prober.Result{Time: time.Now(), Outcome: prober.Timeout, Err: ctx.Err()}
+		return prober.Result{Reading: ratelimit.Reading{Time: time.Now()}, Outcome: prober.Timeout, Err: ctx.Err()}
 	}
 }
 
@@ -181,9 +182,9 @@ func (p *gateProber) Probe(ctx context.Context, t config.Target) prober.Result {
 	}()
 	select {
 	case <-p.release:
-		return prober.Result{Time: time.Now(), StatusCode: 401, Outcome: prober.Unauthorized, Err: errors.New("HTTP 401")}
+		return prober.Result{Reading: ratelimit.Reading{Time: time.Now(), StatusCode: 401}, Outcome: prober.Unauthorized, Err: errors.New("HTTP 401")}
 	case <-ctx.Done():
-		return prober.Result{Time: time.Now(), Outcome: prober.Timeout, Err: ctx.Err()}
+		return prober.Result{Reading: ratelimit.Reading{Time: time.Now()}, Outcome: prober.Timeout, Err: ctx.Err()}
 	}
 }
 

@@ -113,7 +113,7 @@ var retryAfterStatuses = map[int]bool{429: true, 503: true, 529: true}
 // providerHold returns how long the provider asked, by r, that no probe of
 // the same key and model be sent, and why: the Retry-After of a 429, 503 or
 // 529, or a window with nothing left until its reset.
-func providerHold(r *prober.Result) (time.Duration, string) {
+func providerHold(r *ratelimit.Reading) (time.Duration, string) {
 	var wait time.Duration
 	var reason string
 	if retryAfterStatuses[r.StatusCode] && r.RetryAfter > 0 {

@@ -64,19 +64,19 @@ func TestProviderHold(t *testing.T) {
 		reason string
 	}{
 		{"success", prober.Result{Outcome: prober.Success}, 0, ""},
-		{"429 Retry-After", prober.Result{Outcome: prober.RateLimited, StatusCode: 429, RetryAfter: 30 * time.Second}, 30 * time.Second, "Retry-After"},
-		{"429 Retry-After capped", prober.Result{Outcome: prober.RateLimited, StatusCode: 429, RetryAfter: 5 * time.Hour}, time.Hour, "Retry-After"},
-		{"503 Retry-After", prober.Result{Outcome: prober.HTTPError, StatusCode: 503, RetryAfter: time.Minute}, time.Minute, "Retry-After"},
-		{"529 Retry-After (overloaded)", prober.Result{Outcome: prober.HTTPError, StatusCode: 529, RetryAfter: 2 * time.Minute}, 2 * time.Minute, "Retry-After"},
-		{"500 Retry-After is backoff's business", prober.Result{Outcome: prober.HTTPError, StatusCode: 500, RetryAfter: time.Minute}, 0, ""},
-		{"a window at 0 waits for its reset", prober.Result{Outcome: prober.RateLimited, StatusCode: 429, RetryAfter: 12 * time.Second, Observations: exhausted}, 41500 * time.Millisecond, "requests/minute exhausted until its reset"},
-		{"also after a 200", prober.Result{Outcome: prober.Success, Observations: exhausted}, 41500 * time.Millisecond, "requests/minute exhausted until its reset"},
-		{"reset capped at a day", prober.Result{Outcome: prober.Success, Observations: []ratelimit.Observation{
+		{"429 Retry-After", prober.Result{Reading: ratelimit.Reading{StatusCode: 429, RetryAfter: 30 * time.Second}, Outcome: prober.RateLimited}, 30 * time.Second, "Retry-After"},
+		{"429 Retry-After capped", prober.Result{Reading: ratelimit.Reading{StatusCode: 429, RetryAfter: 5 * time.Hour}, Outcome: prober.RateLimited}, time.Hour, "Retry-After"},
+		{"503 Retry-After", prober.Result{Reading: ratelimit.Reading{StatusCode: 503, RetryAfter: time.Minute}, Outcome: prober.HTTPError}, time.Minute, "Retry-After"},
+		{"529 Retry-After (overloaded)", prober.Result{Reading: ratelimit.Reading{StatusCode: 529, RetryAfter: 2 * time.Minute}, Outcome: prober.HTTPError}, 2 * time.Minute, "Retry-After"},
+		{"500 Retry-After is backoff's business", prober.Result{Reading: ratelimit.Reading{StatusCode: 500, RetryAfter: time.Minute}, Outcome: prober.HTTPError}, 0, ""},
+		{"a window at 0 waits for its reset", prober.Result{Reading: ratelimit.Reading{StatusCode: 429, RetryAfter: 12 * time.Second, Observations: exhausted}, Outcome: prober.RateLimited}, 41500 * time.Millisecond, "requests/minute exhausted until its reset"},
+		{"also after a 200", prober.Result{Reading: ratelimit.Reading{Observations: exhausted}, Outcome: prober.Success}, 41500 * time.Millisecond, "requests/minute exhausted until its reset"},
+		{"reset capped at a day", prober.Result{Reading: ratelimit.Reading{Observations: []ratelimit.Observation{
 			{Kind: ratelimit.Remaining, Resource: "requests", Window: "week", Value: 0},
 			{Kind: ratelimit.Reset, Resource: "requests", Window: "week", Value: 1e9},
-		}}, 24 * time.Hour, "requests/week exhausted until its reset"},
+		}}, Outcome: prober.Success}, 24 * time.Hour, "requests/week exhausted until its reset"},
 	} {
-		got, reason := providerHold(&tc.r)
+		got, reason := providerHold(&tc.r.Reading)
 		if got != tc.want || reason != tc.reason {
 			t.Errorf("%s: got %s %q, want %s %q", tc.name, got, reason, tc.want, tc.reason)
 		}
@@ -85,7 +85,7 @@ func TestProviderHold(t *testing.T) {
 
 func TestFailureBackoff(t *testing.T) {
 	jitter := func() float64 { return 0.25 } // scales by 0.75
-	unauthorized := prober.Result{Outcome: prober.Unauthorized, StatusCode: 401}
+	unauthorized := prober.Result{Reading: ratelimit.Reading{StatusCode: 401}, Outcome: prober.Unauthorized}
 	for _, tc := range []struct {
 		name     string
 		r        prober.Result
@@ -100,13 +100,13 @@ func TestFailureBackoff(t *testing.T) {
 		{"capped at an hour", unauthorized, 6, time.Minute, time.Hour, "backoff"},
 		{"many failures do not overflow", unauthorized, 500, 24 * time.Hour, time.Hour, "backoff"},
 		{"unreadable key file", prober.Result{Outcome: prober.Unauthorized}, 1, time.Minute, 2 * time.Minute, "backoff"},
-		{"404 model", prober.Result{Outcome: prober.HTTPError, StatusCode: 404}, 1, time.Minute, 2 * time.Minute, "backoff"},
-		{"503 with jitter", prober.Result{Outcome: prober.HTTPError, StatusCode: 503}, 1, time.Minute, 90 * time.Second, "backoff with jitter"},
+		{"404 model", prober.Result{Reading: ratelimit.Reading{StatusCode: 404}, Outcome: prober.HTTPError}, 1, time.Minute, 2 * time.Minute, "backoff"},
+		{"503 with jitter", prober.Result{Reading: ratelimit.Reading{StatusCode: 503}, Outcome: prober.HTTPError}, 1, time.Minute, 90 * time.Second, "backoff with jitter"},
 		{"network error with jitter", prober.Result{Outcome: prober.NetworkError}, 2, time.Minute, 3 * time.Minute, "backoff with jitter"},
 		{"timeout with jitter", prober.Result{Outcome: prober.Timeout}, 1, 10 * time.Second, 15 * time.Second, "backoff with jitter"},
 		{"scrape mode min_interval 0 backs off from 1s", unauthorized, 1, 0, 2 * time.Second, "backoff"},
-		{"429 is not a failure to back off from", prober.Result{Outcome: prober.RateLimited, StatusCode: 429}, 1, time.Minute, 0, ""},
-		{"no headers is not either", prober.Result{Outcome: prober.NoHeaders, StatusCode: 200}, 1, time.Minute, 0, ""},
+		{"429 is not a failure to back off from", prober.Result{Reading: ratelimit.Reading{StatusCode: 429}, Outcome: prober.RateLimited}, 1, time.Minute, 0, ""},
+		{"no headers is not either", prober.Result{Reading: ratelimit.Reading{StatusCode: 200}, Outcome: prober.NoHeaders}, 1, time.Minute, 0, ""},
 	} {
 		got, reason := failureBackoff(&tc.r, tc.failures, tc.base, jitter)
 		if got != tc.want || reason != tc.reason {

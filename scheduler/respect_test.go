@@ -37,7 +37,7 @@ func newScrapeFixture(t *testing.T, minInterval time.Duration, share float64, li
 		Keys: []config.Key{{Name: "a", Provider: "cerebras", APIKey: keyA, BaseURL: srv.URL + "/v1", Models: []string{"m"}}},
 	}
 	c := collector.New()
-	c.Apply(cfg.Targets())
+	c.Apply(cfg)
 	p := prober.New("test")
 	p.SetClock(clock.Now)
 	s := newScheduler(p, c, log.NewNopLogger(), clock, func() float64 { return 0.25 }) // jitter scales backoff by 0.75
@@ -191,15 +191,14 @@ func (a *answers) Probe(context.Context, config.Target) prober.Result {
 func TestFreeProbesAreNotStretched(t *testing.T) {
 	for _, free := range []bool{true, false} {
 		clock := clockwork.NewFakeClock()
-		a := &answers{clock: clock, result: prober.Result{StatusCode: 200, Outcome: prober.Success, Free: free,
-			Observations: []ratelimit.Observation{limit("requests", "day", 100)}}}
+		a := &answers{clock: clock, result: prober.Result{Reading: ratelimit.Reading{StatusCode: 200, Observations: []ratelimit.Observation{limit("requests", "day", 100)}}, Outcome: prober.Success, Free: free}}
 		c := collector.New()
 		cfg := &config.Config{
 			Probe: config.Probe{Mode: config.ModeScrape, Interval: config.Duration(time.Minute), Timeout: config.Duration(5 * time.Second),
 				MinInterval: config.Duration(time.Minute), Concurrency: 1, MaxQuotaShare: 0.05},
 			Keys: []config.Key{{Name: "r", Provider: "openrouter", APIKey: keyA, BaseURL: "http://127.0.0.1:1", Models: []string{""}}},
 		}
-		c.Apply(cfg.Targets())
+		c.Apply(cfg)
 		s := newScheduler(a, c, log.NewNopLogger(), clock, noJitter)
 		s.Apply(cfg)
 		s.Refresh(context.Background())
@@ -220,15 +219,14 @@ func TestFreeProbesAreNotStretched(t *testing.T) {
 // the old API's interval, stretch and holds say nothing of the new one.
 func TestProviderChangeProbesAtOnce(t *testing.T) {
 	clock := clockwork.NewFakeClock()
-	a := &answers{clock: clock, result: prober.Result{StatusCode: 200, Outcome: prober.Success,
-		Observations: []ratelimit.Observation{limit("requests", "day", 100)}}}
+	a := &answers{clock: clock, result: prober.Result{Reading: ratelimit.Reading{StatusCode: 200, Observations: []ratelimit.Observation{limit("requests", "day", 100)}}, Outcome: prober.Success}}
 	c := collector.New()
 	cfg := &config.Config{
 		Probe: config.Probe{Mode: config.ModeScrape, Interval: config.Duration(time.Minute), Timeout: config.Duration(5 * time.Second),
 			MinInterval: config.Duration(time.Minute), Concurrency: 1, MaxQuotaShare: 0.05},
 		Keys: []config.Key{{Name: "k", Provider: "cerebras", APIKey: keyA, BaseURL: "http://127.0.0.1:1", Models: []string{"m"}}},
 	}
-	c.Apply(cfg.Targets())
+	c.Apply(cfg)
 	s := newScheduler(a, c, log.NewNopLogger(), clock, noJitter)
 	defer s.Stop()
 	s.Apply(cfg)
@@ -236,7 +234,7 @@ func TestProviderChangeProbesAtOnce(t *testing.T) {
 	moved := *cfg
 	moved.Keys = []config.Key{cfg.Keys[0]}
 	moved.Keys[0].Provider = "anthropic"
-	c.Apply(moved.Targets())
+	c.Apply(&moved)
 	s.Apply(&moved)
 	s.Refresh(context.Background())
 	if a.sent != 2 {

@@ -32,7 +32,7 @@ type Prober interface {
 // Recorder keeps probe results and the interval each target is probed at.
 type Recorder interface {
 	Record(id config.TargetID, r *prober.Result)
-	Observe(id config.TargetID, provider string, r *prober.Result)
+	Observe(id config.TargetID, provider string, r *ratelimit.Reading)
 	SetInterval(id config.TargetID, d time.Duration)
 }
 
@@ -85,6 +85,7 @@ type target struct {
 	limits         []ratelimit.Observation // the limits last read
 	tokensPerProbe float64
 	interval       time.Duration // the configured one, stretched to the quota share
+	stretchedBy    string        // the window that stretched it; "" when not stretched
 	holdUntil      time.Time     // the provider asked for no probe before then
 	failures       int           // backoff failures in a row
 	backoffUntil   time.Time     // backing off from them
@@ -221,11 +222,18 @@ func (s *Scheduler) updateIntervalLocked(t *target) {
 		return
 	}
 	if interval > configured {
-		level.Info(s.logger).Log("msg", "Probe interval stretched to keep probes within max_quota_share",
+		// At info only when the window that sets it changes: a token
+		// count that moves between probes moves the interval each time.
+		logAt := level.Debug
+		if why.Window != t.stretchedBy {
+			logAt = level.Info
+		}
+		logAt(s.logger).Log("msg", "Probe interval stretched to keep probes within max_quota_share",
 			"key", t.id.Key, "model", t.id.Model, "configured", configured, "interval", interval,
 			"window", why.Window, "limit", why.Limit, "max_quota_share", s.settings.MaxQuotaShare,
 			"tokens_per_probe", t.tokensPerProbe)
 	}
+	t.stretchedBy = why.Window
 	t.interval = interval
 	s.recorder.SetInterval(t.id, interval)
 }
@@ -442,11 +450,11 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 	}
 	first := t.last.IsZero()
 	t.last = r.Time
-	changed := t.lastOutcome != r.Outcome
+	previous := t.lastOutcome
 	t.lastOutcome = r.Outcome
 
 	if r.Success() {
-		t.read(r)
+		t.read(&r.Reading, r.Free)
 	} else if isBackoffFailure(r) {
 		t.failures++
 	}
@@ -463,26 +471,30 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 	}
 
 	logger := log.With(s.logger, "key", t.id.Key, "model", t.id.Model)
-	if wait, why := providerHold(r); wait > 0 {
-		t.holdUntil = r.Time.Add(wait)
-		level.Info(logger).Log("msg", "Holding off probes as the provider asked", "reason", why, "until", t.holdUntil)
-	}
+	t.hold(&r.Reading, logger)
 	if wait, why := failureBackoff(r, t.failures, t.interval, s.random); wait > 0 {
 		t.backoffUntil = r.Time.Add(wait)
-		level.Debug(logger).Log("msg", "Backing off after failures", "reason", why, "failures", t.failures, "until", t.backoffUntil)
+		level.Info(logger).Log("msg", "Backing off after failures", "reason", why, "failures", t.failures, "until", t.backoffUntil)
 	}
 	s.startQueuedLocked()
 	if s.nextProbeLocked(t).Before(s.nextWake) {
 		s.kickDispatcher()
 	}
 
-	logger = log.With(logger, "result", r.Outcome, "status", r.StatusCode, "duration", r.Duration)
+	logOutcome(log.With(logger, "result", r.Outcome, "status", r.StatusCode, "duration", r.Duration), previous, r)
+}
+
+// logOutcome logs what a probe changed at info or warn, a target's first
+// failure, a change of failure or its recovery, and a probe that changed
+// nothing at debug: a thousand keys that work log nothing each interval.
+func logOutcome(logger log.Logger, previous prober.Outcome, r *prober.Result) {
+	failedBefore := previous != "" && previous != prober.Success
 	switch {
-	case r.Err == nil && changed:
-		level.Info(logger).Log("msg", "Probe succeeded")
+	case r.Err == nil && failedBefore:
+		level.Info(logger).Log("msg", "Probe succeeded again", "previous", previous)
 	case r.Err == nil:
 		level.Debug(logger).Log("msg", "Probe succeeded")
-	case changed:
+	case previous != r.Outcome:
 		level.Warn(logger).Log("msg", "Probe failed", "err", r.Err)
 	default:
 		level.Debug(logger).Log("msg", "Probe failed", "err", r.Err)
@@ -490,16 +502,25 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 }
 
 // read takes what a successful reading, a probe's or the proxy's, says:
-// the key works, and its limits are these.
-func (t *target) read(r *prober.Result) {
+// the key works, and its limits are these. A free probe spends none of
+// what it reads: its limits do not stretch its interval.
+func (t *target) read(r *ratelimit.Reading, free bool) {
 	t.failures, t.backoffUntil = 0, time.Time{}
 	t.limits = t.limits[:0]
 	for _, o := range r.Observations {
-		// A free probe spends none of what it reads: its limits do not
-		// stretch its interval.
-		if o.Kind == ratelimit.Limit && !r.Free {
+		if o.Kind == ratelimit.Limit && !free {
 			t.limits = append(t.limits, o)
 		}
+	}
+}
+
+// hold holds probes off for as long as r asks, if it asks for longer than
+// a hold already in force.
+func (t *target) hold(r *ratelimit.Reading, logger log.Logger) {
+	wait, why := providerHold(r)
+	if until := r.Time.Add(wait); wait > 0 && until.After(t.holdUntil) {
+		t.holdUntil = until
+		level.Info(logger).Log("msg", "Holding off probes as the provider asked", "reason", why, "until", t.holdUntil)
 	}
 }
 
@@ -508,23 +529,24 @@ func (t *target) read(r *prober.Result) {
 // that provider it counts as a probe: the next probe is due one interval
 // after the newest reading, whatever its source, so a key and model in
 // steady use costs no probes, and probes resume when the traffic stops.
-func (s *Scheduler) Observe(id config.TargetID, provider string, r *prober.Result) {
+// A reading without limits, such as a 429 or a 503, still holds probes off
+// for its Retry-After.
+func (s *Scheduler) Observe(id config.TargetID, provider string, r *ratelimit.Reading) {
 	s.recorder.Observe(id, provider, r)
-	if !r.Success() {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.targets[id]
-	if t == nil || t.cfg.Key.Provider != provider || r.Time.Before(t.last) {
+	if t == nil || t.cfg.Key.Provider != provider {
+		return
+	}
+	logger := log.With(s.logger, "key", id.Key, "model", id.Model, "source", "proxy")
+	t.hold(r, logger)
+	if !r.Success() || r.Time.Before(t.last) {
 		return
 	}
 	t.last, t.gap = r.Time, 1
-	t.read(r)
+	t.read(r, false)
 	s.updateIntervalLocked(t)
-	if wait, _ := providerHold(r); wait > 0 {
-		t.holdUntil = r.Time.Add(wait)
-	}
 }
 
 // phase places a target in [0, 1) of an interval by its name, so that its

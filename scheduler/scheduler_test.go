@@ -42,7 +42,7 @@ func newFixture(t *testing.T, probe config.Probe) *fixture {
 		{Name: "b", Provider: "cerebras", APIKey: keyB, BaseURL: srv.URL + "/v1", Models: []string{"m"}},
 	}}
 	c := collector.New()
-	c.Apply(cfg.Targets())
+	c.Apply(cfg)
 	s := newScheduler(prober.New("test"), c, log.NewNopLogger(), clockwork.NewRealClock(), func() float64 { return 0.5 }) // no jitter
 	t.Cleanup(s.Stop)
 	s.Apply(cfg)

@@ -91,7 +91,7 @@ func newTimingFixture(t *testing.T, probe config.Probe, keys int, models []strin
 	p.SetClock(clock.Now)
 	f.prober = &recordingProber{Prober: p, clock: clock}
 	f.collector = collector.New()
-	f.collector.Apply(f.cfg.Targets())
+	f.collector.Apply(f.cfg)
 	f.scheduler = newScheduler(f.prober, f.collector, log.NewNopLogger(), clock, random)
 	t.Cleanup(f.scheduler.Stop)
 	f.scheduler.Apply(f.cfg)
@@ -111,7 +111,7 @@ func (f *timingFixture) addKey(name string, models []string, limits simulator.Li
 func (f *timingFixture) apply(cfg *config.Config) {
 	f.t.Helper()
 	f.cfg = cfg
-	f.collector.Apply(cfg.Targets())
+	f.collector.Apply(cfg)
 	f.scheduler.Apply(cfg)
 	f.settle()
 }
@@ -352,9 +352,8 @@ func TestQuotaShareInIntervalMode(t *testing.T) {
 func TestTrafficMakesProbesUnnecessary(t *testing.T) {
 	f := newTimingFixture(t, intervalProbe(10*time.Second, 4, 1), 2, []string{"m"}, roomy, noJitter)
 	busy := config.TargetID{Key: "k0", Model: "m"}
-	reading := func() *prober.Result {
-		return &prober.Result{Time: f.clock.Now(), StatusCode: 200, Outcome: prober.Success,
-			Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: 5}}}
+	reading := func() *ratelimit.Reading {
+		return &ratelimit.Reading{Time: f.clock.Now(), StatusCode: 200, Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: 5}}}
 	}
 	if got := len(f.prober.probesOf("k0", "m")); got != 1 {
 		t.Fatalf("%d first probes, want 1", got)

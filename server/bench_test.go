@@ -41,11 +41,10 @@ func benchCollector(n int) *collector.Collector {
 			Models: []string{"llama3.1-8b", "llama-3.3-70b", "qwen-3-32b"}, Labels: map[string]string{"team": "search"}})
 	}
 	c := collector.New()
-	c.Apply(cfg.Targets())
+	c.Apply(cfg)
 	now := time.Now()
 	for _, t := range cfg.Targets() {
-		c.Record(t.ID(), &prober.Result{Time: now, Duration: 80 * time.Millisecond, StatusCode: 200,
-			Outcome: prober.Success, Observations: fullObservations(), Tokens: 10})
+		c.Record(t.ID(), &prober.Result{Reading: ratelimit.Reading{Time: now, StatusCode: 200, Observations: fullObservations()}, Duration: 80 * time.Millisecond, Outcome: prober.Success, Tokens: 10})
 		c.SetInterval(t.ID(), time.Minute)
 	}
 	return c

@@ -1,0 +1,73 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+)
+
+// Command runs the check command: it probes every key and model of the
+// config that load returns once, writes the report to stdout in format and
+// returns the exit code: 0 if every probe read rate limits, 1 otherwise,
+// 130 when ctx ended first.
+func Command(ctx context.Context, load func() (*config.Config, error), format, userAgent string, stdout, stderr io.Writer) int {
+	if !slices.Contains(Formats, format) {
+		fmt.Fprintf(stderr, "--output=%q: want one of %s\n", format, strings.Join(Formats, ", "))
+		return 1
+	}
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintf(stderr, "Config is invalid:\n%v\n", err)
+		return 1
+	}
+	p := prober.New(userAgent)
+	if err := p.Apply(cfg); err != nil {
+		fmt.Fprintf(stderr, "Config is invalid:\n%v\n", err)
+		return 1
+	}
+	report := Run(ctx, cfg, p, time.Now)
+	if ctx.Err() != nil {
+		// What the cancelled probes would have read is unknown: a table of
+		// them would only say so a thousand times.
+		fmt.Fprintln(stderr, "Interrupted: the probes were cancelled; nothing to report.")
+		return 130
+	}
+	if err := Write(stdout, format, report); err != nil {
+		fmt.Fprintln(stderr, "Error writing the report:", err)
+		return 1
+	}
+	if !report.OK {
+		return 1
+	}
+	return 0
+}
+
+// ConfigCommand implements --config.check: it loads the config, prints
+// what it would probe, and returns the exit code.
+func ConfigCommand(load func() (*config.Config, error), stdout, stderr io.Writer) int {
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintf(stderr, "Config is invalid:\n%v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "Config is valid: %d keys, %d key and model pairs to probe, %s mode",
+		len(cfg.Keys), len(cfg.Targets()), cfg.Probe.Mode)
+	if cfg.Probe.Mode == config.ModeInterval {
+		fmt.Fprintf(stdout, ", every %s", cfg.Probe.Interval)
+	}
+	fmt.Fprintln(stdout)
+	for _, k := range cfg.Keys {
+		if len(k.Models) == 1 && k.Models[0] == "" {
+			fmt.Fprintf(stdout, "  %s: %s %s, one probe per key\n", k.Name, k.Provider, k.BaseURL)
+			continue
+		}
+		fmt.Fprintf(stdout, "  %s: %s %s, models %v\n", k.Name, k.Provider, k.BaseURL, k.Models)
+	}
+	return 0
+}

@@ -1,0 +1,235 @@
+// Package exporter puts the parts together: the store of readings, the
+// prober, the scheduler and the proxy, and applies a config to all of them
+// at once or to none.
+package exporter
+
+import (
+	"context"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/proxy"
+	"github.com/ratelimit-exporter/ratelimit_exporter/scheduler"
+)
+
+// Options are what New needs.
+type Options struct {
+	UserAgent string
+	// Registry takes the parts' own metrics.
+	Registry prometheus.Registerer
+	// Grace is how long the proxy's requests in flight may take to finish
+	// when the proxy stops.
+	Grace  time.Duration
+	Logger log.Logger
+}
+
+// Exporter is the running exporter. Create it with New, give it configs
+// with Apply, and end it with Stop.
+type Exporter struct {
+	logger   log.Logger
+	registry prometheus.Registerer
+	grace    time.Duration
+
+	readings  *collector.Collector
+	prober    *prober.Prober
+	scheduler *scheduler.Scheduler
+	targets   atomic.Pointer[[]config.Target]
+
+	mu       sync.Mutex // serializes Apply and Stop
+	proxy    *proxy.Proxy
+	served   *servedProxy   // the proxy's listener; nil when none
+	draining sync.WaitGroup // proxies whose listeners a reload closed
+	stopped  bool
+}
+
+// servedProxy is the proxy served on one listener.
+type servedProxy struct {
+	address string
+	tls     bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// New returns an exporter with no config.
+func New(o Options) *Exporter {
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	e := &Exporter{logger: o.Logger, registry: o.Registry, grace: o.Grace}
+	e.readings = collector.New()
+	e.prober = prober.New(o.UserAgent)
+	e.scheduler = scheduler.New(e.prober, e.readings, o.Logger)
+	if o.Registry != nil {
+		o.Registry.MustRegister(e.readings.Collectors()...)
+	}
+	setGCPercent(false)
+	empty := []config.Target{}
+	e.targets.Store(&empty)
+	return e
+}
+
+// Apply makes cfg the running config of every part, or of none: it first
+// prepares what can fail (HTTP clients, the keys the proxy reads, the
+// proxy's listener), then commits, which cannot fail. A refused config
+// changes nothing.
+func (e *Exporter) Apply(cfg *config.Config) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	clients, err := e.prober.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	commitProxy, err := e.prepareProxy(cfg)
+	if err != nil {
+		return err
+	}
+
+	targets := cfg.Targets()
+	e.prober.Use(clients)
+	e.readings.Apply(cfg)
+	e.scheduler.Apply(cfg)
+	commitProxy()
+	e.targets.Store(&targets)
+	level.Info(e.logger).Log("msg", "Loaded config", "keys", len(cfg.Keys), "targets", len(targets), "mode", cfg.Probe.Mode)
+	return nil
+}
+
+// prepareProxy builds the proxy of cfg and binds its listener when it
+// needs a new one, and returns what puts them to work.
+func (e *Exporter) prepareProxy(cfg *config.Config) (commit func(), err error) {
+	pc := cfg.Proxy
+	if pc == nil {
+		return e.stopProxyLocked, nil
+	}
+	px := e.proxy
+	var routes *proxy.Routes
+	if px == nil {
+		if px, err = proxy.New(cfg, e, e.logger); err != nil {
+			return nil, err
+		}
+	} else if routes, err = px.Prepare(cfg); err != nil {
+		return nil, err
+	}
+	tls := pc.TLSServerConfig != nil
+	if e.served != nil && e.served.address == pc.ListenAddress && e.served.tls == tls {
+		return func() { px.Use(routes) }, nil
+	}
+	if e.served != nil && e.served.address == pc.ListenAddress {
+		// The port is the running listener's own: it cannot be bound
+		// twice, so TLS on or off waits for a restart.
+		level.Warn(e.logger).Log("msg", "Turning the proxy's TLS on or off takes a restart; the proxy keeps its listener",
+			"listen_address", pc.ListenAddress)
+		return func() { px.Use(routes) }, nil
+	}
+	l, err := proxy.Listen(pc)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		if routes != nil {
+			px.Use(routes)
+		}
+		if e.proxy == nil {
+			e.proxy = px
+			if e.registry != nil {
+				e.registry.MustRegister(px.Collectors()...)
+			}
+		}
+		e.stopProxyLocked()
+		ctx, cancel := context.WithCancel(context.Background())
+		served := &servedProxy{address: pc.ListenAddress, tls: tls, cancel: cancel, done: make(chan struct{})}
+		go func() {
+			defer close(served.done)
+			if err := proxy.Serve(ctx, l, pc, px, e.grace, e.logger); err != nil {
+				level.Debug(e.logger).Log("msg", "The proxy stopped", "err", err) // Serve has said why
+			}
+		}()
+		e.served = served
+		setGCPercent(true)
+		level.Info(e.logger).Log("msg", "Proxy listening", "address", l.Addr(), "routes", len(pc.Routes))
+	}, nil
+}
+
+// stopProxyLocked closes the proxy's listener, if any, and lets its
+// requests in flight finish within the grace period, without waiting for
+// them. e.mu must be held.
+func (e *Exporter) stopProxyLocked() {
+	if e.served == nil {
+		return
+	}
+	served := e.served
+	e.served = nil
+	served.cancel()
+	e.draining.Add(1)
+	go func() {
+		defer e.draining.Done()
+		<-served.done
+	}()
+	setGCPercent(false)
+	level.Info(e.logger).Log("msg", "Proxy stopped listening; its requests in flight finish", "address", served.address)
+}
+
+// Observe implements proxy.Recorder: a reading from an application's
+// response counts as a probe's reading for its key and model.
+func (e *Exporter) Observe(o proxy.Observation) {
+	e.scheduler.Observe(config.TargetID{Key: o.Key, Model: o.Model}, o.Provider, &o.Reading)
+}
+
+// Targets lists the running config's keys and models.
+func (e *Exporter) Targets() []config.Target { return *e.targets.Load() }
+
+// Readings is the store of readings that /metrics and /probe write.
+func (e *Exporter) Readings() *collector.Collector { return e.readings }
+
+// Refresh, in scrape mode, probes the targets that are due before a scrape.
+func (e *Exporter) Refresh(ctx context.Context) { e.scheduler.Refresh(ctx) }
+
+// RefreshTarget is Refresh for one target; false if it is not configured.
+func (e *Exporter) RefreshTarget(ctx context.Context, id config.TargetID) bool {
+	return e.scheduler.RefreshTarget(ctx, id)
+}
+
+// Stop closes the proxy's listener, lets its requests in flight finish
+// within the grace period, then cancels the probes.
+func (e *Exporter) Stop() {
+	e.mu.Lock()
+	if !e.stopped {
+		e.stopped = true
+		e.stopProxyLocked()
+	}
+	e.mu.Unlock()
+	e.draining.Wait()
+	e.scheduler.Stop()
+}
+
+// defaultGCPercent replaces Go's GOGC=100 unless GOGC is set. Most of the
+// heap is the rendered metrics, which live until the next probe; at 100,
+// short-lived garbage grows the heap to twice that before a collection.
+// Prometheus lowers its default for the same reason. Proxied requests
+// allocate per request, far more than the rendered metrics: at 50 the
+// collections cost the proxy a third of its p99 and a tenth of its
+// throughput, so Go's 100 is kept while the proxy serves (BENCHMARKS.md).
+const defaultGCPercent = 50
+
+// setGCPercent sets the GC percent for a proxy that runs or not, unless
+// GOGC is set.
+func setGCPercent(proxyRuns bool) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return
+	}
+	if proxyRuns {
+		debug.SetGCPercent(100)
+	} else {
+		debug.SetGCPercent(defaultGCPercent)
+	}
+}

@@ -1,0 +1,61 @@
+package ratelimit
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Reading is what one response said about a key's limits, whoever sent
+// the request: the exporter's own probe or an application through the
+// proxy.
+type Reading struct {
+	Time         time.Time // when the response arrived, or the probe ended without one
+	StatusCode   int       // 0 without a response
+	Observations []Observation
+	Dropped      int // rate-limit values dropped: invalid, or beyond the cap
+	// RetryAfter is how long a non-2xx response asked the client to wait
+	// (Retry-After as delay-seconds or an HTTP-date); 0 when it did not.
+	RetryAfter time.Duration
+}
+
+// Success reports whether the response gave rate-limit values.
+func (r *Reading) Success() bool { return len(r.Observations) > 0 }
+
+// CarriesLimits reports whether a response of this status carries
+// rate-limit values worth reading: a 2xx, or a 429 saying what ran out.
+// Other errors are answered by layers that know nothing of the key's
+// limits (a gateway, an auth check) and may send stale or unrelated ones.
+func CarriesLimits(status int) bool {
+	return status >= 200 && status < 300 || status == http.StatusTooManyRequests
+}
+
+// Read reads a response's header: its rate-limit values when its status
+// carries them, and its Retry-After when it is not a 2xx.
+func (p Parser) Read(status int, h http.Header, now time.Time) Reading {
+	r := Reading{Time: now, StatusCode: status}
+	if CarriesLimits(status) {
+		r.Observations, r.Dropped = p.Parse(h, now)
+	}
+	if status < 200 || status >= 300 {
+		r.RetryAfter = RetryAfter(h.Get("Retry-After"), now)
+	}
+	return r
+}
+
+// RetryAfter parses a Retry-After value, delay-seconds or an HTTP-date;
+// it returns 0 for one it cannot read or a date already past.
+func RetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if seconds, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(seconds) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,29 @@
+package ratelimit
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+	}{
+		{"", 0},
+		{"120", 2 * time.Minute},
+		{" 7 ", 7 * time.Second},
+		{"0", 0},
+		{"Sat, 21 Nov 2026 12:05:00 GMT", 5 * time.Minute},
+		{"Sat, 21 Nov 2026 11:55:00 GMT", 0}, // in the past
+		{"-5", 0},
+		{"1.5", 0},
+		{"soon", 0},
+		{"99999999999", 0},
+	} {
+		if got := RetryAfter(tc.value, now); got != tc.want {
+			t.Errorf("RetryAfter(%q) = %s, want %s", tc.value, got, tc.want)
+		}
+	}
+}
