@@ -1,0 +1,129 @@
+package ratelimit
+
+import (
+	"strings"
+)
+
+// HeaderPrefix starts the most common family of rate-limit header names.
+const HeaderPrefix = "x-ratelimit-"
+
+// prefixes start every family of rate-limit header names, lower-cased.
+var prefixes = []string{HeaderPrefix, "x-tokenlimit-", "anthropic-ratelimit-", "anthropic-priority-"}
+
+// overLimit is a flag, not a figure: Fireworks sends "yes" on every
+// response, so counting it as an invalid value would count every probe.
+const overLimit = "x-ratelimit-over-limit"
+
+// IsRateLimitHeader reports whether name, in any case, is a rate-limit
+// header that Parse reads: a name of one of the families Parse documents,
+// or exactly one of the IETF draft's five fields. Other names that start
+// with "ratelimit" are not, and neither is x-ratelimit-over-limit.
+func IsRateLimitHeader(name string) bool {
+	lower := strings.ToLower(name)
+	return isDraftField(lower) || isFamilyHeader(lower)
+}
+
+// isFamilyHeader reports whether a lower-cased name belongs to a family of
+// rate-limit header names that carry one value each.
+func isFamilyHeader(lower string) bool {
+	if lower == overLimit {
+		return false
+	}
+	for _, p := range prefixes {
+		if strings.HasPrefix(lower, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// windows are the header-name segments that name a window.
+var windows = map[string]bool{"second": true, "minute": true, "hour": true, "day": true, "week": true, "month": true}
+
+// parseName reads a lower-cased rate-limit header name.
+func parseName(name string) (kind Kind, resource, window string, ok bool) {
+	kinds := []Kind{Limit, Remaining, Reset}
+	switch {
+	case strings.HasPrefix(name, "x-tokenlimit-"):
+		switch k := Kind(strings.TrimPrefix(name, "x-tokenlimit-")); k {
+		case Limit, Remaining:
+			return k, "tokens", "", true
+		}
+		return "", "", "", false
+	case strings.HasPrefix(name, "anthropic-"):
+		rest, priority := strings.CutPrefix(name, "anthropic-priority-")
+		if !priority {
+			rest = strings.TrimPrefix(name, "anthropic-ratelimit-")
+		}
+		for _, k := range kinds {
+			if r, found := strings.CutSuffix(rest, "-"+string(k)); found && validNamePart(r) {
+				resource = resourceName(r)
+				if priority {
+					resource = "priority_" + resource
+				}
+				return k, resource, "minute", true
+			}
+		}
+		return "", "", "", false
+	}
+	rest := strings.TrimPrefix(name, HeaderPrefix)
+	for _, k := range kinds {
+		if rest == string(k) {
+			return k, "requests", "", true
+		}
+		if after, found := strings.CutPrefix(rest, string(k)+"-"); found {
+			kind, rest = k, after
+			break
+		}
+	}
+	if kind == "" || !validNamePart(rest) {
+		return "", "", "", false
+	}
+	if i := strings.LastIndexByte(rest, '-'); i >= 0 && windows[rest[i+1:]] {
+		return kind, resourceName(rest[:i]), intern(rest[i+1:]), true
+	}
+	return kind, resourceName(rest), "", true
+}
+
+// resourceName is a header's resource segments as a label value.
+func resourceName(s string) string {
+	if s == "req" {
+		return "requests"
+	}
+	return intern(strings.ReplaceAll(s, "-", "_"))
+}
+
+// intern returns the common names as constants, so that the observations
+// kept between probes do not each hold on to a copy of their header's name.
+func intern(s string) string {
+	switch s {
+	case "requests":
+		return "requests"
+	case "tokens":
+		return "tokens"
+	case "minute":
+		return "minute"
+	case "hour":
+		return "hour"
+	case "day":
+		return "day"
+	case "input_tokens":
+		return "input_tokens"
+	case "output_tokens":
+		return "output_tokens"
+	}
+	return s
+}
+
+// validNamePart accepts lower-case letters, digits, '_' and inner hyphens.
+func validNamePart(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
