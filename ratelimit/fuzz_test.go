@@ -195,9 +195,9 @@ func copyName(name string, i int) string {
 }
 
 // structuredValues is how many values a RateLimit-Policy or RateLimit field
-// (lower-cased name) could hold, as Parse documents it: one per member of a
-// policy List, two per member of a RateLimit List, and one for a field that
-// is no List or an empty one.
+// (lower-cased name) could hold, as the package documents it: one per member
+// of a policy List, two per member of a RateLimit List, and one for a field
+// that is no List or an empty one.
 func structuredValues(lower string, vs []string) int {
 	list, err := httpsfv.UnmarshalList(vs)
 	switch {

@@ -15,8 +15,8 @@ var prefixes = []string{HeaderPrefix, "x-tokenlimit-", "anthropic-ratelimit-", "
 const overLimit = "x-ratelimit-over-limit"
 
 // IsRateLimitHeader reports whether name, in any case, is a rate-limit
-// header that Parse reads: a name of one of the families Parse documents,
-// or exactly one of the IETF draft's five fields. Other names that start
+// header that Parse reads: a name of one of the families the package
+// documents, or exactly one of the IETF draft's five fields. Other names that start
 // with "ratelimit" are not, and neither is x-ratelimit-over-limit.
 func IsRateLimitHeader(name string) bool {
 	lower := strings.ToLower(name)
