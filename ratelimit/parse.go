@@ -20,7 +20,7 @@ const (
 
 // MaxObservations bounds what one response may add, so a hostile or broken
 // upstream cannot create unbounded series. Cerebras sends 18. When a response
-// holds more valid rate-limit values, ParseHeaders keeps the first
+// holds more valid rate-limit values, Parse keeps the first
 // MaxObservations in its sort order and counts the rest as dropped.
 const MaxObservations = 64
 
@@ -41,17 +41,6 @@ type Parser struct {
 	// documents its requests pair as per day and its tokens pair as per
 	// minute. Resources it does not list keep the window "".
 	Windows map[string]string
-}
-
-// ParseHeaders is Parse with no clock of its own: absolute resets count from
-// the response's Date header, and are dropped when it has none.
-func ParseHeaders(h http.Header) (obs []Observation, dropped int) {
-	return Parse(h, time.Time{})
-}
-
-// Parse is the zero Parser's Parse.
-func Parse(h http.Header, now time.Time) (obs []Observation, dropped int) {
-	return Parser{}.Parse(h, now)
 }
 
 // Parse returns the valid rate-limit observations in h, sorted as Compare
