@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -221,15 +220,7 @@ func policyWindow(item httpsfv.Item) (window string, ok bool) {
 	if !isInt || w <= 0 {
 		return "", false
 	}
-	switch w {
-	case 60:
-		return "minute", true
-	case 3600:
-		return "hour", true
-	case 86400:
-		return "day", true
-	}
-	return strconv.FormatInt(w, 10) + "s", true
+	return windowOfSeconds(w), true
 }
 
 // parseDraftLimit reads a RateLimit-Limit field: a plain number as the

@@ -37,9 +37,6 @@ func isFamilyHeader(lower string) bool {
 	return false
 }
 
-// windows are the header-name segments that name a window.
-var windows = map[string]bool{"second": true, "minute": true, "hour": true, "day": true, "week": true, "month": true}
-
 // parseName reads a lower-cased rate-limit header name.
 func parseName(name string) (kind Kind, resource, window string, ok bool) {
 	kinds := []Kind{Limit, Remaining, Reset}
@@ -79,8 +76,10 @@ func parseName(name string) (kind Kind, resource, window string, ok bool) {
 	if kind == "" || !validNamePart(rest) {
 		return "", "", "", false
 	}
-	if i := strings.LastIndexByte(rest, '-'); i >= 0 && windows[rest[i+1:]] {
-		return kind, resourceName(rest[:i]), intern(rest[i+1:]), true
+	if i := strings.LastIndexByte(rest, '-'); i >= 0 {
+		if _, named := windowLengths[rest[i+1:]]; named {
+			return kind, resourceName(rest[:i]), intern(rest[i+1:]), true
+		}
 	}
 	return kind, resourceName(rest), "", true
 }

@@ -1,8 +1,52 @@
 package ratelimit
 
 import (
+	"math"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 )
+
+// windowLengths are the windows a header name can end in, and their lengths.
+var windowLengths = map[string]time.Duration{
+	"second": time.Second,
+	"minute": time.Minute,
+	"hour":   time.Hour,
+	"day":    24 * time.Hour,
+	"week":   7 * 24 * time.Hour,
+	"month":  30 * 24 * time.Hour,
+}
+
+// WindowLength is how long a window of an observation is: one that header
+// names give, or "{n}s" from an IETF policy. A window nobody named ("") has
+// no length, nor has one too long for a time.Duration.
+func WindowLength(window string) (time.Duration, bool) {
+	if length, ok := windowLengths[window]; ok {
+		return length, true
+	}
+	digits, ok := strings.CutSuffix(window, "s")
+	if !ok {
+		return 0, false
+	}
+	seconds, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || seconds == 0 || seconds > math.MaxInt64/uint64(time.Second) {
+		return 0, false
+	}
+	return time.Duration(seconds) * time.Second, true
+}
+
+// windowOfSeconds names a window of n > 0 seconds. Only minute, hour and day
+// take their name: policies have always given 1s and 604800s as such, and a
+// month of w seconds is not a calendar month.
+func windowOfSeconds(n int64) string {
+	for _, name := range [...]string{"minute", "hour", "day"} {
+		if int64(windowLengths[name]/time.Second) == n {
+			return name
+		}
+	}
+	return strconv.FormatInt(n, 10) + "s"
+}
 
 // Window holds what one response said of one resource and window: its
 // three figures in one entry, a third of what three observations take.
