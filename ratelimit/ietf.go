@@ -9,9 +9,8 @@ import (
 	"github.com/dunglas/httpsfv"
 )
 
-// The fields of the IETF HTTPAPI draft "RateLimit header fields for HTTP",
-// lower-cased: the structured pair of draft-08 onward and the three plain
-// fields of draft-06 and before.
+// The IETF draft's fields, lower-cased: the structured pair of draft-08 on,
+// and the three plain fields of draft-06 and before.
 const (
 	fieldPolicy    = "ratelimit-policy"
 	fieldRateLimit = "ratelimit"
@@ -223,10 +222,9 @@ func policyWindow(item httpsfv.Item) (window string, ok bool) {
 	return windowOfSeconds(w), true
 }
 
-// parseDraftLimit reads a RateLimit-Limit field: a plain number as the
-// x-ratelimit family's, or a List of numbers whose first member is the
-// limit and whose others are the draft-06 quota policies, one of which
-// should give the limit's window. It returns that window's name, or "".
+// parseDraftLimit reads a RateLimit-Limit field: a number, or a draft-06
+// List whose first member is the limit and whose policies may give its
+// window ("" when none does).
 func parseDraftLimit(values []string) (limit float64, window string, ok bool) {
 	if v, ok := parseValues(Limit, values, time.Time{}); ok {
 		return v, "", true

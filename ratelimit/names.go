@@ -1,8 +1,6 @@
 package ratelimit
 
-import (
-	"strings"
-)
+import "strings"
 
 // HeaderPrefix starts the most common family of rate-limit header names.
 const HeaderPrefix = "x-ratelimit-"
@@ -16,8 +14,8 @@ const overLimit = "x-ratelimit-over-limit"
 
 // IsRateLimitHeader reports whether name, in any case, is a rate-limit
 // header that Parse reads: a name of one of the families the package
-// documents, or exactly one of the IETF draft's five fields. Other names that start
-// with "ratelimit" are not, and neither is x-ratelimit-over-limit.
+// documents, or exactly one of the IETF draft's five fields. Other names
+// that start with "ratelimit" are not, and neither is x-ratelimit-over-limit.
 func IsRateLimitHeader(name string) bool {
 	lower := strings.ToLower(name)
 	return isDraftField(lower) || isFamilyHeader(lower)

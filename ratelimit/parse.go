@@ -19,9 +19,7 @@ const (
 )
 
 // MaxObservations bounds what one response may add, so a hostile or broken
-// upstream cannot create unbounded series. Cerebras sends 18. When a response
-// holds more valid rate-limit values, Parse keeps the first
-// MaxObservations in its sort order and counts the rest as dropped.
+// upstream cannot create unbounded series. Cerebras sends 18.
 const MaxObservations = 64
 
 // Observation is one valid rate-limit header value.
@@ -35,11 +33,9 @@ type Observation struct {
 // Parser reads rate-limit headers with what one provider documents about
 // them. The zero Parser knows nothing beyond the header names.
 type Parser struct {
-	// Windows gives, by resource, the window of headers whose name gives
-	// none (x-ratelimit-limit-requests, x-tokenlimit-limit, the IETF
-	// draft's RateLimit-Limit) and of draft policies without a w: Groq
-	// documents its requests pair as per day and its tokens pair as per
-	// minute. Resources it does not list keep the window "".
+	// Windows gives, by resource, the window of values whose header name or
+	// policy gives none (Groq documents requests per day, tokens per
+	// minute). Resources it does not list keep the window "".
 	Windows map[string]string
 }
 

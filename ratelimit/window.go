@@ -37,8 +37,7 @@ func WindowLength(window string) (time.Duration, bool) {
 }
 
 // windowOfSeconds names a window of n > 0 seconds. Only minute, hour and day
-// take their name: policies have always given 1s and 604800s as such, and a
-// month of w seconds is not a calendar month.
+// are named, as they always were, so other policies' series keep their labels.
 func windowOfSeconds(n int64) string {
 	for _, name := range [...]string{"minute", "hour", "day"} {
 		if int64(windowLengths[name]/time.Second) == n {
