@@ -47,7 +47,12 @@ func (p Parser) parseDraft(h http.Header, names []string, ref time.Time, kept *c
 			p.parseRateLimit(h[name], policyWindows, kept)
 		}
 	}
+	p.parseOlderFields(h, names, ref, kept)
+}
 
+// parseOlderFields reads RateLimit-Limit, -Remaining and -Reset, all in the
+// window the first RateLimit-Limit that gives one says.
+func (p Parser) parseOlderFields(h http.Header, names []string, ref time.Time, kept *capped) {
 	window := p.Windows["requests"]
 	for _, name := range names {
 		if strings.EqualFold(name, fieldLimit) {

@@ -37,7 +37,6 @@ func isFamilyHeader(lower string) bool {
 
 // parseName reads a lower-cased rate-limit header name.
 func parseName(name string) (kind Kind, resource, window string, ok bool) {
-	kinds := []Kind{Limit, Remaining, Reset}
 	switch {
 	case strings.HasPrefix(name, "x-tokenlimit-"):
 		switch k := Kind(strings.TrimPrefix(name, "x-tokenlimit-")); k {
@@ -46,23 +45,10 @@ func parseName(name string) (kind Kind, resource, window string, ok bool) {
 		}
 		return "", "", "", false
 	case strings.HasPrefix(name, "anthropic-"):
-		rest, priority := strings.CutPrefix(name, "anthropic-priority-")
-		if !priority {
-			rest = strings.TrimPrefix(name, "anthropic-ratelimit-")
-		}
-		for _, k := range kinds {
-			if r, found := strings.CutSuffix(rest, "-"+string(k)); found && validNamePart(r) {
-				resource = resourceName(r)
-				if priority {
-					resource = "priority_" + resource
-				}
-				return k, resource, "minute", true
-			}
-		}
-		return "", "", "", false
+		return parseAnthropicName(name)
 	}
 	rest := strings.TrimPrefix(name, HeaderPrefix)
-	for _, k := range kinds {
+	for _, k := range []Kind{Limit, Remaining, Reset} {
 		if rest == string(k) {
 			return k, "requests", "", true
 		}
@@ -80,6 +66,25 @@ func parseName(name string) (kind Kind, resource, window string, ok bool) {
 		}
 	}
 	return kind, resourceName(rest), "", true
+}
+
+// parseAnthropicName reads an anthropic-ratelimit-* or anthropic-priority-*
+// name, per minute as Anthropic documents.
+func parseAnthropicName(name string) (kind Kind, resource, window string, ok bool) {
+	rest, priority := strings.CutPrefix(name, "anthropic-priority-")
+	if !priority {
+		rest = strings.TrimPrefix(name, "anthropic-ratelimit-")
+	}
+	for _, k := range []Kind{Limit, Remaining, Reset} {
+		if r, found := strings.CutSuffix(rest, "-"+string(k)); found && validNamePart(r) {
+			resource = resourceName(r)
+			if priority {
+				resource = "priority_" + resource
+			}
+			return k, resource, "minute", true
+		}
+	}
+	return "", "", "", false
 }
 
 // resourceName is a header's resource segments as a label value.
