@@ -36,7 +36,7 @@ func fullHeaders(t *testing.T) []ratelimit.Observation {
 		name, value, _ := strings.Cut(s.Text(), ":")
 		h.Add(name, strings.TrimSpace(value))
 	}
-	obs, dropped := ratelimit.ParseHeaders(h)
+	obs, dropped := ratelimit.Parser{}.Parse(h, time.Time{})
 	if dropped != 0 || len(obs) != 18 {
 		t.Fatalf("fixture parsed to %d observations, %d dropped", len(obs), dropped)
 	}
@@ -539,7 +539,7 @@ func TestTwoValuesOfOneFigure(t *testing.T) {
 	h.Set("RateLimit-Limit", "100000")
 	h.Set("RateLimit-Remaining", "99999")
 	h.Set("RateLimit-Reset", "1")
-	obs, dropped := ratelimit.ParseHeaders(h)
+	obs, dropped := ratelimit.Parser{}.Parse(h, time.Time{})
 	c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: obs, Dropped: dropped}, Outcome: prober.Success})
 	want := counterHelp + `ratelimit_header_errors_total{key="k",model="m",provider="openai"} 3
 # HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.

@@ -39,12 +39,12 @@ var all = []Provider{
 		Probe:   chatCompletions{capField: "max_completion_tokens"},
 	},
 	{
-		// The requests pair is per minute or per day depending on the
-		// account's tier, so it keeps the window "".
+		// OpenAI documents no window for either pair: requests are per
+		// minute or per day by the account's tier, and tokens have been seen
+		// resetting in 24h6m34s (a daily limit) as well as in seconds.
 		Name:    "openai",
 		BaseURL: "https://api.openai.com/v1",
 		Model:   "gpt-4o-mini",
-		Windows: map[string]string{"tokens": "minute"},
 		Probe:   chatCompletions{capField: "max_completion_tokens"},
 	},
 	{

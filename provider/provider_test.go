@@ -78,9 +78,10 @@ func TestSamplesThroughProviders(t *testing.T) {
 			obs(ratelimit.Limit, "requests", "day", 14400), obs(ratelimit.Remaining, "requests", "day", 14370), obs(ratelimit.Reset, "requests", "day", 179.56),
 			obs(ratelimit.Limit, "tokens", "minute", 18000), obs(ratelimit.Remaining, "tokens", "minute", 17997), obs(ratelimit.Reset, "tokens", "minute", 7.66),
 		}},
+		// OpenAI documents no window for either pair.
 		{"openai", "openai-doc.headers", []ratelimit.Observation{
 			obs(ratelimit.Limit, "requests", "", 60), obs(ratelimit.Remaining, "requests", "", 59), obs(ratelimit.Reset, "requests", "", 1),
-			obs(ratelimit.Limit, "tokens", "minute", 150000), obs(ratelimit.Remaining, "tokens", "minute", 149984), obs(ratelimit.Reset, "tokens", "minute", 360),
+			obs(ratelimit.Limit, "tokens", "", 150000), obs(ratelimit.Remaining, "tokens", "", 149984), obs(ratelimit.Reset, "tokens", "", 360),
 		}},
 		{"openai_compatible", "openai-doc.headers", []ratelimit.Observation{
 			obs(ratelimit.Limit, "requests", "", 60), obs(ratelimit.Remaining, "requests", "", 59), obs(ratelimit.Reset, "requests", "", 1),

@@ -47,7 +47,7 @@ type Observation struct {
 	// Model is the top-level "model" of the JSON request body; "" when
 	// there is none, or when it is not a printable name of at most
 	// maxModelBytes bytes.
-	Model string
+	Model             string
 	ratelimit.Reading // its Time is when the response started
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dunglas/httpsfv"
 )
@@ -93,7 +94,7 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 		reversed[name] = h[name]
 	}
 
-	obs, dropped := ParseHeaders(h)
+	obs, dropped := Parser{}.Parse(h, time.Time{})
 	if len(obs) > MaxObservations || dropped < 0 {
 		t.Fatalf("%d observations and %d dropped", len(obs), dropped)
 	}
@@ -114,7 +115,8 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 
 	// Determinism: the same contents give the same result, whatever the
 	// map's insertion order (and Go varies its iteration order per range).
-	if obs2, dropped2 := ParseHeaders(reversed); !reflect.DeepEqual(obs, obs2) || dropped != dropped2 {
+	obs2, dropped2 := Parser{}.Parse(reversed, time.Time{})
+	if !reflect.DeepEqual(obs, obs2) || dropped != dropped2 {
 		t.Fatalf("parsing the same header again differs: %d dropped then %d; %s",
 			dropped, dropped2, diffObservations(obs, obs2))
 	}
@@ -161,7 +163,7 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 		if date, ok := h["Date"]; ok {
 			g.header["Date"] = date // absolute resets count from it
 		}
-		one, d := ParseHeaders(g.header)
+		one, d := Parser{}.Parse(g.header, time.Time{})
 		if len(one)+d != g.values {
 			t.Fatalf("%s read apart gave %v and %d dropped, want %d values in all", key, one, d, g.values)
 		}
@@ -195,9 +197,9 @@ func copyName(name string, i int) string {
 }
 
 // structuredValues is how many values a RateLimit-Policy or RateLimit field
-// (lower-cased name) could hold, as Parse documents it: one per member of a
-// policy List, two per member of a RateLimit List, and one for a field that
-// is no List or an empty one.
+// (lower-cased name) could hold, as the package documents it: one per member
+// of a policy List, two per member of a RateLimit List, and one for a field
+// that is no List or an empty one.
 func structuredValues(lower string, vs []string) int {
 	list, err := httpsfv.UnmarshalList(vs)
 	switch {
@@ -209,7 +211,7 @@ func structuredValues(lower string, vs []string) int {
 	return len(list)
 }
 
-// fuzzLess is the documented order of ParseHeaders' result, written apart
+// fuzzLess is the documented order of Parse's result, written apart
 // from the code under test: resource, window, kind, then value.
 func fuzzLess(a, b Observation) bool {
 	if a.Resource != b.Resource {

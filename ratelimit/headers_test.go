@@ -91,7 +91,7 @@ func TestParseHeadersSamples(t *testing.T) {
 		},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			got, dropped := ParseHeaders(readHeaders(t, tc.file))
+			got, dropped := Parser{}.Parse(readHeaders(t, tc.file), time.Time{})
 			if dropped != 0 {
 				t.Errorf("dropped = %d, want 0", dropped)
 			}
@@ -170,7 +170,7 @@ func TestParseHeadersValues(t *testing.T) {
 			// Set the map directly: http.Header.Add would canonicalize and
 			// the parser must not depend on that.
 			h[tc.header] = tc.values
-			got, dropped := ParseHeaders(h)
+			got, dropped := Parser{}.Parse(h, time.Time{})
 			if !reflect.DeepEqual(got, tc.want) || dropped != tc.dropped {
 				t.Errorf("got %v dropped %d, want %v dropped %d", got, dropped, tc.want, tc.dropped)
 			}
@@ -183,7 +183,7 @@ func TestParseHeadersCapsObservations(t *testing.T) {
 	for i := 0; i < MaxObservations+10; i++ {
 		h.Set("x-ratelimit-limit-r"+strings.Repeat("x", i)+"-day", "1")
 	}
-	got, dropped := ParseHeaders(h)
+	got, dropped := Parser{}.Parse(h, time.Time{})
 	if len(got) != MaxObservations || dropped != 10 {
 		t.Errorf("got %d observations, %d dropped; want %d and 10", len(got), dropped, MaxObservations)
 	}
@@ -218,7 +218,7 @@ func TestParseHeadersCapIsDeterministic(t *testing.T) {
 		for _, hd := range headers {
 			h.Add(hd.name, hd.value)
 		}
-		got, dropped := ParseHeaders(h)
+		got, dropped := Parser{}.Parse(h, time.Time{})
 		if !reflect.DeepEqual(got, want) || dropped != wantDropped {
 			t.Fatalf("parse %d: %d dropped, want %d; %s", i, dropped, wantDropped, diffObservations(got, want))
 		}
@@ -231,7 +231,8 @@ func TestParseHeadersOneNameTwoSpellings(t *testing.T) {
 	want := []Observation{{Limit, "requests", "day", 1}, {Limit, "requests", "day", 2}}
 	for i := 0; i < 20; i++ {
 		h := http.Header{"x-ratelimit-limit-requests-day": {"2"}, "X-Ratelimit-Limit-Requests-Day": {"1"}}
-		if got, dropped := ParseHeaders(h); !reflect.DeepEqual(got, want) || dropped != 0 {
+		got, dropped := Parser{}.Parse(h, time.Time{})
+		if !reflect.DeepEqual(got, want) || dropped != 0 {
 			t.Fatalf("parse %d: got %v dropped %d, want %v dropped 0", i, got, dropped, want)
 		}
 	}
@@ -249,7 +250,7 @@ func BenchmarkParseHeadersFull(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		ParseHeaders(h)
+		Parser{}.Parse(h, time.Time{})
 	}
 }
 
@@ -263,7 +264,7 @@ func BenchmarkParseHeadersHostile(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		ParseHeaders(h)
+		Parser{}.Parse(h, time.Time{})
 	}
 }
 
@@ -322,7 +323,7 @@ func TestParseSharedSamples(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			got, dropped := Parse(sharedHeaders(t, tc.file), time.Now())
+			got, dropped := Parser{}.Parse(sharedHeaders(t, tc.file), time.Now())
 			if dropped != 0 || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("dropped %d\ngot  %v\nwant %v", dropped, got, tc.want)
 			}
@@ -361,7 +362,7 @@ func TestResetFormats(t *testing.T) {
 		if tc.date != "" {
 			h.Set("Date", tc.date)
 		}
-		obs, dropped := Parse(h, tc.now)
+		obs, dropped := Parser{}.Parse(h, tc.now)
 		switch {
 		case tc.ok && (len(obs) != 1 || math.Abs(obs[0].Value-tc.want) > 1e-6):
 			t.Errorf("%s: %q gave %v (dropped %d), want %g", tc.name, tc.value, obs, dropped, tc.want)
@@ -786,7 +787,7 @@ func TestParseDraftCapIsDeterministic(t *testing.T) {
 			"ratelimit-policy": {strings.Join(policy[policies/2:], ", ")},
 			"Ratelimit":        {strings.Join(state[:policies/3], ", "), strings.Join(state[policies/3:], ",")},
 		}
-		got, dropped := ParseHeaders(h)
+		got, dropped := Parser{}.Parse(h, time.Time{})
 		if !reflect.DeepEqual(got, want) || dropped != wantDropped {
 			t.Fatalf("parse %d: %d dropped, want %d; %s", i, dropped, wantDropped, diffObservations(got, want))
 		}
@@ -811,7 +812,8 @@ func TestParseDraftSpellingsAreDeterministic(t *testing.T) {
 			"RateLimit-Limit":     {"5;w=86400"},
 			"RateLimit-Remaining": {"7"},
 		}
-		if got, dropped := ParseHeaders(h); !reflect.DeepEqual(got, want) || dropped != 0 {
+		got, dropped := Parser{}.Parse(h, time.Time{})
+		if !reflect.DeepEqual(got, want) || dropped != 0 {
 			t.Fatalf("parse %d: got %v dropped %d, want %v dropped 0", i, got, dropped, want)
 		}
 	}

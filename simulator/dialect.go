@@ -18,8 +18,8 @@ type Dialect string
 const (
 	// Cerebras: x-ratelimit-{limit,remaining,reset}-{requests,tokens}-{minute,hour,day}, reset in float seconds.
 	Cerebras Dialect = "cerebras"
-	// OpenAI: x-ratelimit-{limit,remaining,reset}-{requests,tokens}; requests from the minute window, else the
-	// day window; tokens per minute; resets as Go durations.
+	// OpenAI: x-ratelimit-{limit,remaining,reset}-{requests,tokens}, each from the minute window, else the
+	// day window; resets as Go durations.
 	OpenAI Dialect = "openai"
 	// Groq: as OpenAI, but requests always per day.
 	Groq Dialect = "groq"
@@ -93,10 +93,11 @@ func windowNames() []string {
 var specs = map[Dialect]*spec{
 	// Windows named in the headers; reset in float seconds.
 	Cerebras: chat("llama3.1-8b", "max_completion_tokens", cerebrasErrors, floatSeconds, cerebrasHeaders()...),
-	// The requests pair is per minute or per day, by the account's tier.
+	// The requests pair is per minute or per day, by the account's tier;
+	// the tokens pair has been seen resetting in 24h6m34s, a daily limit.
 	OpenAI: chat("gpt-4o-mini", "max_completion_tokens", openAIErrors, goDuration,
 		pair{"x-ratelimit-%s-requests", "requests", []string{"minute", "day"}, true},
-		pair{"x-ratelimit-%s-tokens", "tokens", minute, true}),
+		pair{"x-ratelimit-%s-tokens", "tokens", []string{"minute", "day"}, true}),
 	Groq: chat("llama-3.1-8b-instant", "max_tokens", openAIErrors, goDuration,
 		pair{"x-ratelimit-%s-requests", "requests", day, true},
 		pair{"x-ratelimit-%s-tokens", "tokens", minute, true}),

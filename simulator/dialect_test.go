@@ -182,8 +182,7 @@ func TestDialects(t *testing.T) {
 		},
 		limited: "request_quota_exceeded", retryAfter: "85", emptyHeader: "X-Ratelimit-Remaining-Requests-Minute",
 	}, {
-		// The tier's requests window is per minute here; tokens per day
-		// cannot be shown.
+		// Both pairs show the minute window when the key has one.
 		dialect: OpenAI,
 		limits:  Limits{"requests": {"minute": 8, "day": 1024}, "tokens": {"minute": 640, "day": 1e6}},
 		want:    openAIStyle([3]string{"8", "7", "7.5s"}, [3]string{"640", "630", "938ms"}),
@@ -354,6 +353,19 @@ func TestDialects(t *testing.T) {
 // Chat dialects accept what a plain client sends besides the probe's
 // fields: stream false (the exporter sends it), a temperature, content as
 // a list of parts, a null cap (16 tokens then).
+// An OpenAI key limited in tokens per day only shows that day, as real
+// responses resetting in 24h6m34s do.
+func TestOpenAITokensPerDay(t *testing.T) {
+	s := NewDialect(OpenAI, "m")
+	s.SetClock(func() time.Time { return start })
+	s.AddKey(simKey, Limits{"requests": {"minute": 8}, "tokens": {"day": 1e6}})
+	w := serve(s, dialectProbe(OpenAI, simKey))
+	want := openAIStyle([3]string{"8", "7", "7.5s"}, [3]string{"1000000", "999990", "864ms"})
+	for _, mismatch := range headerMismatches(w.Header(), want, true) {
+		t.Error(mismatch)
+	}
+}
+
 func TestChatAccepts(t *testing.T) {
 	for d, capField := range capFields {
 		s := NewDialect(d, "m")

@@ -1,0 +1,34 @@
+// Package ratelimit reads provider rate-limit headers into observations.
+//
+// Names read, in any case:
+//
+//   - x-ratelimit-{limit|remaining|reset}-{resource}[-{window}]: the last
+//     segment is the window only when it is second, minute, hour, day, week
+//     or month. A resource's - is _, req is requests, and bare
+//     x-ratelimit-{limit|remaining|reset} is requests. x-ratelimit-over-limit
+//     is a flag: neither read nor dropped.
+//   - x-tokenlimit-{limit|remaining}: tokens.
+//   - anthropic-ratelimit-{resource}-{kind}, per minute as Anthropic
+//     documents; anthropic-priority-{resource}-{kind} is priority_{resource}.
+//   - RateLimit-Policy and RateLimit, the IETF HTTPAPI draft from draft-08 on:
+//     structured-field Lists (RFC 9651) of Items named by a String or Token,
+//     the resource as named. A policy's q is its limit and w its window in
+//     seconds (60, 3600, 86400 are minute, hour, day; other n is "{n}s"); a w
+//     that is not a positive Integer drops the policy. A RateLimit member's r
+//     is the remaining and t the reset, in the window of the first policy of
+//     its name.
+//   - RateLimit-Limit, -Remaining and -Reset (draft-06 and before): requests.
+//     A RateLimit-Limit List ("100, 100;w=60") gives all three the w of the
+//     first member whose quota is the limit.
+//
+// A window that neither the name nor a policy gives is the Parser's Windows
+// for the resource, else "". Values are finite, non-negative decimals; resets
+// may also be Go durations ("6m0s"), RFC 3339 times or Unix epoch seconds or
+// milliseconds, counted from the response's Date, else the caller's clock.
+// Outside the structured fields, repeated values count only when they agree.
+//
+// Every value a rate-limit header could hold is an observation or a drop: one
+// per header, one per RateLimit-Policy member, two (r and t) per RateLimit
+// member, one for a structured field that is no List. Past MaxObservations,
+// the first in sort order are kept, so map order never changes the result.
+package ratelimit

@@ -1,0 +1,98 @@
+package ratelimit
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Kind says which of a window's three figures an observation holds.
+type Kind string
+
+// The kinds a rate-limit header can carry.
+const (
+	Limit     Kind = "limit"
+	Remaining Kind = "remaining"
+	Reset     Kind = "reset"
+)
+
+// MaxObservations bounds what one response may add, so a hostile or broken
+// upstream cannot create unbounded series. Cerebras sends 18.
+const MaxObservations = 64
+
+// Observation is one valid rate-limit header value.
+type Observation struct {
+	Kind     Kind
+	Resource string // such as "requests" or "tokens"
+	Window   string // such as "minute", "hour", "day", or "10s" from an IETF policy; empty when unknown
+	Value    float64
+}
+
+// Parser reads rate-limit headers with what one provider documents about
+// them. The zero Parser knows nothing beyond the header names.
+type Parser struct {
+	// Windows gives, by resource, the window of values whose header name or
+	// policy gives none (Groq documents requests per day, tokens per
+	// minute). Resources it does not list keep the window "".
+	Windows map[string]string
+}
+
+// Parse returns the valid rate-limit observations in h, sorted as Compare
+// orders them, and how many rate-limit values it dropped as invalid or past
+// MaxObservations; the package documentation says what it reads. Absolute
+// resets count from h's Date header, else from now; with neither, they are
+// dropped.
+func (p Parser) Parse(h http.Header, now time.Time) (obs []Observation, dropped int) {
+	ref := now
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		ref = date
+	}
+	var kept capped
+	var draft []string // the IETF draft's fields, read once the loop is done
+	for name, values := range h {
+		lower := strings.ToLower(name)
+		if isDraftField(lower) {
+			draft = append(draft, name)
+			continue
+		}
+		if !isFamilyHeader(lower) {
+			continue
+		}
+		kind, resource, window, ok := parseName(lower)
+		if !ok {
+			kept.dropped++
+			continue
+		}
+		value, ok := parseValues(kind, values, ref)
+		if !ok {
+			kept.dropped++
+			continue
+		}
+		if window == "" {
+			window = p.Windows[resource]
+		}
+		kept.add(Observation{Kind: kind, Resource: resource, Window: window, Value: value})
+	}
+	if draft != nil {
+		p.parseDraft(h, draft, ref, &kept)
+	}
+	slices.SortFunc(kept.obs, Compare)
+	return kept.obs, kept.dropped
+}
+
+// Compare orders observations as Parse returns them: by resource, window,
+// kind, then value.
+func Compare(a, b Observation) int {
+	if c := strings.Compare(a.Resource, b.Resource); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Window, b.Window); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.Kind), string(b.Kind)); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Value, b.Value)
+}
