@@ -80,8 +80,8 @@ var providerCases = []providerCase{
 		provider: "openai", dialect: simulator.OpenAI, model: "gpt-4o-mini", basePath: "/v1",
 		limits: simulator.Limits{"requests": {"minute": 500}, "tokens": {"minute": 200000}},
 		reset:  durationReset, capField: "max_completion_tokens", reason: "rate_limit_exceeded",
-		// The requests pair is per minute or per day by the account's tier: no window.
-		windows: []window{{"requests", "", "x-ratelimit-%s-requests", false}, {"tokens", "minute", "x-ratelimit-%s-tokens", false}},
+		// Both pairs are per minute or per day by the account's tier: no window.
+		windows: []window{{"requests", "", "x-ratelimit-%s-requests", false}, {"tokens", "", "x-ratelimit-%s-tokens", false}},
 	},
 	{
 		provider: "groq", dialect: simulator.Groq, model: "llama-3.1-8b-instant", basePath: "/openai/v1",

@@ -165,7 +165,7 @@ func TestHeadroomLeavesOutReadsPastTheirReset(t *testing.T) {
 var alwaysSet = map[string]bool{"job": true, "instance": true, "provider": true, "key": true, "model": true, "resource": true, "result": true, "source": true}
 
 // Prometheus stores an empty label as no label at all, and the exporter
-// sends window="" (OpenAI's requests, Together, IETF RateLimit-Limit) and
+// sends window="" (OpenAI's requests and tokens, Together, IETF RateLimit-Limit) and
 // reason="" (a 429 without an error code); Grafana prints the name of a
 // label a series lacks, so "{{resource}}/{{window}}" would read
 // "requests/window". A legend may name another label only if its query
