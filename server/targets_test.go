@@ -27,6 +27,8 @@ func testTargets() []config.Target {
 }
 
 func TestProbeTarget(t *testing.T) {
+	solo := config.Key{Name: "solo", Provider: "cerebras", Models: []string{"llama3.1-8b"}}
+	targets := append(testTargets(), config.Target{Key: &solo, Model: "llama3.1-8b"})
 	for _, tc := range []struct {
 		query   string
 		want    collector.ID
@@ -35,6 +37,11 @@ func TestProbeTarget(t *testing.T) {
 		{query: "key=prod&model=qwen-3-32b", want: collector.ID{Key: "prod", Model: "qwen-3-32b"}},
 		{query: "key=router", want: collector.ID{Key: "router"}},
 		{query: "key=router&model=", want: collector.ID{Key: "router"}},
+		// A key with one model may leave it out.
+		{query: "key=solo", want: collector.ID{Key: "solo", Model: "llama3.1-8b"}},
+		{query: "key=solo&model=", want: collector.ID{Key: "solo", Model: "llama3.1-8b"}},
+		{query: "key=solo&model=llama3.1-8b", want: collector.ID{Key: "solo", Model: "llama3.1-8b"}},
+		{query: "key=solo&model=qwen-3-32b", wantErr: `parameter model: key "solo" has no model of this name; its models are "llama3.1-8b"`},
 		{query: "", wantErr: "missing parameter key: /probe?key=NAME&model=MODEL takes a configured key name and one of its models"},
 		{query: "model=llama3.1-8b", wantErr: "missing parameter key: /probe?key=NAME&model=MODEL takes a configured key name and one of its models"},
 		{query: "key=sk-pasted-secret&model=llama3.1-8b", wantErr: "parameter key: no configured key has this name"},
@@ -49,7 +56,7 @@ func TestProbeTarget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := probeTarget(query, testTargets())
+		got, err := probeTarget(query, targets)
 		if tc.wantErr != "" {
 			if err == nil || err.Error() != tc.wantErr {
 				t.Errorf("%q: error %v, want %q", tc.query, err, tc.wantErr)
