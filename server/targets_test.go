@@ -223,8 +223,10 @@ func TestProbeCountsTowardsMaxRequests(t *testing.T) {
 		t.Fatal("/probe did not refresh within 10s")
 	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if rec.Code != 503 {
-		t.Errorf("/metrics while a /probe waits, with --web.max-requests=1: %d, want 503", rec.Code)
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.RemoteAddr = "192.0.2.2:1000" // not the /probe's address, which has its own bound
+	h.ServeHTTP(rec, req)
+	if rec.Code != 503 || rec.Body.String() != "Too many concurrent scrapes (--web.max-requests=1)\n" {
+		t.Errorf("/metrics while a /probe waits, with --web.max-requests=1: %d %q, want 503", rec.Code, rec.Body)
 	}
 }
