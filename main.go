@@ -43,7 +43,7 @@ func run() int {
 		configCheck   = app.Flag("config.check", "Load and validate the configuration, print the result and exit.").Bool()
 		metricsPath   = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 		timeoutOffset = app.Flag("web.timeout-offset", "Taken off Prometheus's scrape timeout to leave time to answer (scrape mode).").Default("0.5s").Duration()
-		maxRequests   = app.Flag("web.max-requests", "Most scrapes served at once; more are answered 503. 0 means no limit.").Default("40").Int()
+		maxRequests   = app.Flag("web.max-requests", "Most scrapes (/metrics, /probe) refreshing or gathering their metrics at once, and most in flight to one client address, counting answers still being written; more are answered 503. 0 means no limit.").Default("40").Int()
 		writeTimeout  = app.Flag("web.write-timeout", "Most time to write one response to a client; a client that reads slower is cut off.").Default("30s").Duration()
 		gracePeriod   = app.Flag("web.shutdown-grace-period", "On SIGTERM or SIGINT, how long scrapes in flight may take to finish.").Default("5s").Duration()
 		externalURL   = app.Flag("web.external-url", "The URL under which Prometheus reaches the exporter, given as the targets' address in /sd. Default: the host the /sd request was sent to.").URL()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	pathpkg "path"
@@ -42,7 +43,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Observations writes the rate-limit metrics, rendered when probes end.
 	Observations TextWriter
-	// MaxRequests bounds concurrent scrapes; more are answered 503. 0: no bound.
+	// MaxRequests bounds scrapes that refresh or gather their metrics at
+	// once, and scrapes in flight to one client address, writing or not;
+	// more are answered 503. 0: no bound.
 	MaxRequests int
 	// Refresh brings the metrics up to date before a scrape; ctx carries
 	// the scrape's deadline. It may be nil.
@@ -279,6 +282,8 @@ func serveText(w http.ResponseWriter, r *http.Request, reg prometheus.Gatherer, 
 		out = gz
 	}
 	err := write(out, func(size int) {
+		// The text is taken: writing it costs this goroutine alone.
+		releaseSlot(r)
 		if !compress {
 			// A known length spares the client chunked encoding.
 			w.Header().Set("Content-Length", strconv.Itoa(own.Len()+size))
@@ -305,22 +310,73 @@ func gzipAccepted(r *http.Request) bool {
 	return false
 }
 
-// requestLimit returns a wrapper that answers 503 to requests beyond max
-// in flight in all the handlers it wraps.
+// requestLimit returns a wrapper that bounds the requests of all the
+// handlers it wraps in two ways, answering 503 beyond either:
+//
+//   - at most max at once refresh and gather their metrics, the part that
+//     waits for probes and renders into memory. A handler gives its slot
+//     back with releaseSlot once only writing is left: the text it writes
+//     is immutable once taken, and a slow reader costs only its goroutine.
+//   - at most max at once are served to one client address, counting those
+//     still being written: clients that never read, until
+//     --web.write-timeout cuts them off, hold up their own address alone.
 func requestLimit(max int) func(http.Handler) http.Handler {
 	if max <= 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
 	slots := make(chan struct{}, max)
+	var mu sync.Mutex
+	perAddress := map[string]int{}
+	leave := func(address string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if perAddress[address]--; perAddress[address] == 0 {
+			delete(perAddress, address)
+		}
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			address := clientAddress(r)
+			mu.Lock()
+			full := perAddress[address] >= max
+			if !full {
+				perAddress[address]++
+			}
+			mu.Unlock()
+			if full {
+				http.Error(w, fmt.Sprintf("Too many scrapes from this address at once, counting answers it has not read (--web.max-requests=%d)", max), http.StatusServiceUnavailable)
+				return
+			}
+			defer leave(address)
 			select {
 			case slots <- struct{}{}:
-				defer func() { <-slots }()
-				next.ServeHTTP(w, r)
 			default:
 				http.Error(w, fmt.Sprintf("Too many concurrent scrapes (--web.max-requests=%d)", max), http.StatusServiceUnavailable)
+				return
 			}
+			var once sync.Once
+			release := func() { once.Do(func() { <-slots }) }
+			defer release() // if the handler did not
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), releaseKey{}, release)))
 		})
 	}
+}
+
+type releaseKey struct{}
+
+// releaseSlot gives back the slot of --web.max-requests that r holds, if
+// any: its metrics are ready, and only writing them is left.
+func releaseSlot(r *http.Request) {
+	if release, ok := r.Context().Value(releaseKey{}).(func()); ok {
+		release()
+	}
+}
+
+// clientAddress is the host of r's remote address: the ports of one
+// client's connections differ.
+func clientAddress(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }

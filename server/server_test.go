@@ -2,12 +2,17 @@ package server
 
 import (
 	"compress/gzip"
+	"encoding/base64"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,43 +101,59 @@ func TestMetricsHandler(t *testing.T) {
 	}
 }
 
-// /metrics and /probe share one bound.
+// /metrics and /probe share one bound on scrapes that refresh or gather,
+// and one on scrapes in flight to a client address. A scrape that has
+// given its slot back, as it does to write, keeps only the second.
 func TestLimitRequests(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
+	entered, write, released, finish := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	limit := requestLimit(1)
 	h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
-		<-release
+		<-write
+		releaseSlot(r)
+		close(released)
+		<-finish
 	}))
 	other := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	ask := func(from string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/probe", nil)
+		req.RemoteAddr = from
+		other.ServeHTTP(rec, req)
+		return rec
+	}
+	const (
+		global     = "Too many concurrent scrapes (--web.max-requests=1)\n"
+		perAddress = "Too many scrapes from this address at once, counting answers it has not read (--web.max-requests=1)\n"
+	)
+	check := func(when, from string, code int, body string) {
+		t.Helper()
+		if rec := ask(from); rec.Code != code || code != 200 && rec.Body.String() != body {
+			t.Errorf("%s, from %s: %d %q, want %d %q", when, from, rec.Code, rec.Body, code, body)
+		}
+	}
+
 	done := make(chan struct{})
 	go func() {
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/metrics", nil))
-		close(done)
-	}()
-	defer func() {
-		close(release)
-		<-done
+		defer close(done)
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.RemoteAddr = "192.0.2.1:1000"
+		h.ServeHTTP(httptest.NewRecorder(), req)
 	}()
 	select {
 	case <-entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first request did not reach the handler within 10s")
 	}
-	second := make(chan *httptest.ResponseRecorder, 1)
-	go func() {
-		rec := httptest.NewRecorder()
-		other.ServeHTTP(rec, httptest.NewRequest("GET", "/probe", nil))
-		second <- rec
-	}()
-	select {
-	case rec := <-second:
-		if rec.Code != 503 || rec.Body.String() != "Too many concurrent scrapes (--web.max-requests=1)\n" {
-			t.Errorf("second request: %d %q", rec.Code, rec.Body)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the second request waited for the first instead of being refused")
-	}
+	check("while the first gathers", "192.0.2.2:1000", 503, global)
+	check("while the first gathers", "192.0.2.1:1001", 503, perAddress)
+	close(write)
+	<-released
+	check("while the first writes", "192.0.2.2:1000", 200, "")
+	check("while the first writes", "192.0.2.1:1001", 503, perAddress)
+	close(finish)
+	<-done
+	check("once the first is answered", "192.0.2.1:1001", 200, "")
 }
 
 func TestCheckMetricsPath(t *testing.T) {
@@ -216,5 +237,135 @@ func TestMetricsWriteDeadline(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("a client that does not read held its handler for 20s: no write deadline")
+	}
+}
+
+// announcedText is fixedText that sends on writing once it has taken its
+// text and told its size: when nothing but writing is left.
+type announcedText struct {
+	text    string
+	writing chan<- struct{}
+}
+
+func (a announcedText) WriteText(w io.Writer, sized func(int)) error {
+	sized(len(a.text))
+	a.writing <- struct{}{}
+	_, err := io.WriteString(w, a.text)
+	return err
+}
+
+func (a announcedText) WriteTargetText(w io.Writer, _ config.TargetID, sized func(int)) error {
+	return a.WriteText(w, sized)
+}
+
+// smallSendBuffers gives the connections it accepts from 127.0.0.1 small
+// send buffers, so that a client there that does not read soon blocks the
+// server's writes; other addresses keep fast ones.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tcp, ok := c.(*net.TCPConn); ok && tcp.RemoteAddr().(*net.TCPAddr).IP.Equal(net.IPv4(127, 0, 0, 1)) {
+		_ = tcp.SetWriteBuffer(4096)
+	}
+	return c, err
+}
+
+// Clients that never read keep no scrape from another address waiting:
+// while --web.max-requests of them hang in their writes, plain or gzipped,
+// /metrics and /probe answer another address; only theirs is refused more.
+func TestStalledClientsStarveNoOtherAddress(t *testing.T) {
+	const maxRequests = 40
+	// Far larger than the sockets' buffers, which are kept small, even
+	// gzipped: a client that does not read leaves the write blocked.
+	random := make([]byte, 256<<10)
+	_, _ = rand.NewChaCha8([32]byte{}).Read(random)
+	text := base64.StdEncoding.EncodeToString(random)
+
+	writing := make(chan struct{}, maxRequests+10)
+	var stalledAnswered atomic.Int64
+	h, err := Handler(Options{
+		MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: announcedText{text, writing},
+		MaxRequests: maxRequests, Targets: testTargets, WriteTimeout: time.Minute,
+		Ready: func() bool { return true }, Logger: log.NewNopLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if r.Header.Get("X-Stalled") != "" {
+			stalledAnswered.Add(1)
+		}
+	}))
+	srv.Listener = smallSendBuffers{srv.Listener}
+	srv.Start()
+	defer func() {
+		srv.CloseClientConnections() // ends the stalled writes
+		srv.Close()
+	}()
+
+	stalled := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	for i := range maxRequests {
+		conn, err := stalled.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		encoding := "identity"
+		if i%8 == 0 {
+			encoding = "gzip"
+		}
+		if _, err := io.WriteString(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Stalled: 1\r\nAccept-Encoding: "+encoding+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range maxRequests {
+		select {
+		case <-writing:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d stalled scrapes reached their write within 30s", i, maxRequests)
+		}
+	}
+
+	// Another address: 127.0.0.2 is loopback too on Linux.
+	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)},
+	}).DialContext}}
+	defer other.CloseIdleConnections()
+	for _, path := range []string{"/metrics", "/probe?key=router"} {
+		resp, err := other.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !strings.HasSuffix(string(body), text) {
+			t.Errorf("%s from another address beside %d stalled clients: %d %v, %d bytes", path, maxRequests, resp.StatusCode, err, len(body))
+			if len(body) < 200 {
+				t.Logf("%q", body)
+			}
+		}
+	}
+
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("Too many scrapes from this address at once, counting answers it has not read (--web.max-requests=%d)\n", maxRequests); resp.StatusCode != 503 || string(body) != want {
+		t.Errorf("/metrics from the stalled clients' address: %d %q, want 503 %q", resp.StatusCode, body, want)
+	}
+	if n := stalledAnswered.Load(); n > 0 {
+		t.Fatalf("%d stalled scrapes were answered in full: the text is too small to stall them", n)
 	}
 }

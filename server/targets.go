@@ -25,7 +25,7 @@ const (
 )
 
 // probeHandler serves one target's series: ?key=NAME&model=MODEL, both
-// configured names. In scrape mode it first refreshes that target, sharing
+// configured names; a key with one model may leave out the model. In scrape mode it first refreshes that target, sharing
 // the probe with every other scraper.
 func probeHandler(o Options) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +71,9 @@ func probeTarget(query url.Values, targets []config.Target) (config.TargetID, er
 	}
 	if slices.Contains(models, model) {
 		return config.TargetID{Key: key, Model: model}, nil
+	}
+	if model == "" && len(models) == 1 {
+		return config.TargetID{Key: key, Model: models[0]}, nil // no doubt which
 	}
 	if model == "" {
 		return config.TargetID{}, fmt.Errorf("missing parameter model: key %q has models %s", key, quoteAll(models))

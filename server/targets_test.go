@@ -26,6 +26,8 @@ func testTargets() []config.Target {
 }
 
 func TestProbeTarget(t *testing.T) {
+	solo := config.Key{Name: "solo", Provider: "cerebras", Models: []string{"llama3.1-8b"}}
+	targets := append(testTargets(), config.Target{Key: &solo, Model: "llama3.1-8b"})
 	for _, tc := range []struct {
 		query   string
 		want    config.TargetID
@@ -34,6 +36,11 @@ func TestProbeTarget(t *testing.T) {
 		{query: "key=prod&model=qwen-3-32b", want: config.TargetID{Key: "prod", Model: "qwen-3-32b"}},
 		{query: "key=router", want: config.TargetID{Key: "router"}},
 		{query: "key=router&model=", want: config.TargetID{Key: "router"}},
+		// A key with one model may leave it out.
+		{query: "key=solo", want: config.TargetID{Key: "solo", Model: "llama3.1-8b"}},
+		{query: "key=solo&model=", want: config.TargetID{Key: "solo", Model: "llama3.1-8b"}},
+		{query: "key=solo&model=llama3.1-8b", want: config.TargetID{Key: "solo", Model: "llama3.1-8b"}},
+		{query: "key=solo&model=qwen-3-32b", wantErr: `parameter model: key "solo" has no model of this name; its models are "llama3.1-8b"`},
 		{query: "", wantErr: "missing parameter key: /probe?key=NAME&model=MODEL takes a configured key name and one of its models"},
 		{query: "model=llama3.1-8b", wantErr: "missing parameter key: /probe?key=NAME&model=MODEL takes a configured key name and one of its models"},
 		{query: "key=sk-pasted-secret&model=llama3.1-8b", wantErr: "parameter key: no configured key has this name"},
@@ -48,7 +55,7 @@ func TestProbeTarget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := probeTarget(query, testTargets())
+		got, err := probeTarget(query, targets)
 		if tc.wantErr != "" {
 			if err == nil || err.Error() != tc.wantErr {
 				t.Errorf("%q: error %v, want %q", tc.query, err, tc.wantErr)
@@ -215,8 +222,10 @@ func TestProbeCountsTowardsMaxRequests(t *testing.T) {
 		t.Fatal("/probe did not refresh within 10s")
 	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if rec.Code != 503 {
-		t.Errorf("/metrics while a /probe waits, with --web.max-requests=1: %d, want 503", rec.Code)
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.RemoteAddr = "192.0.2.2:1000" // not the /probe's address, which has its own bound
+	h.ServeHTTP(rec, req)
+	if rec.Code != 503 || rec.Body.String() != "Too many concurrent scrapes (--web.max-requests=1)\n" {
+		t.Errorf("/metrics while a /probe waits, with --web.max-requests=1: %d %q, want 503", rec.Code, rec.Body)
 	}
 }
