@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,17 +15,6 @@ const (
 	maxBackoff    = time.Hour      // repeated failures
 	maxResetWait  = 24 * time.Hour // a window at 0 until its reset; bounds a bogus reset value
 )
-
-// windowLengths are the lengths of the windows named in header names.
-// Windows of other names do not stretch the probe interval.
-var windowLengths = map[string]time.Duration{
-	"second": time.Second,
-	"minute": time.Minute,
-	"hour":   time.Hour,
-	"day":    24 * time.Hour,
-	"week":   7 * 24 * time.Hour,
-	"month":  30 * 24 * time.Hour,
-}
 
 // stretch says why an interval was made longer than configured.
 type stretch struct {
@@ -45,7 +33,7 @@ func quotaInterval(obs []ratelimit.Observation, share, tokensPerProbe float64) (
 		return 0, why
 	}
 	for _, o := range obs {
-		length, known := windowLength(o.Window)
+		length, known := ratelimit.WindowLength(o.Window)
 		if o.Kind != ratelimit.Limit || o.Value <= 0 || !known {
 			continue
 		}
@@ -67,21 +55,6 @@ func quotaInterval(obs []ratelimit.Observation, share, tokensPerProbe float64) (
 // maxStretch bounds a stretched interval: a bogus limit or usage must not
 // stop probing for months.
 const maxStretch = 24 * time.Hour
-
-// windowLength is how long a window is: a named one, or "{n}s" from an
-// IETF policy. Windows the provider does not name ("") have no length, and
-// the quota share cannot price them.
-func windowLength(window string) (time.Duration, bool) {
-	if length, ok := windowLengths[window]; ok {
-		return length, true
-	}
-	if n, ok := strings.CutSuffix(window, "s"); ok {
-		if seconds, err := strconv.Atoi(n); err == nil && seconds > 0 {
-			return time.Duration(seconds) * time.Second, true
-		}
-	}
-	return 0, false
-}
 
 // probeCost is what one probe spends of a resource: one request of
 // requests, every token billed of any token resource (input, output,
