@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,8 +14,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
@@ -355,10 +352,8 @@ func (c *Config) validate(doc *document) error {
 			// The provider error says it all.
 		} else if k.BaseURL == "" {
 			fail(at, "base_url is required with provider %s: it has no default", k.Provider)
-		} else if u, err := url.Parse(k.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			fail(at+".base_url", "%q is not an absolute http(s) URL", k.BaseURL)
-		} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			fail(at+".base_url", "must not carry user info, a query or a fragment")
+		} else {
+			checkURL(fail, at+".base_url", k.BaseURL)
 		}
 		k.BaseURL = strings.TrimRight(k.BaseURL, "/")
 		if known && k.BaseURL != "" {
@@ -389,7 +384,7 @@ func (c *Config) validate(doc *document) error {
 			case perKey:
 			case strings.TrimSpace(m) == "":
 				fail(fmt.Sprintf("%s.models[%d]", at, j), "model name is empty")
-			case !printable(m):
+			case !Printable(m):
 				// %q, so that a newline in the name cannot forge a log line.
 				fail(fmt.Sprintf("%s.models[%d]", at, j), "model name %q contains whitespace or control characters", m)
 			case seenModel[m]:
@@ -436,18 +431,14 @@ func unsetMessage(names []string) string {
 	return "environment variables " + strings.Join(names, ", ") + " are not set"
 }
 
-// printable reports whether s is valid UTF-8 without whitespace, control
-// characters or other runes that do not print.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
+// checkURL reports at path what CheckHTTPURL finds wrong with raw.
+func checkURL(fail func(path, format string, args ...any), path, raw string) {
+	switch _, err := CheckHTTPURL(raw); {
+	case errors.Is(err, ErrNotHTTPURL):
+		fail(path, "%q %v", raw, err)
+	case err != nil:
+		fail(path, "%v", err)
 	}
-	for _, r := range s {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 func isReserved(name string) bool {

@@ -312,7 +312,7 @@ func TestModelNames(t *testing.T) {
 			t.Errorf("model %q: the error carries the raw character: %q", name, err)
 		}
 	}
-	if printable("a\xffb") {
+	if Printable("a\xffb") {
 		t.Error("invalid UTF-8 counts as printable")
 	}
 }
