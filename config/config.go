@@ -3,6 +3,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -294,7 +295,7 @@ func (c *Config) resolve(dir string) []keyFacts {
 
 // validate reports every problem, each with its file, line and field.
 func (c *Config) validate(doc *document, facts []keyFacts) error {
-	v := &validator{doc: doc}
+	v := &validator{doc: doc, secrets: map[[sha256.Size]byte]firstUse{}}
 	v.probe(&c.Probe)
 	if len(c.Keys) == 0 {
 		v.fail("keys", "no keys configured: add at least one entry under keys")
@@ -320,8 +321,14 @@ func (c *Config) validate(doc *document, facts []keyFacts) error {
 
 // validator collects every problem of a config, each at its place.
 type validator struct {
-	doc  *document
-	errs []error
+	doc     *document
+	errs    []error
+	secrets map[[sha256.Size]byte]firstUse // by the secret's digest: no secret is kept
+}
+
+type firstUse struct {
+	name string
+	line int
 }
 
 func (v *validator) fail(path, format string, args ...any) {
@@ -388,12 +395,30 @@ func (v *validator) secret(at string, k *Key, f *keyFacts) {
 			v.fail(at+".api_key", "%v after expanding %s (is the variable set?)", err, strings.Join(f.refs, ", "))
 		} else if err != nil {
 			v.fail(at+".api_key", "%v", err)
+		} else {
+			v.sameSecret(at+".api_key", k.Name, k.APIKey)
 		}
 	default:
-		if _, err := readKeyFile(k.APIKeyFile); err != nil {
+		if secret, err := readKeyFile(k.APIKeyFile); err != nil {
 			v.fail(at+".api_key_file", "%v", err)
+		} else {
+			v.sameSecret(at+".api_key_file", k.Name, secret)
 		}
 	}
+}
+
+// sameSecret refuses a secret that an earlier key has. A secret is one
+// credential: at one provider its quota would be probed, and spent, twice,
+// and the proxy would put both names' traffic under the first; at two, one
+// of them did not issue it and would be sent it.
+func (v *validator) sameSecret(path, name string, secret Secret) {
+	digest := sha256.Sum256([]byte(secret.Reveal()))
+	if first, seen := v.secrets[digest]; seen {
+		v.fail(path, "key %q has the same secret as key %q (line %d): a secret is one credential, so configure it once",
+			name, first.name, first.line)
+		return
+	}
+	v.secrets[digest] = firstUse{name: name, line: v.doc.line(path)}
 }
 
 func (v *validator) baseURL(at string, k *Key, f *keyFacts) {

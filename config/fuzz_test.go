@@ -37,12 +37,17 @@ func FuzzParse(f *testing.F) {
 			p.MinInterval < 0 || p.MinInterval > MaxInterval || p.Concurrency < 1 {
 			t.Fatalf("accepted an invalid config: probe %+v, %d keys", cfg.Probe, len(cfg.Keys))
 		}
-		seen := map[string]bool{}
+		seen, seenSecret := map[string]bool{}, map[Secret]bool{}
 		for _, k := range cfg.Keys {
 			if seen[k.Name] || !keyNamePattern.MatchString(k.Name) || len(k.Models) == 0 {
 				t.Fatalf("accepted an invalid key: name %q, models %q", k.Name, k.Models)
 			}
 			seen[k.Name] = true
+			if secret, err := k.Secret(); err != nil || seenSecret[secret] {
+				t.Fatalf("accepted key %q, whose secret is unreadable (%v) or an earlier key's", k.Name, err)
+			} else {
+				seenSecret[secret] = true
+			}
 			for _, m := range k.Models {
 				if !utf8.ValidString(m) || strings.ContainsFunc(m, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 					t.Fatalf("accepted the model name %q", m)
