@@ -63,6 +63,12 @@ func TestYAMLErrorShapes(t *testing.T) {
 			want:  "f.yml:1: probe.concurrency: expected an integer, got a string",
 		},
 		{
+			shape: "cannot unmarshal !!tag `value` into T (a line break in the value)",
+			input: "probe: {concurrency: \"sk\\nte\"}\n",
+			raw:   "line 1: cannot unmarshal !!str `sk\nte` into int",
+			want:  "f.yml:1: probe.concurrency: expected an integer, got a string",
+		},
+		{
 			shape: "cannot unmarshal !!tag into T (no value)",
 			input: "keys:\n  - name: a\n    api_key: {sk-test-map: 1}\n",
 			raw:   "line 3: cannot unmarshal !!map into config.Secret",
