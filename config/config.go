@@ -295,7 +295,7 @@ func (c *Config) resolve(dir string) []keyFacts {
 
 // validate reports every problem, each with its file, line and field.
 func (c *Config) validate(doc *document, facts []keyFacts) error {
-	v := &validator{doc: doc, secrets: map[[sha256.Size]byte]firstUse{}}
+	v := &validator{doc: doc, nameLine: map[string]int{}, secrets: map[[sha256.Size]byte]firstUse{}}
 	v.probe(&c.Probe)
 	if len(c.Keys) == 0 {
 		v.fail("keys", "no keys configured: add at least one entry under keys")
@@ -303,10 +303,9 @@ func (c *Config) validate(doc *document, facts []keyFacts) error {
 	if c.Proxy != nil {
 		c.Proxy.validate(v.fail)
 	}
-	firstLine := map[string]int{}
 	for i := range c.Keys {
 		k, f, at := &c.Keys[i], &facts[i], fmt.Sprintf("keys[%d]", i)
-		v.keyName(at, k.Name, firstLine)
+		v.keyName(at, k.Name)
 		if !f.known {
 			v.fail(at+".provider", "unknown provider %q: supported: %s", k.Provider, strings.Join(provider.Names(), ", "))
 		}
@@ -321,9 +320,10 @@ func (c *Config) validate(doc *document, facts []keyFacts) error {
 
 // validator collects every problem of a config, each at its place.
 type validator struct {
-	doc     *document
-	errs    []error
-	secrets map[[sha256.Size]byte]firstUse // by the secret's digest: no secret is kept
+	doc      *document
+	errs     []error
+	nameLine map[string]int                 // each key name's line
+	secrets  map[[sha256.Size]byte]firstUse // by the secret's digest: no secret is kept
 }
 
 type firstUse struct {
@@ -367,17 +367,16 @@ func (v *validator) probe(p *Probe) {
 	}
 }
 
-// keyName checks a key's name, and records its line in firstLine.
-func (v *validator) keyName(at, name string, firstLine map[string]int) {
+func (v *validator) keyName(at, name string) {
 	switch {
 	case name == "":
 		v.fail(at, "name is required")
 	case !keyNamePattern.MatchString(name):
 		v.fail(at+".name", "%q may only contain letters, digits and _ . : -", name)
-	case firstLine[name] != 0:
-		v.fail(at+".name", "duplicate key name %q (first used at line %d)", name, firstLine[name])
+	case v.nameLine[name] != 0:
+		v.fail(at+".name", "duplicate key name %q (first used at line %d)", name, v.nameLine[name])
 	default:
-		firstLine[name] = v.doc.line(at + ".name")
+		v.nameLine[name] = v.doc.line(at + ".name")
 	}
 }
 
