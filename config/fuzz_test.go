@@ -23,6 +23,7 @@ func FuzzParse(f *testing.F) {
 			f.Add(string(data))
 		}
 	}
+	f.Add("keys:\n  - {name: a, api_key: k}\n  - {name: b, api_key: k}\n") // one secret, two names
 	const canary = "sk-fuzz-canary-1c2d"
 	f.Fuzz(func(t *testing.T, data string) {
 		cfg, err := Parse([]byte(data), "fuzz.yml")
