@@ -50,15 +50,16 @@ func TestMultiTargetWithPrometheus(t *testing.T) {
 	if len(blocks) != 2 {
 		t.Fatalf("the README's multi-target section has %d yaml blocks, want 2: the scrape config and its hashmod form", len(blocks))
 	}
-	const otherKey = "sk-test-multitarget-other-9b4e"
+	const otherKey, thirdKey = "sk-test-multitarget-other-9b4e", "sk-test-multitarget-third-3c07"
 	sim, simURL := startSimulator(t)
 	sim.AddKey(otherKey, simulator.FreeTrial())
+	sim.AddKey(thirdKey, simulator.FreeTrial())
 	cfg := writeConfig(t, fmt.Sprintf(`probe: {mode: scrape, min_interval: 1h}
 keys:
   - {name: alpha, api_key: %[2]s, base_url: %[1]q, models: [llama3.1-8b, llama-3.3-70b], labels: {team: search}}
   - {name: beta, api_key: %[3]s, base_url: %[1]q, models: [llama3.1-8b]}
-  - {name: gamma, api_key: %[3]s, base_url: %[1]q, models: [llama-3.3-70b]}
-`, simURL, goodKey, otherKey))
+  - {name: gamma, api_key: %[4]s, base_url: %[1]q, models: [llama-3.3-70b]}
+`, simURL, goodKey, otherKey, thirdKey))
 	e := start(t, nil, "--config.file="+cfg)
 	address := strings.TrimPrefix(e.url, "http://")
 	all := []string{"alpha/llama-3.3-70b", "alpha/llama3.1-8b", "beta/llama3.1-8b", "gamma/llama-3.3-70b"}

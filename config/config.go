@@ -3,11 +3,11 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,8 +15,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
@@ -235,24 +233,11 @@ func Parse(data []byte, name string) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlError(name, err, doc)
 	}
-	cfg.resolvePaths(filepath.Dir(name))
-	if err := cfg.validate(doc); err != nil {
+	facts := cfg.resolve(filepath.Dir(name))
+	if err := cfg.validate(doc, facts); err != nil {
 		return nil, err
 	}
 	return cfg, nil
-}
-
-// resolvePaths makes the config's relative file paths relative to dir, the
-// config file's folder, as Prometheus does.
-func (c *Config) resolvePaths(dir string) {
-	for i := range c.Keys {
-		k := &c.Keys[i]
-		k.APIKeyFile = commoncfg.JoinDir(dir, k.APIKeyFile)
-		k.HTTPClient.TLSConfig.SetDirectory(dir)
-	}
-	if c.Proxy != nil && c.Proxy.TLSServerConfig != nil {
-		c.Proxy.TLSServerConfig.SetDirectory(dir)
-	}
 }
 
 var (
@@ -261,156 +246,236 @@ var (
 	envRefPattern    = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 )
 
-func (c *Config) validate(doc *document) error {
-	var errs []error
-	fail := func(path, format string, args ...any) {
-		errs = append(errs, doc.errorf(path, format, args...))
-	}
+// keyFacts is what resolve learned about a key that its validators need.
+type keyFacts struct {
+	prov          provider.Provider
+	known         bool
+	baseURL       string   // untrimmed, as the messages quote it
+	apiKeyWritten bool     // api_key was written; it may expand to ""
+	modelsWritten bool     // false: models is the provider's default, or nil
+	refs, unset   []string // api_key's ${VAR} references, and the variables among them not set
+}
 
-	p := &c.Probe
+// resolve applies the defaults that depend on other fields, expands
+// variables, trims, and makes file paths relative to dir, the config file's
+// folder, as Prometheus does, so that the validators check what will be used.
+func (c *Config) resolve(dir string) []keyFacts {
+	if c.Proxy != nil && c.Proxy.TLSServerConfig != nil {
+		c.Proxy.TLSServerConfig.SetDirectory(dir)
+	}
+	facts := make([]keyFacts, len(c.Keys))
+	for i := range c.Keys {
+		k, f := &c.Keys[i], &facts[i]
+		k.APIKeyFile = commoncfg.JoinDir(dir, k.APIKeyFile)
+		k.HTTPClient.TLSConfig.SetDirectory(dir)
+		f.prov, f.known = provider.Lookup(k.Provider)
+		if f.apiKeyWritten = k.APIKey != ""; f.apiKeyWritten {
+			var expanded string
+			expanded, f.refs, f.unset = expandEnv(k.APIKey.Reveal())
+			k.APIKey = Secret(expanded)
+		}
+		if k.BaseURL == "" && f.known {
+			k.BaseURL = f.prov.BaseURL
+		}
+		f.baseURL = k.BaseURL
+		k.BaseURL = strings.TrimRight(k.BaseURL, "/")
+		f.modelsWritten = k.Models != nil
+		switch {
+		case !f.known || k.Models != nil:
+		case !f.prov.NeedsModel():
+			// OpenRouter's probe asks about the key, whatever the model: its
+			// key has one target, with the model label empty.
+			k.Models = []string{""}
+		case f.prov.Model != "":
+			k.Models = []string{f.prov.Model}
+		}
+	}
+	return facts
+}
+
+// validate reports every problem, each with its file, line and field.
+func (c *Config) validate(doc *document, facts []keyFacts) error {
+	v := &validator{doc: doc, nameLine: map[string]int{}, secrets: map[[sha256.Size]byte]firstUse{}}
+	v.probe(&c.Probe)
+	if len(c.Keys) == 0 {
+		v.fail("keys", "no keys configured: add at least one entry under keys")
+	}
+	if c.Proxy != nil {
+		c.Proxy.validate(v.fail)
+	}
+	for i := range c.Keys {
+		k, f, at := &c.Keys[i], &facts[i], fmt.Sprintf("keys[%d]", i)
+		v.keyName(at, k.Name)
+		if !f.known {
+			v.fail(at+".provider", "unknown provider %q: supported: %s", k.Provider, strings.Join(provider.Names(), ", "))
+		}
+		v.secret(at, k, f)
+		v.baseURL(at, k, f)
+		v.models(at, k, f)
+		k.HTTPClient.validate(at+".http_client", v.fail)
+		v.labels(at, k)
+	}
+	return errors.Join(v.errs...)
+}
+
+// validator collects every problem of a config, each at its place.
+type validator struct {
+	doc      *document
+	errs     []error
+	nameLine map[string]int                 // each key name's line
+	secrets  map[[sha256.Size]byte]firstUse // by the secret's digest: no secret is kept
+}
+
+type firstUse struct {
+	name string
+	line int
+}
+
+func (v *validator) fail(path, format string, args ...any) {
+	v.errs = append(v.errs, v.doc.errorf(path, format, args...))
+}
+
+func (v *validator) probe(p *Probe) {
 	switch p.Mode {
 	case ModeInterval, ModeScrape:
 	default:
-		fail("probe.mode", "unknown mode %q: use %q or %q", p.Mode, ModeInterval, ModeScrape)
+		v.fail("probe.mode", "unknown mode %q: use %q or %q", p.Mode, ModeInterval, ModeScrape)
 	}
 	switch {
 	case p.Interval <= 0:
-		fail("probe.interval", "must be greater than zero, got %s", p.Interval)
+		v.fail("probe.interval", "must be greater than zero, got %s", p.Interval)
 	case p.Interval > MaxInterval:
-		fail("probe.interval", "must be at most %s, got %s", MaxInterval, p.Interval)
+		v.fail("probe.interval", "must be at most %s, got %s", MaxInterval, p.Interval)
 	}
 	switch {
 	case p.Timeout <= 0:
-		fail("probe.timeout", "must be greater than zero, got %s", p.Timeout)
+		v.fail("probe.timeout", "must be greater than zero, got %s", p.Timeout)
 	case p.Timeout > MaxTimeout:
-		fail("probe.timeout", "must be at most %s, got %s", MaxTimeout, p.Timeout)
+		v.fail("probe.timeout", "must be at most %s, got %s", MaxTimeout, p.Timeout)
 	}
 	switch {
 	case p.MinInterval < 0:
-		fail("probe.min_interval", "must not be negative, got %s", p.MinInterval)
+		v.fail("probe.min_interval", "must not be negative, got %s", p.MinInterval)
 	case p.MinInterval > MaxInterval:
-		fail("probe.min_interval", "must be at most %s, got %s", MaxInterval, p.MinInterval)
+		v.fail("probe.min_interval", "must be at most %s, got %s", MaxInterval, p.MinInterval)
 	}
 	if p.Concurrency < 1 {
-		fail("probe.concurrency", "must be at least 1, got %d", p.Concurrency)
+		v.fail("probe.concurrency", "must be at least 1, got %d", p.Concurrency)
 	}
 	if !(p.MaxQuotaShare > 0 && p.MaxQuotaShare <= 1) {
-		fail("probe.max_quota_share", "must be greater than 0 and at most 1 (1 turns the guard off), got %g", p.MaxQuotaShare)
+		v.fail("probe.max_quota_share", "must be greater than 0 and at most 1 (1 turns the guard off), got %g", p.MaxQuotaShare)
 	}
+}
 
-	if len(c.Keys) == 0 {
-		fail("keys", "no keys configured: add at least one entry under keys")
+func (v *validator) keyName(at, name string) {
+	switch {
+	case name == "":
+		v.fail(at, "name is required")
+	case !keyNamePattern.MatchString(name):
+		v.fail(at+".name", "%q may only contain letters, digits and _ . : -", name)
+	case v.nameLine[name] != 0:
+		v.fail(at+".name", "duplicate key name %q (first used at line %d)", name, v.nameLine[name])
+	default:
+		v.nameLine[name] = v.doc.line(at + ".name")
 	}
-	if c.Proxy != nil {
-		c.Proxy.validate(fail)
+}
+
+func (v *validator) secret(at string, k *Key, f *keyFacts) {
+	switch {
+	case f.apiKeyWritten && k.APIKeyFile != "":
+		v.fail(at, "set exactly one of api_key and api_key_file, not both")
+	case !f.apiKeyWritten && k.APIKeyFile == "":
+		v.fail(at, "set exactly one of api_key and api_key_file")
+	case len(f.unset) > 0:
+		// Name the variables, never the key around them.
+		v.fail(at+".api_key", "%s", unsetMessage(f.unset))
+	case k.APIKeyFile == "":
+		if err := checkSecret(k.APIKey); err != nil && len(f.refs) > 0 {
+			v.fail(at+".api_key", "%v after expanding %s (is the variable set?)", err, strings.Join(f.refs, ", "))
+		} else if err != nil {
+			v.fail(at+".api_key", "%v", err)
+		} else {
+			v.sameSecret(at+".api_key", k.Name, k.APIKey)
+		}
+	default:
+		if secret, err := readKeyFile(k.APIKeyFile); err != nil {
+			v.fail(at+".api_key_file", "%v", err)
+		} else {
+			v.sameSecret(at+".api_key_file", k.Name, secret)
+		}
 	}
-	firstLine := map[string]int{}
-	for i := range c.Keys {
-		k := &c.Keys[i]
-		at := fmt.Sprintf("keys[%d]", i)
+}
+
+// sameSecret refuses a secret that an earlier key has. A secret is one
+// credential: at one provider its quota would be probed, and spent, twice,
+// and the proxy would put both names' traffic under the first; at two, one
+// of them did not issue it and would be sent it.
+func (v *validator) sameSecret(path, name string, secret Secret) {
+	digest := sha256.Sum256([]byte(secret.Reveal()))
+	if first, seen := v.secrets[digest]; seen {
+		v.fail(path, "key %q has the same secret as key %q (line %d): a secret is one credential, so configure it once",
+			name, first.name, first.line)
+		return
+	}
+	v.secrets[digest] = firstUse{name: name, line: v.doc.line(path)}
+}
+
+func (v *validator) baseURL(at string, k *Key, f *keyFacts) {
+	switch {
+	case !f.known && f.baseURL == "":
+		// The provider error says it all.
+	case f.baseURL == "":
+		v.fail(at, "base_url is required with provider %s: it has no default", k.Provider)
+	default:
+		checkURL(v.fail, at+".base_url", f.baseURL)
+	}
+	if f.known && k.BaseURL != "" {
+		if doubled := doubledPath(k.BaseURL, f.prov); doubled != "" {
+			v.fail(at+".base_url", "%q ends in %s, which the probe adds itself (it would send %s): leave it out",
+				k.BaseURL, doubled, f.prov.Probe.Request(k.BaseURL, "").URL)
+		}
+	}
+}
+
+func (v *validator) models(at string, k *Key, f *keyFacts) {
+	perKey := f.known && !f.prov.NeedsModel()
+	switch {
+	case perKey && f.modelsWritten:
+		v.fail(at+".models", "provider %s's probe is one per key, whatever the model: leave models out", k.Provider)
+		return
+	case perKey:
+		return
+	case k.Models == nil && f.known:
+		v.fail(at, "models is required with provider %s: it has no default model", k.Provider)
+	case k.Models != nil && len(k.Models) == 0:
+		v.fail(at+".models", "is empty: list at least one model, or leave it out for the provider's default")
+	}
+	seen := map[string]bool{}
+	for j, m := range k.Models {
+		path := fmt.Sprintf("%s.models[%d]", at, j)
 		switch {
-		case k.Name == "":
-			fail(at, "name is required")
-		case !keyNamePattern.MatchString(k.Name):
-			fail(at+".name", "%q may only contain letters, digits and _ . : -", k.Name)
-		case firstLine[k.Name] != 0:
-			fail(at+".name", "duplicate key name %q (first used at line %d)", k.Name, firstLine[k.Name])
-		default:
-			firstLine[k.Name] = doc.line(at + ".name")
+		case strings.TrimSpace(m) == "":
+			v.fail(path, "model name is empty")
+		case !Printable(m):
+			// %q, so that a newline in the name cannot forge a log line.
+			v.fail(path, "model name %q contains whitespace or control characters", m)
+		case seen[m]:
+			v.fail(path, "duplicate model %q", m)
 		}
+		seen[m] = true
+	}
+}
 
-		prov, known := provider.Lookup(k.Provider)
-		if !known {
-			fail(at+".provider", "unknown provider %q: supported: %s", k.Provider, strings.Join(provider.Names(), ", "))
-		}
-
+func (v *validator) labels(at string, k *Key) {
+	for _, name := range k.LabelNames() {
+		path := at + ".labels." + name
 		switch {
-		case k.APIKey != "" && k.APIKeyFile != "":
-			fail(at, "set exactly one of api_key and api_key_file, not both")
-		case k.APIKey == "" && k.APIKeyFile == "":
-			fail(at, "set exactly one of api_key and api_key_file")
-		case k.APIKey != "":
-			expanded, refs, unset := expandEnv(k.APIKey.Reveal())
-			k.APIKey = Secret(expanded)
-			if len(unset) > 0 {
-				// Name the variables, never the key around them.
-				fail(at+".api_key", "%s", unsetMessage(unset))
-			} else if err := checkSecret(k.APIKey); err != nil {
-				if len(refs) > 0 {
-					fail(at+".api_key", "%v after expanding %s (is the variable set?)", err, strings.Join(refs, ", "))
-				} else {
-					fail(at+".api_key", "%v", err)
-				}
-			}
-		default:
-			if _, err := readKeyFile(k.APIKeyFile); err != nil {
-				fail(at+".api_key_file", "%v", err)
-			}
-		}
-
-		if k.BaseURL == "" && known {
-			k.BaseURL = prov.BaseURL
-		}
-		if !known && k.BaseURL == "" {
-			// The provider error says it all.
-		} else if k.BaseURL == "" {
-			fail(at, "base_url is required with provider %s: it has no default", k.Provider)
-		} else if u, err := url.Parse(k.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			fail(at+".base_url", "%q is not an absolute http(s) URL", k.BaseURL)
-		} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			fail(at+".base_url", "must not carry user info, a query or a fragment")
-		}
-		k.BaseURL = strings.TrimRight(k.BaseURL, "/")
-		if known && k.BaseURL != "" {
-			if doubled := doubledPath(k.BaseURL, prov); doubled != "" {
-				fail(at+".base_url", "%q ends in %s, which the probe adds itself (it would send %s): leave it out",
-					k.BaseURL, doubled, prov.Probe.Request(k.BaseURL, "").URL)
-			}
-		}
-
-		// OpenRouter's probe asks about the key, whatever the model: its
-		// key has one target, with the model label empty.
-		perKey := known && !prov.NeedsModel()
-		switch {
-		case perKey && k.Models != nil:
-			fail(at+".models", "provider %s's probe is one per key, whatever the model: leave models out", k.Provider)
-		case perKey:
-			k.Models = []string{""}
-		case k.Models == nil && known && prov.Model == "":
-			fail(at, "models is required with provider %s: it has no default model", k.Provider)
-		case k.Models == nil && known:
-			k.Models = []string{prov.Model}
-		case k.Models != nil && len(k.Models) == 0:
-			fail(at+".models", "is empty: list at least one model, or leave it out for the provider's default")
-		}
-		seenModel := map[string]bool{}
-		for j, m := range k.Models {
-			switch {
-			case perKey:
-			case strings.TrimSpace(m) == "":
-				fail(fmt.Sprintf("%s.models[%d]", at, j), "model name is empty")
-			case !printable(m):
-				// %q, so that a newline in the name cannot forge a log line.
-				fail(fmt.Sprintf("%s.models[%d]", at, j), "model name %q contains whitespace or control characters", m)
-			case seenModel[m]:
-				fail(fmt.Sprintf("%s.models[%d]", at, j), "duplicate model %q", m)
-			}
-			seenModel[m] = true
-		}
-
-		k.HTTPClient.validate(at+".http_client", fail)
-
-		for _, name := range k.LabelNames() {
-			lp := at + ".labels." + name
-			switch {
-			case !labelNamePattern.MatchString(name) || strings.HasPrefix(name, "__"):
-				fail(lp, "%q is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", name)
-			case isReserved(name):
-				fail(lp, "%q clashes with the exporter's own labels (%s)", name, strings.Join(ReservedLabels, ", "))
-			}
+		case !labelNamePattern.MatchString(name) || strings.HasPrefix(name, "__"):
+			v.fail(path, "%q is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)", name)
+		case isReserved(name):
+			v.fail(path, "%q clashes with the exporter's own labels (%s)", name, strings.Join(ReservedLabels, ", "))
 		}
 	}
-	return errors.Join(errs...)
 }
 
 // expandEnv replaces each ${VAR} with the variable's value. It returns the
@@ -436,18 +501,14 @@ func unsetMessage(names []string) string {
 	return "environment variables " + strings.Join(names, ", ") + " are not set"
 }
 
-// printable reports whether s is valid UTF-8 without whitespace, control
-// characters or other runes that do not print.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
+// checkURL reports at path what CheckHTTPURL finds wrong with raw.
+func checkURL(fail func(path, format string, args ...any), path, raw string) {
+	switch _, err := CheckHTTPURL(raw); {
+	case errors.Is(err, ErrNotHTTPURL):
+		fail(path, "%q %v", raw, err)
+	case err != nil:
+		fail(path, "%v", err)
 	}
-	for _, r := range s {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 func isReserved(name string) bool {

@@ -78,10 +78,12 @@ func TestDefaults(t *testing.T) {
 func TestLoadBadConfigs(t *testing.T) {
 	t.Setenv("RLE_TEST_UNSET", "") // set, to the empty string
 	unsetenv(t, "RLE_TEST_TYPO")
+	t.Setenv("RLE_TEST_SAME_KEY", "sk-from-file-0001") // testdata/key.txt's key
 	cases := map[string]string{
 		"both-key-sources.yml":            "testdata/bad/both-key-sources.yml:2: keys[0]: set exactly one of api_key and api_key_file, not both",
 		"no-key-source.yml":               "testdata/bad/no-key-source.yml:2: keys[0]: set exactly one of api_key and api_key_file",
 		"duplicate-name.yml":              `testdata/bad/duplicate-name.yml:4: keys[1].name: duplicate key name "a" (first used at line 2)`,
+		"duplicate-secret.yml":            `testdata/bad/duplicate-secret.yml:6: keys[1].api_key: key "b" has the same secret as key "a" (line 3): a secret is one credential, so configure it once`,
 		"empty-after-expansion.yml":       "testdata/bad/empty-after-expansion.yml:3: keys[0].api_key: the key is empty after expanding ${RLE_TEST_UNSET} (is the variable set?)",
 		"key-with-space.yml":              "testdata/bad/key-with-space.yml:3: keys[0].api_key: the key contains whitespace or control characters",
 		"missing-key-file.yml":            "testdata/bad/missing-key-file.yml:3: keys[0].api_key_file: reading api_key_file: open testdata/bad/missing.txt: no such file or directory",
@@ -312,7 +314,7 @@ func TestModelNames(t *testing.T) {
 			t.Errorf("model %q: the error carries the raw character: %q", name, err)
 		}
 	}
-	if printable("a\xffb") {
+	if Printable("a\xffb") {
 		t.Error("invalid UTF-8 counts as printable")
 	}
 }
@@ -389,12 +391,12 @@ func TestMisshapenKeyStaysOutOfErrors(t *testing.T) {
 // one target whatever the model.
 func TestProviderDefaults(t *testing.T) {
 	cfg, err := Parse([]byte(`keys:
-  - {name: c, api_key: k}
-  - {name: o, provider: openai, api_key: k}
-  - {name: g, provider: groq, api_key: k, models: [llama-3.3-70b-versatile]}
-  - {name: a, provider: anthropic, api_key: k}
-  - {name: r, provider: openrouter, api_key: k}
-  - {name: l, provider: openai_compatible, api_key: k, base_url: "http://127.0.0.1:8000/v1/", models: [qwen]}
+  - {name: c, api_key: k1}
+  - {name: o, provider: openai, api_key: k2}
+  - {name: g, provider: groq, api_key: k3, models: [llama-3.3-70b-versatile]}
+  - {name: a, provider: anthropic, api_key: k4}
+  - {name: r, provider: openrouter, api_key: k5}
+  - {name: l, provider: openai_compatible, api_key: k6, base_url: "http://127.0.0.1:8000/v1/", models: [qwen]}
 `), "test.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -435,5 +437,44 @@ proxy:
 	}
 	if cfg, err := Parse([]byte(`keys: [{name: a, api_key: k}]`), "test.yml"); err != nil || cfg.Proxy != nil {
 		t.Errorf("no proxy block: %v, %+v", err, cfg.Proxy)
+	}
+}
+
+// One secret under two names is refused, whichever way each is written and
+// at whichever provider, naming both keys and never the secret.
+func TestSameSecretTwice(t *testing.T) {
+	const canary = "sk-test-canary-same-7d2a"
+	dir := t.TempDir()
+	file := filepath.Join(dir, "key")
+	if err := os.WriteFile(file, []byte(canary+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RLE_TEST_SAME_1", canary)
+	t.Setenv("RLE_TEST_SAME_2", canary)
+	t.Setenv("RLE_TEST_SAME_PART", "canary-same-7d2a")
+	const same = `key "b" has the same secret as key "a" (line 2): a secret is one credential, so configure it once`
+	for keys, want := range map[string]string{
+		"{name: a, api_key: " + canary + "}\n  - {name: b, api_key: " + canary + "}":                            "f.yml:3: keys[1].api_key: " + same,
+		"{name: a, api_key: \"${RLE_TEST_SAME_1}\"}\n  - {name: b, api_key: \"${RLE_TEST_SAME_2}\"}":            "f.yml:3: keys[1].api_key: " + same,
+		"{name: a, api_key: \"${RLE_TEST_SAME_1}\"}\n  - {name: b, api_key: \"sk-test-${RLE_TEST_SAME_PART}\"}": "f.yml:3: keys[1].api_key: " + same,
+		"{name: a, api_key: " + canary + "}\n  - {name: b, api_key_file: " + file + "}":                         "f.yml:3: keys[1].api_key_file: " + same,
+		"{name: a, api_key_file: " + file + "}\n  - {name: b, api_key_file: " + file + "}":                      "f.yml:3: keys[1].api_key_file: " + same,
+		"{name: a, api_key: " + canary + "}\n  - {name: b, provider: anthropic, api_key: " + canary + "}":       "f.yml:3: keys[1].api_key: " + same,
+		"{name: a, api_key: " + canary + "}\n  - {name: b, api_key: " + canary + "}\n  - {name: c, api_key: " + canary + "}": "f.yml:3: keys[1].api_key: " + same + "\n" +
+			`f.yml:4: keys[2].api_key: key "c" has the same secret as key "a" (line 2): a secret is one credential, so configure it once`,
+		// A key that is refused for itself is not compared.
+		"{name: a, api_key: \" \"}\n  - {name: b, api_key: \" \"}": "f.yml:2: keys[0].api_key: the key contains whitespace or control characters\n" +
+			"f.yml:3: keys[1].api_key: the key contains whitespace or control characters",
+	} {
+		_, err := Parse([]byte("keys:\n  - "+keys+"\n"), "f.yml")
+		if err == nil || err.Error() != want {
+			t.Errorf("keys %s:\n got  %v\n want %s", keys, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "canary-same") {
+			t.Errorf("keys %s: the error shows the key: %v", keys, err)
+		}
+	}
+	if _, err := Parse([]byte("keys:\n  - {name: a, api_key: "+canary+"}\n  - {name: b, api_key: "+canary+"x}\n"), "f.yml"); err != nil {
+		t.Errorf("two secrets refused: %v", err)
 	}
 }

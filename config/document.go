@@ -138,10 +138,10 @@ func (e *Error) Error() string {
 }
 
 var (
-	yamlLinePattern     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	yamlLinePattern     = regexp.MustCompile(`(?s)^(?:yaml: )?line (\d+): (.*)$`)
 	unknownFieldPattern = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 	anchorPattern       = regexp.MustCompile(`(unknown )anchor '.*' referenced`)
-	cannotPattern       = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `.*`)? into (\\S+)$")
+	cannotPattern       = regexp.MustCompile("(?s)^cannot unmarshal !!(\\w+)(?: `.*`)? into (\\S+)$")
 )
 
 // yamlError rewrites the YAML library's errors as *Error values naming the

@@ -23,6 +23,7 @@ func FuzzParse(f *testing.F) {
 			f.Add(string(data))
 		}
 	}
+	f.Add("keys:\n  - {name: a, api_key: k}\n  - {name: b, api_key: k}\n") // one secret, two names
 	const canary = "sk-fuzz-canary-1c2d"
 	f.Fuzz(func(t *testing.T, data string) {
 		cfg, err := Parse([]byte(data), "fuzz.yml")
@@ -37,12 +38,17 @@ func FuzzParse(f *testing.F) {
 			p.MinInterval < 0 || p.MinInterval > MaxInterval || p.Concurrency < 1 {
 			t.Fatalf("accepted an invalid config: probe %+v, %d keys", cfg.Probe, len(cfg.Keys))
 		}
-		seen := map[string]bool{}
+		seen, seenSecret := map[string]bool{}, map[Secret]bool{}
 		for _, k := range cfg.Keys {
 			if seen[k.Name] || !keyNamePattern.MatchString(k.Name) || len(k.Models) == 0 {
 				t.Fatalf("accepted an invalid key: name %q, models %q", k.Name, k.Models)
 			}
 			seen[k.Name] = true
+			if secret, err := k.Secret(); err != nil || seenSecret[secret] {
+				t.Fatalf("accepted key %q, whose secret is unreadable (%v) or an earlier key's", k.Name, err)
+			} else {
+				seenSecret[secret] = true
+			}
 			for _, m := range k.Models {
 				if !utf8.ValidString(m) || strings.ContainsFunc(m, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 					t.Fatalf("accepted the model name %q", m)

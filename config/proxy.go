@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/alecthomas/units"
@@ -99,11 +98,7 @@ func (p *Proxy) validate(fail func(path, format string, args ...any)) {
 			fail(at+".path_prefix", "duplicate path_prefix %q", r.PathPrefix)
 		}
 		seen[r.PathPrefix] = true
-		if u, err := url.Parse(r.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			fail(at+".upstream", "%q is not an absolute http(s) URL", r.Upstream)
-		} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			fail(at+".upstream", "must not carry user info, a query or a fragment")
-		}
+		checkURL(fail, at+".upstream", r.Upstream)
 		p.Routes[i].Upstream = strings.TrimRight(r.Upstream, "/")
 		if _, known := provider.Lookup(r.Provider); !known {
 			fail(at+".provider", "unknown provider %q: supported: %s", r.Provider, strings.Join(provider.Names(), ", "))
