@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
 
 // family is one metric family the collector exposes.
@@ -72,13 +73,13 @@ type descs struct {
 }
 
 func newDescs(extraLabels []string) *descs {
-	identity := []string{"key", "provider", "model"}
+	identity := []string{config.LabelKey, config.LabelProvider, config.LabelModel}
 	byLabels := map[labelSet][]string{
 		identityLabels: identity,
-		sourceLabels:   append(append([]string(nil), identity...), "source"),
+		sourceLabels:   append(append([]string(nil), identity...), config.LabelSource),
 		targetLabels:   append(append([]string(nil), identity...), extraLabels...),
-		windowLabels:   append(append(append([]string(nil), identity...), "resource", "window"), extraLabels...),
-		resultLabels:   append(append(append([]string(nil), identity...), "result", "reason"), extraLabels...),
+		windowLabels:   append(append(append([]string(nil), identity...), config.LabelResource, config.LabelWindow), extraLabels...),
+		resultLabels:   append(append(append([]string(nil), identity...), config.LabelResult, config.LabelReason), extraLabels...),
 	}
 	d := &descs{}
 	for f, fam := range families {

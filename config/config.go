@@ -49,8 +49,20 @@ const (
 	MaxTimeout  = Duration(5 * time.Minute) // probe.timeout
 )
 
+// The exporter's own label names, which the metrics use.
+const (
+	LabelKey      = "key"
+	LabelProvider = "provider"
+	LabelModel    = "model"
+	LabelResource = "resource"
+	LabelWindow   = "window"
+	LabelResult   = "result"
+	LabelReason   = "reason"
+	LabelSource   = "source"
+)
+
 // ReservedLabels are the exporter's own label names; a key's labels may not use them.
-var ReservedLabels = []string{"key", "provider", "model", "resource", "window", "result", "reason"}
+var ReservedLabels = []string{LabelKey, LabelProvider, LabelModel, LabelResource, LabelWindow, LabelResult, LabelReason, LabelSource}
 
 // Config is a loaded and validated configuration. Only Load and Parse make one.
 type Config struct {
@@ -373,6 +385,8 @@ func (v *validator) keyName(at, name string) {
 		v.fail(at, "name is required")
 	case !keyNamePattern.MatchString(name):
 		v.fail(at+".name", "%q may only contain letters, digits and _ . : -", name)
+	case strings.HasPrefix(name, FingerprintPrefix):
+		v.fail(at+".name", "%q must not start with %q, which names the keys the proxy does not know", name, FingerprintPrefix)
 	case v.nameLine[name] != 0:
 		v.fail(at+".name", "duplicate key name %q (first used at line %d)", name, v.nameLine[name])
 	default:
