@@ -179,9 +179,9 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 		if !known {
 			return nil, fmt.Errorf("proxy: route %s: unknown provider %q", r.PathPrefix, r.Provider)
 		}
-		upstream, err := url.Parse(strings.TrimRight(r.Upstream, "/"))
-		if err != nil || (upstream.Scheme != "http" && upstream.Scheme != "https") || upstream.Host == "" {
-			return nil, fmt.Errorf("proxy: route %s: upstream %q is not an absolute http(s) URL", r.PathPrefix, r.Upstream)
+		upstream, err := config.CheckHTTPURL(strings.TrimRight(r.Upstream, "/"))
+		if err != nil {
+			return nil, fmt.Errorf("proxy: route %s: upstream: %w", r.PathPrefix, err)
 		}
 		if _, done := byProvider[r.Provider]; !done {
 			byProvider[r.Provider] = p.digests(cfg.Keys, r.Provider)

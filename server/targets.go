@@ -159,17 +159,10 @@ func sdHandler(o Options) http.Handler {
 
 // CheckExternalURL returns an error unless u can be given to Prometheus as
 // the exporter's address: an absolute http or https URL with a host and
-// nothing after its path.
+// nothing after its path; Prometheus's scrape config holds credentials.
 func CheckExternalURL(u *url.URL) error {
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("--web.external-url %q: the scheme must be http or https", u.Redacted())
-	case u.Host == "":
-		return fmt.Errorf("--web.external-url %q: no host", u.Redacted())
-	case u.User != nil:
-		return fmt.Errorf("--web.external-url %q: no user or password may be given; Prometheus's scrape config holds credentials", u.Redacted())
-	case u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("--web.external-url %q: no query or fragment may be given", u.Redacted())
+	if _, err := config.CheckHTTPURL(u.String()); err != nil {
+		return fmt.Errorf("--web.external-url %q %w", u.Redacted(), err)
 	}
 	return nil
 }

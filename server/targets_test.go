@@ -170,11 +170,11 @@ func TestCheckExternalURL(t *testing.T) {
 	for raw, want := range map[string]string{
 		"http://exporter:10429":          "",
 		"https://rle.example.com/prefix": "",
-		"exporter:10429":                 `--web.external-url "exporter:10429": the scheme must be http or https`,
-		"ftp://exporter/":                `--web.external-url "ftp://exporter/": the scheme must be http or https`,
-		"http:///path":                   `--web.external-url "http:///path": no host`,
-		"https://user:secret@rle/":       `--web.external-url "https://user:xxxxx@rle/": no user or password may be given; Prometheus's scrape config holds credentials`,
-		"https://rle/?x=1":               `--web.external-url "https://rle/?x=1": no query or fragment may be given`,
+		"exporter:10429":                 `--web.external-url "exporter:10429" is not an absolute http(s) URL`,
+		"ftp://exporter/":                `--web.external-url "ftp://exporter/" is not an absolute http(s) URL`,
+		"http:///path":                   `--web.external-url "http:///path" is not an absolute http(s) URL`,
+		"https://user:secret@rle/":       `--web.external-url "https://user:xxxxx@rle/" must not carry user info, a query or a fragment`,
+		"https://rle/?x=1":               `--web.external-url "https://rle/?x=1" must not carry user info, a query or a fragment`,
 	} {
 		u, err := url.Parse(raw)
 		if err != nil {
