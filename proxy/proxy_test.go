@@ -291,7 +291,7 @@ func TestRequestTooLarge(t *testing.T) {
 }
 
 // A response is recorded when it holds a rate-limit value and its status
-// carries limits (ratelimit.CarriesLimits), is a 429, or asks to retry later.
+// carries limits (ratelimit.Parser.Read), is a 429, or asks to retry later.
 func TestWhatIsRecorded(t *testing.T) {
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

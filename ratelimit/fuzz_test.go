@@ -146,8 +146,8 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 				}
 			}
 		}
-		if got := IsRateLimitHeader(name); got != (values > 0) {
-			t.Fatalf("IsRateLimitHeader(%q) = %v", name, got)
+		if got := isRateLimitHeader(name); got != (values > 0) {
+			t.Fatalf("isRateLimitHeader(%q) = %v", name, got)
 		}
 		g := groups[key]
 		if g == nil {

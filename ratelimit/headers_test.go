@@ -427,8 +427,8 @@ func TestIsRateLimitHeader(t *testing.T) {
 		{"x-request-id", false},
 		{"", false},
 	} {
-		if got := IsRateLimitHeader(tc.name); got != tc.want {
-			t.Errorf("IsRateLimitHeader(%q) = %v, want %v", tc.name, got, tc.want)
+		if got := isRateLimitHeader(tc.name); got != tc.want {
+			t.Errorf("isRateLimitHeader(%q) = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -12,11 +12,11 @@ var prefixes = []string{HeaderPrefix, "x-tokenlimit-", "anthropic-ratelimit-", "
 // response, so counting it as an invalid value would count every probe.
 const overLimit = "x-ratelimit-over-limit"
 
-// IsRateLimitHeader reports whether name, in any case, is a rate-limit
+// isRateLimitHeader reports whether name, in any case, is a rate-limit
 // header that Parse reads: a name of one of the families the package
 // documents, or exactly one of the IETF draft's five fields. Other names
 // that start with "ratelimit" are not, and neither is x-ratelimit-over-limit.
-func IsRateLimitHeader(name string) bool {
+func isRateLimitHeader(name string) bool {
 	lower := strings.ToLower(name)
 	return isDraftField(lower) || isFamilyHeader(lower)
 }

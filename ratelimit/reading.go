@@ -23,11 +23,11 @@ type Reading struct {
 // Success reports whether the response gave rate-limit values.
 func (r *Reading) Success() bool { return len(r.Observations) > 0 }
 
-// CarriesLimits reports whether a response of this status carries
+// carriesLimits reports whether a response of this status carries
 // rate-limit values worth reading: a 2xx, or a 429 saying what ran out.
 // Other errors are answered by layers that know nothing of the key's
 // limits (a gateway, an auth check) and may send stale or unrelated ones.
-func CarriesLimits(status int) bool {
+func carriesLimits(status int) bool {
 	return status >= 200 && status < 300 || status == http.StatusTooManyRequests
 }
 
@@ -35,7 +35,7 @@ func CarriesLimits(status int) bool {
 // carries them, and its Retry-After when it is not a 2xx.
 func (p Parser) Read(status int, h http.Header, now time.Time) Reading {
 	r := Reading{Time: now, StatusCode: status}
-	if CarriesLimits(status) {
+	if carriesLimits(status) {
 		r.Observations, r.Dropped = p.Parse(h, now)
 	}
 	if status < 200 || status >= 300 {

@@ -207,16 +207,16 @@ func scrapeHandler(metrics http.Handler, refresh func(context.Context), offset t
 // scrapeContext is the request's context, ended by the scraper's timeout
 // less offset if it sent one.
 func scrapeContext(r *http.Request, offset time.Duration) (context.Context, context.CancelFunc) {
-	if timeout, ok := ScrapeTimeout(r, offset); ok {
+	if timeout, ok := scrapeTimeout(r, offset); ok {
 		return context.WithTimeout(r.Context(), timeout)
 	}
 	return context.WithCancel(r.Context())
 }
 
-// ScrapeTimeout returns Prometheus's scrape timeout from the
+// scrapeTimeout returns Prometheus's scrape timeout from the
 // X-Prometheus-Scrape-Timeout-Seconds header less offset. When the offset
 // would leave nothing, the full timeout is used.
-func ScrapeTimeout(r *http.Request, offset time.Duration) (time.Duration, bool) {
+func scrapeTimeout(r *http.Request, offset time.Duration) (time.Duration, bool) {
 	v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
 	if v == "" {
 		return 0, false

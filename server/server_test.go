@@ -43,7 +43,7 @@ func TestScrapeTimeout(t *testing.T) {
 		if tc.header != "" {
 			r.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", tc.header)
 		}
-		got, ok := ScrapeTimeout(r, tc.offset)
+		got, ok := scrapeTimeout(r, tc.offset)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("header %q offset %s: got %s %v, want %s %v", tc.header, tc.offset, got, ok, tc.want, tc.ok)
 		}
