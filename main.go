@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -60,18 +62,8 @@ func run() int {
 	command := kingpin.Parse()
 
 	logger, slogger := logging.New(os.Stderr, logConfig)
-	if err := server.CheckMetricsPath(*metricsPath); err != nil {
+	if err := checkFlags(*metricsPath, *externalURL, *writeTimeout, *gracePeriod); err != nil {
 		level.Error(logger).Log("msg", "Invalid flag", "err", err)
-		return 1
-	}
-	if *externalURL != nil {
-		if err := server.CheckExternalURL(*externalURL); err != nil {
-			level.Error(logger).Log("msg", "Invalid flag", "err", err)
-			return 1
-		}
-	}
-	if *writeTimeout <= 0 || *gracePeriod <= 0 {
-		level.Error(logger).Log("msg", "Invalid flag", "err", "--web.write-timeout and --web.shutdown-grace-period must be greater than zero")
 		return 1
 	}
 
@@ -156,18 +148,7 @@ func run() int {
 		IdleTimeout:  2 * time.Minute,
 	}
 
-	// Reloads run apart from the signal loop, so that a slow reload, or a
-	// storm of SIGHUPs, never keeps a SIGTERM from being read.
-	hangups := make(chan os.Signal, 1)
-	signal.Notify(hangups, syscall.SIGHUP)
-	defer signal.Stop(hangups)
-	go func() {
-		for range hangups {
-			if err := reloader.Reload(); err != nil {
-				level.Error(logger).Log("msg", "Error reloading config; the running config is kept", "err", err)
-			}
-		}
-	}()
+	defer reloadOnHangup(reloader, logger)()
 	terms := make(chan os.Signal, 2)
 	signal.Notify(terms, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(terms)
@@ -181,6 +162,38 @@ func run() int {
 	case sig := <-terms:
 		return shutdown(logger, srv, exp, sig, terms, *gracePeriod)
 	}
+}
+
+// checkFlags returns an error for a flag value the exporter cannot serve with.
+func checkFlags(metricsPath string, externalURL *url.URL, writeTimeout, gracePeriod time.Duration) error {
+	if err := server.CheckMetricsPath(metricsPath); err != nil {
+		return err
+	}
+	if externalURL != nil {
+		if err := server.CheckExternalURL(externalURL); err != nil {
+			return err
+		}
+	}
+	if writeTimeout <= 0 || gracePeriod <= 0 {
+		return errors.New("--web.write-timeout and --web.shutdown-grace-period must be greater than zero")
+	}
+	return nil
+}
+
+// reloadOnHangup reloads the config on each SIGHUP, apart from the signal
+// loop, so that a slow reload, or a storm of SIGHUPs, never keeps a SIGTERM
+// from being read. It returns what stops it.
+func reloadOnHangup(reloader *config.Reloader, logger log.Logger) (stop func()) {
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	go func() {
+		for range hangups {
+			if err := reloader.Reload(); err != nil {
+				level.Error(logger).Log("msg", "Error reloading config; the running config is kept", "err", err)
+			}
+		}
+	}()
+	return func() { signal.Stop(hangups) }
 }
 
 // shutdown stops accepting scrapes, lets those in flight finish within
