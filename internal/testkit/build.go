@@ -94,10 +94,12 @@ var built struct {
 }
 
 // Binary returns the exporter built for this test process, with BuildArgs,
-// building it the first time. A package whose tests call it runs them with
-// Main, which removes it at the end.
+// building it the first time. Building needs make, a tool as RequireTool
+// has it. A package whose tests call Binary runs them with Main, which
+// removes the binary at the end.
 func Binary(t testing.TB) string {
 	t.Helper()
+	RequireTool(t, "make")
 	built.once.Do(func() {
 		built.dir, built.err = os.MkdirTemp("", "ratelimit_exporter-test")
 		if built.err == nil {

@@ -51,6 +51,7 @@ const (
 
 // toolInstalls says how to install each tool the tests run; .ci/run does it.
 var toolInstalls = map[string]string{
+	"make":             "install make (Debian/Ubuntu: apt-get install make); the exporter is built with make build, as the Dockerfile builds it",
 	"prometheus":       "install Prometheus (Debian/Ubuntu: apt-get install prometheus; elsewhere: the release tarball from prometheus.io)",
 	"promtool":         "install Prometheus (Debian/Ubuntu: apt-get install prometheus; elsewhere: the release tarball from prometheus.io)",
 	"helm":             "go install helm.sh/helm/v3/cmd/helm@" + HelmVersion,
