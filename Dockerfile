@@ -19,14 +19,10 @@ COPY . .
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG BRANCH=unknown
-RUN CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w \
-        -X github.com/prometheus/common/version.Version=${VERSION} \
-        -X github.com/prometheus/common/version.Revision=${REVISION} \
-        -X github.com/prometheus/common/version.Branch=${BRANCH} \
-        -X github.com/prometheus/common/version.BuildUser=docker \
-        -X github.com/prometheus/common/version.BuildDate=$(date -u +%Y%m%d-%H:%M:%S)" \
-      -o /out/ratelimit_exporter .
+# The Makefile's build and flags (make comes with the golang image). The
+# binary tests build the exporter with this line (internal/testkit).
+RUN make build BIN=/out/ratelimit_exporter \
+      VERSION="${VERSION}" REVISION="${REVISION}" BRANCH="${BRANCH}" BUILD_USER=docker
 
 # Static binary, CA certificates, no shell, user nonroot (65532).
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -6,18 +6,20 @@ BIN       ?= ratelimit_exporter
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILD_USER ?= $(shell id -un 2>/dev/null)@$(shell hostname 2>/dev/null)
 VERSION_PKG := github.com/prometheus/common/version
 LDFLAGS   := -s -w \
 	-X $(VERSION_PKG).Version=$(VERSION) \
 	-X $(VERSION_PKG).Revision=$(REVISION) \
 	-X $(VERSION_PKG).Branch=$(BRANCH) \
-	-X $(VERSION_PKG).BuildUser=$(shell id -un 2>/dev/null)@$(shell hostname 2>/dev/null) \
+	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
 	-X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
 .PHONY: all build test vet fuzz bench demo clean
 
 all: test build
 
+# The one place the build flags are written: the Dockerfile runs it too.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
@@ -33,7 +35,7 @@ E2E := ^(TestEndToEndWithPrometheus|TestPrometheusRules)$$
 # their figures (dashboard queries run and answered, active alerts) show.
 test: vet
 	$(GO) test -race -count=1 -skip '$(E2E)' ./...
-	$(GO) test -race -count=1 -run '$(E2E)' -v . | grep -v '^=== RUN'
+	$(GO) test -race -count=1 -run '$(E2E)' -v ./e2e | grep -v '^=== RUN'
 	$(MAKE) fuzz
 
 # Each parser of outside input, fuzzed from its committed seed corpus

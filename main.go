@@ -26,7 +26,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/check"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/demo"
-	rlexporter "github.com/ratelimit-exporter/ratelimit_exporter/exporter"
+	"github.com/ratelimit-exporter/ratelimit_exporter/exporter"
 	"github.com/ratelimit-exporter/ratelimit_exporter/grafana"
 	"github.com/ratelimit-exporter/ratelimit_exporter/internal/drain"
 	"github.com/ratelimit-exporter/ratelimit_exporter/logging"
@@ -111,7 +111,7 @@ func run() int {
 	)
 	// The rate-limit metrics are rendered when probes end and written after
 	// the registry's, so they are not registered.
-	exp := rlexporter.New(rlexporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger})
+	exp := exporter.New(exporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger})
 	defer exp.Stop()
 	reloader, err := config.NewReloader(load, exp.Apply, registry)
 	if err != nil {
@@ -198,7 +198,7 @@ func reloadOnHangup(reloader *config.Reloader, logger log.Logger) (stop func()) 
 
 // shutdown stops accepting scrapes, lets those in flight finish within
 // grace, then stops the exporter. A second SIGTERM or SIGINT ends it at once.
-func shutdown(logger log.Logger, srv *http.Server, exp *rlexporter.Exporter, sig os.Signal, signals <-chan os.Signal, grace time.Duration) int {
+func shutdown(logger log.Logger, srv *http.Server, exp *exporter.Exporter, sig os.Signal, signals <-chan os.Signal, grace time.Duration) int {
 	level.Info(logger).Log("msg", "Shutting down: finishing scrapes in flight", "signal", sig, "grace_period", grace)
 	stopped := make(chan struct{})
 	go func() {

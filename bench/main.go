@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
@@ -55,17 +56,6 @@ func main() {
 	}
 }
 
-// buildExporter builds the exporter into dir and returns its path.
-func buildExporter(dir string) (string, error) {
-	bin := filepath.Join(dir, "ratelimit_exporter")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("building the exporter: %w", err)
-	}
-	return bin, nil
-}
-
 // benchKey is the simulator's key number i.
 func benchKey(i int) string { return fmt.Sprintf("sk-bench-%04d", i) }
 
@@ -83,7 +73,8 @@ func newSetup(keys int) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	exporter, err := buildExporter(dir)
+	// The image's binary: built by the Dockerfile's make build, as released.
+	exporter, err := testkit.Build(dir, nil)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -129,7 +120,10 @@ func run() error {
 	sim.SetLatency(0)
 
 	// 1. /metrics at 1,000 keys x 3 models against the same bytes from a static file handler.
-	cfg := writeConfig(dir, "big.yml", "scrape", "1h", simURL+"/v1", 1000, models, key)
+	cfg, err := writeConfig(dir, "big.yml", "scrape", "1h", simURL+"/v1", 1000, models, key)
+	if err != nil {
+		return err
+	}
 	e, err := startExporter(exporterBin, cfg)
 	if err != nil {
 		return err
@@ -143,7 +137,9 @@ func run() error {
 		return fmt.Errorf("after the first scrape %d targets have probe_success, want 3000", n)
 	}
 	// Interval mode with 1h: the values stay, probes are rare, as between probe rounds.
-	writeConfig(dir, "big.yml", "interval", "1h", simURL+"/v1", 1000, models, key)
+	if _, err := writeConfig(dir, "big.yml", "interval", "1h", simURL+"/v1", 1000, models, key); err != nil {
+		return err
+	}
 	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		return err
 	}
@@ -192,7 +188,9 @@ func run() error {
 
 	// 2. One scrape-mode scrape of 200 keys behind a 100ms upstream.
 	sim.SetLatency(100 * time.Millisecond)
-	cfg = writeConfig(dir, "scrape.yml", "scrape", "1h", simURL+"/v1", 200, models[:1], key)
+	if cfg, err = writeConfig(dir, "scrape.yml", "scrape", "1h", simURL+"/v1", 200, models[:1], key); err != nil {
+		return err
+	}
 	e2, err := startExporter(exporterBin, cfg)
 	if err != nil {
 		return err
@@ -207,7 +205,9 @@ func run() error {
 
 	// 3. CPU per probe: the exporter probing 100 targets every second, and
 	// blackbox_exporter sent the same POST by as many /probe requests.
-	cfg = writeConfig(dir, "cpu.yml", "interval", "1s", simURL+"/v1", 100, models[:1], key)
+	if cfg, err = writeConfig(dir, "cpu.yml", "interval", "1s", simURL+"/v1", 100, models[:1], key); err != nil {
+		return err
+	}
 	e3, err := startExporter(exporterBin, cfg)
 	if err != nil {
 		return err
@@ -270,7 +270,10 @@ type startFigures struct {
 // connections it holds to the simulator meanwhile.
 func measureStart(bin, dir, simURL string, key func(int) string) (startFigures, error) {
 	var f startFigures
-	cfg := writeConfig(dir, "start.yml", "interval", "1m", simURL+"/v1", 1000, models, key)
+	cfg, err := writeConfig(dir, "start.yml", "interval", "1m", simURL+"/v1", 1000, models, key)
+	if err != nil {
+		return f, err
+	}
 	begin := time.Now()
 	e, err := startExporter(bin, cfg)
 	if err != nil {
@@ -343,36 +346,33 @@ func serve(h http.Handler) (string, func(), error) {
 	return "http://" + l.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-func writeConfig(dir, name, mode, interval, baseURL string, keys int, models []string, key func(int) string) string {
+func writeConfig(dir, name, mode, interval, baseURL string, keys int, models []string, key func(int) string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "probe:\n  mode: %s\n  interval: %s\n  min_interval: %s\n  timeout: 30s\n  max_quota_share: 1\nkeys:\n", mode, interval, interval)
 	for i := range keys {
 		fmt.Fprintf(&b, "  - {name: key-%04d, api_key: %s, base_url: %q, models: [%s], labels: {team: search}}\n",
 			i, key(i), baseURL, strings.Join(models, ", "))
 	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		panic(err)
-	}
-	return path
+	return testkit.WriteFile(dir, name, b.String())
 }
 
+// process is a server bench started; stop ends it with SIGTERM and waits.
 type process struct {
-	cmd *exec.Cmd
-	url string
-}
-
-func (p *process) stop() {
-	if p.cmd.ProcessState == nil {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		_ = p.cmd.Wait()
-	}
+	cmd  *exec.Cmd
+	url  string
+	stop func()
 }
 
 var listening = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
 
+// startExporter starts the exporter on a free loopback address and waits
+// until it is ready, as the tests do.
 func startExporter(bin, cfg string) (*process, error) {
-	return startProcess(exec.Command(bin, "--config.file="+cfg, "--web.listen-address=127.0.0.1:0"), listening)
+	e, err := testkit.Launch{Binary: bin, Args: []string{"--config.file=" + cfg}, Within: 30 * time.Second}.Start()
+	if err != nil {
+		return nil, err
+	}
+	return &process{cmd: e.Cmd, url: e.URL, stop: func() { _ = e.Stop() }}, nil
 }
 
 // cerebrasProbe is the body of the exporter's probe of model, so that
@@ -401,12 +401,10 @@ func startBlackbox(bin, dir, apiKey string) (*process, error) {
 	if err := os.WriteFile(cfg, []byte(module), 0o600); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testkit.LoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	p, err := startProcess(exec.Command(bin, "--config.file="+cfg, "--web.listen-address="+addr), regexp.MustCompile(`Listening on`))
 	if err == nil {
 		p.url = "http://" + addr
@@ -438,7 +436,12 @@ func startProcess(cmd *exec.Cmd, ready *regexp.Regexp) (*process, error) {
 				return nil, fmt.Errorf("%s exited before listening", cmd.Path)
 			}
 			if m := ready.FindStringSubmatch(line); m != nil {
-				p := &process{cmd: cmd}
+				p := &process{cmd: cmd, stop: func() {
+					if cmd.ProcessState == nil {
+						_ = cmd.Process.Signal(syscall.SIGTERM)
+						_ = cmd.Wait()
+					}
+				}}
 				if len(m) > 1 {
 					p.url = "http://" + m[1]
 				}

@@ -20,7 +20,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -28,6 +27,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 )
 
 const (
@@ -173,11 +174,14 @@ func runProxy() error {
 		t[via] = p.url
 	}
 
-	proxyAddr, err := freeAddr()
+	proxyAddr, err := testkit.LoopbackAddr()
 	if err != nil {
 		return err
 	}
-	cfg := writeProxyConfig(dir, simURL+"/v1", proxyAddr, upURL, key)
+	cfg, err := writeProxyConfig(dir, simURL+"/v1", proxyAddr, upURL, key)
+	if err != nil {
+		return err
+	}
 	e, err := startExporter(exporterBin, cfg)
 	if err != nil {
 		return err
@@ -258,17 +262,7 @@ func runProxy() error {
 
 func ms3(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
 
-// freeAddr is a loopback address with a port free a moment ago.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func writeProxyConfig(dir, baseURL, proxyAddr, upstreamURL string, key func(int) string) string {
+func writeProxyConfig(dir, baseURL, proxyAddr, upstreamURL string, key func(int) string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "probe:\n  mode: interval\n  interval: 1m\n  min_interval: 1m\n  timeout: 30s\n  max_quota_share: 1\nkeys:\n")
 	for i := range proxyKeys {
@@ -277,11 +271,7 @@ func writeProxyConfig(dir, baseURL, proxyAddr, upstreamURL string, key func(int)
 	}
 	fmt.Fprintf(&b, "proxy:\n  listen_address: %q\n  routes:\n    - {path_prefix: /bench/, upstream: %q, provider: cerebras}\n  unknown_keys: forward\n",
 		proxyAddr, upstreamURL)
-	path := filepath.Join(dir, "proxy.yml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		panic(err)
-	}
-	return path
+	return testkit.WriteFile(dir, "proxy.yml", b.String())
 }
 
 // upstream answers as an LLM API would, from this process: a 1 KB JSON

@@ -23,7 +23,10 @@ func runTargets() error {
 
 	// Interval mode: every target probed once, then /sd and /probe serve
 	// what is held.
-	cfg := writeConfig(dir, "targets.yml", "interval", "1h", simURL+"/v1", 1000, models, key)
+	cfg, err := writeConfig(dir, "targets.yml", "interval", "1h", simURL+"/v1", 1000, models, key)
+	if err != nil {
+		return err
+	}
 	e, err := startExporter(exporterBin, cfg)
 	if err != nil {
 		return err
@@ -91,7 +94,9 @@ func runTargets() error {
 	// Scrape mode, 200 keys behind a 100ms upstream: two Prometheus servers
 	// scrape every target at once, 16 targets at a time.
 	sim.SetLatency(100 * time.Millisecond)
-	cfg = writeConfig(dir, "ha.yml", "scrape", "30s", simURL+"/v1", 200, models[:1], key)
+	if cfg, err = writeConfig(dir, "ha.yml", "scrape", "30s", simURL+"/v1", 200, models[:1], key); err != nil {
+		return err
+	}
 	e2, err := startExporter(exporterBin, cfg)
 	if err != nil {
 		return err

@@ -1,10 +1,8 @@
 package collector
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
@@ -25,18 +24,7 @@ var probeTime = time.Unix(1795000000, 0)
 
 func fullHeaders(t *testing.T) []ratelimit.Observation {
 	t.Helper()
-	f, err := os.Open("../ratelimit/testdata/cerebras-full.headers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := http.Header{}
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		name, value, _ := strings.Cut(s.Text(), ":")
-		h.Add(name, strings.TrimSpace(value))
-	}
-	obs, dropped := ratelimit.Parser{}.Parse(h, time.Time{})
+	obs, dropped := ratelimit.Parser{}.Parse(testkit.Headers(t, "cerebras-full.headers"), time.Time{})
 	if dropped != 0 || len(obs) != 18 {
 		t.Fatalf("fixture parsed to %d observations, %d dropped", len(obs), dropped)
 	}

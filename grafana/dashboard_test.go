@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 )
 
 type dashboard struct {
@@ -271,17 +273,10 @@ func TestRateLimitedProbesByReason(t *testing.T) {
 
 // Every query parses as PromQL, with its variables as Grafana fills them.
 // promtool has no query linter, but `promtool check rules` parses each
-// rule's expression; the end-to-end test in the repository root runs them
+// rule's expression; the end-to-end test in e2e/ runs them
 // against a real Prometheus.
 func TestQueriesAreValidPromQL(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		msg := "promtool is not installed: install Prometheus (Debian/Ubuntu: apt-get install prometheus)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
-	}
+	promtool := testkit.RequireTool(t, "promtool")
 	var d dashboard
 	if err := json.Unmarshal(Dashboard, &d); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/go-jsonnet"
 	"gopkg.in/yaml.v3"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 )
 
 // output is what the mixin gives, as JSON values.
@@ -147,13 +149,7 @@ func TestMixinConfig(t *testing.T) {
 	}
 
 	// promtool parses every expression of what came out.
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is not installed: apt-get install prometheus")
-		}
-		t.Skip("SKIPPED the promtool check: promtool is not installed (apt-get install prometheus)")
-	}
+	promtool := testkit.RequireTool(t, "promtool")
 	dir := t.TempDir()
 	var files []string
 	for name, groups := range map[string]map[string]any{"rules.json": out.Rules, "alerts.json": out.Alerts} {

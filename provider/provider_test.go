@@ -2,42 +2,19 @@ package provider
 
 import (
 	"bufio"
-	"net/http"
-	"net/textproto"
+	"bytes"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
-// shared is where the samples of real provider responses live.
-const shared = "../../shared/testdata"
-
 func obs(kind ratelimit.Kind, resource, window string, v float64) ratelimit.Observation {
 	return ratelimit.Observation{Kind: kind, Resource: resource, Window: window, Value: v}
-}
-
-func readHeaders(t *testing.T, name string) http.Header {
-	t.Helper()
-	f, err := os.Open(filepath.Join(shared, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := http.Header{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if name, value, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, "#") {
-			h.Add(textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(name)), strings.TrimSpace(value))
-		}
-	}
-	return h
 }
 
 func lookup(t *testing.T, name string) Provider {
@@ -92,7 +69,7 @@ func TestSamplesThroughProviders(t *testing.T) {
 			obs(ratelimit.Limit, "tokens", "minute", 1e9), obs(ratelimit.Remaining, "tokens", "minute", 999998298), obs(ratelimit.Reset, "tokens", "minute", 11.382867097854614),
 		}},
 	} {
-		got, dropped := lookup(t, tc.provider).Parser().Parse(readHeaders(t, tc.file), time.Time{})
+		got, dropped := lookup(t, tc.provider).Parser().Parse(testkit.Headers(t, tc.file), time.Time{})
 		if dropped != 0 || !slices.Equal(got, tc.want) {
 			t.Errorf("%s on %s:\n got %v (%d dropped)\nwant %v", tc.provider, tc.file, got, dropped, tc.want)
 		}
@@ -100,10 +77,7 @@ func TestSamplesThroughProviders(t *testing.T) {
 }
 
 func TestReadOpenRouterKey(t *testing.T) {
-	sample, err := os.ReadFile(filepath.Join(shared, "openrouter-key.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sample := testkit.Fixture(t, "openrouter-key.json")
 	probe := lookup(t, "openrouter").Probe
 	for _, tc := range []struct {
 		name    string
@@ -177,13 +151,8 @@ func TestReadAnswers(t *testing.T) {
 		}
 	}
 	// Every code Cerebras has been seen to send with a 429 is kept.
-	f, err := os.Open(filepath.Join(shared, "cerebras-429.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var codes []string
-	for sc := bufio.NewScanner(f); sc.Scan(); {
+	for sc := bufio.NewScanner(bytes.NewReader(testkit.Fixture(t, "cerebras-429.jsonl"))); sc.Scan(); {
 		codes = append(codes, cerebras.Read(sc.Bytes()).ErrorCode)
 	}
 	if want := []string{"request_quota_exceeded", "token_quota_exceeded", "queue_exceeded"}; !slices.Equal(codes, want) {

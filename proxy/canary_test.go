@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 )
 
 // A key sent through every path of the proxy, at debug level, is found in
@@ -46,12 +46,7 @@ func TestCanaryKeyNeverWritten(t *testing.T) {
 		}
 		gated(sseChunks(2), "text/event-stream", false, gate, left)(w, r)
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := "http://" + l.Addr().String()
-	l.Close()
+	down := "http://" + testkit.FreeAddr(t)
 	routes := []config.Route{
 		{PathPrefix: "/openai/", Upstream: up.URL, Provider: "openai"},
 		{PathPrefix: "/anthropic/", Upstream: up.URL, Provider: "anthropic"},

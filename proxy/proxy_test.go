@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
@@ -378,12 +379,7 @@ func TestClientGoneBeforeAnswer(t *testing.T) {
 }
 
 func TestUpstreamUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := "http://" + testkit.FreeAddr(t)
 	e := startProxy(t, setup{routes: []config.Route{{PathPrefix: "/openai/", Upstream: closed, Provider: "openai"}}})
 	got := do(t, e.client, newRequest(t, http.MethodPost, e.url+"/openai/v1/chat/completions?key="+openAIKey, "{}", "Authorization", "Bearer "+openAIKey))
 	proxyError(t, got, http.StatusBadGateway, "upstream_unreachable")
@@ -563,12 +559,7 @@ func TestRequestsTotal(t *testing.T) {
 		}
 		okHandler(w, r)
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := "http://" + testkit.FreeAddr(t)
 	e := startProxy(t, setup{unknownKeys: "reject", maxRequestBytes: "16B", routes: []config.Route{
 		{PathPrefix: "/openai/", Upstream: up.URL, Provider: "openai"},
 		{PathPrefix: "/down/", Upstream: closed, Provider: "openai"},

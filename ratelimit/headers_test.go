@@ -1,43 +1,19 @@
 package ratelimit
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-// readHeaders loads a "Name: value" per line fixture copied from shared/testdata.
-func readHeaders(t *testing.T, name string) http.Header {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := http.Header{}
-	scanner := bufio.NewScanner(f)
-	for scanner.Scan() {
-		name, value, ok := strings.Cut(scanner.Text(), ":")
-		if !ok {
-			t.Fatalf("%s: malformed line %q", name, scanner.Text())
-		}
-		h.Add(name, strings.TrimSpace(value))
-	}
-	if err := scanner.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
+)
 
 func TestParseHeadersSamples(t *testing.T) {
 	for _, tc := range []struct {
@@ -91,7 +67,7 @@ func TestParseHeadersSamples(t *testing.T) {
 		},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			got, dropped := Parser{}.Parse(readHeaders(t, tc.file), time.Time{})
+			got, dropped := Parser{}.Parse(testkit.Headers(t, tc.file), time.Time{})
 			if dropped != 0 {
 				t.Errorf("dropped = %d, want 0", dropped)
 			}
@@ -239,15 +215,7 @@ func TestParseHeadersOneNameTwoSpellings(t *testing.T) {
 }
 
 func BenchmarkParseHeadersFull(b *testing.B) {
-	h := http.Header{}
-	f, err := os.ReadFile(filepath.Join("testdata", "cerebras-full.headers"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(f)), "\n") {
-		name, value, _ := strings.Cut(line, ":")
-		h.Add(name, strings.TrimSpace(value))
-	}
+	h := testkit.Headers(b, "cerebras-full.headers")
 	b.ReportAllocs()
 	for b.Loop() {
 		Parser{}.Parse(h, time.Time{})
@@ -266,28 +234,6 @@ func BenchmarkParseHeadersHostile(b *testing.B) {
 	for b.Loop() {
 		Parser{}.Parse(h, time.Time{})
 	}
-}
-
-// sharedHeaders reads a sample of ../shared/testdata, the project's record
-// of real provider headers, which the simulator does not decide.
-func sharedHeaders(t *testing.T, name string) http.Header {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "shared", "testdata", name))
-	if err != nil {
-		t.Fatalf("the shared samples sit beside the repository: %v", err)
-	}
-	h := http.Header{}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		if strings.HasPrefix(line, "#") {
-			continue // where the sample comes from
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			t.Fatalf("%s: malformed line %q", name, line)
-		}
-		h.Add(name, strings.TrimSpace(value))
-	}
-	return h
 }
 
 func TestParseSharedSamples(t *testing.T) {
@@ -323,7 +269,7 @@ func TestParseSharedSamples(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			got, dropped := Parser{}.Parse(sharedHeaders(t, tc.file), time.Now())
+			got, dropped := Parser{}.Parse(testkit.Headers(t, tc.file), time.Now())
 			if dropped != 0 || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("dropped %d\ngot  %v\nwant %v", dropped, got, tc.want)
 			}

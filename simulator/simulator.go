@@ -2,7 +2,7 @@
 // rate-limit buckets, for the demo, tests and benchmarks. It speaks one
 // provider's dialect (Cerebras by default): that provider's request shape,
 // rate-limit headers and error bodies, as we understand them from the
-// providers' documentation and observed responses (shared/testdata).
+// providers' documentation and observed responses (internal/testkit/testdata).
 // It sends no traffic anywhere and knows only the keys it is given.
 package simulator
 
@@ -47,7 +47,7 @@ type Window struct {
 type Limits map[string]map[string]float64
 
 // FreeTrial are the limits of a free-trial Cerebras key as reported publicly
-// (shared/testdata/cerebras-full.headers).
+// (internal/testkit/testdata/cerebras-full.headers).
 func FreeTrial() Limits {
 	return Limits{
 		"requests": {"minute": 5, "hour": 150, "day": 2400},

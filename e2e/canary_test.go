@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -12,36 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
-
-// requireTool returns the path of a program a test needs. In CI a missing
-// program fails the test; elsewhere the test is skipped with a message.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	install, ok := toolInstalls[name]
-	if !ok {
-		install = ".ci/run installs it"
-	}
-	msg := fmt.Sprintf("%s is not installed: %s; and put it on PATH", name, install)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPED: " + msg)
-	return ""
-}
-
-// toolInstalls says how to install each tool the tests run; .ci/run does it.
-var toolInstalls = map[string]string{
-	"prometheus":       "install Prometheus (Debian/Ubuntu: apt-get install prometheus; elsewhere: the release tarball from prometheus.io)",
-	"promtool":         "install Prometheus (Debian/Ubuntu: apt-get install prometheus; elsewhere: the release tarball from prometheus.io)",
-	"helm":             "go install helm.sh/helm/v3/cmd/helm@" + helmVersion,
-	"kubectl-validate": "go install sigs.k8s.io/kubectl-validate@" + kubectlValidateVersion,
-}
 
 // A key never appears in any output, whatever happens to its probes:
 // success, 401 with the key echoed in the body, 429, 5xx, timeout, TLS
@@ -94,7 +67,7 @@ keys:
   - {name: redirect, api_key: %[10]s, base_url: %[11]s/v1, http_client: {follow_redirects: true}}
   - {name: dns, api_key: %[12]s, base_url: %[13]s}
 `, url, goodKey, keyFile, exhaustedKey, brokenKey, slowKey, slow.URL, tlsKey, untrusted.URL, redirectKey, redirecting.URL, dnsKey, noSuchHost)
-	cfg := writeConfig(t, cfgText)
+	cfg := testkit.WriteConfig(t, cfgText)
 	e := start(t, nil, "--config.file="+cfg, "--log.level=debug")
 	metrics := e.waitFor(t,
 		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",reason="",result="success"}`,
@@ -131,7 +104,7 @@ keys:
 		t.Fatal(err)
 	}
 	_, outputs["--config.check"] = runOnce(t, nil, "--config.file="+cfg, "--config.check")
-	outputs["logs"] = e.logs.String()
+	outputs["logs"] = e.Logs()
 
 	for _, want := range []string{`level=debug`, `err="HTTP 401 (wrong_api_key)"`, `result=timeout`, `x509`, `no such host`, `status=307`} {
 		if !strings.Contains(outputs["logs"], want) {
@@ -149,7 +122,7 @@ keys:
 
 // promtool check metrics reports nothing on the exporter's output.
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool := requireTool(t, "promtool")
+	promtool := testkit.RequireTool(t, "promtool")
 	_, e, _ := startTwoKeys(t, "interval", nil)
 	body := e.waitFor(t, `ratelimit_reset_timestamp_seconds{key="good"`, `ratelimit_probe_success{key="revoked"`)
 	cmd := exec.Command(promtool, "check", "metrics")

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"crypto/ecdsa"
@@ -22,19 +22,20 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 )
 
 // Every refused config fixture is refused the same way by --config.check
 // and by a reload of the running exporter, which keeps its config and
 // does not panic.
 func TestBadConfigsRefusedEverywhere(t *testing.T) {
-	fixtures, err := filepath.Glob("config/testdata/bad/*.yml")
+	fixtures, err := filepath.Glob("../config/testdata/bad/*.yml")
 	if err != nil || len(fixtures) < 15 {
 		t.Fatalf("%d fixtures, want at least 15 (%v)", len(fixtures), err)
 	}
 	_, url := startSimulator(t)
 	good, env := twoKeyConfig(t, url, "interval")
-	cfg := writeConfig(t, good)
+	cfg := testkit.WriteConfig(t, good)
 	e := start(t, env, "--config.file="+cfg)
 
 	for _, fixture := range fixtures {
@@ -68,8 +69,8 @@ func TestBadConfigsRefusedEverywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitFor(t, `ratelimit_probe_success{key="good",model="llama3.1-8b",provider="cerebras",team="search"} 1`)
-	if strings.Contains(e.logs.String(), "panic") {
-		t.Errorf("a panic in the logs:\n%s", e.logs)
+	if strings.Contains(e.Logs(), "panic") {
+		t.Errorf("a panic in the logs:\n%s", e.Logs())
 	}
 }
 
@@ -113,9 +114,26 @@ func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 		certFile, keyFile, hash), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, e, _ := startTwoKeys(t, "interval", nil, "--web.config.file="+webConfig)
-	base := strings.Replace(e.url, "http://", "https://", 1)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	// Ready when /-/ready answers 200 over TLS to the right user.
+	ready := func(addr string) error {
+		req, _ := http.NewRequest("GET", "https://"+addr+"/-/ready", nil)
+		req.SetBasicAuth("prometheus", "s3cret-test-password")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/-/ready: %s", resp.Status)
+		}
+		return nil
+	}
+	_, url := startSimulator(t)
+	text, env := twoKeyConfig(t, url, "interval")
+	e := testkit.Start(t, testkit.Launch{Env: env, Ready: ready,
+		Args: []string{"--config.file=" + testkit.WriteConfig(t, text), "--web.config.file=" + webConfig}})
+	base := strings.Replace(e.URL, "http://", "https://", 1)
 	get := func(path, user, password string) (int, string) {
 		req, _ := http.NewRequest("GET", base+path, nil)
 		if user != "" {
@@ -144,7 +162,7 @@ func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 		}
 	}
 	// Plain HTTP is not served.
-	if resp, err := http.Get(e.url + "/metrics"); err == nil {
+	if resp, err := http.Get(e.URL + "/metrics"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == 200 {
 			t.Error("plain HTTP answered 200")

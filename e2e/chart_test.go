@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -12,26 +12,27 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 )
 
-// The tools the chart's tests run, at the versions .ci/run installs.
+// The tools the chart's tests run are at the versions .ci/run installs
+// (testkit.HelmVersion, testkit.KubectlValidateVersion).
 const (
-	helmVersion               = "v3.22.0"
-	kubectlValidateVersion    = "v0.0.4"
 	prometheusOperatorVersion = "v0.85.0" // its CRDs validate ServiceMonitor and PrometheusRule
-	chartDir                  = "charts/ratelimit-exporter"
+	chartDir                  = "../charts/ratelimit-exporter"
 	fullValues                = chartDir + "/ci/full-values.yaml"
 )
 
 // .ci/run installs the tools at the versions the tests name.
 func TestCIInstallsPinnedTools(t *testing.T) {
-	script, err := os.ReadFile(".ci/run")
+	script, err := os.ReadFile("../.ci/run")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"go install helm.sh/helm/v3/cmd/helm@" + helmVersion,
-		"go install sigs.k8s.io/kubectl-validate@" + kubectlValidateVersion,
+		"go install helm.sh/helm/v3/cmd/helm@" + testkit.HelmVersion,
+		"go install sigs.k8s.io/kubectl-validate@" + testkit.KubectlValidateVersion,
 	} {
 		if !strings.Contains(string(script), want) {
 			t.Errorf(".ci/run does not %s", want)
@@ -132,8 +133,8 @@ func asJSON(t *testing.T, v any) any {
 // endpoints, keyed from an existing Secret, configured with a config the
 // exporter accepts, and alerting with prometheus/*.yml as they are.
 func TestHelmChart(t *testing.T) {
-	helm := requireTool(t, "helm")
-	validate := requireTool(t, "kubectl-validate")
+	helm := testkit.RequireTool(t, "helm")
+	validate := testkit.RequireTool(t, "kubectl-validate")
 	crds := prometheusOperatorCRDs(t)
 
 	for _, values := range [][]string{nil, {"-f", fullValues}} {
@@ -224,7 +225,7 @@ func TestHelmChart(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		code, out := runOnce(t, nil, "--config.file="+writeConfig(t, config), "--config.check")
+		code, out := runOnce(t, nil, "--config.file="+testkit.WriteConfig(t, config), "--config.check")
 		if code != 0 {
 			t.Errorf("%s: the rendered config fails --config.check:\n%s\n%s", c.name, out, config)
 		}
@@ -237,7 +238,7 @@ func TestHelmChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []any
-	for _, file := range []string{"prometheus/rules.yml", "prometheus/alerts.yml"} {
+	for _, file := range []string{"../prometheus/rules.yml", "../prometheus/alerts.yml"} {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)

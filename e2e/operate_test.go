@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -60,7 +61,7 @@ func stalledScrape(t *testing.T, e *exporter) net.Conn {
 		}
 		return err
 	}}
-	conn, err := dialer.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	conn, err := dialer.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func startSlowScrapeMode(t *testing.T, latency time.Duration, args ...string) (*
 	url, arrived := countingSimulator(t, sim)
 	sim.SetLatency(latency)
 	text, env := twoKeyConfig(t, url, "scrape")
-	return start(t, env, append([]string{"--config.file=" + writeConfig(t, text)}, args...)...), arrived
+	return start(t, env, append([]string{"--config.file=" + testkit.WriteConfig(t, text)}, args...)...), arrived
 }
 
 // waitArrivals waits until n probes have reached the simulator.
@@ -97,7 +98,7 @@ func (e *exporter) within(t *testing.T, limit time.Duration, method, path string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, e.url+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, e.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +118,8 @@ func (e *exporter) within(t *testing.T, limit time.Duration, method, path string
 func (e *exporter) waitExit(t *testing.T, limit time.Duration) int {
 	t.Helper()
 	select {
-	case err := <-e.exited:
-		e.exited <- err // for the cleanup
+	case <-e.Done():
+		err := e.Err()
 		if err == nil {
 			return 0
 		}
@@ -137,7 +138,7 @@ func (e *exporter) waitExit(t *testing.T, limit time.Duration) int {
 func TestStalledScraperDelaysNothing(t *testing.T) {
 	sim := simulator.New("m1", "m2", "m3")
 	url, _ := countingSimulator(t, sim)
-	cfg := writeConfig(t, manyKeysConfig(sim, url, "interval", 1000))
+	cfg := testkit.WriteConfig(t, manyKeysConfig(sim, url, "interval", 1000))
 	e := start(t, nil, "--config.file="+cfg, "--web.write-timeout=1m", "--web.shutdown-grace-period=3s")
 	body := e.waitForWithin(t, 60*time.Second, `ratelimit_probe_success{key="key-0999",model="m3",provider="cerebras"} 1`)
 	// Loopback sockets buffer up to 4 MiB (net.ipv4.tcp_wmem): a larger
@@ -159,7 +160,7 @@ func TestStalledScraperDelaysNothing(t *testing.T) {
 		t.Fatalf("reload beside stalled scrapes: %d %s", code, got)
 	}
 	begin := time.Now()
-	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if code := e.waitExit(t, 10*time.Second); code != 0 {
@@ -181,7 +182,7 @@ func TestSIGTERMDrainsScrapesInFlight(t *testing.T) {
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		resp, err := http.Get(e.url + "/metrics")
+		resp, err := http.Get(e.URL + "/metrics")
 		if err != nil {
 			answered <- answer{err: err}
 			return
@@ -191,7 +192,7 @@ func TestSIGTERMDrainsScrapesInFlight(t *testing.T) {
 		answered <- answer{resp.StatusCode, string(body), err}
 	}()
 	waitArrivals(t, arrived, 3)
-	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	a := <-answered
@@ -204,7 +205,7 @@ func TestSIGTERMDrainsScrapesInFlight(t *testing.T) {
 	if code := e.waitExit(t, 10*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
-	if logs := e.logs.String(); !strings.Contains(logs, `msg="Shut down"`) || strings.Contains(logs, "cut off") || strings.Contains(logs, "network_error") {
+	if logs := e.Logs(); !strings.Contains(logs, `msg="Shut down"`) || strings.Contains(logs, "cut off") || strings.Contains(logs, "network_error") {
 		t.Errorf("want a clean shutdown, no scrape cut off, no probe failed by it:\n%s", logs)
 	}
 }
@@ -213,33 +214,32 @@ func TestSIGTERMDrainsScrapesInFlight(t *testing.T) {
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	e, arrived := startSlowScrapeMode(t, time.Minute, "--web.shutdown-grace-period=1m")
 	go func() {
-		if resp, err := http.Get(e.url + "/metrics"); err == nil {
+		if resp, err := http.Get(e.URL + "/metrics"); err == nil {
 			resp.Body.Close()
 		}
 	}()
 	waitArrivals(t, arrived, 3)
-	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.logs.String(), "Shutting down"); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.Logs(), "Shutting down"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no shutdown within 10s of SIGTERM")
 		}
 	}
 	select {
-	case err := <-e.exited:
-		e.exited <- err // for the cleanup
+	case <-e.Done():
 		t.Fatal("exited before the scrape in flight finished or the grace period ended")
 	case <-time.After(300 * time.Millisecond):
 	}
-	if err := e.cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := e.Cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	if code := e.waitExit(t, 5*time.Second); code != 1 {
 		t.Errorf("exit code %d after a second signal, want 1", code)
 	}
-	if !strings.Contains(e.logs.String(), "Second signal: exiting at once") {
-		t.Errorf("the second signal is not logged:\n%s", e.logs)
+	if !strings.Contains(e.Logs(), "Second signal: exiting at once") {
+		t.Errorf("the second signal is not logged:\n%s", e.Logs())
 	}
 }
 
@@ -253,7 +253,7 @@ func TestBusyPortFailsBeforeProbing(t *testing.T) {
 	sim, _ := startSimulator(t)
 	url, arrived := countingSimulator(t, sim)
 	text, env := twoKeyConfig(t, url, "interval")
-	code, out := runOnce(t, env, "--config.file="+writeConfig(t, text), "--web.listen-address="+busy.Addr().String())
+	code, out := runOnce(t, env, "--config.file="+testkit.WriteConfig(t, text), "--web.listen-address="+busy.Addr().String())
 	if code != 1 || !strings.Contains(out, "address already in use") {
 		t.Errorf("exit %d, want 1 with the bind error:\n%s", code, out)
 	}
@@ -265,7 +265,7 @@ func TestBusyPortFailsBeforeProbing(t *testing.T) {
 func TestTelemetryPathIsValidated(t *testing.T) {
 	_, url := startSimulator(t)
 	text, env := twoKeyConfig(t, url, "interval")
-	cfg := writeConfig(t, text)
+	cfg := testkit.WriteConfig(t, text)
 	for path, want := range map[string]string{
 		"metrics":    `--web.telemetry-path \"metrics\" must start with /`,
 		"/-/healthy": `--web.telemetry-path \"/-/healthy\" clashes with the endpoint /-/healthy`,
@@ -304,7 +304,7 @@ func TestNoTargetFromOutside(t *testing.T) {
 		"GET /probe?target=" + elsewhere.URL + " HTTP/1.1\r\nHost: " + host,
 	}
 	for _, request := range requests {
-		conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+		conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,14 +328,14 @@ func TestNoTargetFromOutside(t *testing.T) {
 func TestSIGTERMAfterSIGHUPStorm(t *testing.T) {
 	sim := simulator.New("m1", "m2", "m3")
 	url, _ := countingSimulator(t, sim)
-	e := start(t, nil, "--config.file="+writeConfig(t, manyKeysConfig(sim, url, "interval", 1000)))
+	e := start(t, nil, "--config.file="+testkit.WriteConfig(t, manyKeysConfig(sim, url, "interval", 1000)))
 	for range 5 {
-		if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := e.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond) // faster than a reload of 1,000 keys
 	}
-	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if code := e.waitExit(t, 15*time.Second); code != 0 {
@@ -351,7 +351,7 @@ func TestHungKeyFile(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(goodKey), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, fmt.Sprintf("probe:\n  interval: 200ms\n  timeout: 500ms\n  max_quota_share: 1\nkeys:\n  - {name: hung, api_key_file: %s, base_url: %q}\n", keyFile, url))
+	cfg := testkit.WriteConfig(t, fmt.Sprintf("probe:\n  interval: 200ms\n  timeout: 500ms\n  max_quota_share: 1\nkeys:\n  - {name: hung, api_key_file: %s, base_url: %q}\n", keyFile, url))
 	e := start(t, nil, "--config.file="+cfg)
 	e.waitFor(t, `ratelimit_probes_total{key="hung",model="llama3.1-8b",provider="cerebras",reason="",result="success"} 1`)
 	if err := os.Remove(keyFile); err != nil {
@@ -361,7 +361,7 @@ func TestHungKeyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitFor(t, `ratelimit_probes_total{key="hung",model="llama3.1-8b",provider="cerebras",reason="",result="key_unavailable"} 1`)
-	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if code := e.waitExit(t, 10*time.Second); code != 0 {

@@ -1,10 +1,9 @@
-package main
+package e2e
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,18 +15,22 @@ import (
 	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/grafana"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
 // The shipped rule files pass promtool's checks and unit tests.
 func TestPrometheusRules(t *testing.T) {
-	promtool := requireTool(t, "promtool")
+	promtool := testkit.RequireTool(t, "promtool")
+	root := testkit.RepoRoot(t)
 	for _, args := range [][]string{
 		{"check", "rules", "prometheus/rules.yml", "prometheus/alerts.yml"},
 		{"test", "rules", "prometheus/alerts_test.yml"},
 		{"check", "config", "prometheus/prometheus.yml"},
 	} {
-		out, err := exec.Command(promtool, args...).CombinedOutput()
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -36,18 +39,7 @@ func TestPrometheusRules(t *testing.T) {
 
 // prometheusServer is a real Prometheus started for a test.
 type prometheusServer struct {
-	url  string
-	logs *syncBuffer
-}
-
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	url string
 }
 
 func startPrometheus(t *testing.T, target string) *prometheusServer {
@@ -63,9 +55,9 @@ func startPrometheus(t *testing.T, target string) *prometheusServer {
 // every second with scrapeConfigs, a YAML scrape_configs section.
 func startPrometheusWith(t *testing.T, scrapeConfigs string) *prometheusServer {
 	t.Helper()
-	binary := requireTool(t, "prometheus")
+	binary := testkit.RequireTool(t, "prometheus")
 	dir := t.TempDir()
-	repo, _ := os.Getwd()
+	repo := testkit.RepoRoot(t)
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
@@ -77,32 +69,9 @@ rule_files:
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeLoopbackAddr(t)
-	cmd := exec.Command(binary, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", logs)
-		}
-	})
-	p := &prometheusServer{url: "http://" + addr, logs: logs}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(p.url + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-	}
-	t.Fatalf("prometheus not ready within 30s:\n%s", logs)
-	return nil
+	p := testkit.Start(t, testkit.Launch{Binary: binary, Within: 30 * time.Second, Args: []string{
+		"--config.file=" + filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path=" + filepath.Join(dir, "data")}})
+	return &prometheusServer{url: p.URL}
 }
 
 // api calls a Prometheus HTTP API path and decodes its data.
@@ -178,7 +147,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 // the shipped rules: the target is up, every dashboard query works and
 // returns data, and the alerts fire for the right keys only.
 func TestEndToEndWithPrometheus(t *testing.T) {
-	requireTool(t, "prometheus")
+	testkit.RequireTool(t, "prometheus")
 	const exhaustedKey = "sk-test-e2e-exhausted-31c0"
 	sim, simURL := startSimulator(t)
 	sim.AddKey(exhaustedKey, simulator.FreeTrial())
@@ -191,14 +160,14 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 		}
 	}()
 	keyFile, env := revokedKeyFile(t), []string{"RLE_TEST_GOOD_KEY=" + goodKey}
-	cfg := writeConfig(t, fmt.Sprintf(`probe: {interval: 1s, timeout: 900ms}
+	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {interval: 1s, timeout: 900ms}
 keys:
   - {name: healthy, api_key: "${RLE_TEST_GOOD_KEY}", base_url: %[1]q, labels: {team: search}}
   - {name: exhausted, api_key: %[2]s, base_url: %[1]q}
   - {name: revoked, api_key_file: %[3]s, base_url: %[1]q}
 `, simURL, exhaustedKey, keyFile))
 	e := start(t, env, "--config.file="+cfg)
-	target := strings.TrimPrefix(e.url, "http://")
+	target := strings.TrimPrefix(e.URL, "http://")
 	prom := startPrometheus(t, target)
 
 	eventually(t, 30*time.Second, "target up", func() error {

@@ -1,7 +1,6 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,37 +16,14 @@ import (
 	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/grafana"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
-// These tests run the built binary, as users do.
+// These tests run the built binary, as users do: built as the Dockerfile
+// builds it, and started as testkit starts it.
 
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ratelimit_exporter-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "ratelimit_exporter")
-	ldflags, err := dockerLDFlags()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	// Built as the Dockerfile builds it, so TestDockerfileVersionFlags checks its flags.
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", binary, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the exporter:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // Simulator keys used by these tests.
 const (
@@ -68,67 +43,13 @@ func startSimulator(t *testing.T) (*simulator.Simulator, string) {
 	return sim, srv.URL + "/v1"
 }
 
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// exporter is the built exporter, started for a test.
+type exporter struct{ *testkit.Process }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-type exporter struct {
-	cmd    *exec.Cmd
-	url    string
-	logs   *syncBuffer
-	exited chan error
-}
-
-var listeningPattern = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
-
-// start runs the exporter on a free loopback port and waits until it listens.
+// start runs the exporter on a free loopback port and waits until it is ready.
 func start(t *testing.T, env []string, args ...string) *exporter {
 	t.Helper()
-	args = append([]string{"--web.listen-address=127.0.0.1:0"}, args...)
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e := &exporter{cmd: cmd, logs: logs, exited: make(chan error, 1)}
-	go func() { e.exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-e.exited
-		if t.Failed() {
-			t.Logf("exporter output:\n%s", logs)
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := listeningPattern.FindStringSubmatch(logs.String()); m != nil {
-			e.url = "http://" + m[1]
-			return e
-		}
-		select {
-		case err := <-e.exited:
-			t.Fatalf("exporter exited before listening: %v\n%s", err, logs)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("exporter did not listen within 10s:\n%s", logs)
-	return nil
+	return &exporter{testkit.Start(t, testkit.Launch{Env: env, Args: args})}
 }
 
 func (e *exporter) get(t *testing.T, path string, header ...string) (int, string) {
@@ -138,7 +59,7 @@ func (e *exporter) get(t *testing.T, path string, header ...string) (int, string
 
 func (e *exporter) do(t *testing.T, method, path string, header ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, e.url+path, nil)
+	req, err := http.NewRequest(method, e.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,15 +108,6 @@ func containsAll(s string, subs []string) bool {
 	return true
 }
 
-func writeConfig(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "ratelimit_exporter.yml")
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // twoKeyConfig is the config most binary tests use, probing url in mode:
 // key good (two models, api_key from the environment env sets) and key
 // revoked (api_key_file, written here; the simulator does not know it).
@@ -237,7 +149,7 @@ func startTwoKeys(t *testing.T, mode string, edit func(string) string, args ...s
 	if edit != nil {
 		text = edit(text)
 	}
-	cfg := writeConfig(t, text)
+	cfg := testkit.WriteConfig(t, text)
 	return sim, start(t, env, append([]string{"--config.file=" + cfg}, args...)...), cfg
 }
 
@@ -338,7 +250,7 @@ func TestEndpoints(t *testing.T) {
 func TestReloadGoodBadGood(t *testing.T) {
 	_, url := startSimulator(t)
 	good, env := twoKeyConfig(t, url, "interval")
-	cfg := writeConfig(t, good)
+	cfg := testkit.WriteConfig(t, good)
 	e := start(t, env, "--config.file="+cfg)
 	e.waitFor(t, `ratelimit_probe_success{key="revoked"`)
 	const revokedProbe = "/probe?key=revoked&model=llama3.1-8b"
@@ -358,11 +270,11 @@ func TestReloadGoodBadGood(t *testing.T) {
 	e.waitFor(t, "ratelimit_exporter_config_last_reload_successful 0", `ratelimit_probe_success{key="revoked"`)
 
 	// SIGHUP with a bad file fails the same way.
-	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := e.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "SIGHUP with a bad file logs the failure", func() error {
-		if !strings.Contains(e.logs.String(), `msg="Error reloading config; the running config is kept"`) {
+		if !strings.Contains(e.Logs(), `msg="Error reloading config; the running config is kept"`) {
 			return errors.New("no such log line")
 		}
 		return nil
@@ -376,7 +288,7 @@ func TestReloadGoodBadGood(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(onlyGood), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := e.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	body = e.waitFor(t, "ratelimit_exporter_config_last_reload_successful 1")
@@ -397,15 +309,14 @@ func TestSIGTERMExitsCleanly(t *testing.T) {
 	sim.SetLatency(time.Minute) // probes in flight when the signal comes
 	time.Sleep(300 * time.Millisecond)
 	begin := time.Now()
-	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-e.exited:
-		if err != nil {
+	case <-e.Done():
+		if err := e.Err(); err != nil {
 			t.Errorf("exit: %v, want status 0", err)
 		}
-		e.exited <- err // for the cleanup
 	case <-time.After(5 * time.Second):
 		t.Fatal("no exit within 5s of SIGTERM")
 	}
@@ -413,14 +324,14 @@ func TestSIGTERMExitsCleanly(t *testing.T) {
 		t.Errorf("shutdown took %s", took)
 	}
 	// Probes cancelled at shutdown failed nothing: nothing above debug.
-	if logs := e.logs.String(); strings.Contains(logs, "context canceled") || strings.Contains(logs, "network_error") {
+	if logs := e.Logs(); strings.Contains(logs, "context canceled") || strings.Contains(logs, "network_error") {
 		t.Errorf("cancelled probes were logged as failures:\n%s", logs)
 	}
 }
 
 func runOnce(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(testkit.Binary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if exitErr, ok := err.(*exec.ExitError); ok {
@@ -433,7 +344,7 @@ func runOnce(t *testing.T, env []string, args ...string) (int, string) {
 
 func TestConfigCheck(t *testing.T) {
 	text, env := twoKeyConfig(t, "http://127.0.0.1:9/v1", "interval")
-	good := writeConfig(t, text)
+	good := testkit.WriteConfig(t, text)
 	code, out := runOnce(t, env, "--config.file="+good, "--config.check")
 	want := "Config is valid: 2 keys, 3 key and model pairs to probe, interval mode, every 200ms\n" +
 		"  good: cerebras http://127.0.0.1:9/v1, models [llama3.1-8b llama-3.3-70b]\n" +
@@ -442,7 +353,7 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("valid: exit %d\n%s\nwant exit 0\n%s", code, out, want)
 	}
 
-	bad := writeConfig(t, "keys:\n  - name: x\n    api_key: ${RLE_TEST_UNSET_VAR}\n")
+	bad := testkit.WriteConfig(t, "keys:\n  - name: x\n    api_key: ${RLE_TEST_UNSET_VAR}\n")
 	code, out = runOnce(t, nil, "--config.file="+bad, "--config.check")
 	want = "Config is invalid:\n" + bad + ":3: keys[0].api_key: environment variable RLE_TEST_UNSET_VAR is not set\n"
 	if code != 1 || out != want {
@@ -453,7 +364,7 @@ func TestConfigCheck(t *testing.T) {
 func TestDefaultConfigFromEnvironment(t *testing.T) {
 	dir := t.TempDir() // no ratelimit_exporter.yml here
 	cmd := func(env ...string) (int, string) {
-		c := exec.Command(binary, "--config.check")
+		c := exec.Command(testkit.Binary(t), "--config.check")
 		c.Dir = dir
 		c.Env = append(os.Environ(), env...)
 		out, err := c.CombinedOutput()
@@ -475,7 +386,7 @@ func TestDefaultConfigFromEnvironment(t *testing.T) {
 }
 
 func TestStartupFailureExitsWithReason(t *testing.T) {
-	bad := writeConfig(t, "keys: []\n")
+	bad := testkit.WriteConfig(t, "keys: []\n")
 	code, out := runOnce(t, nil, "--config.file="+bad, "--web.listen-address=127.0.0.1:0")
 	if code != 1 || !strings.Contains(out, `msg="Error loading config" err="`+bad+`:1: keys: no keys configured`) {
 		t.Errorf("exit %d\n%s", code, out)

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -27,7 +28,7 @@ func runCheckCommand(t *testing.T, args ...string) (int, string, string) {
 	// A check that serves instead of ending fails here, not at the test's deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.CommandContext(ctx, testkit.Binary(t), args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exitErr *exec.ExitError
@@ -65,7 +66,7 @@ func TestCheckCommand(t *testing.T) {
   - {name: a, api_key: %[2]s, base_url: %[1]q, models: [llama3.1-8b]}
   - {name: b, api_key: %[3]s, base_url: %[1]q, models: [llama-3.3-70b]}
 `, url, goodKey, otherKey)
-	cfg := writeConfig(t, good)
+	cfg := testkit.WriteConfig(t, good)
 
 	code, stdout, stderr := runCheckCommand(t, "check", "--output=json", "--config.file="+cfg)
 	if code != 0 {
@@ -110,7 +111,7 @@ func TestCheckCommand(t *testing.T) {
 	}
 
 	// A key the provider refuses: exit 1, the reason shown, no key anywhere.
-	broken := writeConfig(t, good+fmt.Sprintf("  - {name: revoked, api_key_file: %s, base_url: %q}\n", revokedKeyFile(t), url))
+	broken := testkit.WriteConfig(t, good+fmt.Sprintf("  - {name: revoked, api_key_file: %s, base_url: %q}\n", revokedKeyFile(t), url))
 	code, stdout, stderr = runCheckCommand(t, "check", "--config.file="+broken, "--log.level=debug")
 	if code != 1 || !strings.Contains(stdout, "1 of 3 key and model pairs read no rate limits:\n  revoked llama3.1-8b (cerebras): unauthorized: HTTP 401") {
 		t.Errorf("with a revoked key: exit %d, want 1 with the reason:\n%s", code, stdout)
@@ -165,7 +166,7 @@ func TestCheckInterrupted(t *testing.T) {
 		fmt.Fprintf(&cfg, "  - {name: k%d, api_key: sk-test-check-slow-%04d, base_url: %q}\n", i, i, slow.URL+"/v1")
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(binary, "check", "--config.file="+writeConfig(t, cfg.String()))
+	cmd := exec.Command(testkit.Binary(t), "check", "--config.file="+testkit.WriteConfig(t, cfg.String()))
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

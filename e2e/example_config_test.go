@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -6,13 +6,13 @@ import (
 	"testing"
 )
 
-const exampleConfig = "examples/ratelimit_exporter.yml"
+const exampleConfig = "../examples/ratelimit_exporter.yml"
 
 // readmeConfigExample returns the first ```yaml block after the README's
 // "## Configuration" heading, without its fences.
 func readmeConfigExample(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile("README.md")
+	data, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

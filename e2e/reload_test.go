@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -35,7 +36,7 @@ func TestRefusedReloadChangesNothing(t *testing.T) {
 keys:
   - {name: good, api_key: %s, base_url: %s, models: [llama3.1-8b]}
 `, goodKey, url)
-	cfg := writeConfig(t, running)
+	cfg := testkit.WriteConfig(t, running)
 	e := start(t, nil, "--config.file="+cfg)
 	e.waitFor(t, `ratelimit_probe_success{key="good",model="llama3.1-8b",provider="cerebras"} 1`)
 
@@ -74,7 +75,7 @@ func TestRemovedKeyStaysRemoved(t *testing.T) {
 	}))
 	t.Cleanup(upstream.Close)
 
-	proxyAddr := freeLoopbackAddr(t)
+	proxyAddr := testkit.FreeAddr(t)
 	config := func(keys string) string {
 		return fmt.Sprintf(`probe: {interval: 1h}
 keys:
@@ -86,7 +87,7 @@ proxy:
 	}
 	good := fmt.Sprintf("  - {name: good, api_key: %s, base_url: %s/v1}", goodKey, upstream.URL)
 	other := fmt.Sprintf("  - {name: other, api_key: %s, base_url: %s/v1}", otherKey, upstream.URL)
-	cfg := writeConfig(t, config(good+"\n"+other))
+	cfg := testkit.WriteConfig(t, config(good+"\n"+other))
 	e := start(t, nil, "--config.file="+cfg)
 	e.waitFor(t, `ratelimit_probe_success{key="other",model="llama3.1-8b",provider="cerebras"} 1`)
 
@@ -140,8 +141,8 @@ func TestProxiedRetryAfterHoldsProbes(t *testing.T) {
 		sim.ServeHTTP(w, r)
 	}))
 	t.Cleanup(upstream.Close)
-	proxyAddr := freeLoopbackAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf(`probe: {mode: scrape, min_interval: 0s, max_quota_share: 1}
+	proxyAddr := testkit.FreeAddr(t)
+	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {mode: scrape, min_interval: 0s, max_quota_share: 1}
 keys:
   - {name: good, api_key: %s, base_url: %s/v1}
 proxy:

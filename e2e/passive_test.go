@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -33,8 +34,8 @@ func TestProxyThroughTheBinary(t *testing.T) {
 	upstream := httptest.NewServer(mux)
 	t.Cleanup(upstream.Close)
 
-	proxyAddr := freeLoopbackAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf(`probe:
+	proxyAddr := testkit.FreeAddr(t)
+	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe:
   interval: 1h
 keys:
   - {name: good, api_key: %s, base_url: %s/cerebras/v1}
@@ -94,7 +95,7 @@ proxy:
 		t.Errorf("%d requests reached the providers, want the applications' 3 and no probe", got)
 	}
 	for _, key := range []string{goodKey, anthropicKey, "sk-test-canary-passive-stranger"} {
-		if strings.Contains(body, key) || strings.Contains(e.logs.String(), key) {
+		if strings.Contains(body, key) || strings.Contains(e.Logs(), key) {
 			t.Errorf("a key shows in /metrics or the debug log")
 		}
 	}

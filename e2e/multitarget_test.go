@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -15,7 +16,7 @@ import (
 // heading opens, without their fences.
 func readmeYAMLBlocks(t *testing.T, heading string) []string {
 	t.Helper()
-	data, err := os.ReadFile("README.md")
+	data, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func readmeYAMLBlocks(t *testing.T, heading string) []string {
 // with its own rate-limit series, the shards split the targets without
 // overlap, and all their scrapes together cost one probe per target.
 func TestMultiTargetWithPrometheus(t *testing.T) {
-	requireTool(t, "prometheus")
+	testkit.RequireTool(t, "prometheus")
 	blocks := readmeYAMLBlocks(t, "## Multi-target: /probe and service discovery")
 	if len(blocks) != 2 {
 		t.Fatalf("the README's multi-target section has %d yaml blocks, want 2: the scrape config and its hashmod form", len(blocks))
@@ -54,14 +55,14 @@ func TestMultiTargetWithPrometheus(t *testing.T) {
 	sim, simURL := startSimulator(t)
 	sim.AddKey(otherKey, simulator.FreeTrial())
 	sim.AddKey(thirdKey, simulator.FreeTrial())
-	cfg := writeConfig(t, fmt.Sprintf(`probe: {mode: scrape, min_interval: 1h}
+	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {mode: scrape, min_interval: 1h}
 keys:
   - {name: alpha, api_key: %[2]s, base_url: %[1]q, models: [llama3.1-8b, llama-3.3-70b], labels: {team: search}}
   - {name: beta, api_key: %[3]s, base_url: %[1]q, models: [llama3.1-8b]}
   - {name: gamma, api_key: %[4]s, base_url: %[1]q, models: [llama-3.3-70b]}
 `, simURL, goodKey, otherKey, thirdKey))
 	e := start(t, nil, "--config.file="+cfg)
-	address := strings.TrimPrefix(e.url, "http://")
+	address := strings.TrimPrefix(e.URL, "http://")
 	all := []string{"alpha/llama-3.3-70b", "alpha/llama3.1-8b", "beta/llama3.1-8b", "gamma/llama-3.3-70b"}
 
 	whole := strings.ReplaceAll(blocks[0], "exporter:10429", address)

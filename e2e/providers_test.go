@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/json"
@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
@@ -213,7 +214,7 @@ func TestEveryProviderThroughTheBinary(t *testing.T) {
 				modelLine = ""
 			}
 			// Scrape mode with no min_interval: each scrape probes.
-			cfg := writeConfig(t, fmt.Sprintf(`probe:
+			cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe:
   mode: scrape
   min_interval: 0s
   max_quota_share: 1
