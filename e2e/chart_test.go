@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,8 +221,9 @@ func TestHelmChart(t *testing.T) {
 		if err := yaml.Unmarshal([]byte(config), &parsed); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range parsed.Keys {
-			if err := os.WriteFile(k.APIKeyFile, []byte("sk-test-helm-key\n"), 0o600); err != nil {
+		for i, k := range parsed.Keys {
+			// Each key its own secret: one secret under two names is refused.
+			if err := os.WriteFile(k.APIKeyFile, []byte(fmt.Sprintf("sk-test-helm-key-%d\n", i)), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
