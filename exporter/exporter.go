@@ -5,6 +5,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -85,6 +86,9 @@ func New(o Options) *Exporter {
 func (e *Exporter) Apply(cfg *config.Config) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.stopped {
+		return errors.New("the exporter is stopping")
+	}
 	clients, err := e.prober.Prepare(cfg)
 	if err != nil {
 		return err
