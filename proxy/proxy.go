@@ -89,7 +89,7 @@ type route struct {
 	upstream *url.URL
 	provider string
 	parser   ratelimit.Parser
-	// keyHeader is where the provider carries a key: Authorization or
+	// keyHeader is where the provider reads a key: Authorization or
 	// X-Api-Key. The proxy looks there first.
 	keyHeader string
 	keys      []knownKey // the configured keys of the provider
@@ -186,7 +186,7 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 			upstream:  upstream,
 			provider:  prov.Name,
 			parser:    prov.Parser(),
-			keyHeader: keyHeader(prov),
+			keyHeader: prov.Probe.KeyHeader(),
 			keys:      byProvider[r.Provider],
 		})
 	}
@@ -225,8 +225,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	who, record, known := rt.identify(presentedKey(r.Header, rt.keyHeader), s.unknownKeys)
-	if !known && s.unknownKeys == config.UnknownKeysReject {
+	who, record, admitted := rt.admit(r.Header, s.unknownKeys)
+	if !admitted {
 		p.refuse(w, rt.prefix, http.StatusForbidden, "unknown_key", "the proxy forwards only the keys it is configured with")
 		return
 	}
