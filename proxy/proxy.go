@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,6 +73,7 @@ type Proxy struct {
 	logger   log.Logger
 	requests *prometheus.CounterVec
 	now      func() time.Time
+	bodies   bodyBudget // across reloads: bodies read under an old config are still held
 }
 
 // state is what one config says: immutable once published.
@@ -79,8 +81,11 @@ type state struct {
 	routes          []*route // longest path_prefix first
 	unknownKeys     string
 	maxRequestBytes int64
-	listenAddress   string
-	tls             bool
+	// maxInflightRequestBytes bounds what p.bodies may hold.
+	maxInflightRequestBytes int64
+	bodyReadTimeout         time.Duration
+	listenAddress           string
+	tls                     bool
 }
 
 // route is one path_prefix and where it leads.
@@ -163,10 +168,12 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 func (p *Proxy) build(cfg *config.Config) (*state, error) {
 	pc := cfg.Proxy
 	s := &state{
-		unknownKeys:     pc.UnknownKeys,
-		maxRequestBytes: int64(pc.MaxRequestBytes),
-		listenAddress:   pc.ListenAddress,
-		tls:             pc.TLSServerConfig != nil,
+		unknownKeys:             pc.UnknownKeys,
+		maxRequestBytes:         int64(pc.MaxRequestBytes),
+		maxInflightRequestBytes: int64(pc.MaxInflightRequestBytes),
+		bodyReadTimeout:         time.Duration(pc.BodyReadTimeout),
+		listenAddress:           pc.ListenAddress,
+		tls:                     pc.TLSServerConfig != nil,
 	}
 	byProvider := map[string][]knownKey{}
 	for _, r := range pc.Routes {
@@ -231,11 +238,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	body, err := readBody(r, s.maxRequestBytes)
+	body, release, err := p.receive(w, r, s)
+	defer release()
 	switch {
 	case errors.Is(err, errTooLarge):
 		p.refuse(w, rt.prefix, http.StatusRequestEntityTooLarge, "request_too_large",
 			fmt.Sprintf("the request body is larger than the proxy's max_request_bytes (%s)", config.Bytes(s.maxRequestBytes)))
+		return
+	case errors.Is(err, errOverloaded):
+		w.Header().Set("Retry-After", "1")
+		p.refuse(w, rt.prefix, http.StatusServiceUnavailable, "proxy_overloaded",
+			"the request bodies in flight fill the proxy's max_inflight_request_bytes; retry shortly")
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		p.refuse(w, rt.prefix, http.StatusRequestTimeout, "request_timeout",
+			fmt.Sprintf("the request body did not arrive within the proxy's body_read_timeout (%s)", s.bodyReadTimeout))
 		return
 	case err != nil && r.Context().Err() != nil:
 		p.count(rt.prefix, StatusClientClosedRequest)
