@@ -48,9 +48,6 @@ func (b *bodyBudget) give(n int64) { b.used.Add(-n) }
 // to p.bodies. release returns the charge: call it once the body is no
 // longer held, errors included.
 func (p *Proxy) receive(w http.ResponseWriter, r *http.Request, s *state) (body []byte, release func(), err error) {
-	if r.ContentLength > s.maxRequestBytes {
-		return nil, func() {}, errTooLarge
-	}
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, func() {}, nil
 	}
@@ -59,19 +56,25 @@ func (p *Proxy) receive(w http.ResponseWriter, r *http.Request, s *state) (body 
 	// header timeout; the body is then bounded by the budget alone.
 	_ = rc.SetReadDeadline(time.Now().Add(s.bodyReadTimeout))
 	var charged int64
-	body, err = readBody(r.Body, r.ContentLength, s.maxRequestBytes, func(n int64) bool {
-		if !p.bodies.take(n, s.maxInflightRequestBytes) {
-			return false
-		}
-		charged += n
-		return true
-	})
 	release = func() { p.bodies.give(charged) }
+	if r.ContentLength > s.maxRequestBytes {
+		err = errTooLarge
+	} else {
+		body, err = readBody(r.Body, r.ContentLength, s.maxRequestBytes, func(n int64) bool {
+			if !p.bodies.take(n, s.maxInflightRequestBytes) {
+				return false
+			}
+			charged += n
+			return true
+		})
+	}
 	if err != nil {
-		// The rest of the body stays unread, so the connection carries no
-		// further request; the deadline stays to bound what net/http
-		// discards of it before closing.
-		w.Header().Set("Connection", "close")
+		// The rest of the body stays unread, so an HTTP/1 connection can
+		// carry no further request (HTTP/2 resets just the stream); the
+		// deadline stays, to bound what net/http discards of it.
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
 		return nil, release, err
 	}
 	// The response may stream for minutes. net/http lifts the deadline
