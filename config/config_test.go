@@ -103,6 +103,9 @@ func TestLoadBadConfigs(t *testing.T) {
 		"proxy-bad-route.yml":             `testdata/bad/proxy-bad-route.yml:5: proxy.routes[0].path_prefix: "cerebras" must start and end with / and name something, such as /cerebras/`,
 		"proxy-unknown-keys.yml": "testdata/bad/proxy-unknown-keys.yml:4: proxy.unknown_keys: unknown value \"drop\": use forward, fingerprint or reject\n" +
 			`testdata/bad/proxy-unknown-keys.yml:6: proxy.routes[0].upstream: "ftp://api.cerebras.ai" is not an absolute http(s) URL`,
+		"proxy-bounds.yml": "testdata/bad/proxy-bounds.yml:5: proxy.max_inflight_request_bytes: must be at least max_request_bytes (10MiB), got 1MiB\n" +
+			"testdata/bad/proxy-bounds.yml:6: proxy.body_read_timeout: must be greater than zero, got 0s\n" +
+			"testdata/bad/proxy-bounds.yml:7: proxy.max_connections: must be at least 1, got 0",
 		"proxy-basic-auth.yml":        `testdata/bad/proxy-basic-auth.yml:4: proxy.basic_auth_users: unknown field "basic_auth_users" (see the configuration reference in README.md)`,
 		"anthropic-v1.yml":            `testdata/bad/anthropic-v1.yml:5: keys[0].base_url: "https://api.anthropic.com/v1" ends in /v1, which the probe adds itself (it would send https://api.anthropic.com/v1/v1/messages): leave it out`,
 		"chat-path-in-base-url.yml":   `testdata/bad/chat-path-in-base-url.yml:4: keys[0].base_url: "https://api.cerebras.ai/v1/chat/completions" ends in /chat/completions, which the probe adds itself (it would send https://api.cerebras.ai/v1/chat/completions/chat/completions): leave it out`,
@@ -433,7 +436,8 @@ proxy:
 		t.Fatal(err)
 	}
 	p := cfg.Proxy
-	if p.ListenAddress != ":10430" || p.UnknownKeys != "forward" || p.MaxRequestBytes != 512<<10 || p.Routes[0].Upstream != "https://api.cerebras.ai" {
+	if p.ListenAddress != ":10430" || p.UnknownKeys != "forward" || p.MaxRequestBytes != 512<<10 || p.Routes[0].Upstream != "https://api.cerebras.ai" ||
+		p.MaxInflightRequestBytes != 64<<20 || p.BodyReadTimeout != Duration(time.Minute) || p.MaxConnections != 1024 {
 		t.Errorf("proxy: %+v", p)
 	}
 	if cfg, err := Parse([]byte(`keys: [{name: a, api_key: k}]`), "test.yml"); err != nil || cfg.Proxy != nil {

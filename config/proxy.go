@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/units"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -18,21 +19,34 @@ const (
 	UnknownKeysReject      = "reject"      // answer 403 without contacting the upstream
 )
 
-// DefaultProxy holds the proxy settings a proxy block leaves out.
+// DefaultProxy holds the proxy settings a proxy block leaves out. Its
+// bounds fit a 128 MB container.
 var DefaultProxy = Proxy{
-	ListenAddress:   ":10430",
-	UnknownKeys:     UnknownKeysForward,
-	MaxRequestBytes: 10 * Bytes(units.MiB),
+	ListenAddress:           ":10430",
+	UnknownKeys:             UnknownKeysForward,
+	MaxRequestBytes:         10 * Bytes(units.MiB),
+	MaxInflightRequestBytes: 64 * Bytes(units.MiB),
+	BodyReadTimeout:         Duration(time.Minute),
+	MaxConnections:          1024,
 }
 
 // Proxy is the optional transparent proxy: applications send their own
 // requests through it with their own keys, and it reads the rate-limit
 // headers of the answers, at no cost.
 type Proxy struct {
-	ListenAddress   string         `yaml:"listen_address"`
-	Routes          []Route        `yaml:"routes"`
-	UnknownKeys     string         `yaml:"unknown_keys"`
-	MaxRequestBytes Bytes          `yaml:"max_request_bytes"`
+	ListenAddress   string  `yaml:"listen_address"`
+	Routes          []Route `yaml:"routes"`
+	UnknownKeys     string  `yaml:"unknown_keys"`
+	MaxRequestBytes Bytes   `yaml:"max_request_bytes"`
+	// MaxInflightRequestBytes bounds the memory of all the request bodies
+	// the proxy holds at once; a request that would go over it gets 503.
+	MaxInflightRequestBytes Bytes `yaml:"max_inflight_request_bytes"`
+	// BodyReadTimeout is how long a request body may take to arrive once
+	// its headers have. The response has no timeout: it may stream for minutes.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	// MaxConnections bounds the client connections open at once; more wait
+	// to be accepted.
+	MaxConnections  int            `yaml:"max_connections"`
 	TLSServerConfig *web.TLSConfig `yaml:"tls_server_config"`
 }
 
@@ -82,6 +96,15 @@ func (p *Proxy) validate(fail func(path, format string, args ...any)) {
 	}
 	if p.MaxRequestBytes <= 0 {
 		fail("proxy.max_request_bytes", "must be greater than zero, got %s", p.MaxRequestBytes)
+	}
+	if p.MaxInflightRequestBytes < max(p.MaxRequestBytes, 1) {
+		fail("proxy.max_inflight_request_bytes", "must be at least max_request_bytes (%s), got %s", p.MaxRequestBytes, p.MaxInflightRequestBytes)
+	}
+	if p.BodyReadTimeout <= 0 {
+		fail("proxy.body_read_timeout", "must be greater than zero, got %s", p.BodyReadTimeout)
+	}
+	if p.MaxConnections < 1 {
+		fail("proxy.max_connections", "must be at least 1, got %d", p.MaxConnections)
 	}
 	if len(p.Routes) == 0 {
 		fail("proxy.routes", "no routes: add at least one path_prefix, upstream and provider")

@@ -11,7 +11,10 @@ import (
 type Probe interface {
 	// Request returns the probe of model at baseURL, without the key.
 	Request(baseURL, model string) Request
-	// Authorize puts apiKey where the API looks for it.
+	// KeyHeader is the header the API reads a key from: Authorization
+	// (as "Bearer <key>") or X-Api-Key.
+	KeyHeader() string
+	// Authorize puts apiKey where the API looks for it: in KeyHeader.
 	Authorize(h http.Header, apiKey string)
 	// Read reads what a response body says; it never keeps text from it
 	// other than a plain error code.
@@ -70,7 +73,8 @@ func (c chatCompletions) Request(baseURL, model string) Request {
 	}
 }
 
-func (chatCompletions) Authorize(h http.Header, apiKey string) { bearer(h, apiKey) }
+func (chatCompletions) KeyHeader() string                        { return "Authorization" }
+func (c chatCompletions) Authorize(h http.Header, apiKey string) { setKey(h, c.KeyHeader(), apiKey) }
 
 func (chatCompletions) Read(body []byte) Answer {
 	var b struct {
@@ -115,7 +119,8 @@ func (messages) Request(baseURL, model string) Request {
 	}
 }
 
-func (messages) Authorize(h http.Header, apiKey string) { h.Set("X-Api-Key", apiKey) }
+func (messages) KeyHeader() string                        { return "X-Api-Key" }
+func (m messages) Authorize(h http.Header, apiKey string) { setKey(h, m.KeyHeader(), apiKey) }
 
 func (messages) Read(body []byte) Answer {
 	var b struct {
@@ -151,7 +156,8 @@ func (keyInfo) Request(baseURL, _ string) Request {
 	}
 }
 
-func (keyInfo) Authorize(h http.Header, apiKey string) { bearer(h, apiKey) }
+func (keyInfo) KeyHeader() string                        { return "Authorization" }
+func (k keyInfo) Authorize(h http.Header, apiKey string) { setKey(h, k.KeyHeader(), apiKey) }
 
 // creditWindows are the windows of OpenRouter's limit_reset values.
 var creditWindows = map[string]string{"daily": "day", "weekly": "week", "monthly": "month"}
@@ -207,7 +213,13 @@ func (keyInfo) Read(body []byte) Answer {
 func (keyInfo) Free() bool       { return true }
 func (keyInfo) NamesModel() bool { return false }
 
-func bearer(h http.Header, apiKey string) { h.Set("Authorization", "Bearer "+apiKey) }
+// setKey puts apiKey in header, with the Bearer scheme in Authorization.
+func setKey(h http.Header, header, apiKey string) {
+	if header == "Authorization" {
+		apiKey = "Bearer " + apiKey
+	}
+	h.Set(header, apiKey)
+}
 
 // firstCode returns the first of raws that is a JSON string holding a plain code.
 func firstCode(raws ...json.RawMessage) string {

@@ -3,7 +3,9 @@ package provider
 import (
 	"bufio"
 	"bytes"
+	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -41,6 +43,16 @@ func TestDeclarations(t *testing.T) {
 		}
 		if p.NeedsModel() != (p.Model != "") && p.Name != "openai_compatible" {
 			t.Errorf("%s: a probe that names a model needs a default model", p.Name)
+		}
+		// Anthropic alone reads x-api-key; the proxy reads where KeyHeader says.
+		want := http.Header{"Authorization": {"Bearer k"}}
+		if p.Name == "anthropic" {
+			want = http.Header{"X-Api-Key": {"k"}}
+		}
+		got := http.Header{}
+		p.Probe.Authorize(got, "k")
+		if !reflect.DeepEqual(got, want) || got.Get(p.Probe.KeyHeader()) == "" {
+			t.Errorf("%s: Authorize sets %v, KeyHeader says %s; want %v", p.Name, got, p.Probe.KeyHeader(), want)
 		}
 	}
 }

@@ -6,33 +6,128 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
-	"unicode"
-	"unicode/utf8"
+	"sync/atomic"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
 
 // errTooLarge is a request body above max_request_bytes.
 var errTooLarge = errors.New("request body too large")
 
-// readBody reads r's body, refusing one larger than limit bytes before
-// reading it if its Content-Length says so, else as soon as it has read
-// limit+1 bytes.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, errTooLarge
+// errOverloaded is a request body that would take the bodies in flight
+// over max_inflight_request_bytes.
+var errOverloaded = errors.New("request bodies in flight over budget")
+
+// firstBodyBuffer is the buffer a body starts in, whatever length it
+// announces: memory follows the bytes that arrive, never the announcement.
+const firstBodyBuffer = 4 << 10
+
+// bodyBudget is the memory of the request bodies the proxy holds: charged
+// as their buffers grow, returned when their requests are done. A charge
+// over the budget fails at once rather than wait, so nothing can deadlock
+// on it.
+type bodyBudget struct{ used atomic.Int64 }
+
+func (b *bodyBudget) take(n, limit int64) bool {
+	for {
+		used := b.used.Load()
+		if used+n > limit {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return true
+		}
 	}
+}
+
+func (b *bodyBudget) give(n int64) { b.used.Add(-n) }
+
+// receive reads r's body, within s.bodyReadTimeout, charging its buffer
+// to p.bodies. release returns the charge: call it once the body is no
+// longer held, errors included.
+func (p *Proxy) receive(w http.ResponseWriter, r *http.Request, s *state) (body []byte, release func(), err error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
+		return nil, func() {}, nil
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	rc := http.NewResponseController(w)
+	// A connection that cannot take a deadline still has the server's
+	// header timeout; the body is then bounded by the budget alone.
+	_ = rc.SetReadDeadline(time.Now().Add(s.bodyReadTimeout))
+	var charged int64
+	release = func() { p.bodies.give(charged) }
+	if r.ContentLength > s.maxRequestBytes {
+		err = errTooLarge
+	} else {
+		body, err = readBody(r.Body, r.ContentLength, s.maxRequestBytes, func(n int64) bool {
+			if !p.bodies.take(n, s.maxInflightRequestBytes) {
+				return false
+			}
+			charged += n
+			return true
+		})
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if n > limit {
-		return nil, errTooLarge
+	if err != nil {
+		// The rest of the body stays unread, so an HTTP/1 connection can
+		// carry no further request (HTTP/2 resets just the stream); the
+		// deadline stays, to bound what net/http discards of it.
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
+		return nil, release, err
 	}
-	return buf.Bytes(), err
+	// The response may stream for minutes. net/http lifts the deadline
+	// itself once an HTTP/1 body ends; this does not rely on it.
+	_ = rc.SetReadDeadline(time.Time{})
+	return body, release, nil
+}
+
+// readBody reads a body of the announced length (-1: unknown) into a
+// buffer that starts at firstBodyBuffer at most and doubles as it fills,
+// each growth charged first; it refuses a body over limit bytes as soon as
+// it has read limit+1.
+func readBody(body io.Reader, announced, limit int64, charge func(n int64) bool) ([]byte, error) {
+	size := min(firstBodyBuffer, limit)
+	if announced >= 0 {
+		size = min(size, announced+1) // room to read the end of the body
+	}
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) == limit {
+				return buf, endsHere(body)
+			}
+			if len(buf) > 0 {
+				size = min(2*int64(cap(buf)), limit)
+			}
+			if !charge(size - int64(cap(buf))) {
+				return nil, errOverloaded
+			}
+			buf = append(make([]byte, 0, size), buf...)
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return nil, err
+		}
+	}
+}
+
+// endsHere reads what follows a body of the largest size allowed: nothing,
+// or the body is too large.
+func endsHere(body io.Reader) error {
+	var next [1]byte
+	n, err := io.ReadAtLeast(body, next[:], 1)
+	switch {
+	case n > 0:
+		return errTooLarge
+	case err == io.EOF:
+		return nil
+	}
+	return err
 }
 
 // setBody makes body, read whole, the body r sends on: with its length
@@ -73,7 +168,7 @@ func topLevelModel(body []byte) string {
 		i = skipSpace(body, i)
 		switch body[i] {
 		case '}':
-			if len(model) > maxModelBytes || !printable(model) {
+			if len(model) > maxModelBytes || !config.Printable(model) {
 				return ""
 			}
 			return model
@@ -160,10 +255,4 @@ func valueEnd(b []byte, i int) int {
 		}
 	}
 	return i
-}
-
-// printable reports whether s is valid UTF-8 without whitespace, control
-// characters or other runes that do not print, as a configured model name.
-func printable(s string) bool {
-	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) < 0
 }

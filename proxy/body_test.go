@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
 
 func TestTopLevelModel(t *testing.T) {
@@ -47,7 +49,7 @@ func FuzzTopLevelModel(f *testing.F) {
 		var fields map[string]json.RawMessage
 		want := ""
 		if json.Unmarshal(body, &fields) == nil && fields != nil && json.Unmarshal(fields["model"], &want) == nil {
-			if len(want) > maxModelBytes || !printable(want) {
+			if len(want) > maxModelBytes || !config.Printable(want) {
 				want = ""
 			}
 		}

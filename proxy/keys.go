@@ -5,12 +5,12 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-kit/log/level"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
-	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 )
 
 // knownKey is a configured key as the proxy holds it: its name and the
@@ -66,45 +66,91 @@ func (rt *route) identify(key, unknownKeys string) (who string, record, known bo
 	return "", false, false
 }
 
+// admit says whom a request's key is, as identify does, and whether the
+// request may be forwarded: under unknown_keys: reject, only when every key
+// it carries to the upstream is configured. A request that carries more
+// than one key is recorded under none, since the upstream may read any.
+func (rt *route) admit(h http.Header, unknownKeys string) (who string, record, admitted bool) {
+	key, others := presentedKeys(h, rt.keyHeader)
+	who, record, known := rt.identify(key, unknownKeys)
+	if unknownKeys == config.UnknownKeysReject {
+		for _, other := range others {
+			_, _, otherKnown := rt.identify(other, unknownKeys)
+			known = known && otherKnown
+		}
+		if !known {
+			return "", false, false
+		}
+	}
+	if len(others) > 0 {
+		return "", false, true
+	}
+	return who, record, true
+}
+
 // fingerprint names an unknown key by its digest: "sha256:" and the
 // digest's first 12 hex digits.
 func fingerprint(digest [sha256.Size]byte) string {
 	return config.FingerprintPrefix + hex.EncodeToString(digest[:6])
 }
 
-// keyHeader is the header in which prov carries a key.
-func keyHeader(prov provider.Provider) string {
-	h := http.Header{}
-	prov.Probe.Authorize(h, "key")
-	if h.Get("X-Api-Key") != "" {
+// presentedKeys returns the key the upstream reads from h and any other,
+// different keys h would carry to it. Only forwarded headers count: one named
+// in Connection is removed on the way, as every hop-by-hop header is, and is
+// no identity. The upstream reads its own header (keyHeader) first, the
+// other one when its own has no key; a second value of either header, or a
+// key in the other header beside one in its own, is an other key, which the
+// caller may not ignore: the upstream might read it instead.
+func presentedKeys(h http.Header, keyHeader string) (key string, others []string) {
+	var keys []string
+	add := func(k string) {
+		if k != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	for _, name := range []string{keyHeader, otherKeyHeader(keyHeader)} {
+		if connectionNamed(h, name) {
+			continue
+		}
+		for _, v := range h.Values(name) {
+			if name == "Authorization" {
+				v = bearer(v)
+			}
+			add(strings.TrimSpace(v))
+		}
+	}
+	if len(keys) == 0 {
+		return "", nil
+	}
+	return keys[0], keys[1:]
+}
+
+func otherKeyHeader(keyHeader string) string {
+	if keyHeader == "Authorization" {
 		return "X-Api-Key"
 	}
 	return "Authorization"
 }
 
-// presentedKey is the key a request carries, in the provider's header
-// first (Authorization: Bearer, or x-api-key), else in the other.
-func presentedKey(h http.Header, first string) string {
-	if first == "X-Api-Key" {
-		if key := apiKey(h); key != "" {
-			return key
+// connectionNamed reports whether a Connection header lists name, which
+// makes it hop-by-hop: httputil.ReverseProxy removes it.
+func connectionNamed(h http.Header, name string) bool {
+	for _, v := range h.Values("Connection") {
+		for field := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(field), name) {
+				return true
+			}
 		}
-		return bearer(h)
 	}
-	if key := bearer(h); key != "" {
-		return key
-	}
-	return apiKey(h)
+	return false
 }
 
-func apiKey(h http.Header) string { return strings.TrimSpace(h.Get("X-Api-Key")) }
-
-// bearer reads "Authorization: Bearer <key>", the scheme in any case.
-func bearer(h http.Header) string {
-	v := h.Get("Authorization")
+// bearer returns the key of an Authorization value "Bearer <key>", the
+// scheme in any case, and "" for any other value.
+func bearer(v string) string {
 	const scheme = "bearer "
 	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
 		return ""
 	}
-	return strings.TrimSpace(v[len(scheme):])
+	return v[len(scheme):]
 }

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,6 +70,7 @@ type Proxy struct {
 	logger   log.Logger
 	requests *prometheus.CounterVec
 	now      func() time.Time
+	bodies   bodyBudget // across reloads: bodies read under an old config are still held
 }
 
 // state is what one config says: immutable once published.
@@ -76,6 +78,9 @@ type state struct {
 	routes          []*route // longest path_prefix first
 	unknownKeys     string
 	maxRequestBytes int64
+	// maxInflightRequestBytes bounds what p.bodies may hold.
+	maxInflightRequestBytes int64
+	bodyReadTimeout         time.Duration
 }
 
 // route is one path_prefix and where it leads.
@@ -84,7 +89,7 @@ type route struct {
 	upstream *url.URL
 	provider string
 	parser   ratelimit.Parser
-	// keyHeader is where the provider carries a key: Authorization or
+	// keyHeader is where the provider reads a key: Authorization or
 	// X-Api-Key. The proxy looks there first.
 	keyHeader string
 	keys      []knownKey // the configured keys of the provider
@@ -170,8 +175,10 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 func (p *Proxy) build(cfg *config.Config) (*state, error) {
 	pc := cfg.Proxy
 	s := &state{
-		unknownKeys:     pc.UnknownKeys,
-		maxRequestBytes: int64(pc.MaxRequestBytes),
+		unknownKeys:             pc.UnknownKeys,
+		maxRequestBytes:         int64(pc.MaxRequestBytes),
+		maxInflightRequestBytes: int64(pc.MaxInflightRequestBytes),
+		bodyReadTimeout:         time.Duration(pc.BodyReadTimeout),
 	}
 	byProvider := map[string][]knownKey{}
 	for _, r := range pc.Routes {
@@ -191,7 +198,7 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 			upstream:  upstream,
 			provider:  prov.Name,
 			parser:    prov.Parser(),
-			keyHeader: keyHeader(prov),
+			keyHeader: prov.Probe.KeyHeader(),
 			keys:      byProvider[r.Provider],
 		})
 	}
@@ -230,17 +237,27 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	who, record, known := rt.identify(presentedKey(r.Header, rt.keyHeader), s.unknownKeys)
-	if !known && s.unknownKeys == config.UnknownKeysReject {
+	who, record, admitted := rt.admit(r.Header, s.unknownKeys)
+	if !admitted {
 		p.refuse(w, rt.prefix, http.StatusForbidden, "unknown_key", "the proxy forwards only the keys it is configured with")
 		return
 	}
 
-	body, err := readBody(r, s.maxRequestBytes)
+	body, release, err := p.receive(w, r, s)
+	defer release()
 	switch {
 	case errors.Is(err, errTooLarge):
 		p.refuse(w, rt.prefix, http.StatusRequestEntityTooLarge, "request_too_large",
 			fmt.Sprintf("the request body is larger than the proxy's max_request_bytes (%s)", config.Bytes(s.maxRequestBytes)))
+		return
+	case errors.Is(err, errOverloaded):
+		w.Header().Set("Retry-After", "1")
+		p.refuse(w, rt.prefix, http.StatusServiceUnavailable, "proxy_overloaded",
+			"the request bodies in flight fill the proxy's max_inflight_request_bytes; retry shortly")
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		p.refuse(w, rt.prefix, http.StatusRequestTimeout, "request_timeout",
+			fmt.Sprintf("the request body did not arrive within the proxy's body_read_timeout (%s)", s.bodyReadTimeout))
 		return
 	case err != nil && r.Context().Err() != nil:
 		p.count(rt.prefix, StatusClientClosedRequest)

@@ -440,7 +440,7 @@ func TestUnknownKeys(t *testing.T) {
 	}
 }
 
-// The key is read where the provider carries it, and in the other header
+// The key is read where the provider reads it, and in the other header
 // too; the Bearer scheme in any case.
 func TestKeyHeaders(t *testing.T) {
 	up := newUpstream(t, okHandler)
@@ -458,9 +458,12 @@ func TestKeyHeaders(t *testing.T) {
 		{"/openai/", []string{"X-Api-Key", openAIKey}, "team-openai"},
 		{"/anthropic/", []string{"X-Api-Key", anthropicKey}, "team-anthropic"},
 		{"/anthropic/", []string{"Authorization", "Bearer " + anthropicKey}, "team-anthropic"},
-		// The provider's own header decides when both are there.
-		{"/anthropic/", []string{"X-Api-Key", anthropicKey, "Authorization", "Bearer " + unknownKey}, "team-anthropic"},
+		{"/anthropic/", []string{"X-Api-Key", anthropicKey, "Authorization", "Bearer " + anthropicKey}, "team-anthropic"},
+		// Every key the upstream receives must be configured: it might read any.
+		{"/anthropic/", []string{"X-Api-Key", anthropicKey, "Authorization", "Bearer " + unknownKey}, ""},
 		{"/anthropic/", []string{"X-Api-Key", unknownKey, "Authorization", "Bearer " + anthropicKey}, ""},
+		{"/openai/", []string{"Authorization", "Bearer " + openAIKey, "Authorization", "Bearer " + unknownKey}, ""},
+		{"/openai/", []string{"Authorization", "Bearer " + openAIKey, "X-Api-Key", unknownKey}, ""},
 		{"/openai/", []string{"Authorization", "Basic " + openAIKey}, ""},
 		{"/openai/", []string{"Authorization", "Bearer" + openAIKey}, ""},
 	} {
@@ -615,5 +618,38 @@ func TestHeadersLeftOut(t *testing.T) {
 	}
 	if _, set := client.Header()["X-Other"]; set {
 		t.Error("modifyResponse copied headers itself")
+	}
+}
+
+// A header named in Connection never reaches the upstream, so it is
+// nobody's identity: a configured key sent that way cannot carry another
+// key past unknown_keys: reject, nor lend its name to the other key's
+// limits. Nor can a configured key sent beside another one.
+func TestSmuggledKey(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header []string
+	}{
+		{"named in Connection", []string{"X-Api-Key", anthropicKey, "Connection", "x-api-key", "Authorization", "Bearer " + unknownKey}},
+		{"beside another", []string{"X-Api-Key", anthropicKey, "Authorization", "Bearer " + unknownKey}},
+	} {
+		for _, mode := range []string{"reject", "forward", "fingerprint"} {
+			t.Run(tc.name+"/"+mode, func(t *testing.T) {
+				up := newUpstream(t, okHandler)
+				e := startProxy(t, setup{unknownKeys: mode, routes: []config.Route{{PathPrefix: "/anthropic/", Upstream: up.URL, Provider: "anthropic"}}})
+				got := do(t, e.client, newRequest(t, http.MethodPost, e.url+"/anthropic/v1/messages", `{"model":"claude"}`, tc.header...))
+				if mode == "reject" {
+					proxyError(t, got, 403, "unknown_key")
+					up.untouched(t, "the upstream")
+				} else if got.status != 200 {
+					t.Errorf("status %d, want 200", got.status)
+				}
+				for _, o := range e.rec.all() {
+					if o.Key == "team-anthropic" {
+						t.Errorf("recorded under the configured key's name, which the upstream may not have read: %+v", o)
+					}
+				}
+			})
+		}
 	}
 }

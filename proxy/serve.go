@@ -11,13 +11,15 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/net/netutil"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/internal/drain"
 )
 
-// Timeouts of the proxy's listener. There is no read or write timeout: a
-// response may stream for minutes, and a read deadline would cancel it.
+// Timeouts of the proxy's listener. There is no write timeout: a response
+// may stream for minutes. The body's read timeout is the handler's
+// (body_read_timeout), which lifts it once the body is read.
 const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 2 * time.Minute
@@ -44,10 +46,15 @@ func Listen(cfg *config.Proxy) (net.Listener, error) {
 // grace, cuts off those still open and returns once every connection is
 // closed. It returns nil after a shutdown in which every request finished,
 // and otherwise the error that ended it. It closes l.
+//
+// At most cfg.MaxConnections client connections are open at once: more
+// wait in the kernel's backlog, not accepted, so that each costs nothing
+// here until one closes.
 func Serve(ctx context.Context, l net.Listener, cfg *config.Proxy, h http.Handler, grace time.Duration, logger log.Logger) error {
 	if logger == nil {
 		logger = log.NewNopLogger()
 	}
+	l = netutil.LimitListener(l, cfg.MaxConnections)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,

@@ -111,8 +111,9 @@ func (l *closeSignal) Close() error {
 // when the shutdown has begun.
 func serveGated(t *testing.T, grace time.Duration, release <-chan struct{}) (url string, started, closed <-chan struct{}, stop func() error) {
 	t.Helper()
-	cfg := &config.Proxy{ListenAddress: "127.0.0.1:0"}
-	bound, err := Listen(cfg)
+	cfg := config.DefaultProxy
+	cfg.ListenAddress = "127.0.0.1:0"
+	bound, err := Listen(&cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func serveGated(t *testing.T, grace time.Duration, release <-chan struct{}) (url
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, l, cfg, h, grace, log.NewNopLogger()) }()
+	go func() { served <- Serve(ctx, l, &cfg, h, grace, log.NewNopLogger()) }()
 	return "http://" + l.Addr().String(), begun, l.closed, func() error {
 		cancel()
 		return <-served
