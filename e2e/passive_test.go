@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,5 +100,76 @@ proxy:
 		if strings.Contains(body, key) || strings.Contains(e.Logs(), key) {
 			t.Errorf("a key shows in /metrics or the debug log")
 		}
+	}
+}
+
+// The proxy's budgets through the binary: a flood of strangers' keys under
+// unknown_keys: fingerprint cannot keep a configured key's new model from
+// being recorded, what does not fit is counted, and a 429 without
+// rate-limit headers is recorded as a 429, not as a row of zero probes.
+func TestStrangersCannotCrowdOutConfiguredKeys(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Test-Throttle") != "" {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.Header().Set("X-Ratelimit-Limit-Requests-Minute", "100")
+		w.Header().Set("X-Ratelimit-Remaining-Requests-Minute", "50")
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"choices":[]}`)
+	}))
+	t.Cleanup(upstream.Close)
+	proxyAddr := testkit.FreeAddr(t)
+	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {interval: 1h}
+keys:
+  - {name: good, api_key: %s, base_url: %s/v1, models: [llama3.1-8b]}
+proxy:
+  listen_address: %s
+  unknown_keys: fingerprint
+  routes: [{path_prefix: /c/, upstream: %s, provider: cerebras}]
+`, goodKey, upstream.URL, proxyAddr, upstream.URL))
+	e := start(t, nil, "--config.file="+cfg)
+
+	send := func(key, model string, throttle bool) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+proxyAddr+"/c/v1/chat/completions",
+			strings.NewReader(`{"model":"`+model+`","messages":[]}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		if throttle {
+			req.Header.Set("X-Test-Throttle", "1")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	const strangers = 1005
+	keys := make(chan string)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for key := range keys {
+				send(key, "llama3.1-8b", false)
+			}
+		}()
+	}
+	for i := range strangers {
+		keys <- fmt.Sprintf("sk-test-canary-stranger-%04d", i)
+	}
+	close(keys)
+	wg.Wait()
+	send(goodKey, "new-model", false)
+	send(goodKey, "throttled-model", true)
+
+	body := e.waitFor(t,
+		`ratelimit_remaining{key="good",model="new-model",provider="cerebras",resource="requests",window="minute"} 50`,
+		`ratelimit_proxy_rate_limited_total{key="good",model="throttled-model",provider="cerebras"} 1`,
+		`ratelimit_readings_dropped_total{reason="fingerprints_budget"} 5`)
+	if lines := grepLines(body, `model="throttled-model"`); strings.Count(lines, "\n")+1 != 3 || strings.Contains(lines, "ratelimit_probes_total") {
+		t.Errorf("a proxied 429 without headers, for a model the config does not list, shows:\n%s\nwant its 429 and its proxy readings only", lines)
 	}
 }
