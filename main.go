@@ -202,9 +202,17 @@ func shutdown(logger log.Logger, srv *http.Server, exp *exporter.Exporter, sig o
 	level.Info(logger).Log("msg", "Shutting down: finishing scrapes in flight", "signal", sig, "grace_period", grace)
 	stopped := make(chan struct{})
 	go func() {
+		// Scrapes and proxied requests drain side by side, in one grace
+		// period; probes are cancelled after, as scrapes may wait for them.
+		proxyStopped := make(chan struct{})
+		go func() {
+			exp.StopProxy()
+			close(proxyStopped)
+		}()
 		if err := drain.Shutdown(srv, grace); err != nil {
 			level.Warn(logger).Log("msg", "Scrapes still in flight after the grace period are cut off", "err", err)
 		}
+		<-proxyStopped
 		exp.Stop()
 		close(stopped)
 	}()

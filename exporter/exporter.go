@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
@@ -56,7 +58,7 @@ type Exporter struct {
 // servedProxy is the proxy served on one listener.
 type servedProxy struct {
 	address string
-	tls     bool
+	tls     *web.TLSConfig
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -124,15 +126,13 @@ func (e *Exporter) prepareProxy(cfg *config.Config) (commit func(), err error) {
 	} else if routes, err = px.Prepare(cfg); err != nil {
 		return nil, err
 	}
-	tls := pc.TLSServerConfig != nil
-	if e.served != nil && e.served.address == pc.ListenAddress && e.served.tls == tls {
-		return func() { px.Use(routes) }, nil
-	}
 	if e.served != nil && e.served.address == pc.ListenAddress {
-		// The port is the running listener's own: it cannot be bound
-		// twice, so TLS on or off waits for a restart.
-		level.Warn(e.logger).Log("msg", "Turning the proxy's TLS on or off takes a restart; the proxy keeps its listener",
-			"listen_address", pc.ListenAddress)
+		// The port is the running listener's own and cannot be bound
+		// twice: TLS settings that changed could not be applied, and a
+		// restart would meet them, so the reload is refused.
+		if !reflect.DeepEqual(e.served.tls, pc.TLSServerConfig) {
+			return nil, errors.New("proxy tls_server_config: a change on the running listen_address takes a restart (or a new listen_address)")
+		}
 		return func() { px.Use(routes) }, nil
 	}
 	l, err := proxy.Listen(pc)
@@ -151,7 +151,7 @@ func (e *Exporter) prepareProxy(cfg *config.Config) (commit func(), err error) {
 		}
 		e.stopProxyLocked()
 		ctx, cancel := context.WithCancel(context.Background())
-		served := &servedProxy{address: pc.ListenAddress, tls: tls, cancel: cancel, done: make(chan struct{})}
+		served := &servedProxy{address: pc.ListenAddress, tls: pc.TLSServerConfig, cancel: cancel, done: make(chan struct{})}
 		go func() {
 			defer close(served.done)
 			if err := proxy.Serve(ctx, l, pc, px, e.grace, e.logger); err != nil {
@@ -203,9 +203,10 @@ func (e *Exporter) RefreshTarget(ctx context.Context, id config.TargetID) bool {
 	return e.scheduler.RefreshTarget(ctx, id)
 }
 
-// Stop closes the proxy's listener, lets its requests in flight finish
-// within the grace period, then cancels the probes.
-func (e *Exporter) Stop() {
+// StopProxy closes the proxy's listener and returns once its requests in
+// flight have finished, within the grace period. Later configs start no
+// proxy, nor anything else.
+func (e *Exporter) StopProxy() {
 	e.mu.Lock()
 	if !e.stopped {
 		e.stopped = true
@@ -213,6 +214,11 @@ func (e *Exporter) Stop() {
 	}
 	e.mu.Unlock()
 	e.draining.Wait()
+}
+
+// Stop stops the proxy as StopProxy does, then cancels the probes.
+func (e *Exporter) Stop() {
+	e.StopProxy()
 	e.scheduler.Stop()
 }
 

@@ -88,6 +88,7 @@ func TestRefusedApplyChangesNothing(t *testing.T) {
 	refused := strings.Replace(proxyConfig(busy.Addr().String(), up.URL), "base_url: "+up.URL+"}",
 		"base_url: "+up.URL+", http_client: {proxy_url: '"+fwd.URL+"'}}", 1)
 	refused = strings.Replace(refused, "{name: k,", "{name: k, models: [m1, m2],", 1)
+	refused = strings.Replace(refused, "path_prefix: /openai/", "path_prefix: /other/", 1)
 	if err := e.Apply(parse(t, refused)); err == nil {
 		t.Fatal("a config whose proxy port is busy was applied")
 	}
@@ -100,7 +101,14 @@ func TestRefusedApplyChangesNothing(t *testing.T) {
 		t.Errorf("targets after the refused config: %v", got)
 	}
 	if status := get(running); status != http.StatusOK {
-		t.Errorf("the running proxy answered %d after the refused config, want 200", status)
+		t.Errorf("the running proxy's route answered %d after the refused config, want 200", status)
+	}
+	var metrics strings.Builder
+	if err := e.Readings().WriteText(&metrics, nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(metrics.String(), `model="m1"`) {
+		t.Error("the refused config's targets are in the metrics")
 	}
 }
 

@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,7 +53,12 @@ func RetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if seconds, err := strconv.ParseUint(v, 10, 32); err == nil {
+	if seconds, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// More seconds than a Duration holds asks for the longest wait:
+		// the caller caps it, and must not read it as none.
+		if err != nil || seconds > uint64(math.MaxInt64/time.Second) {
+			return math.MaxInt64
+		}
 		return time.Duration(seconds) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {

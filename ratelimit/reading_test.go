@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -20,7 +21,9 @@ func TestRetryAfter(t *testing.T) {
 		{"-5", 0},
 		{"1.5", 0},
 		{"soon", 0},
-		{"99999999999", 0},
+		{"4294967296", 4294967296 * time.Second},
+		{"99999999999", math.MaxInt64},
+		{"99999999999999999999999", math.MaxInt64}, // the caller caps it
 	} {
 		if got := RetryAfter(tc.value, now); got != tc.want {
 			t.Errorf("RetryAfter(%q) = %s, want %s", tc.value, got, tc.want)

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
+)
+
+// --web.shutdown-grace-period is "how long scrapes and proxied requests in
+// flight may take to finish" on SIGTERM. With a scrape and a proxied stream
+// both in flight, the exporter exits within about one grace period, not one
+// for the scrapes and then another for the proxy.
+func TestSIGTERMDrainsScrapesAndProxyWithinOneGrace(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 2)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); slow.Close() })
+	proxyAddr := testkit.FreeAddr(t)
+	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {mode: scrape, timeout: 30s, min_interval: 0s, max_quota_share: 1}
+keys:
+  - {name: good, api_key: %s, base_url: %s/v1, models: [llama3.1-8b]}
+proxy:
+  listen_address: %s
+  routes: [{path_prefix: /c/, upstream: %s, provider: cerebras}]
+`, goodKey, slow.URL, proxyAddr, slow.URL))
+	const grace = 2 * time.Second
+	e := start(t, nil, "--config.file="+cfg, "--web.shutdown-grace-period="+grace.String())
+
+	// A scrape waiting for its probe, and a proxied stream, both in flight.
+	go func() {
+		if resp, err := http.Get(e.URL + "/metrics"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	streaming := make(chan struct{})
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+proxyAddr+"/c/v1/chat/completions", strings.NewReader(`{"model":"llama3.1-8b"}`))
+		req.Header.Set("Authorization", "Bearer "+goodKey)
+		resp, err := http.DefaultClient.Do(req)
+		close(streaming)
+		if err == nil { // read until the exporter cuts the stream
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	<-streaming
+	<-arrived // the probe the scrape waits for
+	<-arrived // and the proxied stream
+
+	begin := time.Now()
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.Done():
+	case <-time.After(4 * grace):
+		t.Fatalf("no exit within %s of SIGTERM", 4*grace)
+	}
+	if took := time.Since(begin); took > grace+grace/2 {
+		t.Errorf("shutdown took %s with --web.shutdown-grace-period=%s: the scrapes' and the proxy's grace periods run one after the other", took.Round(10*time.Millisecond), grace)
+	}
+}
