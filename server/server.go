@@ -130,7 +130,16 @@ func Handler(o Options) (_ http.Handler, err error) {
 		pattern = "/{$}" // only /, so that the other endpoints stay reachable
 	}
 	// /metrics and /probe share one bound: both may wait for probes.
-	limit := requestLimit(o.MaxRequests)
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ratelimit_exporter_scrapes_refused_total",
+		Help: "Scrapes (/metrics, /probe) answered 503 by --web.max-requests, by reason: max_requests (that many wait for probes or gather at once) or per_address (that many in flight from the client's address, answers still being written included).",
+	}, []string{"reason"})
+	if o.Registry != nil {
+		if err := o.Registry.Register(refused); err != nil {
+			return nil, err
+		}
+	}
+	limit := requestLimit(o.MaxRequests, refused)
 	mux.Handle("GET "+pattern, limit(scrapeHandler(metrics, o.Refresh, o.TimeoutOffset)))
 	if o.Targets != nil {
 		mux.Handle("GET "+ProbePath, limit(probeHandler(o)))
@@ -320,10 +329,11 @@ func gzipAccepted(r *http.Request) bool {
 //   - at most max at once are served to one client address, counting those
 //     still being written: clients that never read, until
 //     --web.write-timeout cuts them off, hold up their own address alone.
-func requestLimit(max int) func(http.Handler) http.Handler {
+func requestLimit(max int, refused *prometheus.CounterVec) func(http.Handler) http.Handler {
 	if max <= 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
+	refusedGlobal, refusedPerAddress := refused.WithLabelValues("max_requests"), refused.WithLabelValues("per_address")
 	slots := make(chan struct{}, max)
 	var mu sync.Mutex
 	perAddress := map[string]int{}
@@ -344,6 +354,7 @@ func requestLimit(max int) func(http.Handler) http.Handler {
 			}
 			mu.Unlock()
 			if full {
+				refusedPerAddress.Inc()
 				http.Error(w, fmt.Sprintf("Too many scrapes from this address at once, counting answers it has not read (--web.max-requests=%d)", max), http.StatusServiceUnavailable)
 				return
 			}
@@ -351,6 +362,7 @@ func requestLimit(max int) func(http.Handler) http.Handler {
 			select {
 			case slots <- struct{}{}:
 			default:
+				refusedGlobal.Inc()
 				http.Error(w, fmt.Sprintf("Too many concurrent scrapes (--web.max-requests=%d)", max), http.StatusServiceUnavailable)
 				return
 			}

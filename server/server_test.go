@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
 
@@ -106,7 +107,8 @@ func TestMetricsHandler(t *testing.T) {
 // given its slot back, as it does to write, keeps only the second.
 func TestLimitRequests(t *testing.T) {
 	entered, write, released, finish := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
-	limit := requestLimit(1)
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "refused"}, []string{"reason"})
+	limit := requestLimit(1, refused)
 	h := limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
 		<-write
@@ -154,6 +156,9 @@ func TestLimitRequests(t *testing.T) {
 	close(finish)
 	<-done
 	check("once the first is answered", "192.0.2.1:1001", 200, "")
+	if global, perAddress := testutil.ToFloat64(refused.WithLabelValues("max_requests")), testutil.ToFloat64(refused.WithLabelValues("per_address")); global != 1 || perAddress != 2 {
+		t.Errorf("refusals counted: %g max_requests, %g per_address; want 1 and 2", global, perAddress)
+	}
 }
 
 func TestCheckMetricsPath(t *testing.T) {
