@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 
@@ -132,12 +133,16 @@ func otherKeyHeader(keyHeader string) string {
 	return "Authorization"
 }
 
-// connectionNamed reports whether a Connection header lists name, which
-// makes it hop-by-hop: httputil.ReverseProxy removes it.
+// connectionNamed reports whether a Connection header lists name, a
+// canonical header name, which makes it hop-by-hop. It reads the list
+// exactly as httputil.ReverseProxy does when it removes those headers
+// (textproto.TrimString, then Header.Del's canonical name): a name it
+// matched more loosely, with Unicode spaces or case folding, would be a
+// key the upstream still receives.
 func connectionNamed(h http.Header, name string) bool {
-	for _, v := range h.Values("Connection") {
+	for _, v := range h["Connection"] {
 		for field := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(field), name) {
+			if textproto.CanonicalMIMEHeaderKey(textproto.TrimString(field)) == name {
 				return true
 			}
 		}

@@ -13,7 +13,7 @@ import (
 // not (a no-break space around it, a Kelvin sign for its k) leaves the key
 // header on its way to the upstream: under unknown_keys: reject, it must
 // be checked like any key the upstream receives.
-func TestConnectionNameAsReverseProxyReadsIt(t *testing.T) {
+func TestConnectionNamesAsReverseProxyReadsThem(t *testing.T) {
 	for _, tc := range []struct {
 		name, path string
 		header     []string
