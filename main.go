@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -90,6 +92,7 @@ func run() int {
 
 	level.Info(logger).Log("msg", "Starting "+name, "version", version.Info())
 	level.Info(logger).Log("msg", "Build context", "build_context", version.BuildContext())
+	setMemoryLimit(logger)
 
 	// Listen before the first probe: a busy port ends the start at once.
 	listeners, err := server.Listen(webFlags)
@@ -161,6 +164,21 @@ func run() int {
 		return 1
 	case sig := <-terms:
 		return shutdown(logger, srv, exp, sig, terms, *gracePeriod)
+	}
+}
+
+// setMemoryLimit sets GOMEMLIMIT to 90% of the container's memory limit,
+// as Prometheus 3 does, unless GOMEMLIMIT or AUTOMEMLIMIT is set: near the
+// limit the collector runs more often rather than the heap outgrowing it,
+// so that request bodies held up to max_inflight_request_bytes, and their
+// garbage, do not get the process killed.
+func setMemoryLimit(logger log.Logger) {
+	limit, err := memlimit.Set()
+	switch {
+	case err != nil:
+		level.Debug(logger).Log("msg", "No container memory limit to set GOMEMLIMIT from", "err", err)
+	case limit < math.MaxInt64:
+		level.Info(logger).Log("msg", "GOMEMLIMIT set", "bytes", limit)
 	}
 }
 

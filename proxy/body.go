@@ -84,13 +84,13 @@ func (p *Proxy) receive(w http.ResponseWriter, r *http.Request, s *state) (body 
 
 // readBody reads a body of the announced length (-1: unknown) into a
 // buffer that starts at firstBodyBuffer at most and doubles as it fills,
-// each growth charged first; it refuses a body over limit bytes as soon as
-// it has read limit+1.
+// never past the announced length while the body keeps to it; it refuses a
+// body over limit bytes as soon as it has read limit+1. Each buffer is
+// charged whole before it is made: the one it replaces stays in memory
+// until a collection, so a body is charged what it allocated, about twice
+// its length, not its last buffer alone.
 func readBody(body io.Reader, announced, limit int64, charge func(n int64) bool) ([]byte, error) {
 	size := min(firstBodyBuffer, limit)
-	if announced >= 0 {
-		size = min(size, announced+1) // room to read the end of the body
-	}
 	var buf []byte
 	for {
 		if len(buf) == cap(buf) {
@@ -100,7 +100,10 @@ func readBody(body io.Reader, announced, limit int64, charge func(n int64) bool)
 			if len(buf) > 0 {
 				size = min(2*int64(cap(buf)), limit)
 			}
-			if !charge(size - int64(cap(buf))) {
+			if announced >= 0 && int64(len(buf)) <= announced {
+				size = min(size, announced+1) // room to read the end of the body
+			}
+			if !charge(size) {
 				return nil, errOverloaded
 			}
 			buf = append(make([]byte, 0, size), buf...)

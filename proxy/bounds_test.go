@@ -181,14 +181,15 @@ func TestStreamOutlivesBodyTimeout(t *testing.T) {
 func TestBodyBudget(t *testing.T) {
 	up := newUpstream(t, okHandler)
 	cfg := parseConfig(t, setup{maxRequestBytes: "16KiB", routes: []config.Route{{PathPrefix: "/openai/", Upstream: up.URL, Provider: "openai"}}})
-	cfg.Proxy.MaxInflightRequestBytes = 16 << 10
+	// The buffers of one 16 KiB body: 4, 8 and 16 KiB, each charged.
+	cfg.Proxy.MaxInflightRequestBytes = 28 << 10
 	e := startConfig(t, cfg)
 	auth := []string{"Authorization", "Bearer " + openAIKey}
 
 	// 8 KiB of a 16 KiB body fill an 8 KiB buffer, which then doubles.
 	big := strings.Replace(headersOnly, "10485760", "16384", 1)
 	held := dialSending(t, e.addr, big+strings.Repeat("x", 8<<10))
-	waitFor(t, "the held body to take the whole budget", func() bool { return e.proxy.bodies.used.Load() == 16<<10 })
+	waitFor(t, "the held body to take the whole budget", func() bool { return e.proxy.bodies.used.Load() == 28<<10 })
 
 	got := do(t, e.client, newRequest(t, http.MethodPost, e.url+"/openai/v1/chat/completions", `{"model":"gpt-4o-mini"}`, auth...))
 	proxyError(t, got, http.StatusServiceUnavailable, "proxy_overloaded")
@@ -226,13 +227,15 @@ func TestReadBody(t *testing.T) {
 		limit        int64
 		refuseCharge bool
 		want         error
-		charged      int64
+		capacity     int64 // of the last buffer
+		charged      int64 // every buffer made
 	}{
-		{name: "short, announced", body: "abc", announced: 3, limit: 1 << 20, charged: 4},
-		{name: "short, chunked", body: "abc", announced: -1, limit: 1 << 20, charged: firstBodyBuffer},
-		{name: "announced far more than sent", body: "abc", announced: 1 << 20, limit: 1 << 20, charged: firstBodyBuffer},
-		{name: "grows by doubling", body: strings.Repeat("x", 9000), announced: 9000, limit: 1 << 20, charged: 16 << 10},
-		{name: "at the limit", body: strings.Repeat("x", 10000), announced: -1, limit: 10000, charged: 10000},
+		{name: "short, announced", body: "abc", announced: 3, limit: 1 << 20, capacity: 4, charged: 4},
+		{name: "short, chunked", body: "abc", announced: -1, limit: 1 << 20, capacity: firstBodyBuffer, charged: firstBodyBuffer},
+		{name: "announced far more than sent", body: "abc", announced: 1 << 20, limit: 1 << 20, capacity: firstBodyBuffer, charged: firstBodyBuffer},
+		{name: "grows by doubling up to what it announced", body: strings.Repeat("x", 9000), announced: 9000, limit: 1 << 20, capacity: 9001, charged: 4096 + 8192 + 9001},
+		{name: "grows by doubling, chunked", body: strings.Repeat("x", 9000), announced: -1, limit: 1 << 20, capacity: 16 << 10, charged: 4096 + 8192 + 16384},
+		{name: "at the limit", body: strings.Repeat("x", 10000), announced: -1, limit: 10000, capacity: 10000, charged: 4096 + 8192 + 10000},
 		{name: "one over the limit", body: strings.Repeat("x", 10001), announced: -1, limit: 10000, want: errTooLarge},
 		{name: "over budget", body: "abc", announced: 3, limit: 1 << 20, refuseCharge: true, want: errOverloaded},
 	} {
@@ -251,8 +254,8 @@ func TestReadBody(t *testing.T) {
 			if tc.want != nil {
 				return
 			}
-			if charged != tc.charged || int64(cap(got)) != charged || string(got) != tc.body {
-				t.Errorf("read %d bytes into a buffer of %d, charged %d; want %d bytes, %d charged", len(got), cap(got), charged, len(tc.body), tc.charged)
+			if charged != tc.charged || int64(cap(got)) != tc.capacity || string(got) != tc.body {
+				t.Errorf("read %d bytes into a buffer of %d, charged %d; want %d bytes into %d, %d charged", len(got), cap(got), charged, len(tc.body), tc.capacity, tc.charged)
 			}
 		})
 	}
