@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -293,5 +294,49 @@ func TestMaxConnections(t *testing.T) {
 	_ = third.SetReadDeadline(time.Now().Add(patience))
 	if resp, err := http.ReadResponse(bufio.NewReader(third), nil); err != nil || resp.StatusCode != 200 {
 		t.Errorf("the third request: %v %v", resp, err)
+	}
+}
+
+// Headers cost memory as bodies do: connections that send large headers
+// and announce a body they never send are held until body_read_timeout,
+// and their headers with them. What they hold must stay within the
+// proxy's bounds (max_inflight_request_bytes, and a small cost per
+// connection), not grow with net/http's default of 1 MB of headers per
+// request: 1,024 such connections would hold a gigabyte.
+func TestLargeHeadersAreBounded(t *testing.T) {
+	const conns = 100
+	const budget = 16 << 20
+	raiseOpenFiles(t, 2*conns)
+	up := newUpstream(t, okHandler)
+	cfg := parseConfig(t, setup{routes: []config.Route{{PathPrefix: "/openai/", Upstream: up.URL, Provider: "openai"}}})
+	cfg.Proxy.BodyReadTimeout = config.Duration(time.Hour) // this test is not about the timeout
+	cfg.Proxy.MaxInflightRequestBytes = budget
+	e := startConfig(t, cfg)
+
+	var pad strings.Builder
+	for i := range 1000 { // just under net/http's default MaxHeaderBytes of 1 MB
+		fmt.Fprintf(&pad, "X-Pad-%d: %s\r\n", i, strings.Repeat("p", 1000))
+	}
+	request := strings.Replace(headersOnly, "Content-Type:", pad.String()+"Content-Type:", 1)
+
+	before := heapInuse()
+	var answered atomic.Int64
+	for range conns {
+		conn := dialSending(t, e.addr, request)
+		go func() {
+			_ = conn.SetReadDeadline(time.Now().Add(patience))
+			if _, err := conn.Read(make([]byte, 1)); err == nil {
+				answered.Add(1)
+			}
+		}()
+	}
+	// Each connection is refused or waits for its body; both take a moment.
+	waitFor(t, "every connection to be answered or to wait for its body", func() bool {
+		return answered.Load()*firstBodyBuffer+e.proxy.bodies.used.Load() >= conns*firstBodyBuffer
+	})
+	const allowed = budget + conns*(64<<10)
+	if grown := int64(heapInuse()) - int64(before); grown > allowed {
+		t.Errorf("%d connections that sent 1 MB of headers and announced a body hold %d MiB of heap; the bounds allow %d MiB",
+			conns, grown>>20, allowed>>20)
 	}
 }
