@@ -57,8 +57,9 @@ type Exporter struct {
 
 // servedProxy is the proxy served on one listener.
 type servedProxy struct {
-	address string
-	tls     *web.TLSConfig
+	address        string
+	tls            *web.TLSConfig
+	maxConnections int
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -128,10 +129,13 @@ func (e *Exporter) prepareProxy(cfg *config.Config) (commit func(), err error) {
 	}
 	if e.served != nil && e.served.address == pc.ListenAddress {
 		// The port is the running listener's own and cannot be bound
-		// twice: TLS settings that changed could not be applied, and a
-		// restart would meet them, so the reload is refused.
+		// twice: listener settings that changed could not be applied, and
+		// a restart would meet them, so the reload is refused.
 		if !reflect.DeepEqual(e.served.tls, pc.TLSServerConfig) {
 			return nil, errors.New("proxy tls_server_config: a change on the running listen_address takes a restart (or a new listen_address)")
+		}
+		if e.served.maxConnections != pc.MaxConnections {
+			return nil, errors.New("proxy max_connections: a change on the running listen_address takes a restart (or a new listen_address)")
 		}
 		return func() { px.Use(routes) }, nil
 	}
@@ -151,7 +155,8 @@ func (e *Exporter) prepareProxy(cfg *config.Config) (commit func(), err error) {
 		}
 		e.stopProxyLocked()
 		ctx, cancel := context.WithCancel(context.Background())
-		served := &servedProxy{address: pc.ListenAddress, tls: pc.TLSServerConfig, cancel: cancel, done: make(chan struct{})}
+		served := &servedProxy{address: pc.ListenAddress, tls: pc.TLSServerConfig, maxConnections: pc.MaxConnections,
+			cancel: cancel, done: make(chan struct{})}
 		go func() {
 			defer close(served.done)
 			if err := proxy.Serve(ctx, l, pc, px, e.grace, e.logger); err != nil {

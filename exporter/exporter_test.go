@@ -147,6 +147,35 @@ func TestProxyMovesAndGoes(t *testing.T) {
 	}
 }
 
+// A reload that keeps the proxy's address applies its routes to the
+// running listener, and refuses what the listener cannot take without a
+// restart.
+func TestProxyReloadOnItsAddress(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(up.Close)
+	e := newExporter(t)
+	address := freeAddress(t)
+	if err := e.Apply(parse(t, proxyConfig(address, up.URL))); err != nil {
+		t.Fatal(err)
+	}
+	moved := strings.Replace(proxyConfig(address, up.URL), "path_prefix: /openai/", "path_prefix: /moved/", 1)
+	if err := e.Apply(parse(t, moved)); err != nil {
+		t.Fatal(err)
+	}
+	if status := get(address); status != http.StatusNotFound {
+		t.Errorf("the old route answers %d after the reload, want 404", status)
+	}
+	if resp, err := http.Get("http://" + address + "/moved/v1/models"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the new route: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	fewer := strings.Replace(moved, "  routes:", "  max_connections: 5\n  routes:", 1)
+	if err := e.Apply(parse(t, fewer)); err == nil || !strings.Contains(err.Error(), "max_connections") {
+		t.Errorf("a new max_connections on the running address: %v, want it refused", err)
+	}
+}
+
 // The proxy runs at Go's GC percent, 100, not the exporter's lowered 50:
 // proxied requests allocate far more than the metrics the 50 is for.
 func TestProxyRunsAtGoDefaultGCPercent(t *testing.T) {

@@ -96,7 +96,7 @@ func TestAnnouncedBodiesCostNothing(t *testing.T) {
 	for range conns {
 		dialSending(t, e.addr, headersOnly)
 	}
-	waitFor(t, "every connection's body to be awaited", func() bool { return e.proxy.bodies.used.Load() == conns*firstBodyBuffer })
+	waitFor(t, "every connection's body to be awaited", func() bool { return e.proxy.bodies.used.Load() == conns*(firstBodyBuffer+requestOverhead) })
 	if grown := int64(heapInuse()) - int64(before); grown > 32<<20 {
 		t.Errorf("%d connections that announced 10 MiB and sent nothing grew the heap by %d MiB", conns, grown>>20)
 	}
@@ -182,15 +182,15 @@ func TestStreamOutlivesBodyTimeout(t *testing.T) {
 func TestBodyBudget(t *testing.T) {
 	up := newUpstream(t, okHandler)
 	cfg := parseConfig(t, setup{maxRequestBytes: "16KiB", routes: []config.Route{{PathPrefix: "/openai/", Upstream: up.URL, Provider: "openai"}}})
-	// The buffers of one 16 KiB body: 4, 8 and 16 KiB, each charged.
-	cfg.Proxy.MaxInflightRequestBytes = 28 << 10
+	// One 16 KiB body: its request, and its buffers of 4, 8 and 16 KiB.
+	cfg.Proxy.MaxInflightRequestBytes = requestOverhead + 28<<10
 	e := startConfig(t, cfg)
 	auth := []string{"Authorization", "Bearer " + openAIKey}
 
 	// 8 KiB of a 16 KiB body fill an 8 KiB buffer, which then doubles.
 	big := strings.Replace(headersOnly, "10485760", "16384", 1)
 	held := dialSending(t, e.addr, big+strings.Repeat("x", 8<<10))
-	waitFor(t, "the held body to take the whole budget", func() bool { return e.proxy.bodies.used.Load() == 28<<10 })
+	waitFor(t, "the held body to take the whole budget", func() bool { return e.proxy.bodies.used.Load() == requestOverhead+28<<10 })
 
 	got := do(t, e.client, newRequest(t, http.MethodPost, e.url+"/openai/v1/chat/completions", `{"model":"gpt-4o-mini"}`, auth...))
 	proxyError(t, got, http.StatusServiceUnavailable, "proxy_overloaded")
@@ -332,7 +332,8 @@ func TestLargeHeadersAreBounded(t *testing.T) {
 	}
 	// Each connection is refused or waits for its body; both take a moment.
 	waitFor(t, "every connection to be answered or to wait for its body", func() bool {
-		return answered.Load()*firstBodyBuffer+e.proxy.bodies.used.Load() >= conns*firstBodyBuffer
+		const waiting = firstBodyBuffer + requestOverhead
+		return answered.Load()*waiting+e.proxy.bodies.used.Load() >= conns*waiting
 	})
 	const allowed = budget + conns*(64<<10)
 	if grown := int64(heapInuse()) - int64(before); grown > allowed {

@@ -274,6 +274,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	setBody(out, body)
+	// A trailer is a header the key check never saw: none goes on.
+	out.Trailer = nil
 	p.reverse.ServeHTTP(w, out)
 }
 
@@ -398,6 +400,9 @@ func newTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
+		// An upstream's headers, rate limits and all, take a few KB; Go
+		// would read 10 MB of them.
+		MaxResponseHeaderBytes: 1 << 20,
 	}
 }
 

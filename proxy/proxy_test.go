@@ -649,7 +649,36 @@ func TestSmuggledKey(t *testing.T) {
 						t.Errorf("recorded under the configured key's name, which the upstream may not have read: %+v", o)
 					}
 				}
+				// The key forwarded, alone, is the one recorded.
+				if all := e.rec.all(); tc.name == "named in Connection" && mode == "fingerprint" &&
+					(len(all) != 1 || !strings.HasPrefix(all[0].Key, config.FingerprintPrefix)) {
+					t.Errorf("recorded %+v, want the forwarded key's fingerprint", all)
+				}
 			})
 		}
+	}
+}
+
+// A request's trailers are headers the key check never saw: none reaches
+// the upstream.
+func TestRequestTrailersAreDropped(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if len(r.Trailer) > 0 {
+			w.Header().Set("X-Saw-Trailer", "yes")
+		}
+		okHandler(w, r)
+	})
+	e := startProxy(t, setup{unknownKeys: "reject", routes: []config.Route{{PathPrefix: "/openai/", Upstream: up.URL, Provider: "openai"}}})
+	conn := dialSending(t, e.addr, "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+openAIKey+
+		"\r\nTransfer-Encoding: chunked\r\nTrailer: X-Api-Key\r\n\r\n2\r\n{}\r\n0\r\nX-Api-Key: "+unknownKey+"\r\n\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(patience))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Saw-Trailer") != "" {
+		t.Errorf("status %d; the upstream saw a trailer: %q", resp.StatusCode, resp.Header.Get("X-Saw-Trailer"))
 	}
 }

@@ -27,7 +27,10 @@ const (
 	// connections hold a gigabyte outside every other bound. An API
 	// request's headers are a few hundred bytes.
 	maxHeaderBytes = 64 << 10
-	idleTimeout    = 2 * time.Minute
+	// maxConcurrentStreams bounds the requests one HTTP/2 connection
+	// carries at once: the least RFC 9113 advises, not Go's 250.
+	maxConcurrentStreams = 100
+	idleTimeout          = 2 * time.Minute
 )
 
 // Listen binds cfg.ListenAddress, having checked cfg.TLSServerConfig, so
@@ -64,6 +67,7 @@ func Serve(ctx context.Context, l net.Listener, cfg *config.Proxy, h http.Handle
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxConcurrentStreams},
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          debugLog(logger),
 		// "OPTIONS *" too is the handler's to refuse.
