@@ -60,8 +60,8 @@ type servedProxy struct {
 	address        string
 	tls            *web.TLSConfig
 	maxConnections int
-	cancel  context.CancelFunc
-	done    chan struct{}
+	cancel         context.CancelFunc
+	done           chan struct{}
 }
 
 // New returns an exporter with no config.
