@@ -72,11 +72,14 @@ func TestHTTP2StreamsAreBounded(t *testing.T) {
 		}
 		mu.Unlock()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && e.proxy.bodies.used.Load() < budget {
-		time.Sleep(10 * time.Millisecond)
-	}
-	const allowed = budget + conns*(256<<10)
+	// Until no further stream fits the budget, or every stream a
+	// connection may open awaits its body.
+	const waiting = firstBodyBuffer + requestOverhead
+	waitFor(t, "the streams to fill the budget", func() bool {
+		used := e.proxy.bodies.used.Load()
+		return used > budget-waiting || used == conns*maxConcurrentStreams*waiting
+	})
+	const allowed = heapSlack * (budget + conns*(256<<10))
 	if grown := int64(heapInuse()) - int64(before); grown > allowed {
 		t.Errorf("%d HTTP/2 connections (max_connections: %d) with %d streams each that announced a body and sent none: "+
 			"%d bodies awaited, the heap %d MiB higher; the bounds allow %d MiB",
