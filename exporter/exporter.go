@@ -6,6 +6,7 @@ package exporter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"runtime/debug"
@@ -141,6 +142,10 @@ func (e *Exporter) prepareProxy(cfg *config.Config) (commit func(), err error) {
 	}
 	l, err := proxy.Listen(pc)
 	if err != nil {
+		if e.served != nil {
+			// Often the running listener itself, under another spelling.
+			return nil, fmt.Errorf("%w (the running proxy listens on %s)", err, e.served.address)
+		}
 		return nil, err
 	}
 	return func() {
