@@ -101,29 +101,55 @@ func fingerprint(digest [sha256.Size]byte) string {
 // no identity. The upstream reads its own header (keyHeader) first, the
 // other one when its own has no key; a second value of either header, or a
 // key in the other header beside one in its own, is an other key, which the
-// caller may not ignore: the upstream might read it instead.
+// caller may not ignore: the upstream might read it instead. So is any
+// value the proxy cannot read as a key (an Authorization not "Bearer <key>")
+// and any header an upstream may take for a key header (X_Api_Key, read as
+// X-Api-Key by servers that map headers to CGI variables): an upstream
+// that parses more loosely than the proxy must find no key it did not check.
 func presentedKeys(h http.Header, keyHeader string) (key string, others []string) {
 	var keys []string
 	add := func(k string) {
-		if k != "" && !slices.Contains(keys, k) {
+		if k = strings.TrimSpace(k); k != "" && !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}
-	for _, name := range []string{keyHeader, otherKeyHeader(keyHeader)} {
+	read := func(name string) {
 		if connectionNamed(h, name) {
-			continue
+			return
 		}
-		for _, v := range h.Values(name) {
-			if name == "Authorization" {
-				v = bearer(v)
+		for _, v := range h[name] {
+			if k := bearer(v); k != "" && keyHeaderOf(name) == "Authorization" {
+				v = k
 			}
-			add(strings.TrimSpace(v))
+			add(v)
 		}
+	}
+	read(keyHeader)
+	read(otherKeyHeader(keyHeader))
+	var lookalikes []string
+	for name := range h {
+		if kh := keyHeaderOf(name); kh != "" && name != kh {
+			lookalikes = append(lookalikes, name)
+		}
+	}
+	slices.Sort(lookalikes)
+	for _, name := range lookalikes {
+		read(name)
 	}
 	if len(keys) == 0 {
 		return "", nil
 	}
 	return keys[0], keys[1:]
+}
+
+// keyHeaderOf returns the key header that an upstream may read name as,
+// Authorization or X-Api-Key, or "".
+func keyHeaderOf(name string) string {
+	switch canonical := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name, "_", "-")); canonical {
+	case "Authorization", "X-Api-Key":
+		return canonical
+	}
+	return ""
 }
 
 func otherKeyHeader(keyHeader string) string {
