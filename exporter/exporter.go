@@ -138,6 +138,9 @@ func (e *Exporter) prepareProxy(cfg *config.Config) (commit func(), err error) {
 		if e.served.maxConnections != pc.MaxConnections {
 			return nil, errors.New("proxy max_connections: a change on the running listen_address takes a restart (or a new listen_address)")
 		}
+		if err := proxy.CheckTLS(pc); err != nil {
+			return nil, err
+		}
 		return func() { px.Use(routes) }, nil
 	}
 	l, err := proxy.Listen(pc)

@@ -171,8 +171,14 @@ func TestProxyReloadOnItsAddress(t *testing.T) {
 		resp.Body.Close()
 	}
 	fewer := strings.Replace(moved, "  routes:", "  max_connections: 5\n  routes:", 1)
+	fewer = strings.Replace(fewer, "path_prefix: /moved/", "path_prefix: /third/", 1)
 	if err := e.Apply(parse(t, fewer)); err == nil || !strings.Contains(err.Error(), "max_connections") {
 		t.Errorf("a new max_connections on the running address: %v, want it refused", err)
+	}
+	if resp, err := http.Get("http://" + address + "/moved/v1/models"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the running route after the refused reload: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func TestHTTP2StreamsAreBounded(t *testing.T) {
 	e := startConfig(t, cfg)
 
 	before := heapInuse()
+	var advertised atomic.Uint32 // SETTINGS_MAX_CONCURRENT_STREAMS, as the server sent it
 	for range conns {
 		conn, err := tls.Dial("tcp", e.addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
 		if err != nil {
@@ -50,6 +52,9 @@ func TestHTTP2StreamsAreBounded(t *testing.T) {
 					return
 				}
 				if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+					if v, ok := s.Value(http2.SettingMaxConcurrentStreams); ok {
+						advertised.Store(v)
+					}
 					mu.Lock()
 					_ = fr.WriteSettingsAck()
 					mu.Unlock()
@@ -79,6 +84,9 @@ func TestHTTP2StreamsAreBounded(t *testing.T) {
 		used := e.proxy.bodies.used.Load()
 		return used > budget-waiting || used == conns*maxConcurrentStreams*waiting
 	})
+	if got := advertised.Load(); got != maxConcurrentStreams {
+		t.Errorf("the server allows %d streams a connection, want %d", got, maxConcurrentStreams)
+	}
 	const allowed = heapSlack * (budget + conns*(256<<10))
 	if grown := int64(heapInuse()) - int64(before); grown > allowed {
 		t.Errorf("%d HTTP/2 connections (max_connections: %d) with %d streams each that announced a body and sent none: "+

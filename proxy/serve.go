@@ -37,16 +37,26 @@ const (
 // that a busy port or a bad certificate fails at once, before anything is
 // served.
 func Listen(cfg *config.Proxy) (net.Listener, error) {
-	if cfg.TLSServerConfig != nil {
-		if _, err := web.ConfigToTLSConfig(cfg.TLSServerConfig); err != nil {
-			return nil, fmt.Errorf("proxy tls_server_config: %w", err)
-		}
+	if err := CheckTLS(cfg); err != nil {
+		return nil, err
 	}
 	l, err := net.Listen("tcp", cfg.ListenAddress)
 	if err != nil {
 		return nil, fmt.Errorf("proxy listen_address: %w", err)
 	}
 	return l, nil
+}
+
+// CheckTLS loads cfg.TLSServerConfig's certificate, if any, as serving
+// would: what a start would refuse, a reload refuses too.
+func CheckTLS(cfg *config.Proxy) error {
+	if cfg.TLSServerConfig == nil {
+		return nil
+	}
+	if _, err := web.ConfigToTLSConfig(cfg.TLSServerConfig); err != nil {
+		return fmt.Errorf("proxy tls_server_config: %w", err)
+	}
+	return nil
 }
 
 // Serve serves h on l, with TLS when cfg.TLSServerConfig is set, until ctx
