@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -69,13 +68,16 @@ type state struct {
 	interval    time.Duration
 
 	observations [numSources]float64
-	probes       []float64 // by prober.Outcomes index; rate_limited ones with a reason are in reasons
-	reasons      []reason  // sorted by code
+	probes       []float64 // by prober.Outcomes index; those with a reason or a cause are in reasons
+	reasons      []reason  // sorted by outcome, cause, code
 	tokens       float64
 	headerErrors float64
-	// proxyRateLimited counts the 429s the applications got through the
-	// proxy; shown when the config has a proxy, or once counted.
-	proxyRateLimited float64
+	// proxyRefused counts the refusals the applications got through the
+	// proxy, by cause; shown when the config has a proxy, or once counted.
+	proxyRefused [numCauses]float64
+	// retryAfter is the wait the provider last asked for, at retryAsked.
+	retryAfter time.Duration
+	retryAsked time.Time
 	// proxyOnly: a target the config does not name, known from the
 	// proxy alone; it shows no probe figures, as it is never probed.
 	proxyOnly bool
@@ -97,16 +99,39 @@ const (
 
 var sourceNames = [numSources]string{SourceProbe: "probe", SourceProxy: "proxy"}
 
-// reason counts the rate_limited probes that gave one error code.
+// reason counts the probes of one outcome that gave one cause and error code.
 type reason struct {
-	code  string
-	count float64
+	outcome int // index in prober.Outcomes
+	cause   ratelimit.Cause
+	code    string
+	count   float64
 }
 
-// maxReasons bounds the reason label values of one target: past it, a new
-// code counts as reason "", so that an upstream inventing codes cannot
-// create series without end.
-const maxReasons = 8
+func compareReasons(a, b reason) int {
+	if c := a.outcome - b.outcome; c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.cause), string(b.cause)); c != 0 {
+		return c
+	}
+	return strings.Compare(a.code, b.code)
+}
+
+// maxReasons bounds the reason and cause label values of one target: past
+// it, a new pair counts with neither, so that an upstream inventing codes
+// cannot create series without end.
+const maxReasons = 16
+
+// causeIndex is the index of each cause in proxyRefused; 0 is none.
+var causeIndex = func() map[ratelimit.Cause]int {
+	m := map[ratelimit.Cause]int{"": 0}
+	for i, c := range ratelimit.Causes {
+		m[c] = i + 1
+	}
+	return m
+}()
+
+const numCauses = 6 // none and ratelimit.Causes
 
 // rendered holds a target's samples as exposition text, family by family:
 // family f is text[offsets[f]:offsets[f+1]]. It is never changed once made.
@@ -252,8 +277,8 @@ func (c *Collector) Observe(id config.TargetID, provider string, r *ratelimit.Re
 			return
 		}
 	}
-	if r.StatusCode == http.StatusTooManyRequests {
-		s.proxyRateLimited++
+	if r.Cause != "" {
+		s.proxyRefused[causeIndex[r.Cause]]++
 	}
 	s.read(SourceProxy, r)
 	s.stale, c.stale = true, true
@@ -293,9 +318,13 @@ func (c *Collector) addTarget(id config.TargetID, provider string) *state {
 // which have no labels of their own.
 var strangerDescs = newDescs(nil)
 
-// read takes the rate-limit values of r, if it has any.
+// read takes the rate-limit values of r, if it has any, and the wait it
+// asks for.
 func (s *state) read(source Source, r *ratelimit.Reading) {
 	s.headerErrors += float64(r.Dropped)
+	if r.RetryAfter > 0 && !r.Time.Before(s.retryAsked) {
+		s.retryAfter, s.retryAsked = r.RetryAfter, r.Time
+	}
 	if !r.Success() {
 		return
 	}
@@ -305,27 +334,50 @@ func (s *state) read(source Source, r *ratelimit.Reading) {
 	}
 	s.lastSuccess = r.Time
 	s.observedAt = r.Time
+	if len(r.Observations) == 0 { // Served: no window is empty now
+		s.windows = limitsOnly(s.windows)
+		return
+	}
 	var left int
 	s.windows, left = ratelimit.Windows(r.Observations, s.windows[:0])
 	s.headerErrors += float64(left)
 }
 
-// countProbe counts r by outcome and, for a rate_limited one, by reason.
+// limitsOnly keeps of windows their limits, which a served request does
+// not change, and forgets the rest, which it proves out of date.
+func limitsOnly(windows []ratelimit.Window) []ratelimit.Window {
+	kept := windows[:0]
+	for _, w := range windows {
+		if w.Has[ratelimit.KindIndex[ratelimit.Limit]] {
+			kept = append(kept, ratelimit.Window{Resource: w.Resource, Window: w.Window})
+			i := ratelimit.KindIndex[ratelimit.Limit]
+			kept[len(kept)-1].Values[i], kept[len(kept)-1].Has[i] = w.Values[i], true
+		}
+	}
+	return kept
+}
+
+// countProbe counts r by outcome and, for a refused one, by cause and reason.
 func (s *state) countProbe(r *prober.Result) {
-	if r.Outcome == prober.RateLimited && r.ErrorCode != "" {
-		i, found := slices.BinarySearchFunc(s.reasons, r.ErrorCode, func(x reason, code string) int {
-			return strings.Compare(x.code, code)
-		})
+	outcome := outcomeIndex[r.Outcome]
+	code := r.ErrorCode
+	if r.Outcome != prober.RateLimited && r.Cause == "" {
+		code = "" // as before: reasons are kept for refusals only
+	}
+	if r.Cause != "" || code != "" {
+		key := reason{outcome: outcome, cause: r.Cause, code: code}
+		i, found := slices.BinarySearchFunc(s.reasons, key, compareReasons)
 		if found {
 			s.reasons[i].count++
 			return
 		}
 		if len(s.reasons) < maxReasons {
-			s.reasons = slices.Insert(s.reasons, i, reason{code: r.ErrorCode, count: 1})
+			key.count = 1
+			s.reasons = slices.Insert(s.reasons, i, key)
 			return
 		}
 	}
-	s.probes[outcomeIndex[r.Outcome]]++
+	s.probes[outcome]++
 }
 
 // SetInterval records the time between probes of the target id.
@@ -455,8 +507,16 @@ func (s *state) render(scratch *[]byte) {
 	*scratch = buf
 }
 
-// kindOf is the index into ratelimit.Window.Values of each rate-limit family.
-var kindOf = [numFamilies]int{famLimit: 0, famRemaining: 1, famReset: 2, famResetTimestamp: 2}
+// kindOf is the index into ratelimit.Window.Values of each window family.
+var kindOf = [numFamilies]int{
+	famLimit:          ratelimit.KindIndex[ratelimit.Limit],
+	famRemaining:      ratelimit.KindIndex[ratelimit.Remaining],
+	famReset:          ratelimit.KindIndex[ratelimit.Reset],
+	famResetTimestamp: ratelimit.KindIndex[ratelimit.Reset],
+	famUtilization:    ratelimit.KindIndex[ratelimit.Utilization],
+	famWindowStatus:   ratelimit.KindIndex[ratelimit.Status],
+	famBalance:        ratelimit.KindIndex[ratelimit.Balance],
+}
 
 // each calls fn with every sample of family f: its label values, in the
 // order of the family's label names, and its value. fn must not keep
@@ -465,7 +525,34 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 	lv := s.labelValues
 	var values [16]string
 	switch f {
-	case famLimit, famRemaining, famReset, famResetTimestamp:
+	case famWindowStatus:
+		k := kindOf[f]
+		for _, w := range s.windows {
+			if !w.Has[k] {
+				continue
+			}
+			withStatus := append(append(append(values[:0], lv[:3]...), w.Resource, w.Window, ""), lv[3:]...)
+			for i, status := range ratelimit.Statuses {
+				withStatus[5] = status
+				fn(withStatus, boolToFloat(w.Values[k] == float64(i)))
+			}
+		}
+	case famBalance:
+		k := kindOf[f]
+		for _, w := range s.windows {
+			if w.Has[k] {
+				fn(append(append(append(values[:0], lv[:3]...), w.Resource), lv[3:]...), w.Values[k])
+			}
+		}
+	case famRetryAfter:
+		if s.retryAfter > 0 {
+			fn(lv[:3], s.retryAfter.Seconds())
+		}
+	case famRetryAfterTimestamp:
+		if s.retryAfter > 0 {
+			fn(lv[:3], unixSeconds(s.retryAsked)+s.retryAfter.Seconds())
+		}
+	case famLimit, famRemaining, famReset, famResetTimestamp, famUtilization:
 		k := kindOf[f]
 		for _, w := range s.windows {
 			if !w.Has[k] {
@@ -502,15 +589,15 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 		if s.proxyOnly {
 			return
 		}
-		withResult := append(append(append(values[:0], lv[:3]...), "", ""), lv[3:]...)
+		withResult := append(append(append(values[:0], lv[:3]...), "", "", ""), lv[3:]...)
+		next := 0
 		for i, o := range prober.Outcomes {
-			withResult[3], withResult[4] = string(o), ""
+			withResult[3], withResult[4], withResult[5] = string(o), "", ""
 			fn(withResult, s.probes[i])
-			if o == prober.RateLimited {
-				for _, r := range s.reasons {
-					withResult[4] = r.code
-					fn(withResult, r.count)
-				}
+			for ; next < len(s.reasons) && s.reasons[next].outcome == i; next++ {
+				r := &s.reasons[next]
+				withResult[4], withResult[5] = r.code, string(r.cause)
+				fn(withResult, r.count)
 			}
 		}
 	case famObservations:
@@ -527,8 +614,22 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 			fn(lv, s.tokens)
 		}
 	case famProxyRateLimited:
-		if s.showProxy || s.proxyRateLimited > 0 {
-			fn(lv[:3], s.proxyRateLimited)
+		// The series without a cause stays, at 0, so that a sum over
+		// causes never loses a series.
+		withCause := append(values[:0], lv[0], lv[1], lv[2], "")
+		counted := false
+		for i, n := range s.proxyRefused[1:] {
+			if n > 0 {
+				if !counted {
+					fn(withCause, 0)
+					counted = true
+				}
+				withCause[3] = string(ratelimit.Causes[i])
+				fn(withCause, n)
+			}
+		}
+		if s.showProxy && !counted {
+			fn(withCause, 0)
 		}
 	case famHeaderErrors:
 		fn(lv[:3], s.headerErrors)

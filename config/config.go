@@ -59,10 +59,13 @@ const (
 	LabelResult   = "result"
 	LabelReason   = "reason"
 	LabelSource   = "source"
+	LabelCause    = "cause"
+	LabelStatus   = "status"
+	LabelCurrency = "currency"
 )
 
 // ReservedLabels are the exporter's own label names; a key's labels may not use them.
-var ReservedLabels = []string{LabelKey, LabelProvider, LabelModel, LabelResource, LabelWindow, LabelResult, LabelReason, LabelSource}
+var ReservedLabels = []string{LabelKey, LabelProvider, LabelModel, LabelResource, LabelWindow, LabelResult, LabelReason, LabelSource, LabelCause, LabelStatus, LabelCurrency}
 
 // Config is a loaded and validated configuration. Only Load and Parse make one.
 type Config struct {

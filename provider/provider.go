@@ -28,6 +28,11 @@ type Provider struct {
 	// Probe is the request that asks the API about a key's limits, and how
 	// its answer is read.
 	Probe Probe
+	// ModelInPath reads the model from the path of a request through the
+	// proxy, for an API that names it there; nil, or false, and the proxy
+	// reads the body's top-level "model". The model must be printable and
+	// short, as config.Printable and the proxy's bound on a body's model.
+	ModelInPath func(path string) (model string, ok bool)
 }
 
 // all lists every provider, in the order the docs show them.

@@ -98,9 +98,10 @@ func fingerprint(digest [sha256.Size]byte) string {
 // presentedKeys returns the key the upstream reads from h and any other,
 // different keys h would carry to it. Only forwarded headers count: one named
 // in Connection is removed on the way, as every hop-by-hop header is, and is
-// no identity. The upstream reads its own header (keyHeader) first, the
-// other one when its own has no key; a second value of either header, or a
-// key in the other header beside one in its own, is an other key, which the
+// no identity. The upstream reads its own header (keyHeader) first; any
+// other key header a provider reads (keyHeaders) may hold a key the upstream
+// reads when its own has none, or as well. A second value of any of them,
+// or a key in another beside one in its own, is an other key, which the
 // caller may not ignore: the upstream might read it instead. So is any
 // value the proxy cannot read as a key (an Authorization not "Bearer <key>")
 // and any header an upstream may take for a key header (X_Api_Key, read as
@@ -125,7 +126,11 @@ func presentedKeys(h http.Header, keyHeader string) (key string, others []string
 		}
 	}
 	read(keyHeader)
-	read(otherKeyHeader(keyHeader))
+	for _, name := range keyHeaders {
+		if name != keyHeader {
+			read(name)
+		}
+	}
 	var lookalikes []string
 	for name := range h {
 		if kh := keyHeaderOf(name); kh != "" && name != kh {
@@ -142,21 +147,18 @@ func presentedKeys(h http.Header, keyHeader string) (key string, others []string
 	return keys[0], keys[1:]
 }
 
+// keyHeaders are the headers, canonical, that some provider reads a key
+// from: any of them may reach an upstream that reads it.
+var keyHeaders = []string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"}
+
 // keyHeaderOf returns the key header that an upstream may read name as,
-// Authorization or X-Api-Key, or "".
+// one of keyHeaders, or "".
 func keyHeaderOf(name string) string {
-	switch canonical := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name, "_", "-")); canonical {
-	case "Authorization", "X-Api-Key":
+	canonical := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name, "_", "-"))
+	if slices.Contains(keyHeaders, canonical) {
 		return canonical
 	}
 	return ""
-}
-
-func otherKeyHeader(keyHeader string) string {
-	if keyHeader == "Authorization" {
-		return "X-Api-Key"
-	}
-	return "Authorization"
 }
 
 // connectionNamed reports whether a Connection header lists name, a

@@ -93,6 +93,10 @@ type route struct {
 	// X-Api-Key. The proxy looks there first.
 	keyHeader string
 	keys      []knownKey // the configured keys of the provider
+	// modelInPath reads the model from the request's path, for APIs that
+	// name it there (Azure's deployments, Gemini's models); nil, or false,
+	// and the model is the body's.
+	modelInPath func(path string) (string, bool)
 }
 
 // exchange is what the proxy knows about one request, for the response.
@@ -198,8 +202,9 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 			upstream:  upstream,
 			provider:  prov.Name,
 			parser:    prov.Parser(),
-			keyHeader: prov.Probe.KeyHeader(),
-			keys:      byProvider[r.Provider],
+			keyHeader:   prov.Probe.KeyHeader(),
+			keys:        byProvider[r.Provider],
+			modelInPath: prov.ModelInPath,
 		})
 	}
 	slices.SortStableFunc(s.routes, func(a, b *route) int { return len(b.prefix) - len(a.prefix) })
@@ -270,13 +275,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ex := &exchange{route: rt, key: who, record: record, client: w}
 	if record {
-		ex.model = topLevelModel(body)
+		ex.model = rt.modelOf(r.URL.Path, body)
 	}
 	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	setBody(out, body)
 	// A trailer is a header the key check never saw: none goes on.
 	out.Trailer = nil
 	p.reverse.ServeHTTP(w, out)
+}
+
+// modelOf returns the model a request names: in its path, for an API that
+// names it there, else as the body's top-level "model".
+func (rt *route) modelOf(path string, body []byte) string {
+	if rt.modelInPath != nil {
+		if model, ok := rt.modelInPath(path); ok {
+			return model
+		}
+	}
+	return topLevelModel(body)
 }
 
 // rewrite sends the request to the route's upstream: the prefix's last "/"

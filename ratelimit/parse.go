@@ -8,14 +8,38 @@ import (
 	"time"
 )
 
-// Kind says which of a window's three figures an observation holds.
+// Kind says which of a window's figures an observation holds.
 type Kind string
 
-// The kinds a rate-limit header can carry.
+// The kinds a rate-limit header or answer can carry.
 const (
 	Limit     Kind = "limit"
 	Remaining Kind = "remaining"
 	Reset     Kind = "reset"
+	// Utilization is the share of the window used, from 0 to 1: what a
+	// window that gives no limit or remaining says instead (Anthropic's
+	// unified windows, Azure's provisioned deployments).
+	Utilization Kind = "utilization"
+	// Status is the window's state as the provider words it: the index in
+	// Statuses of allowed, allowed_warning or rejected.
+	Status Kind = "status"
+	// Balance is money left on an account, in the currency that is the
+	// observation's Resource (DeepSeek's balance).
+	Balance Kind = "balance"
+)
+
+// Kinds lists every kind, in the order of Window.Values.
+var Kinds = [...]Kind{Limit, Remaining, Reset, Utilization, Status, Balance}
+
+// Statuses are the values of a Status observation, by index: the words
+// Anthropic's unified windows use.
+var Statuses = [...]string{"allowed", "allowed_warning", "rejected"}
+
+// The indexes of Statuses.
+const (
+	StatusAllowed        = 0
+	StatusAllowedWarning = 1
+	StatusRejected       = 2
 )
 
 // MaxObservations bounds what one response may add, so a hostile or broken
@@ -49,6 +73,7 @@ func (p Parser) Parse(h http.Header, now time.Time) (obs []Observation, dropped 
 	if date, err := http.ParseTime(h.Get("Date")); err == nil {
 		ref = date
 	}
+	gateway := behindGateway(h)
 	var kept capped
 	var draft []string // the IETF draft's fields, read once the loop is done
 	for name, values := range h {
@@ -60,18 +85,25 @@ func (p Parser) Parse(h http.Header, now time.Time) (obs []Observation, dropped 
 		if !isFamilyHeader(lower) {
 			continue
 		}
-		kind, resource, window, ok := parseName(lower)
+		forwarded := strings.HasPrefix(lower, llmProviderPrefix)
+		kind, resource, window, ok := parseName(strings.TrimPrefix(lower, llmProviderPrefix))
 		if !ok {
 			kept.dropped++
 			continue
 		}
 		value, ok := parseValues(kind, values, ref)
+		if ok && strings.TrimPrefix(lower, llmProviderPrefix) == azureUtilization {
+			value /= 100
+		}
 		if !ok {
 			kept.dropped++
 			continue
 		}
 		if window == "" {
 			window = p.Windows[resource]
+		}
+		if gateway && !forwarded && strings.HasPrefix(lower, HeaderPrefix) {
+			resource = GatewayResourcePrefix + resource
 		}
 		kept.add(Observation{Kind: kind, Resource: resource, Window: window, Value: value})
 	}
@@ -80,6 +112,19 @@ func (p Parser) Parse(h http.Header, now time.Time) (obs []Observation, dropped 
 	}
 	slices.SortFunc(kept.obs, Compare)
 	return kept.obs, kept.dropped
+}
+
+// behindGateway reports whether a LiteLLM proxy answered: it names itself
+// in x-litellm-* headers, or forwards the provider's own under
+// llm_provider-. Its unprefixed x-ratelimit-* are then its own limits.
+func behindGateway(h http.Header) bool {
+	for name := range h {
+		lower := strings.ToLower(name)
+		if strings.HasPrefix(lower, litellmPrefix) || strings.HasPrefix(lower, llmProviderPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // Compare orders observations as Parse returns them: by resource, window,

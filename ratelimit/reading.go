@@ -18,12 +18,20 @@ type Reading struct {
 	Observations []Observation
 	Dropped      int // rate-limit values dropped: invalid, or beyond the cap
 	// RetryAfter is how long a non-2xx response asked the client to wait
-	// (Retry-After as delay-seconds or an HTTP-date); 0 when it did not.
+	// (retry-after-ms, else Retry-After as delay-seconds or an HTTP-date,
+	// else a wait its body gives); 0 when it did not.
 	RetryAfter time.Duration
+	// Cause says why a 429, 503 or 529 happened; "" for other statuses.
+	Cause Cause
+	// Served: a 2xx from a provider that sends no rate-limit values
+	// unless one runs out (Gemini). It says that no window was empty
+	// when the request was answered, and nothing more.
+	Served bool
 }
 
-// Success reports whether the response gave rate-limit values.
-func (r *Reading) Success() bool { return len(r.Observations) > 0 }
+// Success reports whether the response said something of the limits: gave
+// rate-limit values, or was Served.
+func (r *Reading) Success() bool { return len(r.Observations) > 0 || r.Served }
 
 // carriesLimits reports whether a response of this status carries
 // rate-limit values worth reading: a 2xx, or a 429 saying what ran out.
@@ -41,9 +49,21 @@ func (p Parser) Read(status int, h http.Header, now time.Time) Reading {
 		r.Observations, r.Dropped = p.Parse(h, now)
 	}
 	if status < 200 || status >= 300 {
-		r.RetryAfter = RetryAfter(h.Get("Retry-After"), now)
+		r.RetryAfter = retryAfterOf(h, now)
 	}
+	r.Cause = Classify(status, "", &r) // the caller knows better once it has read the body
 	return r
+}
+
+// retryAfterOf reads the wait a response asks for: Azure's retry-after-ms
+// (or x-ms-retry-after-ms), which is the more precise, else Retry-After.
+func retryAfterOf(h http.Header, now time.Time) time.Duration {
+	for _, name := range []string{"Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
+		if ms, err := strconv.ParseUint(strings.TrimSpace(h.Get(name)), 10, 64); err == nil && ms > 0 {
+			return time.Duration(min(ms, uint64(math.MaxInt64/time.Millisecond))) * time.Millisecond
+		}
+	}
+	return RetryAfter(h.Get("Retry-After"), now)
 }
 
 // RetryAfter parses a Retry-After value, delay-seconds or an HTTP-date;

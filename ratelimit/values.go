@@ -32,6 +32,18 @@ const (
 )
 
 func parseValue(kind Kind, s string, ref time.Time) (float64, bool) {
+	switch kind {
+	case Status:
+		for i, word := range Statuses {
+			if s == word {
+				return float64(i), true
+			}
+		}
+		return 0, false
+	case Utilization:
+		// Azure writes a percentage with its sign; the caller scales it.
+		s = strings.TrimSuffix(s, "%")
+	}
 	if isDecimal(s) {
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {

@@ -4,7 +4,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -18,22 +17,29 @@ var windowLengths = map[string]time.Duration{
 	"month":  30 * 24 * time.Hour,
 }
 
+// unitLengths are the units of a window written as a count and a unit:
+// "10s" from an IETF policy, "5h" and "7d" from Anthropic's unified windows.
+var unitLengths = map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour}
+
 // WindowLength is how long a window of an observation is: one that header
-// names give, or "{n}s" from an IETF policy. A window nobody named ("") has
-// no length, nor has one too long for a time.Duration.
+// names give, or a count and a unit ("10s", "5h", "7d"). A window nobody
+// named ("") has no length, nor has one too long for a time.Duration.
 func WindowLength(window string) (time.Duration, bool) {
 	if length, ok := windowLengths[window]; ok {
 		return length, true
 	}
-	digits, ok := strings.CutSuffix(window, "s")
+	if len(window) < 2 {
+		return 0, false
+	}
+	unit, ok := unitLengths[window[len(window)-1]]
 	if !ok {
 		return 0, false
 	}
-	seconds, err := strconv.ParseUint(digits, 10, 64)
-	if err != nil || seconds == 0 || seconds > math.MaxInt64/uint64(time.Second) {
+	n, err := strconv.ParseUint(window[:len(window)-1], 10, 64)
+	if err != nil || n == 0 || n > math.MaxInt64/uint64(unit) {
 		return 0, false
 	}
-	return time.Duration(seconds) * time.Second, true
+	return time.Duration(n) * unit, true
 }
 
 // windowOfSeconds names a window of n > 0 seconds. Only minute, hour and day
@@ -48,15 +54,21 @@ func windowOfSeconds(n int64) string {
 }
 
 // Window holds what one response said of one resource and window: its
-// three figures in one entry, a third of what three observations take.
+// figures in one entry, a fraction of what one observation each takes.
 type Window struct {
 	Resource, Window string
-	Values           [3]float64 // by kind: limit, remaining, reset (seconds)
-	Has              [3]bool
+	Values           [len(Kinds)]float64 // by kind, in the order of Kinds; reset in seconds
+	Has              [len(Kinds)]bool
 }
 
 // KindIndex is the index into Window.Values of each kind.
-var KindIndex = map[Kind]int{Limit: 0, Remaining: 1, Reset: 2}
+var KindIndex = func() map[Kind]int {
+	m := make(map[Kind]int, len(Kinds))
+	for i, k := range Kinds {
+		m[k] = i
+	}
+	return m
+}()
 
 // Windows groups observations, sorted as Parse returns them, into windows,
 // reusing buf. Two values of one figure (a gateway's RateLimit-Limit beside

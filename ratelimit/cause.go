@@ -1,0 +1,95 @@
+package ratelimit
+
+import (
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Cause says why a provider refused a request, as far as its answer tells:
+// each asks for another reaction, and a client that takes one for another
+// retries for ever or gives up too soon.
+type Cause string
+
+// The causes, the cause label's values.
+const (
+	// CauseRateLimit: a short window ran out; retry after its reset.
+	CauseRateLimit Cause = "rate_limit"
+	// CauseQuotaExhausted: a window of a day or longer ran out, or the
+	// account's quota did (insufficient_quota); retrying soon is no use.
+	CauseQuotaExhausted Cause = "quota_exhausted"
+	// CauseSpendLimit: a spend or billing limit was reached; only someone
+	// raising it helps.
+	CauseSpendLimit Cause = "spend_limit"
+	// CauseOverloaded: the provider is short of capacity (503, 529,
+	// queue_exceeded); not the key's limits at all.
+	CauseOverloaded Cause = "overloaded"
+	// CauseConcurrency: too many requests in flight at once.
+	CauseConcurrency Cause = "concurrency"
+)
+
+// Causes lists every cause.
+var Causes = []Cause{CauseRateLimit, CauseQuotaExhausted, CauseSpendLimit, CauseOverloaded, CauseConcurrency}
+
+// StatusOverloaded is Anthropic's status for an overloaded API.
+const StatusOverloaded = 529
+
+// longWait is the length from which an exhausted window, or a wait asked,
+// is a quota rather than a rate.
+const longWait = 24 * time.Hour
+
+// Error codes that say the cause outright, lower-cased.
+var causeOfCode = map[string]Cause{
+	"insufficient_quota":         CauseQuotaExhausted,
+	"quota_exceeded":             CauseQuotaExhausted,
+	"resource_exhausted":         CauseRateLimit, // Gemini's status: its violations say which quota
+	"billing_hard_limit_reached": CauseSpendLimit,
+	"billing_error":              CauseSpendLimit,
+	"spend_limit_exceeded":       CauseSpendLimit,
+	"budget_exceeded":            CauseSpendLimit,
+	"insufficient_balance":       CauseSpendLimit,
+	"overloaded_error":           CauseOverloaded,
+	"queue_exceeded":             CauseOverloaded,
+	"server_overloaded":          CauseOverloaded,
+}
+
+// Classify says why a response of status refused a request, from its
+// status, the plain error code of its body ("" if none) and its reading;
+// "" for a status that is not a refusal (429, 503 or 529).
+func Classify(status int, code string, r *Reading) Cause {
+	switch status {
+	case http.StatusTooManyRequests:
+	case http.StatusServiceUnavailable, StatusOverloaded:
+		return CauseOverloaded
+	default:
+		return ""
+	}
+	code = strings.ToLower(code)
+	if c, ok := causeOfCode[code]; ok && c != CauseRateLimit {
+		return c
+	}
+	switch {
+	case strings.Contains(code, "concurren"):
+		return CauseConcurrency
+	case strings.Contains(code, "spend") || strings.Contains(code, "budget") || strings.Contains(code, "billing"):
+		return CauseSpendLimit
+	case strings.HasSuffix(code, "_per_day") || strings.Contains(code, "daily"):
+		return CauseQuotaExhausted
+	}
+	if r.RetryAfter >= longWait {
+		return CauseQuotaExhausted
+	}
+	for _, o := range r.Observations {
+		if o.Kind == Remaining && o.Value == 0 {
+			if length, ok := WindowLength(o.Window); ok && length >= longWait {
+				return CauseQuotaExhausted
+			}
+		}
+		if o.Kind == Status && o.Value == StatusRejected {
+			if length, ok := WindowLength(o.Window); ok && length >= longWait {
+				return CauseQuotaExhausted
+			}
+		}
+	}
+	return CauseRateLimit
+}
