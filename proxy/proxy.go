@@ -198,10 +198,10 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 			byProvider[r.Provider] = p.digests(cfg.Keys, r.Provider)
 		}
 		s.routes = append(s.routes, &route{
-			prefix:    r.PathPrefix,
-			upstream:  upstream,
-			provider:  prov.Name,
-			parser:    prov.Parser(),
+			prefix:      r.PathPrefix,
+			upstream:    upstream,
+			provider:    prov.Name,
+			parser:      prov.Parser(),
 			keyHeader:   prov.Probe.KeyHeader(),
 			keys:        byProvider[r.Provider],
 			modelInPath: prov.ModelInPath,
