@@ -70,14 +70,14 @@ keys:
 	cfg := testkit.WriteConfig(t, cfgText)
 	e := start(t, nil, "--config.file="+cfg, "--log.level=debug")
 	metrics := e.waitFor(t,
-		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",reason="",result="success"}`,
+		`ratelimit_probes_total{cause="",key="good",model="llama3.1-8b",provider="cerebras",reason="",result="success"}`,
 		`ratelimit_probe_status_code{key="revoked",model="llama3.1-8b",provider="cerebras"} 401`,
 		`ratelimit_probe_status_code{key="exhausted",model="llama3.1-8b",provider="cerebras"} 429`,
 		`ratelimit_probe_status_code{key="broken",model="llama3.1-8b",provider="cerebras"} 503`,
-		`ratelimit_probes_total{key="slow",model="llama3.1-8b",provider="cerebras",reason="",result="timeout"} 1`,
-		`ratelimit_probes_total{key="tls",model="llama3.1-8b",provider="cerebras",reason="",result="network_error"} 1`,
+		`ratelimit_probes_total{cause="",key="slow",model="llama3.1-8b",provider="cerebras",reason="",result="timeout"} 1`,
+		`ratelimit_probes_total{cause="",key="tls",model="llama3.1-8b",provider="cerebras",reason="",result="network_error"} 1`,
 		`ratelimit_probe_status_code{key="redirect",model="llama3.1-8b",provider="cerebras"} 307`,
-		`ratelimit_probes_total{key="dns",model="llama3.1-8b",provider="cerebras",reason="",result="network_error"} 1`,
+		`ratelimit_probes_total{cause="",key="dns",model="llama3.1-8b",provider="cerebras",reason="",result="network_error"} 1`,
 	)
 	if leakedByRedirect.Load() {
 		t.Error("the redirect carried the key to another origin")

@@ -199,7 +199,7 @@ func TestScrapeModeProbesDuringTheScrape(t *testing.T) {
 	}
 	for _, want := range []string{
 		`ratelimit_probe_success{key="good",model="llama3.1-8b",provider="cerebras",team="search"} 1`,
-		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",reason="",result="timeout",team="search"} 0`,
+		`ratelimit_probes_total{cause="",key="good",model="llama3.1-8b",provider="cerebras",reason="",result="timeout",team="search"} 0`,
 		`ratelimit_limit{key="good",model="llama3.1-8b",provider="cerebras",resource="requests",team="search",window="minute"} 1000`,
 	} {
 		if !strings.Contains(body, want) {
@@ -208,8 +208,8 @@ func TestScrapeModeProbesDuringTheScrape(t *testing.T) {
 	}
 	_, body = e.get(t, "/metrics", "X-Prometheus-Scrape-Timeout-Seconds", "5") // joins the probes under way
 	for _, want := range []string{
-		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",reason="",result="success",team="search"} 2`,
-		`ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",reason="",result="timeout",team="search"} 0`,
+		`ratelimit_probes_total{cause="",key="good",model="llama3.1-8b",provider="cerebras",reason="",result="success",team="search"} 2`,
+		`ratelimit_probes_total{cause="",key="good",model="llama3.1-8b",provider="cerebras",reason="",result="timeout",team="search"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the scrape after it lacks %s", want)

@@ -353,14 +353,14 @@ func TestHungKeyFile(t *testing.T) {
 	}
 	cfg := testkit.WriteConfig(t, fmt.Sprintf("probe:\n  interval: 200ms\n  timeout: 500ms\n  max_quota_share: 1\nkeys:\n  - {name: hung, api_key_file: %s, base_url: %q}\n", keyFile, url))
 	e := start(t, nil, "--config.file="+cfg)
-	e.waitFor(t, `ratelimit_probes_total{key="hung",model="llama3.1-8b",provider="cerebras",reason="",result="success"} 1`)
+	e.waitFor(t, `ratelimit_probes_total{cause="",key="hung",model="llama3.1-8b",provider="cerebras",reason="",result="success"} 1`)
 	if err := os.Remove(keyFile); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Mkfifo(keyFile, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor(t, `ratelimit_probes_total{key="hung",model="llama3.1-8b",provider="cerebras",reason="",result="key_unavailable"} 1`)
+	e.waitFor(t, `ratelimit_probes_total{cause="",key="hung",model="llama3.1-8b",provider="cerebras",reason="",result="key_unavailable"} 1`)
 	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

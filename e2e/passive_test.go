@@ -167,9 +167,9 @@ proxy:
 
 	body := e.waitFor(t,
 		`ratelimit_remaining{key="good",model="new-model",provider="cerebras",resource="requests",window="minute"} 50`,
-		`ratelimit_proxy_rate_limited_total{key="good",model="throttled-model",provider="cerebras"} 1`,
+		`ratelimit_proxy_rate_limited_total{cause="rate_limit",key="good",model="throttled-model",provider="cerebras"} 1`,
 		`ratelimit_readings_dropped_total{reason="fingerprints_budget"} 5`)
-	if lines := grepLines(body, `model="throttled-model"`); strings.Count(lines, "\n")+1 != 3 || strings.Contains(lines, "ratelimit_probes_total") {
+	if lines := grepLines(body, `model="throttled-model"`); strings.Count(lines, "\n")+1 != 4 || strings.Contains(lines, "ratelimit_probes_total") {
 		t.Errorf("a proxied 429 without headers, for a model the config does not list, shows:\n%s\nwant its 429 and its proxy readings only", lines)
 	}
 }

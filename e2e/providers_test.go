@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,6 +45,18 @@ type providerCase struct {
 	// reason is the 429's error code as the exporter should label it;
 	// "" when the provider's probe cannot be rate limited here.
 	reason string
+}
+
+// refusalCause is the cause of a 429 once Exhaust has emptied every
+// requests window: one of a day or longer, named in the headers, makes it a
+// quota.
+func (tc providerCase) refusalCause() string {
+	for _, w := range tc.windows {
+		if w.resource == "requests" && (w.window == "day" || w.window == "week" || w.window == "month") {
+			return "quota_exhausted"
+		}
+	}
+	return "rate_limit"
 }
 
 func floatReset(v string, _ http.Header) (float64, error) { return strconv.ParseFloat(v, 64) }
@@ -182,7 +195,7 @@ func labelString(labels []*dto.LabelPair) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
-// series names a sample as metricsOf does.
+// series names a sample as metricsOf does: labels sorted by name.
 func series(name string, labels ...string) string {
 	var parts []string
 	for i := 0; i+1 < len(labels); i += 2 {
@@ -190,6 +203,7 @@ func series(name string, labels ...string) string {
 			parts = append(parts, fmt.Sprintf("%s=%q", labels[i], labels[i+1]))
 		}
 	}
+	slices.Sort(parts) // name="...": sorting the pairs sorts the names
 	return name + "{" + strings.Join(parts, ",") + "}"
 }
 
@@ -326,8 +340,8 @@ keys:
 			sim.Exhaust(providerKey, tc.model)
 			_, text = e.get(t, "/metrics")
 			got = metricsOf(t, text)
-			check("ratelimit_probes_total", 1, "reason", tc.reason, "result", "rate_limited")
-			check("ratelimit_probes_total", 0, "reason", "", "result", "rate_limited")
+			check("ratelimit_probes_total", 1, "cause", tc.refusalCause(), "reason", tc.reason, "result", "rate_limited")
+			check("ratelimit_probes_total", 0, "cause", "", "reason", "", "result", "rate_limited")
 			check("ratelimit_probe_status_code", 429)
 		})
 	}

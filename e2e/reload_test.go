@@ -166,10 +166,10 @@ proxy:
 	}
 	before := arrivals.Load()
 	_, body := e.get(t, "/metrics") // a scrape-mode scrape probes what is due
-	if arrivals.Load() != before || !strings.Contains(body, `ratelimit_probes_total{key="good",model="llama3.1-8b",provider="cerebras",reason="",result="rate_limited"} 0`) {
+	if arrivals.Load() != before || !strings.Contains(body, `ratelimit_probes_total{cause="",key="good",model="llama3.1-8b",provider="cerebras",reason="",result="rate_limited"} 0`) {
 		t.Errorf("a probe went out within the proxied 429's Retry-After of 600s")
 	}
-	if !strings.Contains(body, `ratelimit_proxy_rate_limited_total{key="good",model="llama3.1-8b",provider="cerebras"} 1`) {
+	if !strings.Contains(body, `ratelimit_proxy_rate_limited_total{cause="rate_limit",key="good",model="llama3.1-8b",provider="cerebras"} 1`) {
 		t.Errorf("the proxied 429 is not counted:\n%s", grepLines(body, "rate_limited"))
 	}
 }
