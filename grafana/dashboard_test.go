@@ -37,6 +37,9 @@ type Panel struct {
 	Datasource  struct {
 		UID string `json:"uid"`
 	} `json:"datasource"`
+	GridPos struct {
+		X, Y, W, H int
+	} `json:"gridPos"`
 	FieldConfig struct {
 		Defaults struct {
 			Unit string `json:"unit"`
@@ -173,7 +176,8 @@ var alwaysSet = map[string]bool{"job": true, "instance": true, "provider": true,
 // "requests/window". A legend may name another label only if its query
 // sets that label for the series that lack it, with label_replace on "";
 // a label it makes from another (per, from window) needs the non-empty
-// case too.
+// case too. Or if every selector of the query keeps only series that have
+// it (cause!="").
 func TestLegendsNameOnlyLabelsEverySeriesHas(t *testing.T) {
 	var d dashboard
 	if err := json.Unmarshal(Dashboard, &d); err != nil {
@@ -193,13 +197,18 @@ func TestLegendsNameOnlyLabelsEverySeriesHas(t *testing.T) {
 					nonEmpty[m[1]] = true
 				}
 			}
+			selectors := metricSelector.FindAllString(target.Expr, -1)
 			for _, m := range placeholder.FindAllStringSubmatch(target.LegendFormat, -1) {
 				label := m[1]
 				if alwaysSet[label] {
 					continue
 				}
 				checked++
-				if !empty[label] || !nonEmpty[label] {
+				required := len(selectors) > 0
+				for _, sel := range selectors {
+					required = required && strings.Contains(sel, label+`!=""`)
+				}
+				if !required && (!empty[label] || !nonEmpty[label]) {
 					t.Errorf("%q: legend %q names %s, which the query does not set for every series: %s", p.Title, target.LegendFormat, label, target.Expr)
 				}
 			}
@@ -311,5 +320,79 @@ func TestQueriesAreValidPromQL(t *testing.T) {
 	}
 	if out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput(); err != nil {
 		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+}
+
+// Every family of the README's metrics reference that is per key (its
+// labels start with key, or "same" as the row above) shows on the
+// dashboard: a figure a key exports and no panel shows is one nobody
+// looks at. The exporter's own families (by reason, route, build) are not
+// per key, and every query filters by key.
+func TestDashboardShowsEveryFamilyOfAKey(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, metrics, ok := strings.Cut(string(readme), "\n## Metrics\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Metrics" section`)
+	}
+	metrics, _, _ = strings.Cut(metrics, "\n## ")
+	row := regexp.MustCompile("(?m)^\\| `(ratelimit_[a-z_]+)` \\| [a-z]+ \\| ([^|]*) \\|")
+	var d dashboard
+	if err := json.Unmarshal(Dashboard, &d); err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]bool{}
+	for _, p := range d.Panels {
+		for _, target := range p.Targets {
+			for _, name := range regexp.MustCompile(`\bratelimit_[a-z_]+`).FindAllString(target.Expr, -1) {
+				shown[name] = true
+			}
+		}
+	}
+	perKey, labels := 0, ""
+	for _, m := range row.FindAllStringSubmatch(metrics, -1) {
+		if l := strings.TrimSpace(m[2]); l != "same" {
+			labels = l
+		}
+		if !strings.HasPrefix(labels, "key,") {
+			continue
+		}
+		perKey++
+		if !shown[m[1]] {
+			t.Errorf("%s (labels %s) is in the README's metrics reference, and on no panel of the dashboard", m[1], labels)
+		}
+	}
+	if perKey < 13 {
+		t.Errorf("%d per-key families in the README's metrics reference; the table's form changed", perKey)
+	}
+}
+
+// Panels sit side by side, never over one another: Grafana would push one
+// down, away from the row it was placed in.
+func TestPanelsDoNotOverlap(t *testing.T) {
+	var d dashboard
+	if err := json.Unmarshal(Dashboard, &d); err != nil {
+		t.Fatal(err)
+	}
+	taken := map[[2]int]string{}
+	place := func(p Panel) {
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("%q has grid position %+v, outside the 24 columns", p.Title, g)
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if other, ok := taken[[2]int{x, y}]; ok {
+					t.Errorf("%q overlaps %q at column %d, line %d", p.Title, other, x, y)
+					return
+				}
+				taken[[2]int{x, y}] = p.Title
+			}
+		}
+	}
+	for _, p := range d.Panels {
+		place(p)
 	}
 }

@@ -47,8 +47,9 @@ local withSelector(expr, selector) =
     // Added to every selector of the exporter's metrics in the rules and
     // alerts, such as 'job="ratelimit"'. Empty: every job.
     ratelimitSelector: '',
-    // RateLimitNearlyExhausted fires when less than this share of a
-    // window's limit is left.
+    // RateLimitNearlyExhausted fires when at most this share of a
+    // window's limit is left: for a window that gives its utilization,
+    // when at least 1 - nearlyExhaustedRatio of it is used.
     nearlyExhaustedRatio: 0.1,
     // RateLimitDataStale fires when no rate limits were read for this many
     // probe intervals, and at least staleMinimumSeconds.
@@ -66,7 +67,7 @@ local withSelector(expr, selector) =
     local stale = '%d * ratelimit_probe_interval_seconds, %d' % [c.staleProbeIntervals, c.staleMinimumSeconds];
     local expr =
       if rule.alert == 'RateLimitNearlyExhausted' then
-        replace(rule.expr, '< 0.1', '< %g' % c.nearlyExhaustedRatio)
+        replace(rule.expr, '<= 0.1', '<= %g' % c.nearlyExhaustedRatio)
       else if rule.alert == 'RateLimitDataStale' then
         replace(rule.expr, '3 * ratelimit_probe_interval_seconds, 300', stale, count=2)
       else rule.expr;

@@ -128,7 +128,7 @@ func TestMixinConfig(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]string{
-		"RateLimitNearlyExhausted":             "window:ratelimit_remaining:ratio < 0.2",
+		"RateLimitNearlyExhausted":             "window:ratelimit_remaining:ratio <= 0.2",
 		"window:ratelimit_reset:seconds_until": `clamp_min(ratelimit_reset_timestamp_seconds{job="ratelimit", namespace="llm"} - time(), 0)`,
 		"window:ratelimit_remaining:deriv1h":   `deriv(ratelimit_remaining{job="ratelimit", namespace="llm"}[1h])`,
 	} {
