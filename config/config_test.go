@@ -111,7 +111,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		"chat-path-in-base-url.yml":   `testdata/bad/chat-path-in-base-url.yml:4: keys[0].base_url: "https://api.cerebras.ai/v1/chat/completions" ends in /chat/completions, which the probe adds itself (it would send https://api.cerebras.ai/v1/chat/completions/chat/completions): leave it out`,
 		"openrouter-with-models.yml":  "testdata/bad/openrouter-with-models.yml:5: keys[0].models: provider openrouter's probe is one per key, whatever the model: leave models out",
 		"duplicate-model.yml":         `testdata/bad/duplicate-model.yml:4: keys[0].models[1]: duplicate model "m"`,
-		"reserved-label.yml":          `testdata/bad/reserved-label.yml:5: keys[0].labels.reason: "reason" clashes with the exporter's own labels (key, provider, model, resource, window, result, reason, source)`,
+		"reserved-label.yml":          `testdata/bad/reserved-label.yml:5: keys[0].labels.reason: "reason" clashes with the exporter's own labels (key, provider, model, resource, window, result, reason, source, cause, status, currency)`,
 		"invalid-label.yml":           `testdata/bad/invalid-label.yml:5: keys[0].labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
 		"unknown-field.yml":           `testdata/bad/unknown-field.yml:4: keys[0].api_keys: unknown field "api_keys" (see the configuration reference in README.md)`,
 		"unknown-field-flow-list.yml": `testdata/bad/unknown-field-flow-list.yml:4: keys[0].modles: unknown field "modles" (see the configuration reference in README.md)`,
