@@ -35,17 +35,29 @@ type Target struct {
 	StatusCode int      `json:"status_code"`
 	Error      string   `json:"error,omitempty"` // why not OK; never holds the key
 	Windows    []Window `json:"windows"`
+	// Served: the provider sends values only when a window runs out, and
+	// answered: no window was empty.
+	Served   bool      `json:"served,omitempty"`
+	Balances []Balance `json:"balances,omitempty"`
 }
 
 // Window is one resource and window of a target. A figure the provider did
-// not give is absent (nil).
+// not give is absent (nil, or "" for the status).
 type Window struct {
 	Resource     string     `json:"resource"`
 	Window       string     `json:"window"`
 	Remaining    *float64   `json:"remaining,omitempty"`
 	Limit        *float64   `json:"limit,omitempty"`
+	Utilization  *float64   `json:"utilization,omitempty"` // the share used, from 0 to 1
+	Status       string     `json:"status,omitempty"`      // allowed, allowed_warning or rejected
 	ResetSeconds *float64   `json:"reset_seconds,omitempty"`
 	ResetsAt     *time.Time `json:"resets_at,omitempty"`
+}
+
+// Balance is money left on the account, in one currency.
+type Balance struct {
+	Currency string  `json:"currency"`
+	Amount   float64 `json:"amount"`
 }
 
 // Report is the outcome of a check.
@@ -101,9 +113,9 @@ func targetOf(t config.Target, r *prober.Result) Target {
 			out.Error += " (" + r.ErrorCode + ")"
 		}
 	}
+	out.Served = r.Served && len(r.Observations) == 0
 	windows, _ := ratelimit.Windows(r.Observations, nil)
 	for _, w := range windows {
-		cw := Window{Resource: w.Resource, Window: w.Window}
 		figure := func(kind ratelimit.Kind) *float64 {
 			if k := ratelimit.KindIndex[kind]; w.Has[k] {
 				v := w.Values[k]
@@ -111,7 +123,16 @@ func targetOf(t config.Target, r *prober.Result) Target {
 			}
 			return nil
 		}
+		if balance := figure(ratelimit.Balance); balance != nil {
+			out.Balances = append(out.Balances, Balance{Currency: w.Resource, Amount: *balance})
+			continue
+		}
+		cw := Window{Resource: w.Resource, Window: w.Window}
 		cw.Limit, cw.Remaining, cw.ResetSeconds = figure(ratelimit.Limit), figure(ratelimit.Remaining), figure(ratelimit.Reset)
+		cw.Utilization = figure(ratelimit.Utilization)
+		if status := figure(ratelimit.Status); status != nil && *status >= 0 && int(*status) < len(ratelimit.Statuses) {
+			cw.Status = ratelimit.Statuses[int(*status)]
+		}
 		if cw.ResetSeconds != nil {
 			at := r.Time.Add(time.Duration(*cw.ResetSeconds * float64(time.Second))).UTC()
 			cw.ResetsAt = &at
@@ -150,13 +171,20 @@ func writeTable(w io.Writer, r Report) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\tnothing read\t\t-\n", t.Key, t.Provider, modelName(t.Model))
 			continue
 		}
+		if t.Served && len(t.Windows) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\tserved: no window empty\t\t-\n", t.Key, t.Provider, modelName(t.Model))
+		}
 		for _, win := range t.Windows {
 			window := win.Window
 			if window == "" {
 				window = "(not given)"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Key, t.Provider, modelName(t.Model), win.Resource, window,
-				remainingOfLimit(win), bar(win), resetsIn(win, r.CheckedAt))
+				figures(win), bar(win), resetsIn(win, r.CheckedAt))
+		}
+		for _, b := range t.Balances {
+			fmt.Fprintf(tw, "%s\t%s\t%s\tbalance\t-\t%s %s\t\t-\n", t.Key, t.Provider, modelName(t.Model),
+				strconv.FormatFloat(b.Amount, 'f', -1, 64), b.Currency)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -181,23 +209,41 @@ func modelName(model string) string {
 	return model
 }
 
-func remainingOfLimit(w Window) string {
+// figures says what the provider gave of a window: what remains of the
+// limit, the share used, the status, as many as it gave.
+func figures(w Window) string {
 	text := func(v *float64) string {
 		if v == nil {
 			return "?"
 		}
 		return strconv.FormatFloat(*v, 'f', -1, 64)
 	}
-	return text(w.Remaining) + " of " + text(w.Limit)
+	var parts []string
+	if w.Remaining != nil || w.Limit != nil || w.Utilization == nil && w.Status == "" {
+		parts = append(parts, text(w.Remaining)+" of "+text(w.Limit))
+	}
+	if w.Utilization != nil {
+		parts = append(parts, strconv.FormatFloat(math.Round(*w.Utilization*1000)/10, 'f', -1, 64)+"% used")
+	}
+	if w.Status != "" {
+		parts = append(parts, w.Status)
+	}
+	return strings.Join(parts, ", ")
 }
 
-// bar draws what is left of the limit, with its share; nothing when the
-// share is unknown.
+// bar draws what is left of the limit, or of a share used, with its share;
+// nothing when the share is unknown.
 func bar(w Window) string {
-	if w.Remaining == nil || w.Limit == nil || !(*w.Limit > 0) {
+	var share float64
+	switch {
+	case w.Remaining != nil && w.Limit != nil && *w.Limit > 0:
+		share = *w.Remaining / *w.Limit
+	case w.Utilization != nil:
+		share = 1 - *w.Utilization
+	default:
 		return ""
 	}
-	share := math.Min(math.Max(*w.Remaining / *w.Limit, 0), 1)
+	share = math.Min(math.Max(share, 0), 1)
 	full := int(math.Round(share * barCells))
 	return strings.Repeat("█", full) + strings.Repeat("░", barCells-full) + fmt.Sprintf(" %3.0f%%", share*100)
 }

@@ -117,9 +117,10 @@ func compareReasons(a, b reason) int {
 	return strings.Compare(a.code, b.code)
 }
 
-// maxReasons bounds the reason and cause label values of one target: past
-// it, a new pair counts with neither, so that an upstream inventing codes
-// cannot create series without end.
+// maxReasons bounds the reason label values of one target: past it, a new
+// code counts with reason "" under its cause, so that an upstream inventing
+// codes cannot create series without end. Causes are few, and kept: an
+// alert on quota_exhausted must not miss one for a flood of codes.
 const maxReasons = 16
 
 // causeIndex is the index of each cause in proxyRefused; 0 is none.
@@ -338,8 +339,14 @@ func (s *state) read(source Source, r *ratelimit.Reading) {
 		s.windows = limitsOnly(s.windows)
 		return
 	}
+	obs := r.Observations
+	if !slices.IsSortedFunc(obs, ratelimit.Compare) {
+		// Windows groups sorted observations; unsorted, one window
+		// would show twice, and a scrape with a duplicate series fails.
+		obs = slices.SortedFunc(slices.Values(obs), ratelimit.Compare)
+	}
 	var left int
-	s.windows, left = ratelimit.Windows(r.Observations, s.windows[:0])
+	s.windows, left = ratelimit.Windows(obs, s.windows[:0])
 	s.headerErrors += float64(left)
 }
 
@@ -364,20 +371,44 @@ func (s *state) countProbe(r *prober.Result) {
 	if r.Outcome != prober.RateLimited && r.Cause == "" {
 		code = "" // as before: reasons are kept for refusals only
 	}
-	if r.Cause != "" || code != "" {
-		key := reason{outcome: outcome, cause: r.Cause, code: code}
-		i, found := slices.BinarySearchFunc(s.reasons, key, compareReasons)
-		if found {
-			s.reasons[i].count++
-			return
-		}
-		if len(s.reasons) < maxReasons {
-			key.count = 1
-			s.reasons = slices.Insert(s.reasons, i, key)
-			return
-		}
+	if code != "" && !s.countReason(reason{outcome: outcome, cause: r.Cause, code: code}, s.codes() < maxReasons) {
+		code = "" // past the bound: counted under its cause alone
+	}
+	if code != "" {
+		return
+	}
+	if r.Cause != "" {
+		s.countReason(reason{outcome: outcome, cause: r.Cause}, true)
+		return
 	}
 	s.probes[outcome]++
+}
+
+// countReason counts a probe of key's outcome, cause and code if it is
+// counted already, or if add, and reports whether it counted it.
+func (s *state) countReason(key reason, add bool) bool {
+	i, found := slices.BinarySearchFunc(s.reasons, key, compareReasons)
+	switch {
+	case found:
+		s.reasons[i].count++
+	case add:
+		key.count = 1
+		s.reasons = slices.Insert(s.reasons, i, key)
+	default:
+		return false
+	}
+	return true
+}
+
+// codes counts the reasons that have a code.
+func (s *state) codes() int {
+	n := 0
+	for _, r := range s.reasons {
+		if r.code != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // SetInterval records the time between probes of the target id.
@@ -539,8 +570,12 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 		}
 	case famBalance:
 		k := kindOf[f]
+		var last *string
 		for _, w := range s.windows {
-			if w.Has[k] {
+			// A balance has a currency, no window: one series each, the
+			// first window's, as two would make a duplicate series.
+			if w.Has[k] && (last == nil || w.Resource != *last) {
+				last = &w.Resource
 				fn(append(append(append(values[:0], lv[:3]...), w.Resource), lv[3:]...), w.Values[k])
 			}
 		}

@@ -45,12 +45,15 @@ const counterHelp = `# HELP ratelimit_header_errors_total Rate-limit header valu
 # TYPE ratelimit_header_errors_total counter
 `
 
-// probesTotal is the exposition of ratelimit_probes_total for one target;
-// extra holds the key's labels, which sort after "result".
+const probesHelp = "# HELP ratelimit_probes_total Probes, by result; key_unavailable ones were never sent. reason is the provider's error code of a refused probe (16 codes at most per key and model); cause says why a 402, 429, 503 or 529 happened (rate_limit, quota_exhausted, spend_limit, overloaded, concurrency).\n# TYPE ratelimit_probes_total counter\n"
+
+// probesTotal is the exposition of ratelimit_probes_total for one target,
+// the counts without a reason or a cause; extra holds the key's labels,
+// which sort after "result".
 func probesTotal(labels, extra string, counts map[string]int) string {
-	out := "# HELP ratelimit_probes_total Probes, by result; key_unavailable ones were never sent. reason is the provider's error code of a rate_limited probe.\n# TYPE ratelimit_probes_total counter\n"
+	out := probesHelp
 	for _, result := range []string{"http_error", "key_unavailable", "network_error", "no_headers", "rate_limited", "success", "timeout", "unauthorized"} {
-		out += "ratelimit_probes_total{" + labels + `,reason="",result="` + result + `"` + extra + "} " + strconv.Itoa(counts[result]) + "\n"
+		out += `ratelimit_probes_total{cause="",` + labels + `,reason="",result="` + result + `"` + extra + "} " + strconv.Itoa(counts[result]) + "\n"
 	}
 	return out
 }
@@ -189,34 +192,60 @@ ratelimit_probe_status_code{key="revoked",model="m",provider="cerebras"} 401
 	}
 }
 
-// A 429's error code becomes the reason of its rate_limited count; other
-// results keep reason "", and a ninth code joins them.
-func TestRateLimitedReasons(t *testing.T) {
+// A refused probe counts by its cause and its error code; other results
+// keep reason and cause "". Past maxReasons codes, a new code counts under
+// its cause alone, so that causes are never lost to a flood of codes.
+func TestProbesByReasonAndCause(t *testing.T) {
 	c, reg, targets := newTestCollector(t, config.Key{Name: "k", Provider: "openai", Models: []string{"m"}})
 	id := targets[0].ID()
-	record := func(o prober.Outcome, code string) {
-		c.Record(id, &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 429}, Outcome: o, ErrorCode: code})
+	record := func(o prober.Outcome, status int, cause ratelimit.Cause, code string) {
+		c.Record(id, &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: status, Cause: cause}, Outcome: o, ErrorCode: code})
 	}
-	record(prober.RateLimited, "rate_limit_exceeded")
-	record(prober.RateLimited, "rate_limit_exceeded")
-	record(prober.RateLimited, "insufficient_quota")
-	record(prober.RateLimited, "")
-	record(prober.HTTPError, "server_error") // a reason only for rate_limited
-	for i := range 7 {
-		record(prober.RateLimited, fmt.Sprintf("code_%d", i))
+	record(prober.RateLimited, 429, ratelimit.CauseRateLimit, "rate_limit_exceeded")
+	record(prober.RateLimited, 429, ratelimit.CauseRateLimit, "rate_limit_exceeded")
+	record(prober.RateLimited, 429, ratelimit.CauseQuotaExhausted, "insufficient_quota")
+	record(prober.RateLimited, 429, ratelimit.CauseRateLimit, "")
+	record(prober.HTTPError, 503, ratelimit.CauseOverloaded, "")
+	record(prober.HTTPError, 402, ratelimit.CauseSpendLimit, "insufficient_balance")
+	record(prober.HTTPError, 500, "", "server_error") // no refusal: neither reason nor cause
+	record(prober.Success, 200, "", "")
+	// 3 codes so far; 13 more fill maxReasons, the 7 after them count
+	// under their cause alone.
+	for i := range 20 {
+		record(prober.RateLimited, 429, ratelimit.CauseRateLimit, fmt.Sprintf("code_%02d", i))
 	}
-	record(prober.RateLimited, "code_0") // found again among the others
-	want := probesTotal(`key="k",model="m",provider="openai"`, "", map[string]int{"rate_limited": 2, "http_error": 1})
-	var reasons strings.Builder
+	record(prober.RateLimited, 429, ratelimit.CauseRateLimit, "code_00")                        // found again among the others
+	record(prober.RateLimited, 429, ratelimit.CauseQuotaExhausted, "quota_code_past_the_bound") // its cause kept
+
+	want := probesTotal(`key="k",model="m",provider="openai"`, "", map[string]int{"http_error": 1, "success": 1})
 	for _, r := range []struct {
-		code  string
-		count int
-	}{{"code_0", 2}, {"code_1", 1}, {"code_2", 1}, {"code_3", 1}, {"code_4", 1}, {"code_5", 1}, {"insufficient_quota", 1}, {"rate_limit_exceeded", 2}} {
-		fmt.Fprintf(&reasons, "ratelimit_probes_total{key=\"k\",model=\"m\",provider=\"openai\",reason=%q,result=\"rate_limited\"} %d\n", r.code, r.count)
+		result, cause, code string
+		count               int
+	}{
+		{"http_error", "overloaded", "", 1},
+		{"http_error", "spend_limit", "insufficient_balance", 1},
+		{"rate_limited", "quota_exhausted", "", 1},
+		{"rate_limited", "quota_exhausted", "insufficient_quota", 1},
+		{"rate_limited", "rate_limit", "", 8},
+		{"rate_limited", "rate_limit", "code_00", 2},
+		{"rate_limited", "rate_limit", "rate_limit_exceeded", 2},
+	} {
+		want += fmt.Sprintf("ratelimit_probes_total{cause=%q,key=\"k\",model=\"m\",provider=\"openai\",reason=%q,result=%q} %d\n", r.cause, r.code, r.result, r.count)
 	}
-	want += reasons.String()
+	for i := 1; i <= 12; i++ {
+		want += fmt.Sprintf("ratelimit_probes_total{cause=\"rate_limit\",key=\"k\",model=\"m\",provider=\"openai\",reason=\"code_%02d\",result=\"rate_limited\"} 1\n", i)
+	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ratelimit_probes_total"); err != nil {
 		t.Error(err)
+	}
+	codes := 0
+	for _, line := range strings.Split(writeText(t, c), "\n") {
+		if strings.HasPrefix(line, "ratelimit_probes_total{") && !strings.Contains(line, `reason=""`) {
+			codes++
+		}
+	}
+	if codes != maxReasons {
+		t.Errorf("%d series with a reason, want maxReasons, %d", codes, maxReasons)
 	}
 }
 
@@ -262,7 +291,10 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 		{Kind: ratelimit.Remaining, Resource: "tokens", Window: "", Value: 0},
 		{Kind: ratelimit.Limit, Resource: "tokens", Window: "", Value: 1e21},
 		{Kind: ratelimit.Reset, Resource: "tokens", Window: "", Value: 1.0000000000000002},
-	}}, Duration: 1234567 * time.Nanosecond, Outcome: prober.RateLimited, ErrorCode: "token_quota_exceeded"})
+		{Kind: ratelimit.Status, Resource: "unified", Window: "7d", Value: ratelimit.StatusRejected},
+		{Kind: ratelimit.Utilization, Resource: "unified", Window: "7d", Value: 1.02},
+		{Kind: ratelimit.Balance, Resource: "USD", Window: "", Value: 4.2},
+	}, RetryAfter: 90 * time.Second, Cause: ratelimit.CauseQuotaExhausted}, Duration: 1234567 * time.Nanosecond, Outcome: prober.RateLimited, ErrorCode: "token_quota_exceeded"})
 
 	// Readings from the proxy are rendered by the scrape that follows them.
 	c.Observe(targets[3].ID(), "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
@@ -485,12 +517,13 @@ ratelimit_readings_dropped_total{reason="unlisted_models_budget"} 6
 	}
 }
 
-// A proxied 429 without rate-limit headers is counted as a 429 of the
-// target; a target the config does not name shows no probe figures.
+// A proxied 429 without rate-limit headers is counted as a refusal of the
+// target, by its cause, and its wait is shown; a target the config does
+// not name shows no probe figures.
 func TestObserveRateLimitedWithoutHeaders(t *testing.T) {
 	c, _, _ := newTestCollector(t, config.Key{Name: "prod", Provider: "cerebras", Models: []string{"m"}})
 	c.Observe(config.TargetID{Key: config.FingerprintPrefix + "0123456789ab", Model: "m"}, "cerebras",
-		&ratelimit.Reading{Time: probeTime, StatusCode: 429, RetryAfter: time.Minute})
+		&ratelimit.Reading{Time: probeTime, StatusCode: 429, RetryAfter: time.Minute, Cause: ratelimit.CauseRateLimit})
 	var got []string
 	for _, line := range strings.Split(writeText(t, c), "\n") {
 		if strings.Contains(line, "sha256:") {
@@ -500,7 +533,10 @@ func TestObserveRateLimitedWithoutHeaders(t *testing.T) {
 	want := []string{
 		`ratelimit_observations_total{key="sha256:0123456789ab",model="m",provider="cerebras",source="proxy"} 0`,
 		`ratelimit_header_errors_total{key="sha256:0123456789ab",model="m",provider="cerebras"} 0`,
-		`ratelimit_proxy_rate_limited_total{key="sha256:0123456789ab",model="m",provider="cerebras"} 1`,
+		`ratelimit_proxy_rate_limited_total{cause="",key="sha256:0123456789ab",model="m",provider="cerebras"} 0`,
+		`ratelimit_proxy_rate_limited_total{cause="rate_limit",key="sha256:0123456789ab",model="m",provider="cerebras"} 1`,
+		`ratelimit_retry_after_seconds{key="sha256:0123456789ab",model="m",provider="cerebras"} 60`,
+		`ratelimit_retry_after_timestamp_seconds{key="sha256:0123456789ab",model="m",provider="cerebras"} 1.79500006e+09`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("series of a stranger's 429:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -261,20 +261,31 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 	defer resp.Body.Close()
 
 	r := Result{Reading: prov.Parser().Read(resp.StatusCode, resp.Header, p.now()), Free: prov.Probe.Free()}
-	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	answer := prov.Probe.Read(readBody(resp.Body))
 	if code := answer.ErrorCode; code != "" && (strings.Contains(code, secret.Reveal()) || strings.Contains(secret.Reveal(), code)) {
 		// An API that echoes the key it refused as its error code: a key
 		// of plain letters and digits would pass for one.
 		answer.ErrorCode = ""
 	}
+	r.take(answer)
+	return r
+}
+
+// take adds what the body said, answer, to r, which holds what the
+// header said, and works out the outcome and the cause.
+func (r *Result) take(answer provider.Answer) {
+	status := r.StatusCode
+	ok := status >= 200 && status < 300
+	// A refusal's body may name the windows that ran out (Gemini's 429):
+	// its values count as a 2xx's do.
+	r.Dropped += answer.Dropped
+	if len(answer.Observations) > 0 {
+		r.Observations = append(r.Observations, answer.Observations...)
+		slices.SortFunc(r.Observations, ratelimit.Compare)
+	}
 	switch {
 	case ok:
-		r.Dropped += answer.Dropped
-		if len(answer.Observations) > 0 {
-			r.Observations = append(r.Observations, answer.Observations...)
-			slices.SortFunc(r.Observations, ratelimit.Compare)
-		}
+		r.Served = answer.Served
 		r.Tokens = answer.Tokens
 		if !(r.Tokens <= maxProbeTokens) { // NaN too
 			r.Tokens = 0 // a broken usage; counted, it would poison the total for good
@@ -282,23 +293,24 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 		r.Outcome = Success
 		if !r.Success() {
 			r.Outcome = NoHeaders
-			r.Err = fmt.Errorf("HTTP %d without valid rate-limit headers", resp.StatusCode)
+			r.Err = fmt.Errorf("HTTP %d without valid rate-limit headers", status)
 		}
-	case resp.StatusCode == http.StatusTooManyRequests:
+	case status == http.StatusTooManyRequests:
 		r.Outcome = RateLimited
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		r.Outcome = Unauthorized
 	default:
 		r.Outcome = HTTPError
 	}
 	if !ok {
+		r.RetryAfter = max(r.RetryAfter, answer.RetryAfter)
 		r.ErrorCode = answer.ErrorCode
-		r.Err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		r.Err = fmt.Errorf("HTTP %d", status)
 		if r.ErrorCode != "" {
-			r.Err = fmt.Errorf("HTTP %d (%s)", resp.StatusCode, r.ErrorCode)
+			r.Err = fmt.Errorf("HTTP %d (%s)", status, r.ErrorCode)
 		}
 	}
-	return r
+	r.Cause = ratelimit.Classify(status, answer.ErrorCode, &r.Reading)
 }
 
 // readSecret returns the key's secret, giving up when ctx ends: an

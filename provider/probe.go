@@ -3,6 +3,7 @@ package provider
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
@@ -40,6 +41,12 @@ type Answer struct {
 	ErrorCode    string  // the provider's error code, when a plain identifier
 	Observations []ratelimit.Observation
 	Dropped      int // values in the body that are not what the API documents
+	// RetryAfter is a wait the body of a refusal asks for (Gemini's
+	// retryDelay); 0 when it gives none.
+	RetryAfter time.Duration
+	// Served: a 2xx from an API that sends no rate-limit values unless a
+	// window runs out (Gemini); it says that none was empty.
+	Served bool
 }
 
 // ProbeMessage is the user message every chat probe sends.

@@ -18,8 +18,8 @@ const (
 	// CauseQuotaExhausted: a window of a day or longer ran out, or the
 	// account's quota did (insufficient_quota); retrying soon is no use.
 	CauseQuotaExhausted Cause = "quota_exhausted"
-	// CauseSpendLimit: a spend or billing limit was reached; only someone
-	// raising it helps.
+	// CauseSpendLimit: a spend or billing limit was reached, or the
+	// account's credit ran out (402); only someone raising it helps.
 	CauseSpendLimit Cause = "spend_limit"
 	// CauseOverloaded: the provider is short of capacity (503, 529,
 	// queue_exceeded); not the key's limits at all.
@@ -55,10 +55,12 @@ var causeOfCode = map[string]Cause{
 
 // Classify says why a response of status refused a request, from its
 // status, the plain error code of its body ("" if none) and its reading;
-// "" for a status that is not a refusal (429, 503 or 529).
+// "" for a status that is not a refusal (402, 429, 503 or 529).
 func Classify(status int, code string, r *Reading) Cause {
 	switch status {
 	case http.StatusTooManyRequests:
+	case http.StatusPaymentRequired:
+		return CauseSpendLimit
 	case http.StatusServiceUnavailable, StatusOverloaded:
 		return CauseOverloaded
 	default:
@@ -76,20 +78,48 @@ func Classify(status int, code string, r *Reading) Cause {
 	case strings.HasSuffix(code, "_per_day") || strings.Contains(code, "daily"):
 		return CauseQuotaExhausted
 	}
-	if r.RetryAfter >= longWait {
+	if r.RetryAfter >= longWait || exhaustedForLong(r.Observations) {
 		return CauseQuotaExhausted
 	}
-	for _, o := range r.Observations {
-		if o.Kind == Remaining && o.Value == 0 {
-			if length, ok := WindowLength(o.Window); ok && length >= longWait {
-				return CauseQuotaExhausted
-			}
+	return CauseRateLimit
+}
+
+// exhaustedForLong reports whether obs say that a window is exhausted
+// (nothing remaining, all of it used, or rejected) and that it is a day or
+// longer, or resets a day or more from now. obs need not be sorted.
+func exhaustedForLong(obs []Observation) bool {
+	type figures struct {
+		exhausted bool
+		reset     float64
+	}
+	var windows map[[2]string]*figures
+	for _, o := range obs {
+		if windows == nil {
+			windows = map[[2]string]*figures{}
 		}
-		if o.Kind == Status && o.Value == StatusRejected {
-			if length, ok := WindowLength(o.Window); ok && length >= longWait {
-				return CauseQuotaExhausted
-			}
+		f := windows[[2]string{o.Resource, o.Window}]
+		if f == nil {
+			f = &figures{}
+			windows[[2]string{o.Resource, o.Window}] = f
+		}
+		switch o.Kind {
+		case Remaining:
+			f.exhausted = f.exhausted || o.Value == 0
+		case Utilization:
+			f.exhausted = f.exhausted || o.Value >= 1
+		case Status:
+			f.exhausted = f.exhausted || o.Value == StatusRejected
+		case Reset:
+			f.reset = max(f.reset, o.Value)
 		}
 	}
-	return CauseRateLimit
+	for name, f := range windows {
+		if !f.exhausted {
+			continue
+		}
+		if length, ok := WindowLength(name[1]); ok && length >= longWait || f.reset >= longWait.Seconds() {
+			return true
+		}
+	}
+	return false
 }

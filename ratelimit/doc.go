@@ -8,8 +8,27 @@
 //     x-ratelimit-{limit|remaining|reset} is requests. x-ratelimit-over-limit
 //     is a flag: neither read nor dropped.
 //   - x-tokenlimit-{limit|remaining}: tokens.
+//   - x-ratelimit-{limit|remaining|reset}-project-tokens (OpenAI) is
+//     resource project_tokens, as any other resource.
 //   - anthropic-ratelimit-{resource}-{kind}, per minute as Anthropic
-//     documents; anthropic-priority-{resource}-{kind} is priority_{resource}.
+//     documents; anthropic-priority-{resource}-{kind} is priority_{resource}
+//     and anthropic-fast-{resource}-{kind} is fast_{resource}.
+//   - anthropic-ratelimit-unified-{claim}-{utilization|reset|status|limit|
+//     remaining} (Claude subscription traffic): a claim that is a count and
+//     a unit ("5h", "7d") is the window of resource unified, one with a model
+//     after it ("7d_opus") the window of unified_{model}, any other
+//     ("overage") the resource unified_{claim} with window "".
+//     anthropic-ratelimit-unified-{status|reset|...} without a claim is
+//     resource unified, window "". Unified names that end in no figure
+//     (representative-claim, fallback-percentage) are not read.
+//   - azure-openai-deployment-utilization (Azure OpenAI provisioned
+//     deployments): a percentage, with or without its sign, read as the
+//     utilization of resource deployment.
+//   - llm_provider-{name}: a provider's header that a LiteLLM gateway
+//     forwards, read as the provider's own. When a response carries any
+//     llm_provider-* or x-litellm-* header, its unprefixed x-ratelimit-*
+//     are the gateway's: resource litellm_{resource}, window "" unless
+//     named.
 //   - RateLimit-Policy and RateLimit, the IETF HTTPAPI draft from draft-08 on:
 //     structured-field Lists (RFC 9651) of Items named by a String or Token,
 //     the resource as named. A policy's q is its limit and w its window in
@@ -22,10 +41,16 @@
 //     first member whose quota is the limit.
 //
 // A window that neither the name nor a policy gives is the Parser's Windows
-// for the resource, else "". Values are finite, non-negative decimals; resets
-// may also be Go durations ("6m0s"), RFC 3339 times or Unix epoch seconds or
+// for the resource, else "". Values are finite, non-negative decimals (-1,
+// which some APIs send for "unknown", is dropped as invalid); resets may
+// also be Go durations ("6m0s"), RFC 3339 times or Unix epoch seconds or
 // milliseconds, counted from the response's Date, else the caller's clock.
-// Outside the structured fields, repeated values count only when they agree.
+// A utilization is the share used, from 0 to 1; a status is one of the
+// words allowed, allowed_warning or rejected (another is dropped). Outside
+// the structured fields, repeated values count only when they agree.
+//
+// Reading.RetryAfter is retry-after-ms or x-ms-retry-after-ms, else
+// Retry-After; Classify says why a request was refused.
 //
 // Every value a rate-limit header could hold is an observation or a drop: one
 // per header, one per RateLimit-Policy member, two (r and t) per RateLimit

@@ -27,9 +27,10 @@ const maxFuzzHeaders = 128
 //     value is passed as is, so it may hold comma lists or a structured
 //     field's List; a repeated name adds a value. Names go into the map as
 //     written, not canonicalized, so one input may mix families
-//     (x-ratelimit-*, x-tokenlimit-*, anthropic-*, the IETF draft's
-//     RateLimit-Policy, RateLimit and RateLimit-{Limit,Remaining,Reset})
-//     and spell one name several ways.
+//     (x-ratelimit-*, x-tokenlimit-*, anthropic-* with the unified windows,
+//     azure-openai-deployment-utilization, any of them under LiteLLM's
+//     llm_provider-, the IETF draft's RateLimit-Policy, RateLimit and
+//     RateLimit-{Limit,Remaining,Reset}) and spell one name several ways.
 //   - copies adds, for each line, that many more headers named after it with
 //     "0", "1", ... in it and the same value, so that small inputs readily
 //     pass MaxObservations (up to maxFuzzHeaders values in all). The number
@@ -44,7 +45,8 @@ const maxFuzzHeaders = 128
 // and exactly the documented cap and accounting: the first MaxObservations,
 // in sort order, of what the rate-limit headers give read apart (each on
 // its own, but the fields of the draft whose windows tie them together read
-// together), with every other value they could hold counted as dropped.
+// together, and each with a gateway's mark if the whole has one), with
+// every other value they could hold counted as dropped.
 func FuzzParseHeaders(f *testing.F) {
 	for _, seed := range []struct {
 		lines  string
@@ -58,6 +60,15 @@ func FuzzParseHeaders(f *testing.F) {
 		{"x-ratelimit-limit-input-tokens-minute: ٣", 0},
 		{"x-ratelimit-limit-requests-day: 2\nX-Ratelimit-Limit-Requests-Day: 1", 0},
 		{"x-ratelimit-limit-requests-day: 2400\nx-ratelimit-remaining-tokens: 7\nx-ratelimit-reset-tokens-: 1", 30},
+		{"x-ratelimit-remaining-tokens: -1\nx-ratelimit-limit-project-tokens: 5000", 0},
+		{"anthropic-fast-output-tokens-remaining: 9\nanthropic-fast-output-tokens: 9", 0},
+		{"anthropic-ratelimit-unified-status: allowed\nanthropic-ratelimit-unified-5h-utilization: 0.42\n" +
+			"anthropic-ratelimit-unified-7d_opus-status: rejected\nanthropic-ratelimit-unified-7d-reset: 1765180800\n" +
+			"anthropic-ratelimit-unified-representative-claim: five_hour\nanthropic-ratelimit-unified-0h-status: nope", 0},
+		{"anthropic-ratelimit-unified-5h-status: allowed\nanthropic-ratelimit-unified-5h--utilization: 1", 20},
+		{"azure-openai-deployment-utilization: 68.5%\nx-ratelimit-remaining-requests: 249\nretry-after-ms: 5340", 0},
+		{"x-litellm-model-id: abc\nx-ratelimit-remaining-requests: 50\nllm_provider-x-ratelimit-remaining-requests: 14370\n" +
+			"llm_provider-anthropic-ratelimit-unified-5h-status: rejected\nllm_provider-x-ratelimit-over-limit: yes", 0},
 	} {
 		f.Add(seed.lines, seed.copies)
 	}
@@ -105,8 +116,14 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 		if o.Resource == "" || strings.ContainsAny(o.Resource+o.Window, "\"\n\\{}= ") {
 			t.Fatalf("resource or window unfit for a label value: %+v", o)
 		}
-		if o.Kind != Limit && o.Kind != Remaining && o.Kind != Reset {
-			t.Fatalf("unknown kind: %+v", o)
+		switch o.Kind {
+		case Limit, Remaining, Reset, Utilization:
+		case Status:
+			if o.Value != StatusAllowed && o.Value != StatusAllowedWarning && o.Value != StatusRejected {
+				t.Fatalf("a status that is no word: %+v", o)
+			}
+		default:
+			t.Fatalf("a kind no header holds: %+v", o)
 		}
 		if i > 0 && fuzzLess(o, obs[i-1]) {
 			t.Fatalf("not sorted: %+v before %+v", obs[i-1], o)
@@ -139,12 +156,7 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 		case "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset":
 			key, values = "older", 1
 		default:
-			if strings.HasPrefix(lower, "x-ratelimit-") || strings.HasPrefix(lower, "x-tokenlimit-") ||
-				strings.HasPrefix(lower, "anthropic-ratelimit-") || strings.HasPrefix(lower, "anthropic-priority-") {
-				if lower != "x-ratelimit-over-limit" {
-					values = 1
-				}
-			}
+			values = familyValues(lower)
 		}
 		if got := isRateLimitHeader(name); got != (values > 0) {
 			t.Fatalf("isRateLimitHeader(%q) = %v", name, got)
@@ -157,11 +169,19 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 		g.header[name] = vs
 		g.values += values
 	}
+	gateway := false // a LiteLLM gateway answered: its own x-ratelimit-* are litellm_*
+	for name := range h {
+		lower := strings.ToLower(name)
+		gateway = gateway || strings.HasPrefix(lower, "x-litellm-") || strings.HasPrefix(lower, "llm_provider-")
+	}
 	var all []Observation
 	considered := 0
 	for key, g := range groups {
 		if date, ok := h["Date"]; ok {
 			g.header["Date"] = date // absolute resets count from it
+		}
+		if gateway {
+			g.header["X-Litellm-Fuzz"] = []string{"1"}
 		}
 		one, d := Parser{}.Parse(g.header, time.Time{})
 		if len(one)+d != g.values {
@@ -178,6 +198,34 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 	if !reflect.DeepEqual(obs, want) {
 		t.Fatalf("kept the wrong observations of %d: %s", len(all), diffObservations(obs, want))
 	}
+}
+
+// familyValues is how many values a lower-cased header name outside the
+// IETF draft holds, as the package documents it: one for a name of a
+// family, also under LiteLLM's llm_provider- prefix, none for others, for
+// the over-limit flag, or for a unified name that ends in no figure.
+func familyValues(lower string) int {
+	lower = strings.TrimPrefix(lower, "llm_provider-")
+	if lower == "x-ratelimit-over-limit" {
+		return 0
+	}
+	if lower == "azure-openai-deployment-utilization" {
+		return 1
+	}
+	if rest, ok := strings.CutPrefix(lower, "anthropic-ratelimit-unified-"); ok {
+		for _, figure := range []string{"utilization", "reset", "status", "limit", "remaining"} {
+			if rest == figure || strings.HasSuffix(rest, "-"+figure) {
+				return 1
+			}
+		}
+		return 0
+	}
+	for _, prefix := range []string{"x-ratelimit-", "x-tokenlimit-", "anthropic-ratelimit-", "anthropic-priority-", "anthropic-fast-"} {
+		if strings.HasPrefix(lower, prefix) {
+			return 1
+		}
+	}
+	return 0
 }
 
 // copyName names the i-th copy of a header name: the number before a last

@@ -140,6 +140,47 @@ func TestParseHeadersValues(t *testing.T) {
 		{"trailing hyphen", "x-ratelimit-limit-requests-", []string{"5"}, nil, 1},
 		{"double hyphen", "x-ratelimit-limit-requests--day", []string{"5"}, nil, 1},
 		{"odd characters", "x-ratelimit-limit-requests-d.y", []string{"5"}, nil, 1},
+
+		{"OpenAI project tokens", "x-ratelimit-remaining-project-tokens", []string{"9"}, []Observation{{Remaining, "project_tokens", "", 9}}, 0},
+		{"anthropic fast", "anthropic-fast-output-tokens-remaining", []string{"9"}, []Observation{{Remaining, "fast_output_tokens", "minute", 9}}, 0},
+		{"anthropic fast without kind", "anthropic-fast-output-tokens", []string{"9"}, nil, 1},
+		{"-1 (Azure's Responses API) is dropped", "x-ratelimit-remaining-tokens", []string{"-1"}, nil, 1},
+		{"-1 limit is dropped", "x-ratelimit-limit-requests", []string{"-1"}, nil, 1},
+
+		{"unified utilization", "anthropic-ratelimit-unified-5h-utilization", []string{"0.42"}, []Observation{{Utilization, "unified", "5h", 0.42}}, 0},
+		{"unified utilization past the limit", "anthropic-ratelimit-unified-7d-utilization", []string{"1.02"}, []Observation{{Utilization, "unified", "7d", 1.02}}, 0},
+		{"unified utilization in percent is not read", "anthropic-ratelimit-unified-5h-utilization", []string{"42%"}, nil, 1},
+		{"unified status", "anthropic-ratelimit-unified-5h-status", []string{"allowed"}, []Observation{{Status, "unified", "5h", StatusAllowed}}, 0},
+		{"unified status warning", "anthropic-ratelimit-unified-7d-status", []string{"allowed_warning"}, []Observation{{Status, "unified", "7d", StatusAllowedWarning}}, 0},
+		{"unified status rejected", "anthropic-ratelimit-unified-7d-status", []string{"rejected"}, []Observation{{Status, "unified", "7d", StatusRejected}}, 0},
+		{"unified status, unknown word", "anthropic-ratelimit-unified-5h-status", []string{"throttled"}, nil, 1},
+		{"unified status, word in another case", "anthropic-ratelimit-unified-5h-status", []string{"Rejected"}, nil, 1},
+		{"unified status, two words that agree", "anthropic-ratelimit-unified-5h-status", []string{"rejected", "rejected"}, []Observation{{Status, "unified", "5h", StatusRejected}}, 0},
+		{"unified status, two words that disagree", "anthropic-ratelimit-unified-5h-status", []string{"allowed", "rejected"}, nil, 1},
+		{"unified overall status", "anthropic-ratelimit-unified-status", []string{"rejected"}, []Observation{{Status, "unified", "", StatusRejected}}, 0},
+		{"unified model claim", "anthropic-ratelimit-unified-7d_opus-utilization", []string{"0.5"}, []Observation{{Utilization, "unified_opus", "7d", 0.5}}, 0},
+		{"unified model claim with a hyphen", "anthropic-ratelimit-unified-7d-sonnet-status", []string{"allowed"}, []Observation{{Status, "unified_sonnet", "7d", StatusAllowed}}, 0},
+		{"unified claim that is no window", "anthropic-ratelimit-unified-overage-status", []string{"allowed"}, []Observation{{Status, "unified_overage", "", StatusAllowed}}, 0},
+		{"unified claim 0h is no window", "anthropic-ratelimit-unified-0h-status", []string{"allowed"}, []Observation{{Status, "unified_0h", "", StatusAllowed}}, 0},
+		{"unified claim 05h is no window", "anthropic-ratelimit-unified-05h-status", []string{"allowed"}, []Observation{{Status, "unified_05h", "", StatusAllowed}}, 0},
+		{"unified claim h is no window", "anthropic-ratelimit-unified-h-status", []string{"allowed"}, []Observation{{Status, "unified_h", "", StatusAllowed}}, 0},
+		{"unified claim too long for a window", "anthropic-ratelimit-unified-9999999999999999999h-status", []string{"allowed"}, []Observation{{Status, "unified_9999999999999999999h", "", StatusAllowed}}, 0},
+		{"unified limit", "anthropic-ratelimit-unified-5h-limit", []string{"100"}, []Observation{{Limit, "unified", "5h", 100}}, 0},
+		{"unified claim malformed", "anthropic-ratelimit-unified-5h--status", []string{"allowed"}, nil, 1},
+		{"unified representative claim is not a value", "anthropic-ratelimit-unified-representative-claim", []string{"five_hour"}, nil, 0},
+		{"unified fallback percentage is not a value", "anthropic-ratelimit-unified-fallback-percentage", []string{"0.5"}, nil, 0},
+		{"status is read only in unified names", "anthropic-ratelimit-requests-status", []string{"allowed"}, nil, 1},
+
+		{"Azure PTU utilization", "azure-openai-deployment-utilization", []string{"68.5%"}, []Observation{{Utilization, "deployment", "", 0.685}}, 0},
+		{"Azure PTU utilization without its sign", "azure-openai-deployment-utilization", []string{"68.5"}, []Observation{{Utilization, "deployment", "", 0.685}}, 0},
+		{"Azure PTU utilization, -1", "azure-openai-deployment-utilization", []string{"-1"}, nil, 1},
+		{"Azure PTU utilization, sign alone", "azure-openai-deployment-utilization", []string{"%"}, nil, 1},
+
+		{"LiteLLM forwards the provider's", "llm_provider-x-ratelimit-remaining-requests", []string{"9"}, []Observation{{Remaining, "requests", "", 9}}, 0},
+		{"LiteLLM forwards Anthropic's", "llm_provider-anthropic-ratelimit-tokens-remaining", []string{"9"}, []Observation{{Remaining, "tokens", "minute", 9}}, 0},
+		{"LiteLLM forwards a flag", "llm_provider-x-ratelimit-over-limit", []string{"yes"}, nil, 0},
+		{"LiteLLM forwards an invalid value", "llm_provider-x-ratelimit-remaining-requests", []string{"-1"}, nil, 1},
+		{"LiteLLM forwards other headers", "llm_provider-x-request-id", []string{"abc"}, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{}
@@ -342,6 +383,99 @@ func TestParserWindows(t *testing.T) {
 	}
 }
 
+// The samples of the new dialects, read as the exporter reads them: the
+// unified windows of Claude subscription traffic (resets in epoch seconds,
+// counted from now, as the sample has no Date), and Azure OpenAI's
+// remaining-only windows.
+func TestParseNewDialectSamples(t *testing.T) {
+	now := time.Unix(1764860400, 0) // five hours before the 5h window resets
+	for _, tc := range []struct {
+		file string
+		want []Observation
+	}{
+		{"anthropic-unified.headers", []Observation{
+			{Reset, "unified", "", 18000}, {Status, "unified", "", StatusAllowed},
+			{Reset, "unified", "5h", 18000}, {Status, "unified", "5h", StatusAllowed}, {Utilization, "unified", "5h", 0.42},
+			{Reset, "unified", "7d", 320400}, {Status, "unified", "7d", StatusAllowedWarning}, {Utilization, "unified", "7d", 0.81},
+		}},
+		{"azure-openai.headers", []Observation{
+			{Remaining, "requests", "", 249}, {Remaining, "tokens", "", 249980},
+		}},
+		{"azure-openai-429.headers", []Observation{
+			{Remaining, "requests", "", 0}, {Reset, "requests", "", 6},
+			{Remaining, "tokens", "", 0}, {Reset, "tokens", "", 6},
+		}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			got, dropped := Parser{}.Parse(testkit.Headers(t, tc.file), now)
+			if dropped != 0 || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("dropped %d\ngot  %v\nwant %v", dropped, got, tc.want)
+			}
+		})
+	}
+}
+
+// Behind a LiteLLM gateway, the provider's headers it forwards under
+// llm_provider- are the provider's, with the windows the provider
+// documents; its own x-ratelimit-* are the gateway's, kept apart, in no
+// window the provider documents.
+func TestParseBehindLiteLLM(t *testing.T) {
+	groq := Parser{Windows: map[string]string{"requests": "day", "tokens": "minute"}}
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		want   []Observation
+	}{
+		{
+			name: "the gateway names itself",
+			header: http.Header{
+				"X-Litellm-Model-Id":                          {"abc"},
+				"X-Ratelimit-Limit-Requests":                  {"100"},
+				"X-Ratelimit-Remaining-Requests":              {"50"},
+				"X-Ratelimit-Remaining-Tokens":                {"7000"},
+				"llm_provider-x-ratelimit-limit-requests":     {"14400"},
+				"llm_provider-x-ratelimit-remaining-requests": {"14370"},
+				"llm_provider-x-ratelimit-remaining-tokens":   {"17997"},
+			},
+			want: []Observation{
+				{Limit, "litellm_requests", "", 100}, {Remaining, "litellm_requests", "", 50},
+				{Remaining, "litellm_tokens", "", 7000},
+				{Limit, "requests", "day", 14400}, {Remaining, "requests", "day", 14370},
+				{Remaining, "tokens", "minute", 17997},
+			},
+		},
+		{
+			name: "forwarded headers alone say a gateway answered",
+			header: http.Header{
+				"X-Ratelimit-Remaining-Requests":              {"50"},
+				"Llm_provider-X-Ratelimit-Remaining-Requests": {"14370"},
+			},
+			want: []Observation{{Remaining, "litellm_requests", "", 50}, {Remaining, "requests", "day", 14370}},
+		},
+		{
+			name:   "without a gateway, x-ratelimit-* are the provider's",
+			header: http.Header{"X-Ratelimit-Remaining-Requests": {"50"}, "X-Request-Id": {"abc"}},
+			want:   []Observation{{Remaining, "requests", "day", 50}},
+		},
+		{
+			name: "a gateway does not claim other families",
+			header: http.Header{
+				"X-Litellm-Response-Duration-Ms":   {"12"},
+				"Anthropic-Ratelimit-Tokens-Limit": {"48000"},
+				"X-Tokenlimit-Remaining":           {"5"},
+			},
+			want: []Observation{{Limit, "tokens", "minute", 48000}, {Remaining, "tokens", "minute", 5}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, dropped := groq.Parse(tc.header, time.Time{})
+			if dropped != 0 || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("dropped %d\ngot  %v\nwant %v", dropped, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestIsRateLimitHeader(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -360,6 +494,22 @@ func TestIsRateLimitHeader(t *testing.T) {
 		{"x-tokenlimit-remaining", true},
 		{"anthropic-ratelimit-tokens-limit", true},
 		{"anthropic-priority-input-tokens-reset", true},
+		{"anthropic-fast-output-tokens-limit", true},
+		{"anthropic-ratelimit-unified-5h-utilization", true},
+		{"Anthropic-Ratelimit-Unified-Status", true},
+		{"anthropic-ratelimit-unified-5h--status", true}, // malformed: read, and dropped
+		{"azure-openai-deployment-utilization", true},
+		{"llm_provider-x-ratelimit-remaining-requests", true},
+		{"LLM_Provider-Anthropic-Ratelimit-Tokens-Limit", true},
+
+		{"anthropic-ratelimit-unified-representative-claim", false},
+		{"anthropic-ratelimit-unified-fallback-percentage", false},
+		{"anthropic-ratelimit-unified-overage-disabled-reason", false},
+		{"llm_provider-x-ratelimit-over-limit", false},
+		{"llm_provider-ratelimit-policy", false},
+		{"llm_provider-x-request-id", false},
+		{"x-litellm-model-id", false},
+		{"azure-openai-deployment", false},
 
 		{"RateLimit-Used", false},
 		{"RateLimitPolicy", false},

@@ -24,6 +24,10 @@ const (
 // deployment in use, in percent.
 const azureUtilization = "azure-openai-deployment-utilization"
 
+// percentUtilization is the kind of a utilization written in percent, with
+// or without its sign: read as a Utilization from 0 to 1.
+const percentUtilization Kind = "utilization_percent"
+
 // unifiedPrefix starts the windows of Claude subscription traffic: each a
 // used share (-utilization), a reset and a status, not a limit.
 const unifiedPrefix = "anthropic-ratelimit-unified-"
@@ -53,9 +57,15 @@ func isFamilyHeader(lower string) bool {
 		return true
 	case strings.HasPrefix(lower, unifiedPrefix):
 		// A unified name that ends in no figure is a word about the others
-		// (representative-claim, fallback-percentage), not a value.
-		_, _, _, ok := parseUnifiedName(strings.TrimPrefix(lower, unifiedPrefix))
-		return ok
+		// (representative-claim, fallback-percentage), not a value; one
+		// that ends in a figure is, even when its claim is malformed.
+		rest := strings.TrimPrefix(lower, unifiedPrefix)
+		for _, k := range unifiedSuffixes {
+			if rest == string(k) || strings.HasSuffix(rest, "-"+string(k)) {
+				return true
+			}
+		}
+		return false
 	}
 	for _, p := range prefixes {
 		if strings.HasPrefix(lower, p) {
@@ -69,7 +79,7 @@ func isFamilyHeader(lower string) bool {
 func parseName(name string) (kind Kind, resource, window string, ok bool) {
 	switch {
 	case name == azureUtilization:
-		return Utilization, "deployment", "", true
+		return percentUtilization, "deployment", "", true
 	case strings.HasPrefix(name, unifiedPrefix):
 		return parseUnifiedName(strings.TrimPrefix(name, unifiedPrefix))
 	case strings.HasPrefix(name, "x-tokenlimit-"):

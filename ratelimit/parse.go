@@ -85,25 +85,27 @@ func (p Parser) Parse(h http.Header, now time.Time) (obs []Observation, dropped 
 		if !isFamilyHeader(lower) {
 			continue
 		}
-		forwarded := strings.HasPrefix(lower, llmProviderPrefix)
-		kind, resource, window, ok := parseName(strings.TrimPrefix(lower, llmProviderPrefix))
+		own := strings.TrimPrefix(lower, llmProviderPrefix) // the provider's name for it
+		kind, resource, window, ok := parseName(own)
 		if !ok {
 			kept.dropped++
 			continue
 		}
 		value, ok := parseValues(kind, values, ref)
-		if ok && strings.TrimPrefix(lower, llmProviderPrefix) == azureUtilization {
-			value /= 100
-		}
 		if !ok {
 			kept.dropped++
 			continue
 		}
+		if kind == percentUtilization {
+			kind = Utilization
+		}
+		if gateway && own == lower && strings.HasPrefix(lower, HeaderPrefix) {
+			// The gateway's own limits: the provider's documented
+			// windows are not theirs.
+			resource = GatewayResourcePrefix + resource
+		}
 		if window == "" {
 			window = p.Windows[resource]
-		}
-		if gateway && !forwarded && strings.HasPrefix(lower, HeaderPrefix) {
-			resource = GatewayResourcePrefix + resource
 		}
 		kept.add(Observation{Kind: kind, Resource: resource, Window: window, Value: value})
 	}

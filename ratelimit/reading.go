@@ -21,7 +21,7 @@ type Reading struct {
 	// (retry-after-ms, else Retry-After as delay-seconds or an HTTP-date,
 	// else a wait its body gives); 0 when it did not.
 	RetryAfter time.Duration
-	// Cause says why a 429, 503 or 529 happened; "" for other statuses.
+	// Cause says why a 402, 429, 503 or 529 happened; "" for other statuses.
 	Cause Cause
 	// Served: a 2xx from a provider that sends no rate-limit values
 	// unless one runs out (Gemini). It says that no window was empty
@@ -59,8 +59,12 @@ func (p Parser) Read(status int, h http.Header, now time.Time) Reading {
 // (or x-ms-retry-after-ms), which is the more precise, else Retry-After.
 func retryAfterOf(h http.Header, now time.Time) time.Duration {
 	for _, name := range []string{"Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
-		if ms, err := strconv.ParseUint(strings.TrimSpace(h.Get(name)), 10, 64); err == nil && ms > 0 {
-			return time.Duration(min(ms, uint64(math.MaxInt64/time.Millisecond))) * time.Millisecond
+		ms, err := strconv.ParseUint(strings.TrimSpace(h.Get(name)), 10, 64)
+		switch {
+		case errors.Is(err, strconv.ErrRange) || err == nil && ms > uint64(math.MaxInt64/time.Millisecond):
+			return math.MaxInt64 // the longest wait, as RetryAfter reads one too long
+		case err == nil && ms > 0:
+			return time.Duration(ms) * time.Millisecond
 		}
 	}
 	return RetryAfter(h.Get("Retry-After"), now)

@@ -40,9 +40,9 @@ func parseValue(kind Kind, s string, ref time.Time) (float64, bool) {
 			}
 		}
 		return 0, false
-	case Utilization:
-		// Azure writes a percentage with its sign; the caller scales it.
-		s = strings.TrimSuffix(s, "%")
+	case percentUtilization:
+		v, ok := parseValue(Utilization, strings.TrimSuffix(s, "%"), ref)
+		return v / 100, ok
 	}
 	if isDecimal(s) {
 		v, err := strconv.ParseFloat(s, 64)

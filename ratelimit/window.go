@@ -70,11 +70,17 @@ var KindIndex = func() map[Kind]int {
 	return m
 }()
 
+// greatestIsCautious reports whether a figure is the more cautious the
+// greater it is: a later reset, more of a window used, a status nearer
+// rejected.
+func greatestIsCautious(k Kind) bool { return k == Reset || k == Utilization || k == Status }
+
 // Windows groups observations, sorted as Parse returns them, into windows,
 // reusing buf. Two values of one figure (a gateway's RateLimit-Limit beside
-// the provider's x-ratelimit-limit) keep the most cautious: the least limit
-// and remaining, the latest reset, so that a window one header says is
-// empty never shows as full. It returns how many values it left out.
+// the provider's x-ratelimit-limit) keep the most cautious: the least limit,
+// remaining and balance, the latest reset, the greatest utilization and the
+// worst status, so that a window one header says is empty never shows as
+// full. It returns how many values it left out.
 func Windows(obs []Observation, buf []Window) ([]Window, int) {
 	left := 0
 	for _, o := range obs {
@@ -85,7 +91,7 @@ func Windows(obs []Observation, buf []Window) ([]Window, int) {
 		k := KindIndex[o.Kind]
 		if w.Has[k] {
 			left++
-			if o.Kind != Reset {
+			if !greatestIsCautious(o.Kind) {
 				continue // sorted by value: the first was the least
 			}
 		}

@@ -85,7 +85,7 @@ var retryAfterStatuses = map[int]bool{429: true, 503: true, 529: true}
 
 // providerHold returns how long the provider asked, by r, that no probe of
 // the same key and model be sent, and why: the Retry-After of a 429, 503 or
-// 529, or a window with nothing left until its reset.
+// 529, or a window with nothing left, or rejected, until its reset.
 func providerHold(r *ratelimit.Reading) (time.Duration, string) {
 	var wait time.Duration
 	var reason string
@@ -99,15 +99,28 @@ func providerHold(r *ratelimit.Reading) (time.Duration, string) {
 		}
 	}
 	for _, o := range r.Observations {
-		if o.Kind != ratelimit.Remaining || o.Value != 0 {
+		var state string
+		switch {
+		case o.Kind == ratelimit.Remaining && o.Value == 0:
+			state = "exhausted"
+		case o.Kind == ratelimit.Status && o.Value == ratelimit.StatusRejected:
+			state = "rejected"
+		default:
 			continue
 		}
 		reset, ok := resets[[2]string{o.Resource, o.Window}]
-		if d := min(time.Duration(reset*float64(time.Second)), maxResetWait); ok && d > wait {
-			wait, reason = d, fmt.Sprintf("%s/%s exhausted until its reset", o.Resource, o.Window)
+		if d := untilReset(reset); ok && d > wait {
+			wait, reason = d, fmt.Sprintf("%s/%s %s until its reset", o.Resource, o.Window, state)
 		}
 	}
 	return wait, reason
+}
+
+// untilReset is a reset in seconds as a wait, at most maxResetWait; capped
+// in seconds first, as one too long for a Duration would overflow into a
+// negative wait, no wait at all.
+func untilReset(seconds float64) time.Duration {
+	return time.Duration(min(seconds, maxResetWait.Seconds()) * float64(time.Second))
 }
 
 // failureBackoff returns how long to wait after r, the failures-th failure

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -75,6 +76,34 @@ func TestProviderHold(t *testing.T) {
 			{Kind: ratelimit.Remaining, Resource: "requests", Window: "week", Value: 0},
 			{Kind: ratelimit.Reset, Resource: "requests", Window: "week", Value: 1e9},
 		}}, Outcome: prober.Success}, 24 * time.Hour, "requests/week exhausted until its reset"},
+		{"a reset too long for a Duration is capped, not negative", prober.Result{Reading: ratelimit.Reading{Observations: []ratelimit.Observation{
+			{Kind: ratelimit.Remaining, Resource: "requests", Window: "day", Value: 0},
+			{Kind: ratelimit.Reset, Resource: "requests", Window: "day", Value: 9.3e9},
+		}}, Outcome: prober.Success}, 24 * time.Hour, "requests/day exhausted until its reset"},
+		{"429 Retry-After of 7 days capped", prober.Result{Reading: ratelimit.Reading{StatusCode: 429, RetryAfter: 7 * 24 * time.Hour}, Outcome: prober.RateLimited}, time.Hour, "Retry-After"},
+		{"429 Retry-After past a Duration capped", prober.Result{Reading: ratelimit.Reading{StatusCode: 429, RetryAfter: math.MaxInt64}, Outcome: prober.RateLimited}, time.Hour, "Retry-After"},
+		{"a rejected window waits for its reset", prober.Result{Reading: ratelimit.Reading{StatusCode: 429, RetryAfter: 10 * time.Second, Observations: []ratelimit.Observation{
+			{Kind: ratelimit.Reset, Resource: "unified", Window: "5h", Value: 7200},
+			{Kind: ratelimit.Status, Resource: "unified", Window: "5h", Value: ratelimit.StatusRejected},
+			{Kind: ratelimit.Utilization, Resource: "unified", Window: "5h", Value: 1},
+			{Kind: ratelimit.Reset, Resource: "unified", Window: "7d", Value: 300000},
+			{Kind: ratelimit.Status, Resource: "unified", Window: "7d", Value: ratelimit.StatusAllowedWarning},
+		}}, Outcome: prober.RateLimited}, 2 * time.Hour, "unified/5h rejected until its reset"},
+		{"a rejected week's reset capped at a day", prober.Result{Reading: ratelimit.Reading{StatusCode: 429, Observations: []ratelimit.Observation{
+			{Kind: ratelimit.Reset, Resource: "unified", Window: "7d", Value: 5 * 86400},
+			{Kind: ratelimit.Status, Resource: "unified", Window: "7d", Value: ratelimit.StatusRejected},
+		}}, Outcome: prober.RateLimited}, 24 * time.Hour, "unified/7d rejected until its reset"},
+		{"a rejected window without a reset: Retry-After alone", prober.Result{Reading: ratelimit.Reading{StatusCode: 429, RetryAfter: 10 * time.Second, Observations: []ratelimit.Observation{
+			{Kind: ratelimit.Status, Resource: "unified", Window: "5h", Value: ratelimit.StatusRejected},
+			{Kind: ratelimit.Reset, Resource: "unified", Window: "7d", Value: 300000},
+		}}, Outcome: prober.RateLimited}, 10 * time.Second, "Retry-After"},
+		{"allowed and warned windows hold nothing", prober.Result{Reading: ratelimit.Reading{StatusCode: 200, Observations: []ratelimit.Observation{
+			{Kind: ratelimit.Reset, Resource: "unified", Window: "5h", Value: 7200},
+			{Kind: ratelimit.Status, Resource: "unified", Window: "5h", Value: ratelimit.StatusAllowed},
+			{Kind: ratelimit.Utilization, Resource: "unified", Window: "5h", Value: 0.42},
+			{Kind: ratelimit.Reset, Resource: "unified", Window: "7d", Value: 300000},
+			{Kind: ratelimit.Status, Resource: "unified", Window: "7d", Value: ratelimit.StatusAllowedWarning},
+		}}, Outcome: prober.Success}, 0, ""},
 	} {
 		got, reason := providerHold(&tc.r.Reading)
 		if got != tc.want || reason != tc.reason {

@@ -503,9 +503,13 @@ func logOutcome(logger log.Logger, previous prober.Outcome, r *prober.Result) {
 
 // read takes what a successful reading, a probe's or the proxy's, says:
 // the key works, and its limits are these. A free probe spends none of
-// what it reads: its limits do not stretch its interval.
+// what it reads: its limits do not stretch its interval. A Served reading
+// gives no limits, and a request served changes none: they stay.
 func (t *target) read(r *ratelimit.Reading, free bool) {
 	t.failures, t.backoffUntil = 0, time.Time{}
+	if len(r.Observations) == 0 {
+		return
+	}
 	t.limits = t.limits[:0]
 	for _, o := range r.Observations {
 		if o.Kind == ratelimit.Limit && !free {
