@@ -45,12 +45,17 @@ type providerCase struct {
 	// reason is the 429's error code as the exporter should label it;
 	// "" when the provider's probe cannot be rate limited here.
 	reason string
+	// cause is the 429's cause where the windows' names do not tell it.
+	cause string
 }
 
 // refusalCause is the cause of a 429 once Exhaust has emptied every
 // requests window: one of a day or longer, named in the headers, makes it a
 // quota.
 func (tc providerCase) refusalCause() string {
+	if tc.cause != "" {
+		return tc.cause
+	}
 	for _, w := range tc.windows {
 		if w.resource == "requests" && (w.window == "day" || w.window == "week" || w.window == "month") {
 			return "quota_exhausted"
@@ -135,9 +140,10 @@ var providerCases = []providerCase{
 	},
 	{
 		// An OpenAI-compatible server: Groq's dialect, none of Groq's documented windows.
+		// Its empty requests window resets in hours: a quota, though unnamed.
 		provider: "openai_compatible", dialect: simulator.Groq, model: "llama-3.1-8b-instant", basePath: "/v1",
 		limits: simulator.Limits{"requests": {"day": 14400}, "tokens": {"minute": 18000}},
-		reset:  durationReset, capField: "max_tokens", reason: "rate_limit_exceeded",
+		reset:  durationReset, capField: "max_tokens", reason: "rate_limit_exceeded", cause: "quota_exhausted",
 		windows: []window{{"requests", "", "x-ratelimit-%s-requests", false}, {"tokens", "", "x-ratelimit-%s-tokens", false}},
 	},
 	{
