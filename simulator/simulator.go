@@ -278,8 +278,9 @@ func (s *Simulator) AddKey(apiKey string, limits Limits) {
 // subscription mode (the Anthropic dialect) answers carry the unified
 // windows of Claude subscription traffic, computed from the key's
 // "unified" buckets in windows "5h" and "7d" (shared by all its models),
-// and the key may come as an OAuth token: Authorization: Bearer with
-// anthropic-beta: oauth-2025-04-20, as Claude Code sends it.
+// and the key is an OAuth token: it comes as Authorization: Bearer with
+// anthropic-beta: oauth-2025-04-20, as Claude Code sends it, and is
+// refused as an x-api-key.
 func (s *Simulator) SetSubscription(apiKey string, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -460,6 +461,9 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 	sp := s.spec
 	key, given := sp.key(r.Header)
 	a := s.accounts[key]
+	if a != nil && a.subscription && sp.subscription {
+		a = nil // an OAuth token is no API key
+	}
 	if token, ok := bearerKey(r.Header); !given && ok && sp.subscription && s.accounts[token] != nil && s.accounts[token].subscription {
 		if !hasToken(r.Header, "Anthropic-Beta", oauthBeta) {
 			ans.fail(sp, now, problem{kind: unauthorized, message: "OAuth authentication is currently not supported."})

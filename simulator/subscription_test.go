@@ -97,8 +97,8 @@ func TestAnthropicSubscription(t *testing.T) {
 		t.Errorf("five hours spent: %s", e.ResponseBody)
 	}
 
-	// The week warns before the five hours do; the key also works as an
-	// x-api-key, and its other limits answer as ever.
+	// The week warns before the five hours do; the key's other limits
+	// answer as ever.
 	const weekly = "sk-ant-oat01-sim-fedcba9876543210fedcba9876"
 	s.AddKey(weekly, Limits{"unified": {"5h": 10000, "7d": 1000}, "requests": {"minute": 50}})
 	s.SetSubscription(weekly, true)
@@ -107,17 +107,17 @@ func TestAnthropicSubscription(t *testing.T) {
 	want["Anthropic-Ratelimit-Requests-Limit"] = "50"
 	want["Anthropic-Ratelimit-Requests-Remaining"] = "49"
 	want["Anthropic-Ratelimit-Requests-Reset"] = "2026-11-18T11:06:42Z"
-	check("at 0.75 of the week", dialectProbe(Anthropic, weekly), 200, want)
+	check("at 0.75 of the week", subscriptionProbe("m", weekly), 200, want)
 
-	// Out of subscription mode, no unified windows.
+	// Out of subscription mode, no unified windows, and the key is an API key.
 	s.SetSubscription(weekly, false)
 	if w := serve(s, dialectProbe(Anthropic, weekly)); w.Header().Get("Anthropic-Ratelimit-Unified-Status") != "" {
 		t.Errorf("a key out of subscription mode: %v", w.Header())
 	}
 }
 
-// A subscription's OAuth token comes as a Bearer token with the oauth beta;
-// a Bearer token is nothing else's key.
+// A subscription's OAuth token comes as a Bearer token with the oauth beta,
+// never as an x-api-key; a Bearer token is nothing else's key.
 func TestAnthropicOAuthToken(t *testing.T) {
 	const token = "sk-ant-oat01-sim-0123456789abcdef0123456789"
 	s := NewDialect(Anthropic, "m")
@@ -136,6 +136,7 @@ func TestAnthropicOAuthToken(t *testing.T) {
 			return r
 		}(), 200},
 		{"no beta", subscriptionProbe("m", token, "Anthropic-Beta", "claude-code-20250219"), 401},
+		{"the token as an x-api-key", dialectProbe(Anthropic, token), 401},
 		{"a key not in subscription mode, as a Bearer token", subscriptionProbe("m", simKey), 401},
 		{"an unknown token", subscriptionProbe("m", "sk-ant-oat01-sim-wrong"), 401},
 	} {
