@@ -35,7 +35,8 @@ const (
 	SambaNova Dialect = "sambanova"
 	// Anthropic: POST .../v1/messages with x-api-key and anthropic-version;
 	// anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset} per minute,
-	// resets as RFC 3339 times compared with the simulator's own Date.
+	// resets as RFC 3339 times compared with the simulator's own Date. A key in subscription mode
+	// (SetSubscription) also gets anthropic-ratelimit-unified-*, from its "unified" buckets.
 	Anthropic Dialect = "anthropic"
 	// OpenRouter: GET .../key with a Bearer key, free of charge; the answer's body shows the key's "credits"
 	// (day, week or month) and "free_model_requests" (day).
@@ -67,8 +68,8 @@ type spec struct {
 	overLimit string // a header that says "yes" on a 429, "no" otherwise
 	date      bool   // the API's own Date, which its reset timestamps compare with
 	// subscription: a key set to subscription mode gets the unified
-	// windows of Claude subscription traffic, and may send its OAuth
-	// token as a Bearer token.
+	// windows of Claude subscription traffic, and is an OAuth token sent
+	// as a Bearer token.
 	subscription bool
 	errors       errorShape
 	reply        func(reply) any

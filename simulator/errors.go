@@ -88,8 +88,8 @@ var (
 )
 
 // xaiErrors are {"code","error"}: code is the gRPC status's description,
-// error the message. A wrong or missing key is a 400, a spent credit or
-// spending limit a 429, as xAI answers them.
+// error the message. A wrong key is a 400, a spent credit or spending
+// limit a 429, as xAI answers them.
 var xaiErrors = errorShape{
 	status: map[problemKind]int{unauthorized: http.StatusBadRequest, queueExceeded: http.StatusServiceUnavailable},
 	body: func(p problem, status int) any {
@@ -108,12 +108,11 @@ var xaiErrors = errorShape{
 // grpcDescriptions are the descriptions of the gRPC codes that xAI's
 // statuses stand for, as its error bodies give them.
 var grpcDescriptions = map[int]string{
-	http.StatusBadRequest:          "Client specified an invalid argument",
-	http.StatusNotFound:            "Some requested entity was not found",
-	http.StatusMethodNotAllowed:    "The operation is not implemented or is not supported/enabled in this service",
-	http.StatusTooManyRequests:     "Some resource has been exhausted",
-	http.StatusServiceUnavailable:  "The service is currently unavailable",
-	http.StatusUnprocessableEntity: "Client specified an invalid argument",
+	http.StatusBadRequest:         "Client specified an invalid argument",
+	http.StatusNotFound:           "Some requested entity was not found",
+	http.StatusMethodNotAllowed:   "The operation is not implemented or is not supported/enabled in this service",
+	http.StatusTooManyRequests:    "Some resource has been exhausted",
+	http.StatusServiceUnavailable: "The service is currently unavailable",
 }
 
 // deepSeekErrors are OpenAI's shape, but code is always
