@@ -91,7 +91,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		"zero-timeout.yml":                "testdata/bad/zero-timeout.yml:2: probe.timeout: must be greater than zero, got 0s",
 		"negative-interval.yml":           "testdata/bad/negative-interval.yml:2: probe.interval: must be greater than zero, got -1m0s",
 		"unknown-mode.yml":                `testdata/bad/unknown-mode.yml:2: probe.mode: unknown mode "sometimes": use "interval" or "scrape"`,
-		"unknown-provider.yml":            `testdata/bad/unknown-provider.yml:3: keys[0].provider: unknown provider "openia": supported: anthropic, cerebras, fireworks, groq, mistral, openai, openai_compatible, openrouter, sambanova, together`,
+		"unknown-provider.yml":            `testdata/bad/unknown-provider.yml:3: keys[0].provider: unknown provider "openia": supported: anthropic, cerebras, deepseek, fireworks, groq, mistral, openai, openai_compatible, openrouter, sambanova, together, xai`,
 		"bad-name.yml":                    `testdata/bad/bad-name.yml:2: keys[0].name: "my key" may only contain letters, digits and _ . : -`,
 		"missing-name.yml":                "testdata/bad/missing-name.yml:2: keys[0]: name is required",
 		"fingerprint-name.yml":            `testdata/bad/fingerprint-name.yml:2: keys[0].name: "sha256:0123456789ab" must not start with "sha256:", which names the keys the proxy does not know`,

@@ -132,3 +132,58 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// The new providers' keys never appear either, though their refusals show
+// a few of a key's characters: xAI's 400 for a wrong key, DeepSeek's 401,
+// and DeepSeek's 402 for a balance run out; nor does `check` show them.
+func TestCanaryKeysOfXAIAndDeepSeek(t *testing.T) {
+	const (
+		xaiGood      = "xai-test-canary-xds-good-6b1f0c2d"
+		xaiWrong     = "xai-test-canary-xds-wrong-93ae7d10"
+		deepseekGood = "sk-test-canary-xds-deepseek-good-2c8e"
+		deepseekGone = "sk-test-canary-xds-deepseek-gone-77f1"
+		deepseekPoor = "sk-test-canary-xds-deepseek-poor-0d4a"
+	)
+	xai := simulator.NewDialect(simulator.XAI)
+	xai.AddKey(xaiGood, simulator.Limits{"requests": {"minute": 100}, "tokens": {"minute": 1e5}})
+	deepseek := simulator.NewDialect(simulator.DeepSeek)
+	deepseek.AddKey(deepseekGood, nil)
+	deepseek.AddKey(deepseekPoor, nil)
+	deepseek.SetFault(deepseekPoor, simulator.InsufficientQuota)
+	mux := http.NewServeMux()
+	mux.Handle("/xai/", xai)
+	mux.Handle("/deepseek/", deepseek)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {interval: 100ms, min_interval: 0s}
+keys:
+  - {name: xgood, provider: xai, api_key: %[2]s, base_url: %[1]s/xai/v1}
+  - {name: xwrong, provider: xai, api_key: %[3]s, base_url: %[1]s/xai/v1}
+  - {name: dgood, provider: deepseek, api_key: %[4]s, base_url: %[1]s/deepseek}
+  - {name: dgone, provider: deepseek, api_key: %[5]s, base_url: %[1]s/deepseek}
+  - {name: dpoor, provider: deepseek, api_key: %[6]s, base_url: %[1]s/deepseek}
+`, srv.URL, xaiGood, xaiWrong, deepseekGood, deepseekGone, deepseekPoor))
+	e := start(t, nil, "--config.file="+cfg, "--log.level=debug")
+	outputs := map[string]string{"/metrics": e.waitFor(t,
+		`ratelimit_probe_status_code{key="xgood",model="grok-4.20-0309-non-reasoning",provider="xai"} 200`,
+		`ratelimit_probe_status_code{key="xwrong",model="grok-4.20-0309-non-reasoning",provider="xai"} 400`,
+		`ratelimit_probe_status_code{key="dgood",model="",provider="deepseek"} 200`,
+		`ratelimit_probe_status_code{key="dgone",model="",provider="deepseek"} 401`,
+		`ratelimit_probe_status_code{key="dpoor",model="",provider="deepseek"} 402`,
+	)}
+	for _, path := range []string{"/probe?key=xwrong&model=grok-4.20-0309-non-reasoning", "/probe?key=dgone", "/probe?key=dpoor"} {
+		_, outputs[path] = e.get(t, path)
+	}
+	_, outputs["check"], outputs["check stderr"] = runCheckCommand(t, "check", "--config.file="+cfg, "--log.level=debug")
+	outputs["logs"] = e.Logs()
+	if !strings.Contains(outputs["logs"], `err="HTTP 401 (authentication_error)"`) {
+		t.Errorf("the debug logs lack DeepSeek's refusal:\n%s", outputs["logs"])
+	}
+	for name, out := range outputs {
+		for _, key := range []string{xaiGood, xaiWrong, deepseekGood, deepseekGone, deepseekPoor} {
+			if strings.Contains(out, key) {
+				t.Errorf("%s contains the key %s:\n%s", name, key, out)
+			}
+		}
+	}
+}

@@ -159,6 +159,14 @@ var providerCases = []providerCase{
 		provider: "openrouter", dialect: simulator.OpenRouter, basePath: "/api/v1",
 		limits: simulator.Limits{"credits": {"month": 25}, "free_model_requests": {"day": 1000}},
 	},
+	{
+		// xAI documents no window for its headers; its 429's code is a
+		// sentence, no reason.
+		provider: "xai", dialect: simulator.XAI, model: "grok-4.20-0309-non-reasoning", basePath: "/v1",
+		limits: simulator.Limits{"requests": {"minute": 1800}, "tokens": {"minute": 1e7}},
+		reset:  durationReset, capField: "max_completion_tokens",
+		windows: []window{{"requests", "", "x-ratelimit-%s-requests", false}, {"tokens", "", "x-ratelimit-%s-tokens", false}},
+	},
 }
 
 // probeURL is where the provider's probe goes, as its documentation says.

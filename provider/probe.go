@@ -3,6 +3,8 @@ package provider
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
@@ -191,7 +193,7 @@ func (keyInfo) Read(body []byte) Answer {
 	// dropped and counted, and the others still count.
 	var a Answer
 	add := func(kind ratelimit.Kind, resource, window string, raw json.RawMessage) {
-		if len(raw) == 0 || string(raw) == "null" {
+		if !present(raw) {
 			return
 		}
 		var v float64
@@ -202,9 +204,9 @@ func (keyInfo) Read(body []byte) Answer {
 		a.Observations = append(a.Observations, ratelimit.Observation{Kind: kind, Resource: resource, Window: window, Value: v})
 	}
 	d := &b.Data
-	if len(d.Limit) > 0 && string(d.Limit) != "null" { // a key without a limit has no credits to run out of
+	if present(d.Limit) { // a key without a limit has no credits to run out of
 		var reset string
-		if len(d.LimitReset) > 0 && string(d.LimitReset) != "null" && json.Unmarshal(d.LimitReset, &reset) != nil {
+		if present(d.LimitReset) && json.Unmarshal(d.LimitReset, &reset) != nil {
 			a.Dropped++
 		}
 		window := creditWindows[reset]
@@ -219,6 +221,111 @@ func (keyInfo) Read(body []byte) Answer {
 
 func (keyInfo) Free() bool       { return true }
 func (keyInfo) NamesModel() bool { return false }
+
+// balance is DeepSeek's GET /user/balance: the account's money left, per
+// currency, and whether it may call the API, free of charge.
+type balance struct{}
+
+func (balance) Request(baseURL, _ string) Request {
+	return Request{
+		Method: http.MethodGet,
+		URL:    baseURL + "/user/balance",
+		Header: http.Header{"Accept": {"application/json"}},
+	}
+}
+
+func (balance) KeyHeader() string                        { return "Authorization" }
+func (b balance) Authorize(h http.Header, apiKey string) { setKey(h, b.KeyHeader(), apiKey) }
+
+// BalanceResource is the resource of DeepSeek's is_available, as a status:
+// allowed while the balance may pay for calls, rejected once it may not.
+const BalanceResource = "balance"
+
+func (balance) Read(body []byte) Answer {
+	var b struct {
+		IsAvailable  json.RawMessage `json:"is_available"`
+		BalanceInfos json.RawMessage `json:"balance_infos"`
+		Error        struct {
+			Type json.RawMessage `json:"type"`
+			Code json.RawMessage `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return Answer{}
+	}
+	// Each field alone: one that is not what the documentation says is
+	// dropped and counted, and the others still count.
+	var a Answer
+	if present(b.IsAvailable) {
+		var available bool
+		if json.Unmarshal(b.IsAvailable, &available) != nil {
+			a.Dropped++
+		} else {
+			status := float64(ratelimit.StatusRejected)
+			if available {
+				status = ratelimit.StatusAllowed
+			}
+			a.Observations = append(a.Observations, ratelimit.Observation{Kind: ratelimit.Status, Resource: BalanceResource, Value: status})
+		}
+	}
+	var infos []struct {
+		Currency     json.RawMessage `json:"currency"`
+		TotalBalance json.RawMessage `json:"total_balance"`
+	}
+	if present(b.BalanceInfos) && json.Unmarshal(b.BalanceInfos, &infos) != nil {
+		a.Dropped++
+	}
+	for _, info := range infos {
+		currency, okCurrency := currencyCode(info.Currency)
+		total, okTotal := amount(info.TotalBalance)
+		if !okCurrency || !okTotal {
+			a.Dropped++
+			continue
+		}
+		a.Observations = append(a.Observations, ratelimit.Observation{Kind: ratelimit.Balance, Resource: currency, Value: total})
+	}
+	a.ErrorCode = firstCode(b.Error.Type, b.Error.Code)
+	return a
+}
+
+func (balance) Free() bool       { return true }
+func (balance) NamesModel() bool { return false }
+
+// present reports whether a JSON field was given a value.
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+
+// currencyCode reads an ISO 4217 code, three upper-case letters: it
+// becomes a label value, so nothing else is taken.
+func currencyCode(raw json.RawMessage) (string, bool) {
+	var s string
+	if json.Unmarshal(raw, &s) != nil || len(s) != 3 {
+		return "", false
+	}
+	for _, c := range []byte(s) {
+		if c < 'A' || c > 'Z' {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+// amount reads a sum of money written as a JSON string ("110.00"), as
+// DeepSeek writes them: digits with an optional sign and fraction, nothing
+// that strconv would also take (hex, "Inf", underscores).
+func amount(raw json.RawMessage) (float64, bool) {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return 0, false
+	}
+	digits := strings.TrimPrefix(s, "-")
+	whole, fraction, _ := strings.Cut(digits, ".")
+	if whole == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(fraction, "0123456789") != "" ||
+		strings.HasSuffix(digits, ".") {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	return v, err == nil
+}
 
 // setKey puts apiKey in header, with the Bearer scheme in Authorization.
 func setKey(h http.Header, header, apiKey string) {

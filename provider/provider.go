@@ -107,6 +107,25 @@ var all = []Provider{
 		BaseURL: "https://openrouter.ai/api/v1",
 		Probe:   keyInfo{},
 	},
+	{
+		// xAI enforces requests per second (its per-minute budget / 60) and
+		// tokens per minute, but documents neither its x-ratelimit-* headers
+		// nor their windows: a requests limit of 30 could be the second's or
+		// the minute's. So no window. grok-4.20-0309-non-reasoning is the
+		// cheapest text model in its rate-limit table that spends no
+		// reasoning tokens, which a one-token answer cannot afford.
+		Name:    "xai",
+		BaseURL: "https://api.x.ai/v1",
+		Model:   "grok-4.20-0309-non-reasoning",
+		Probe:   chatCompletions{capField: "max_completion_tokens"},
+	},
+	{
+		// No rate-limit headers and no fixed limits: what runs out is the
+		// account's money, which GET /user/balance tells for free.
+		Name:    "deepseek",
+		BaseURL: "https://api.deepseek.com",
+		Probe:   balance{},
+	},
 }
 
 // Default is the provider of a key that names none.

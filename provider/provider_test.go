@@ -29,7 +29,7 @@ func lookup(t *testing.T, name string) Provider {
 }
 
 func TestDeclarations(t *testing.T) {
-	if names := Names(); !slices.IsSorted(names) || len(names) != 10 {
+	if names := Names(); !slices.IsSorted(names) || len(names) != 12 {
 		t.Errorf("Names() = %v", names)
 	}
 	if _, ok := Lookup(Default); !ok {
@@ -73,6 +73,11 @@ func TestSamplesThroughProviders(t *testing.T) {
 			obs(ratelimit.Limit, "tokens", "", 150000), obs(ratelimit.Remaining, "tokens", "", 149984), obs(ratelimit.Reset, "tokens", "", 360),
 		}},
 		{"openai_compatible", "openai-doc.headers", []ratelimit.Observation{
+			obs(ratelimit.Limit, "requests", "", 60), obs(ratelimit.Remaining, "requests", "", 59), obs(ratelimit.Reset, "requests", "", 1),
+			obs(ratelimit.Limit, "tokens", "", 150000), obs(ratelimit.Remaining, "tokens", "", 149984), obs(ratelimit.Reset, "tokens", "", 360),
+		}},
+		// xAI documents no window for its headers either.
+		{"xai", "openai-doc.headers", []ratelimit.Observation{
 			obs(ratelimit.Limit, "requests", "", 60), obs(ratelimit.Remaining, "requests", "", 59), obs(ratelimit.Reset, "requests", "", 1),
 			obs(ratelimit.Limit, "tokens", "", 150000), obs(ratelimit.Remaining, "tokens", "", 149984), obs(ratelimit.Reset, "tokens", "", 360),
 		}},
@@ -132,10 +137,61 @@ func TestReadOpenRouterKey(t *testing.T) {
 	}
 }
 
+func TestReadDeepSeekBalance(t *testing.T) {
+	p := lookup(t, "deepseek")
+	allowed, rejected := obs(ratelimit.Status, "balance", "", ratelimit.StatusAllowed), obs(ratelimit.Status, "balance", "", ratelimit.StatusRejected)
+	cny := func(v float64) ratelimit.Observation { return obs(ratelimit.Balance, "CNY", "", v) }
+	info := func(currency, total string) string {
+		return `{"currency":` + currency + `,"total_balance":` + total + `,"granted_balance":"0.00","topped_up_balance":"0.00"}`
+	}
+	for _, tc := range []struct {
+		name    string
+		body    string
+		want    []ratelimit.Observation
+		dropped int
+		code    string
+	}{
+		{"the sample", string(testkit.Fixture(t, "deepseek-balance.json")), []ratelimit.Observation{cny(110), allowed}, 0, ""},
+		{"not available", `{"is_available":false,"balance_infos":[` + info(`"CNY"`, `"0.00"`) + `]}`, []ratelimit.Observation{cny(0), rejected}, 0, ""},
+		{"two currencies", `{"is_available":true,"balance_infos":[` + info(`"USD"`, `"7.25"`) + `,` + info(`"CNY"`, `"50"`) + `]}`,
+			[]ratelimit.Observation{cny(50), obs(ratelimit.Balance, "USD", "", 7.25), allowed}, 0, ""},
+		{"overdrawn", `{"balance_infos":[` + info(`"CNY"`, `"-3.50"`) + `]}`, []ratelimit.Observation{cny(-3.5)}, 0, ""},
+		{"no currencies", `{"is_available":true,"balance_infos":[]}`, []ratelimit.Observation{allowed}, 0, ""},
+		{"nulls say nothing", `{"is_available":null,"balance_infos":null}`, nil, 0, ""},
+		// Each field alone: what is not as documented is dropped and counted.
+		{"a currency not in upper case", `{"is_available":true,"balance_infos":[` + info(`"cny"`, `"1.00"`) + `,` + info(`"USD"`, `"2.00"`) + `]}`,
+			[]ratelimit.Observation{obs(ratelimit.Balance, "USD", "", 2), allowed}, 1, ""},
+		{"currencies that are no ISO codes", `{"balance_infos":[` + info(`"CNYX"`, `"1"`) + `,` + info(`""`, `"1"`) + `,` + info(`"C\"Y"`, `"1"`) + `,` + info(`1`, `"1"`) + `,` + info(`null`, `"1"`) + `]}`,
+			nil, 5, ""},
+		{"amounts are strings", `{"is_available":true,"balance_infos":[` + info(`"CNY"`, `110`) + `]}`, []ratelimit.Observation{allowed}, 1, ""},
+		{"amounts that are no decimals", `{"balance_infos":[` + info(`"CNY"`, `"1e3"`) + `,` + info(`"USD"`, `"NaN"`) + `,` + info(`"EUR"`, `"0x10"`) + `,` +
+			info(`"GBP"`, `"5."`) + `,` + info(`"JPY"`, `""`) + `,` + info(`"CHF"`, `"+1"`) + `,` + info(`"SEK"`, `null`) + `]}`, nil, 7, ""},
+		{"is_available not a boolean", `{"is_available":"true","balance_infos":[` + info(`"CNY"`, `"110.00"`) + `]}`, []ratelimit.Observation{cny(110)}, 1, ""},
+		{"balance_infos not a list", `{"is_available":true,"balance_infos":{"currency":"CNY","total_balance":"1"}}`, []ratelimit.Observation{allowed}, 1, ""},
+		{"not JSON", `<html>`, nil, 0, ""},
+		{"refused", `{"error":{"message":"Authentication Fails, Your api key: ****abcd is invalid","type":"authentication_error","param":null,"code":"invalid_request_error"}}`,
+			nil, 0, "authentication_error"},
+	} {
+		a := p.Probe.Read([]byte(tc.body))
+		slices.SortFunc(a.Observations, ratelimit.Compare)
+		if !slices.Equal(a.Observations, tc.want) || a.Tokens != 0 || a.Dropped != tc.dropped || a.ErrorCode != tc.code {
+			t.Errorf("%s: got %v, %v tokens, %d dropped, code %q\nwant %v, 0 tokens, %d dropped, code %q",
+				tc.name, a.Observations, a.Tokens, a.Dropped, a.ErrorCode, tc.want, tc.dropped, tc.code)
+		}
+	}
+	req := p.Probe.Request(p.BaseURL, "")
+	if req.Method != http.MethodGet || req.URL != "https://api.deepseek.com/user/balance" || req.Body != nil {
+		t.Errorf("probe %s %s with body %q", req.Method, req.URL, req.Body)
+	}
+	if !p.Probe.Free() || p.NeedsModel() {
+		t.Error("DeepSeek's balance costs nothing and is one per key")
+	}
+}
+
 // Tokens billed come from each API's usage; error codes only when they are
 // plain identifiers.
 func TestReadAnswers(t *testing.T) {
-	cerebras, anthropic, openrouter := lookup(t, "cerebras").Probe, lookup(t, "anthropic").Probe, lookup(t, "openrouter").Probe
+	cerebras, anthropic, openrouter, xai := lookup(t, "cerebras").Probe, lookup(t, "anthropic").Probe, lookup(t, "openrouter").Probe, lookup(t, "xai").Probe
 	for _, tc := range []struct {
 		name   string
 		probe  Probe
@@ -156,6 +212,9 @@ func TestReadAnswers(t *testing.T) {
 		{"Anthropic usage", anthropic, `{"type":"message","usage":{"input_tokens":8,"output_tokens":1}}`, 9, ""},
 		{"Anthropic error type", anthropic, `{"type":"error","error":{"type":"rate_limit_error","message":"Number of request tokens has exceeded your per-minute rate limit"}}`, 0, "rate_limit_error"},
 		{"OpenRouter error", openrouter, `{"error":{"code":429,"message":"Rate limit exceeded"}}`, 0, ""},
+		// xAI's code is a sentence, its error one too: neither is a code.
+		{"xAI error", xai, `{"code":"Some resource has been exhausted","error":"Your team has either used all available credits or reached its monthly spending limit."}`, 0, ""},
+		{"xAI usage", xai, `{"object":"chat.completion","usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}`, 10, ""},
 	} {
 		a := tc.probe.Read([]byte(tc.body))
 		if a.Tokens != tc.tokens || a.ErrorCode != tc.code {

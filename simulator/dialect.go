@@ -35,15 +35,22 @@ const (
 	SambaNova Dialect = "sambanova"
 	// Anthropic: POST .../v1/messages with x-api-key and anthropic-version;
 	// anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset} per minute,
-	// resets as RFC 3339 times compared with the simulator's own Date.
+	// resets as RFC 3339 times compared with the simulator's own Date. A key in subscription mode
+	// (SetSubscription) also gets anthropic-ratelimit-unified-*, from its "unified" buckets.
 	Anthropic Dialect = "anthropic"
 	// OpenRouter: GET .../key with a Bearer key, free of charge; the answer's body shows the key's "credits"
 	// (day, week or month) and "free_model_requests" (day).
 	OpenRouter Dialect = "openrouter"
+	// XAI: x-ratelimit-{limit,remaining,reset}-{requests,tokens}, each from the key's shortest window,
+	// resets as Go durations; errors are {"code","error"} with gRPC's words, and a wrong key gets 400.
+	XAI Dialect = "xai"
+	// DeepSeek: GET .../user/balance with a Bearer key, free of charge; the answer's body shows the key's
+	// Balance (SetBalance), no rate-limit headers.
+	DeepSeek Dialect = "deepseek"
 )
 
 // Dialects lists every dialect.
-var Dialects = []Dialect{Cerebras, OpenAI, Groq, Mistral, Together, Fireworks, SambaNova, Anthropic, OpenRouter}
+var Dialects = []Dialect{Cerebras, OpenAI, Groq, Mistral, Together, Fireworks, SambaNova, Anthropic, OpenRouter, XAI, DeepSeek}
 
 // spec declares a dialect: what the API accepts and how it answers.
 type spec struct {
@@ -60,8 +67,12 @@ type spec struct {
 	reset     func(seconds float64, now time.Time) string
 	overLimit string // a header that says "yes" on a 429, "no" otherwise
 	date      bool   // the API's own Date, which its reset timestamps compare with
-	errors    errorShape
-	reply     func(reply) any
+	// subscription: a key set to subscription mode gets the unified
+	// windows of Claude subscription traffic, and is an OAuth token sent
+	// as a Bearer token.
+	subscription bool
+	errors       errorShape
+	reply        func(reply) any
 }
 
 // pair is the rate-limit headers of one bucket.
@@ -127,12 +138,22 @@ var specs = map[Dialect]*spec{
 			{"anthropic-ratelimit-input-tokens-%s", "input_tokens", minute, true},
 			{"anthropic-ratelimit-output-tokens-%s", "output_tokens", minute, true},
 		},
-		reset: timestamp, date: true, errors: anthropicErrors, reply: anthropicMessage,
+		reset: timestamp, date: true, subscription: true, errors: anthropicErrors, reply: anthropicMessage,
 	},
 	// GET /key: what a key may spend and has left, free of charge.
 	OpenRouter: {
 		method: http.MethodGet, path: "/key", key: bearerKey, free: true,
 		errors: openRouterErrors, reply: openRouterKey,
+	},
+	// xAI documents neither its headers' windows nor their reset format:
+	// the dialect shows the key's shortest windows, resets as OpenAI's.
+	XAI: chat("grok-4.20-0309-non-reasoning", "max_completion_tokens", xaiErrors, goDuration,
+		pair{"x-ratelimit-%s-requests", "requests", anyWindow, true},
+		pair{"x-ratelimit-%s-tokens", "tokens", anyWindow, true}),
+	// GET /user/balance: the account's money, free of charge.
+	DeepSeek: {
+		method: http.MethodGet, path: "/user/balance", key: bearerKey, free: true,
+		errors: deepSeekErrors, reply: deepSeekBalance,
 	},
 }
 

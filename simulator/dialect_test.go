@@ -38,6 +38,7 @@ func serve(s *Simulator, r *http.Request) *httptest.ResponseRecorder {
 var capFields = map[Dialect]string{
 	Cerebras: "max_completion_tokens", OpenAI: "max_completion_tokens",
 	Groq: "max_tokens", Mistral: "max_tokens", Together: "max_tokens", Fireworks: "max_tokens", SambaNova: "max_tokens",
+	XAI: "max_completion_tokens",
 }
 
 func chatBody(fields string) string {
@@ -52,6 +53,8 @@ func dialectProbe(d Dialect, key string) *http.Request {
 			"X-Api-Key", key, "Anthropic-Version", "2023-06-01", "Content-Type", "application/json")
 	case OpenRouter:
 		return request(http.MethodGet, "/openrouter/api/v1/key", "", "Authorization", "Bearer "+key, "Accept", "application/json")
+	case DeepSeek:
+		return request(http.MethodGet, "/deepseek/user/balance", "", "Authorization", "Bearer "+key, "Accept", "application/json")
 	}
 	return request(http.MethodPost, "/"+string(d)+"/v1/chat/completions", chatBody(`,"`+capFields[d]+`":1`),
 		"Authorization", "Bearer "+key, "Content-Type", "application/json")
@@ -59,6 +62,13 @@ func dialectProbe(d Dialect, key string) *http.Request {
 
 // errorID is what identifies an error body in d's shape.
 func errorID(d Dialect, body []byte) string {
+	if d == XAI { // {"code","error"}, both strings
+		var b struct{ Code, Error string }
+		if err := json.Unmarshal(body, &b); err != nil || b.Error == "" {
+			return "not xAI's shape: " + string(body)
+		}
+		return b.Code
+	}
 	var b struct {
 		Type  string
 		Code  any
@@ -121,21 +131,26 @@ func chatRefusals(d Dialect) []refusal {
 	good := chatBody(`,"` + capFields[d] + `":1`)
 	otherCap := map[string]string{"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}[capFields[d]]
 	bearer := []string{"Authorization", "Bearer " + simKey}
-	invalid, ids := http.StatusBadRequest, map[string]string{
+	invalid, unauthorized, ids := http.StatusBadRequest, http.StatusUnauthorized, map[string]string{
 		"401": "invalid_request_error/invalid_api_key", "400": "invalid_request_error/<nil>", "model": "invalid_request_error/model_not_found",
 		"404": "invalid_request_error/not_found", "405": "invalid_request_error/method_not_allowed",
 	}
-	if d == Mistral {
+	switch d {
+	case Mistral:
 		invalid = http.StatusUnprocessableEntity
-	}
-	if d == Cerebras {
+	case Cerebras:
 		ids = map[string]string{"401": "wrong_api_key", "400": "invalid_request", "model": "model_not_found", "404": "not_found", "405": "method_not_allowed"}
+	case XAI:
+		// xAI answers a wrong key with 400, as it does a bad argument.
+		unauthorized = http.StatusBadRequest
+		ids = map[string]string{"401": grpcDescriptions[400], "400": grpcDescriptions[400], "model": grpcDescriptions[404],
+			"404": grpcDescriptions[404], "405": grpcDescriptions[405]}
 	}
 	return []refusal{
-		{"no key", request(http.MethodPost, path, good), 401, ids["401"]},
-		{"x-api-key instead of Bearer", request(http.MethodPost, path, good, "X-Api-Key", simKey), 401, ids["401"]},
-		{"key without Bearer", request(http.MethodPost, path, good, "Authorization", simKey), 401, ids["401"]},
-		{"wrong key", request(http.MethodPost, path, good, "Authorization", "Bearer sk-sim-wrong"), 401, ids["401"]},
+		{"no key", request(http.MethodPost, path, good), unauthorized, ids["401"]},
+		{"x-api-key instead of Bearer", request(http.MethodPost, path, good, "X-Api-Key", simKey), unauthorized, ids["401"]},
+		{"key without Bearer", request(http.MethodPost, path, good, "Authorization", simKey), unauthorized, ids["401"]},
+		{"wrong key", request(http.MethodPost, path, good, "Authorization", "Bearer sk-sim-wrong"), unauthorized, ids["401"]},
 		{"GET", request(http.MethodGet, path, "", bearer...), 405, ids["405"]},
 		{"wrong path", request(http.MethodPost, "/v1/completions", good, bearer...), 404, ids["404"]},
 		{"not JSON", request(http.MethodPost, path, "model=m", bearer...), invalid, ids["400"]},
@@ -291,6 +306,24 @@ func TestDialects(t *testing.T) {
 			{"x-api-key", request(http.MethodGet, "/api/v1/key", "", "X-Api-Key", simKey), 401, "401"},
 			{"POST", request(http.MethodPost, "/api/v1/key", "{}", "Authorization", "Bearer "+simKey), 405, "405"},
 			{"chat completions", request(http.MethodPost, "/api/v1/chat/completions", chatBody(""), "Authorization", "Bearer "+simKey), 404, "404"},
+		},
+	}, {
+		// The key's shortest windows, as OpenAI's shape.
+		dialect: XAI,
+		limits:  Limits{"requests": {"minute": 8, "day": 1024}, "tokens": {"minute": 640, "day": 1e6}},
+		want:    openAIStyle([3]string{"8", "7", "7.5s"}, [3]string{"640", "630", "938ms"}),
+		limited: grpcDescriptions[429], retryAfter: "85", emptyHeader: "X-Ratelimit-Remaining-Requests",
+	}, {
+		// The balance endpoint is free: no headers, nothing spent.
+		dialect: DeepSeek,
+		limits:  Limits{"requests": {"minute": 1}},
+		want:    map[string]string{"Content-Type": "application/json"},
+		refused: []refusal{
+			{"wrong key", request(http.MethodGet, "/user/balance", "", "Authorization", "Bearer sk-sim-wrong"), 401, "authentication_error/invalid_request_error"},
+			{"no key", request(http.MethodGet, "/user/balance", ""), 401, "authentication_error/invalid_request_error"},
+			{"x-api-key", request(http.MethodGet, "/user/balance", "", "X-Api-Key", simKey), 401, "authentication_error/invalid_request_error"},
+			{"POST", request(http.MethodPost, "/user/balance", "{}", "Authorization", "Bearer "+simKey), 405, "invalid_request_error/invalid_request_error"},
+			{"chat completions", request(http.MethodPost, "/chat/completions", chatBody(""), "Authorization", "Bearer "+simKey), 404, "invalid_request_error/invalid_request_error"},
 		},
 	}} {
 		t.Run(string(tc.dialect), func(t *testing.T) {

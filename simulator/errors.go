@@ -87,6 +87,73 @@ var (
 	}
 )
 
+// xaiErrors are {"code","error"}: code is the gRPC status's description,
+// error the message. A wrong key is a 400, a spent credit or spending
+// limit a 429, as xAI answers them.
+var xaiErrors = errorShape{
+	status: map[problemKind]int{unauthorized: http.StatusBadRequest, queueExceeded: http.StatusServiceUnavailable},
+	body: func(p problem, status int) any {
+		message := p.message
+		switch p.kind {
+		case unauthorized:
+			message = "Incorrect API key provided: " + maskEnds(p.key) + ". You can obtain an API key from https://console.x.ai."
+		case insufficientQuota:
+			message = "Your team has either used all available credits or reached its monthly spending limit. " +
+				"To continue making API requests, please purchase more credits or raise your spending limit."
+		}
+		return map[string]string{"code": grpcDescriptions[status], "error": message}
+	},
+}
+
+// grpcDescriptions are the descriptions of the gRPC codes that xAI's
+// statuses stand for, as its error bodies give them.
+var grpcDescriptions = map[int]string{
+	http.StatusBadRequest:         "Client specified an invalid argument",
+	http.StatusNotFound:           "Some requested entity was not found",
+	http.StatusMethodNotAllowed:   "The operation is not implemented or is not supported/enabled in this service",
+	http.StatusTooManyRequests:    "Some resource has been exhausted",
+	http.StatusServiceUnavailable: "The service is currently unavailable",
+}
+
+// deepSeekErrors are OpenAI's shape, but code is always
+// invalid_request_error and type says what went wrong: a wrong key is an
+// authentication_error, a balance run out a 402 unknown_error.
+var deepSeekErrors = errorShape{
+	status: map[problemKind]int{insufficientQuota: http.StatusPaymentRequired, queueExceeded: http.StatusServiceUnavailable},
+	body: func(p problem, _ int) any {
+		kind, message := problems[p.kind].openAIType, p.message
+		switch p.kind {
+		case unauthorized:
+			kind, message = "authentication_error", "Authentication Fails (auth header format should be Bearer sk-...)"
+			if p.key != "" {
+				message = "Authentication Fails, Your api key: ****" + lastFour(p.key) + " is invalid"
+			}
+		case insufficientQuota:
+			kind, message = "unknown_error", "Insufficient Balance"
+		case unavailable, queueExceeded:
+			message = "Server Overloaded"
+		}
+		return map[string]any{"error": map[string]any{"message": message, "type": kind, "param": nil, "code": "invalid_request_error"}}
+	},
+}
+
+// maskEnds shows the first and last two characters of a key, as xAI
+// does ("xa***yz"); nothing of a short key.
+func maskEnds(key string) string {
+	if len(key) < 12 {
+		return "***"
+	}
+	return key[:2] + "***" + key[len(key)-2:]
+}
+
+// lastFour is the end of a key that DeepSeek shows; nothing of a short key.
+func lastFour(key string) string {
+	if len(key) < 16 {
+		return ""
+	}
+	return key[len(key)-4:]
+}
+
 func openAIError(p problem, _ int) any {
 	kind := problems[p.kind]
 	var code any

@@ -25,6 +25,7 @@ var requestsRemaining = map[Dialect]string{
 	Groq: "X-Ratelimit-Remaining-Requests", Mistral: "X-Ratelimit-Remaining-Req-Minute",
 	Together: "X-Ratelimit-Remaining", Fireworks: "X-Ratelimit-Remaining-Requests",
 	SambaNova: "X-Ratelimit-Remaining-Requests-Day", Anthropic: "Anthropic-Ratelimit-Requests-Remaining",
+	XAI: "X-Ratelimit-Remaining-Requests",
 }
 
 func TestConsumeInEveryDialect(t *testing.T) {
@@ -38,6 +39,12 @@ func TestConsumeInEveryDialect(t *testing.T) {
 			if !strings.Contains(w.Body.String(), `"free_model_daily_requests":{"limit":50,"remaining":48,"used":2}`) ||
 				!strings.Contains(w.Body.String(), `"limit_remaining":15,`) {
 				t.Errorf("%s: %s", d, w.Body)
+			}
+			continue
+		}
+		if d == DeepSeek { // the balance is the account's money, which traffic does not spend here
+			if want := `{"balance_infos":[{"currency":"CNY","granted_balance":"0.00","topped_up_balance":"0.00","total_balance":"0.00"}],"is_available":false}` + "\n"; w.Body.String() != want {
+				t.Errorf("%s: %s, want %s", d, w.Body, want)
 			}
 			continue
 		}
@@ -64,6 +71,14 @@ func TestFaultsInEveryDialect(t *testing.T) {
 			InsufficientQuota: {400, "error:invalid_request_error"},
 		},
 		OpenRouter: {ServerError: {503, "503"}, QueueExceeded: {429, "429"}, InsufficientQuota: {402, "402"}},
+		XAI: {
+			ServerError: {503, grpcDescriptions[503]}, QueueExceeded: {503, grpcDescriptions[503]},
+			InsufficientQuota: {429, grpcDescriptions[429]},
+		},
+		DeepSeek: {
+			ServerError: {503, "server_error/invalid_request_error"}, QueueExceeded: {503, "server_error/invalid_request_error"},
+			InsufficientQuota: {402, "unknown_error/invalid_request_error"},
+		},
 	}
 	for _, d := range Dialects {
 		t.Run(string(d), func(t *testing.T) {
@@ -91,7 +106,7 @@ func TestFaultsInEveryDialect(t *testing.T) {
 			if info := rateLimitInfo(d, w); w.Code != 200 || !strings.Contains(info, "unknown") || strings.ContainsAny(info, "0123456789") {
 				t.Errorf("BadHeaders: %d %s", w.Code, info)
 			}
-			if d != OpenRouter { // its key endpoint never answers 429 for the key's limits
+			if !specs[d].free { // a free endpoint never answers 429 for the key's limits
 				s.SetFault(simKey, No429Headers)
 				s.Exhaust(simKey, "m")
 				w = serve(s, dialectProbe(d, simKey))
@@ -117,8 +132,14 @@ func TestFaultsInEveryDialect(t *testing.T) {
 }
 
 // rateLimitInfo is what an answer says about the key's limits: the
-// rate-limit headers, or OpenRouter's limit fields.
+// rate-limit headers, OpenRouter's limit fields, or DeepSeek's balance.
 func rateLimitInfo(d Dialect, w *httptest.ResponseRecorder) string {
+	if d == DeepSeek {
+		if body := w.Body.String(); strings.Contains(body, `"is_available"`) || strings.Contains(body, `"balance_infos"`) {
+			return body
+		}
+		return ""
+	}
 	if d == OpenRouter {
 		body := w.Body.String()
 		if i := strings.Index(body, `"limit`); i >= 0 {

@@ -3,6 +3,7 @@ package simulator
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -11,6 +12,7 @@ type reply struct {
 	call    call
 	buckets buckets
 	key     string
+	balance Balance
 	fault   Fault
 	now     time.Time
 	id      int
@@ -105,3 +107,29 @@ func maskKey(key string) string {
 	}
 	return key[:min(12, len(key)/4)] + "..." + key[len(key)-3:]
 }
+
+// deepSeekBalance is DeepSeek's GET /user/balance answer: amounts as
+// strings with two decimals, the total the sum of granted and topped up.
+func deepSeekBalance(rp reply) any {
+	infos := make([]map[string]string, len(rp.balance.Currencies))
+	for i, c := range rp.balance.Currencies {
+		infos[i] = map[string]string{
+			"currency":          c.Currency,
+			"total_balance":     money(c.Granted + c.ToppedUp),
+			"granted_balance":   money(c.Granted),
+			"topped_up_balance": money(c.ToppedUp),
+		}
+	}
+	body := map[string]any{"is_available": rp.balance.Available, "balance_infos": infos}
+	for _, field := range []string{"is_available", "balance_infos"} {
+		switch rp.fault {
+		case NoHeaders:
+			delete(body, field)
+		case BadHeaders:
+			body[field] = "unknown"
+		}
+	}
+	return body
+}
+
+func money(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }

@@ -104,6 +104,29 @@ func TestOpenAISDKWithGroq(t *testing.T) {
 	}
 }
 
+// xAI through the OpenAI SDK, as its docs advise: the answer and its
+// headers; a wrong key is xAI's 400.
+func TestOpenAISDKWithXAI(t *testing.T) {
+	s, send := openAIChat(t, XAI, "grok-4.20-0309-non-reasoning", Limits{"requests": {"minute": 8}, "tokens": {"minute": 640}})
+	completion, resp, err := send(simKey, maxCompletionTokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := completion.Usage; u.PromptTokens != 9 || u.CompletionTokens != 1 {
+		t.Errorf("usage %+v", u)
+	}
+	for _, mismatch := range headerMismatches(resp.Header, openAIStyle([3]string{"8", "7", "7.5s"}, [3]string{"640", "630", "938ms"}), false) {
+		t.Error(mismatch)
+	}
+	// xAI's error is no OpenAI error body: the SDK fails to read it, as
+	// users of xAI have seen.
+	s.RevokeKey(simKey)
+	_, resp, err = send(simKey, maxCompletionTokens)
+	if e, _ := s.LastExchange(simKey); err == nil || resp == nil || resp.StatusCode != 400 || !strings.Contains(string(e.ResponseBody), "Incorrect API key provided") {
+		t.Errorf("revoked: %v, %v", resp, err)
+	}
+}
+
 func TestAnthropicSDK(t *testing.T) {
 	params := anthropic.MessageNewParams{
 		Model:     "claude-haiku-4-5",
@@ -151,5 +174,51 @@ func TestAnthropicSDK(t *testing.T) {
 	}
 	if resp == nil || resp.Header.Get("retry-after") != "8" || resp.Header.Get("anthropic-ratelimit-requests-remaining") != "0" {
 		t.Errorf("exhausted: the SDK saw %v", resp)
+	}
+}
+
+// A subscription's OAuth token through the official SDK, as Claude Code
+// sends it: an auth token (Bearer) and the oauth beta.
+func TestAnthropicSDKWithASubscription(t *testing.T) {
+	const token = "sk-ant-oat01-sim-0123456789abcdef0123456789"
+	s, url := sdkServer(t, Anthropic, "claude-haiku-4-5", nil)
+	s.AddKey(token, Limits{"unified": {"5h": 1000, "7d": 10000}})
+	s.SetSubscription(token, true)
+	client := anthropic.NewClient(anthropicoption.WithoutEnvironmentDefaults(), anthropicoption.WithBaseURL(url),
+		anthropicoption.WithAuthToken(token), anthropicoption.WithHeader("anthropic-beta", oauthBeta), anthropicoption.WithMaxRetries(0))
+	send := func() (*http.Response, error) {
+		var resp *http.Response
+		_, err := client.Messages.New(context.Background(), anthropic.MessageNewParams{
+			Model:     "claude-haiku-4-5",
+			MaxTokens: 1,
+			Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Hi"))},
+		}, anthropicoption.WithResponseInto(&resp))
+		return resp, err
+	}
+	resp, err := send()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mismatch := range headerMismatches(resp.Header, map[string]string{
+		"anthropic-ratelimit-unified-5h-utilization":       "0.01",
+		"anthropic-ratelimit-unified-5h-status":            "allowed",
+		"anthropic-ratelimit-unified-7d-utilization":       "0",
+		"anthropic-ratelimit-unified-status":               "allowed",
+		"anthropic-ratelimit-unified-representative-claim": "five_hour",
+	}, false) {
+		t.Error(mismatch)
+	}
+	if e, _ := s.LastExchange(token); e.Header.Get("Authorization") != "" || e.Header.Get("X-Api-Key") != "" {
+		t.Errorf("the SDK sent %v", e.Header)
+	}
+
+	s.Consume(token, "claude-haiku-4-5", 0, 1000)
+	resp, err = send()
+	var apiErr *anthropic.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Type() != "rate_limit_error" {
+		t.Errorf("five hours spent: %v", err)
+	}
+	if resp == nil || resp.Header.Get("anthropic-ratelimit-unified-5h-status") != "rejected" || resp.Header.Get("anthropic-ratelimit-unified-status") != "rejected" {
+		t.Errorf("five hours spent: the SDK saw %v", resp)
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,8 +25,12 @@ import (
 // a resource not listed here is never spent.
 var Resources = []string{
 	"requests", "tokens", "input_tokens", "output_tokens",
-	"tokens_prompt", "tokens_generated", "credits", "free_model_requests",
+	"tokens_prompt", "tokens_generated", "credits", "free_model_requests", "unified",
 }
+
+// perKey are the resources whose buckets all of a key's models share: a
+// Claude subscription's allowance ("unified") spans every model.
+var perKey = []string{"unified"}
 
 // Windows are the windows a limit can have, shortest first. A dialect shows
 // the windows its headers can express and ignores the others; every bucket
@@ -32,8 +38,10 @@ var Resources = []string{
 var Windows = []Window{
 	{"minute", time.Minute},
 	{"hour", time.Hour},
+	{"5h", 5 * time.Hour},
 	{"day", 24 * time.Hour},
 	{"week", 7 * 24 * time.Hour},
+	{"7d", 7 * 24 * time.Hour},
 	{"month", 30 * 24 * time.Hour},
 }
 
@@ -101,9 +109,31 @@ type Exchange struct {
 const maxExchanges = 1024
 
 type account struct {
-	limits  Limits
-	fault   Fault
-	buckets map[string]buckets // by model ("" for a dialect whose limits are per key)
+	limits       Limits
+	fault        Fault
+	subscription bool
+	balance      Balance
+	buckets      map[string]buckets // by model ("" for a dialect whose limits are per key)
+	shared       buckets            // the perKey resources', which every model's buckets hold
+}
+
+// Balance is the money on a key's account, as DeepSeek's balance endpoint
+// shows it.
+type Balance struct {
+	Available  bool // whether the balance may pay for API calls
+	Currencies []CurrencyBalance
+}
+
+// CurrencyBalance is an account's money in one currency: granted (given
+// for free) and topped up (paid); the total is their sum.
+type CurrencyBalance struct {
+	Currency          string
+	Granted, ToppedUp float64
+}
+
+// emptyBalance is a new DeepSeek account's: nothing, and so not available.
+func emptyBalance() Balance {
+	return Balance{Currencies: []CurrencyBalance{{Currency: "CNY"}}}
 }
 
 // buckets are one key and model's buckets, indexed like Limits.
@@ -154,7 +184,7 @@ func (u usage) of(resource string) float64 {
 		return u.prompt
 	case "output_tokens", "tokens_generated":
 		return u.completion
-	case "tokens", "credits":
+	case "tokens", "credits", "unified":
 		return u.tokens
 	}
 	return 0
@@ -234,7 +264,40 @@ func (s *Simulator) SetLatency(d time.Duration) {
 func (s *Simulator) AddKey(apiKey string, limits Limits) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.accounts[apiKey] = &account{limits: limits, buckets: map[string]buckets{}}
+	shared := Limits{}
+	for _, r := range perKey {
+		if windows, ok := limits[r]; ok {
+			shared[r] = windows
+		}
+	}
+	s.accounts[apiKey] = &account{limits: limits, balance: emptyBalance(), buckets: map[string]buckets{},
+		shared: newBuckets(shared, s.now())}
+}
+
+// SetSubscription puts apiKey in subscription mode, or takes it out. In
+// subscription mode (the Anthropic dialect) answers carry the unified
+// windows of Claude subscription traffic, computed from the key's
+// "unified" buckets in windows "5h" and "7d" (shared by all its models),
+// and the key is an OAuth token: it comes as Authorization: Bearer with
+// anthropic-beta: oauth-2025-04-20, as Claude Code sends it, and is
+// refused as an x-api-key.
+func (s *Simulator) SetSubscription(apiKey string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.accounts[apiKey]; a != nil {
+		a.subscription = on
+	}
+}
+
+// SetBalance sets the money on apiKey's account (DeepSeek's dialect shows
+// it). A new key has none, in CNY, and is not available.
+func (s *Simulator) SetBalance(apiKey string, b Balance) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.accounts[apiKey]; a != nil {
+		b.Currencies = slices.Clone(b.Currencies)
+		a.balance = b
+	}
 }
 
 // RevokeKey makes apiKey unknown: its requests get 401.
@@ -257,8 +320,9 @@ func (s *Simulator) SetFault(apiKey string, f Fault) {
 // key's real traffic would: requests from "requests" and
 // "free_model_requests", tokens in full from every token resource
 // ("tokens", "input_tokens", "output_tokens", "tokens_prompt",
-// "tokens_generated") and from "credits". On a dialect whose limits are per
-// key (OpenRouter) the model is ignored. Buckets do not go below zero.
+// "tokens_generated") and from "credits" and "unified". On a dialect whose
+// limits are per key (OpenRouter), and for "unified", the model is ignored.
+// Buckets do not go below zero.
 func (s *Simulator) Consume(apiKey, model string, requests, tokens float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -297,20 +361,27 @@ func (s *Simulator) bucketsFor(a *account, model string) buckets {
 	now := s.now()
 	bs := a.buckets[model]
 	if bs == nil {
-		bs = buckets{}
-		for resource, windows := range a.limits {
-			bs[resource] = map[string]*bucket{}
-			for _, w := range Windows {
-				if limit, ok := windows[w.Name]; ok {
-					bs[resource][w.Name] = &bucket{limit: limit, length: w.Length, level: limit, updated: now}
-				}
-			}
-		}
+		bs = newBuckets(a.limits, now)
+		maps.Copy(bs, a.shared)
 		a.buckets[model] = bs
 	}
 	for _, windows := range bs {
 		for _, b := range windows {
 			b.refill(now)
+		}
+	}
+	return bs
+}
+
+// newBuckets returns full buckets of limits.
+func newBuckets(limits Limits, now time.Time) buckets {
+	bs := buckets{}
+	for resource, windows := range limits {
+		bs[resource] = map[string]*bucket{}
+		for _, w := range Windows {
+			if limit, ok := windows[w.Name]; ok {
+				bs[resource][w.Name] = &bucket{limit: limit, length: w.Length, level: limit, updated: now}
+			}
 		}
 	}
 	return bs
@@ -390,6 +461,16 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 	sp := s.spec
 	key, given := sp.key(r.Header)
 	a := s.accounts[key]
+	if a != nil && a.subscription && sp.subscription {
+		a = nil // an OAuth token is no API key
+	}
+	if token, ok := bearerKey(r.Header); !given && ok && sp.subscription && s.accounts[token] != nil && s.accounts[token].subscription {
+		if !hasToken(r.Header, "Anthropic-Beta", oauthBeta) {
+			ans.fail(sp, now, problem{kind: unauthorized, message: "OAuth authentication is currently not supported."})
+			return
+		}
+		key, given, a = token, true, s.accounts[token]
+	}
 	if !given || a == nil {
 		message := "invalid API key"
 		if !given {
@@ -437,19 +518,30 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 			bs.spend(u, false)
 		}
 	}
+	subscription := sp.subscription && a.subscription
 	switch {
 	case a.fault == NoHeaders, short != "" && a.fault == No429Headers:
 	case a.fault == BadHeaders:
 		sp.writeBadHeaders(ans.header)
+		if subscription {
+			writeBadUnified(ans.header)
+		}
 	default:
 		sp.writeHeaders(ans.header, bs, now, short != "")
+		if subscription {
+			writeUnified(ans.header, bs, u, now)
+		}
 	}
 	if short != "" {
+		message := "Rate limit exceeded"
+		if short == "unified" {
+			message = "This request would exceed your account's rate limit. Please try again later."
+		}
 		ans.header.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter))))
-		ans.fail(sp, now, problem{kind: rateLimited, message: "Rate limit exceeded", resource: short})
+		ans.fail(sp, now, problem{kind: rateLimited, message: message, resource: short})
 		return
 	}
-	ans.reply(sp, now, http.StatusOK, sp.reply(reply{call: c, buckets: bs, key: key, fault: a.fault, now: now, id: s.requests}))
+	ans.reply(sp, now, http.StatusOK, sp.reply(reply{call: c, buckets: bs, key: key, balance: a.balance, fault: a.fault, now: now, id: s.requests}))
 }
 
 // record keeps the exchange for LastExchange. s.mu is held.
