@@ -25,6 +25,7 @@ var requestsRemaining = map[Dialect]string{
 	Groq: "X-Ratelimit-Remaining-Requests", Mistral: "X-Ratelimit-Remaining-Req-Minute",
 	Together: "X-Ratelimit-Remaining", Fireworks: "X-Ratelimit-Remaining-Requests",
 	SambaNova: "X-Ratelimit-Remaining-Requests-Day", Anthropic: "Anthropic-Ratelimit-Requests-Remaining",
+	AzureOpenAI: "X-Ratelimit-Remaining-Requests",
 }
 
 func TestConsumeInEveryDialect(t *testing.T) {
@@ -63,7 +64,8 @@ func TestFaultsInEveryDialect(t *testing.T) {
 			ServerError: {503, "error:api_error"}, QueueExceeded: {529, "error:overloaded_error"},
 			InsufficientQuota: {400, "error:invalid_request_error"},
 		},
-		OpenRouter: {ServerError: {503, "503"}, QueueExceeded: {429, "429"}, InsufficientQuota: {402, "402"}},
+		OpenRouter:  {ServerError: {503, "503"}, QueueExceeded: {429, "429"}, InsufficientQuota: {402, "402"}},
+		AzureOpenAI: {ServerError: {503, "503"}, QueueExceeded: {429, "429"}, InsufficientQuota: {429, "insufficient_quota"}},
 	}
 	for _, d := range Dialects {
 		t.Run(string(d), func(t *testing.T) {

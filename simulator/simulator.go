@@ -24,6 +24,7 @@ import (
 var Resources = []string{
 	"requests", "tokens", "input_tokens", "output_tokens",
 	"tokens_prompt", "tokens_generated", "credits", "free_model_requests",
+	"deployment",
 }
 
 // Windows are the windows a limit can have, shortest first. A dialect shows
@@ -89,7 +90,8 @@ type Simulator struct {
 // Exchange is the last request a key sent and the answer it got (for tests).
 type Exchange struct {
 	Method, Path   string
-	Header         http.Header // the request's headers, Authorization and x-api-key removed
+	Query          string      // the request's raw query
+	Header         http.Header // the request's headers, Authorization, x-api-key and api-key removed
 	Body           []byte      // the request body
 	Status         int         // 0: the connection was dropped
 	ResponseHeader http.Header // the headers the simulator set
@@ -154,7 +156,7 @@ func (u usage) of(resource string) float64 {
 		return u.prompt
 	case "output_tokens", "tokens_generated":
 		return u.completion
-	case "tokens", "credits":
+	case "tokens", "credits", "deployment":
 		return u.tokens
 	}
 	return 0
@@ -257,8 +259,9 @@ func (s *Simulator) SetFault(apiKey string, f Fault) {
 // key's real traffic would: requests from "requests" and
 // "free_model_requests", tokens in full from every token resource
 // ("tokens", "input_tokens", "output_tokens", "tokens_prompt",
-// "tokens_generated") and from "credits". On a dialect whose limits are per
-// key (OpenRouter) the model is ignored. Buckets do not go below zero.
+// "tokens_generated"), from "credits" and from "deployment". On a dialect
+// whose limits are per key (OpenRouter) the model is ignored. Buckets do
+// not go below zero.
 func (s *Simulator) Consume(apiKey, model string, requests, tokens float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -388,6 +391,14 @@ func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer,
 // serve answers a request to the dialect's endpoint. s.mu is held.
 func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr error, now time.Time) {
 	sp := s.spec
+	pathModel := ""
+	if sp.route != nil {
+		var refused *problem
+		if pathModel, refused = sp.route(r); refused != nil {
+			ans.fail(sp, now, *refused)
+			return
+		}
+	}
 	key, given := sp.key(r.Header)
 	a := s.accounts[key]
 	if !given || a == nil {
@@ -405,7 +416,7 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 	var c call
 	if sp.request != nil {
 		var err error
-		if c, err = sp.request.parse(body, readErr); err != nil {
+		if c, err = sp.request.parse(body, readErr, pathModel); err != nil {
 			ans.fail(sp, now, problem{kind: invalidRequest, message: err.Error()})
 			return
 		}
@@ -445,8 +456,12 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 		sp.writeHeaders(ans.header, bs, now, short != "")
 	}
 	if short != "" {
-		ans.header.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter))))
-		ans.fail(sp, now, problem{kind: rateLimited, message: "Rate limit exceeded", resource: short})
+		seconds := int(math.Ceil(retryAfter))
+		ans.header.Set("Retry-After", strconv.Itoa(seconds))
+		if sp.retryAfterMs {
+			ans.header.Set("Retry-After-Ms", strconv.FormatInt(int64(ceilTo(retryAfter, time.Millisecond)/time.Millisecond), 10))
+		}
+		ans.fail(sp, now, problem{kind: rateLimited, message: "Rate limit exceeded", resource: short, retryAfter: seconds})
 		return
 	}
 	ans.reply(sp, now, http.StatusOK, sp.reply(reply{call: c, buckets: bs, key: key, fault: a.fault, now: now, id: s.requests}))
@@ -460,16 +475,19 @@ func (s *Simulator) record(presented string, r *http.Request, body []byte, ans a
 	header := r.Header.Clone()
 	header.Del("Authorization")
 	header.Del("X-Api-Key")
+	header.Del("Api-Key")
 	s.exchanges[presented] = Exchange{
-		Method: r.Method, Path: r.URL.Path, Header: header, Body: body,
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: header, Body: body,
 		Status: ans.status, ResponseHeader: ans.header.Clone(), ResponseBody: ans.body,
 	}
 }
 
 // presentedKey is the key a request carries, wherever it carries it.
 func presentedKey(h http.Header) string {
-	if key := h.Get("X-Api-Key"); key != "" {
-		return key
+	for _, name := range []string{"X-Api-Key", "Api-Key"} {
+		if key := h.Get(name); key != "" {
+			return key
+		}
 	}
 	key, _ := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
 	return key
