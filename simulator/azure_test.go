@@ -63,8 +63,9 @@ func TestAzureEndpointsAndCredentials(t *testing.T) {
 		if w.Code != 200 || w.Header().Get("X-Ratelimit-Remaining-Requests") != tc.remaining || !strings.Contains(w.Body.String(), `"model":"m"`) {
 			t.Errorf("%s: %d %v %s", tc.name, w.Code, w.Header(), w.Body)
 		}
-		if e, ok := s.LastExchange(simKey); !ok || e.Header.Get("Authorization") != "" || e.Header.Get("Api-Key") != "" {
-			t.Errorf("%s: LastExchange %+v, %v", tc.name, e, ok)
+		wantHeader := map[bool]string{true: "Api-Key", false: "Authorization"}[tc.r.Header.Get("Api-Key") != ""]
+		if e, ok := s.LastExchange(simKey); !ok || e.KeyHeader != wantHeader || e.Header.Get("Authorization") != "" || e.Header.Get("Api-Key") != "" {
+			t.Errorf("%s: LastExchange %+v, %v; want the key in %s", tc.name, e, ok, wantHeader)
 		}
 	}
 }

@@ -91,6 +91,7 @@ type Simulator struct {
 type Exchange struct {
 	Method, Path   string
 	Query          string      // the request's raw query
+	KeyHeader      string      // the header that carried the key: Authorization (Bearer), X-Api-Key or Api-Key; "" none
 	Header         http.Header // the request's headers, Authorization, x-api-key and api-key removed
 	Body           []byte      // the request body
 	Status         int         // 0: the connection was dropped
@@ -355,7 +356,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answer answers r and records the exchange; false when r's client left.
 func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer, bool) {
 	sp := s.spec
-	presented := presentedKey(r.Header)
+	presented, keyHeader := presentedKey(r.Header)
 	ans := answer{header: http.Header{}}
 	endpoint := strings.HasSuffix(r.URL.Path, sp.path) && r.Method == sp.method
 	if endpoint {
@@ -384,7 +385,7 @@ func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer,
 		s.requests++
 		s.serve(&ans, r, body, readErr, now)
 	}
-	s.record(presented, r, body, ans)
+	s.record(presented, keyHeader, r, body, ans)
 	return ans, true
 }
 
@@ -468,7 +469,7 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 }
 
 // record keeps the exchange for LastExchange. s.mu is held.
-func (s *Simulator) record(presented string, r *http.Request, body []byte, ans answer) {
+func (s *Simulator) record(presented, keyHeader string, r *http.Request, body []byte, ans answer) {
 	if _, seen := s.exchanges[presented]; !seen && len(s.exchanges) >= maxExchanges {
 		return
 	}
@@ -477,20 +478,23 @@ func (s *Simulator) record(presented string, r *http.Request, body []byte, ans a
 	header.Del("X-Api-Key")
 	header.Del("Api-Key")
 	s.exchanges[presented] = Exchange{
-		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: header, Body: body,
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, KeyHeader: keyHeader, Header: header, Body: body,
 		Status: ans.status, ResponseHeader: ans.header.Clone(), ResponseBody: ans.body,
 	}
 }
 
-// presentedKey is the key a request carries, wherever it carries it.
-func presentedKey(h http.Header) string {
+// presentedKey is the key a request carries, wherever it carries it, and
+// the header it is in.
+func presentedKey(h http.Header) (key, header string) {
 	for _, name := range []string{"X-Api-Key", "Api-Key"} {
 		if key := h.Get(name); key != "" {
-			return key
+			return key, name
 		}
 	}
-	key, _ := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
-	return key
+	if key, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); ok {
+		return key, "Authorization"
+	}
+	return "", ""
 }
 
 // bearerKey reads an Authorization: Bearer key.
