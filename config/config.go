@@ -508,8 +508,9 @@ func (v *validator) apiVersion(at string, k *Key, f *keyFacts) {
 			return
 		}
 	}
-	v.fail(at+".api_version", "%q is not an api-version: use %q for the v1 API, or a release date such as %s or 2025-04-01-preview",
-		k.APIVersion, provider.AzureV1, f.prov.APIVersion)
+	// Not quoted: a key pasted in the wrong field must not reach a log.
+	v.fail(at+".api_version", "is not an api-version: use %q for the v1 API, or a release date such as %s or 2025-04-01-preview",
+		provider.AzureV1, f.prov.APIVersion)
 }
 
 // providersWith names the providers for which has is true.

@@ -140,8 +140,8 @@ func TestLoadBadConfigs(t *testing.T) {
 		"timeout-too-long.yml":           "testdata/bad/timeout-too-long.yml:2: probe.timeout: must be at most 5m0s, got 6m0s",
 		"two-documents.yml":              "testdata/bad/two-documents.yml:4: a second YAML document starts here; a config file holds one document",
 		"api-version-other-provider.yml": "testdata/bad/api-version-other-provider.yml:5: keys[0].api_version: provider openai takes no api_version (api_version is for azure_openai): leave it out",
-		"bad-api-version.yml":            `testdata/bad/bad-api-version.yml:7: keys[0].api_version: "2024-13-01" is not an api-version: use "v1" for the v1 API, or a release date such as 2024-10-21 or 2025-04-01-preview`,
-		"api-version-latest.yml":         `testdata/bad/api-version-latest.yml:7: keys[0].api_version: "latest" is not an api-version: use "v1" for the v1 API, or a release date such as 2024-10-21 or 2025-04-01-preview`,
+		"bad-api-version.yml":            `testdata/bad/bad-api-version.yml:7: keys[0].api_version: is not an api-version: use "v1" for the v1 API, or a release date such as 2024-10-21 or 2025-04-01-preview`,
+		"api-version-latest.yml":         `testdata/bad/api-version-latest.yml:7: keys[0].api_version: is not an api-version: use "v1" for the v1 API, or a release date such as 2024-10-21 or 2025-04-01-preview`,
 		"bearer-token-other-provider.yml": "testdata/bad/bearer-token-other-provider.yml:4: keys[0].bearer_token_file: provider openai takes an API key, not a bearer token: " +
 			"use api_key or api_key_file (bearer_token_file is for azure_openai)",
 		"bearer-token-and-key.yml": "testdata/bad/bearer-token-and-key.yml:2: keys[0]: set exactly one of api_key, api_key_file and bearer_token_file, not several",
