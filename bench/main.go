@@ -379,7 +379,7 @@ func startExporter(bin, cfg string) (*process, error) {
 // blackbox_exporter sends the same request.
 func cerebrasProbe(model string) []byte {
 	cerebras, _ := provider.Lookup("cerebras")
-	return cerebras.Probe.Request("", model).Body
+	return cerebras.Probe.Request("", model, provider.Options{}).Body
 }
 
 func startBlackbox(bin, dir, apiKey string) (*process, error) {

@@ -88,10 +88,16 @@ type Probe struct {
 
 // Key is one API key and the models to probe with it.
 type Key struct {
-	Name       string            `yaml:"name"`
-	Provider   string            `yaml:"provider"`
-	APIKey     Secret            `yaml:"api_key"`
-	APIKeyFile string            `yaml:"api_key_file"`
+	Name       string `yaml:"name"`
+	Provider   string `yaml:"provider"`
+	APIKey     Secret `yaml:"api_key"`
+	APIKeyFile string `yaml:"api_key_file"`
+	// BearerTokenFile holds a bearer token (a Microsoft Entra ID token for
+	// azure_openai), sent instead of an API key and read at every use.
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// APIVersion is the api-version of the provider's API that the probe
+	// asks for (azure_openai); the provider's own when left out.
+	APIVersion string            `yaml:"api_version"`
 	BaseURL    string            `yaml:"base_url"`
 	Models     []string          `yaml:"models"`
 	Labels     map[string]string `yaml:"labels"`
@@ -129,35 +135,61 @@ func (k *Key) LabelNames() []string {
 	return names
 }
 
-// Secret returns the API key: the configured value, or the file's content
-// read now, so that a rotated file needs no restart.
+// Secret returns the key's secret: the API key as configured, or the
+// content of its api_key_file or bearer_token_file read now, so that a
+// rotated file needs no restart.
 func (k *Key) Secret() (Secret, error) {
-	if k.APIKeyFile == "" {
+	field, path := k.SecretFile()
+	if path == "" {
 		return k.APIKey, nil
 	}
-	return readKeyFile(k.APIKeyFile)
+	return readSecretFile(field, path)
 }
 
-func readKeyFile(path string) (Secret, error) {
+// SecretFile returns the file the key's secret is read from at each use,
+// and the field that names it: api_key_file or bearer_token_file. The path
+// is "" when the secret is the config's api_key.
+func (k *Key) SecretFile() (field, path string) {
+	if k.BearerTokenFile != "" {
+		return "bearer_token_file", k.BearerTokenFile
+	}
+	return "api_key_file", k.APIKeyFile
+}
+
+// ProbeOptions returns what the key says about its probe besides the base
+// URL and the model.
+func (k *Key) ProbeOptions() provider.Options {
+	return provider.Options{APIVersion: k.APIVersion, BearerToken: k.BearerTokenFile != ""}
+}
+
+func readSecretFile(field, path string) (Secret, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		// The *PathError names the file and the cause, never the content.
-		return "", fmt.Errorf("reading api_key_file: %w", err)
+		return "", fmt.Errorf("reading %s: %w", field, err)
 	}
 	s := Secret(strings.TrimRight(string(data), "\r\n"))
-	if err := checkSecret(s); err != nil {
-		return "", fmt.Errorf("api_key_file %s: %w", path, err)
+	if err := checkSecret(s, secretNoun(field)); err != nil {
+		return "", fmt.Errorf("%s %s: %w", field, path, err)
 	}
 	return s, nil
 }
 
-func checkSecret(s Secret) error {
+// secretNoun is what the messages call the secret of field.
+func secretNoun(field string) string {
+	if field == "bearer_token_file" {
+		return "token"
+	}
+	return "key"
+}
+
+func checkSecret(s Secret, noun string) error {
 	if s == "" {
-		return errors.New("the key is empty")
+		return fmt.Errorf("the %s is empty", noun)
 	}
 	for _, r := range s.Reveal() {
 		if r <= ' ' || r == 0x7f {
-			return errors.New("the key contains whitespace or control characters")
+			return fmt.Errorf("the %s contains whitespace or control characters", noun)
 		}
 	}
 	return nil
@@ -282,6 +314,7 @@ func (c *Config) resolve(dir string) []keyFacts {
 	for i := range c.Keys {
 		k, f := &c.Keys[i], &facts[i]
 		k.APIKeyFile = commoncfg.JoinDir(dir, k.APIKeyFile)
+		k.BearerTokenFile = commoncfg.JoinDir(dir, k.BearerTokenFile)
 		k.HTTPClient.TLSConfig.SetDirectory(dir)
 		f.prov, f.known = provider.Lookup(k.Provider)
 		if f.apiKeyWritten = k.APIKey != ""; f.apiKeyWritten {
@@ -291,6 +324,9 @@ func (c *Config) resolve(dir string) []keyFacts {
 		}
 		if k.BaseURL == "" && f.known {
 			k.BaseURL = f.prov.BaseURL
+		}
+		if k.APIVersion == "" && f.known {
+			k.APIVersion = f.prov.APIVersion
 		}
 		f.baseURL = k.BaseURL
 		k.BaseURL = strings.TrimRight(k.BaseURL, "/")
@@ -325,6 +361,7 @@ func (c *Config) validate(doc *document, facts []keyFacts) error {
 			v.fail(at+".provider", "unknown provider %q: supported: %s", k.Provider, strings.Join(provider.Names(), ", "))
 		}
 		v.secret(at, k, f)
+		v.apiVersion(at, k, f)
 		v.baseURL(at, k, f)
 		v.models(at, k, f)
 		k.HTTPClient.validate(at+".http_client", v.fail)
@@ -398,16 +435,22 @@ func (v *validator) keyName(at, name string) {
 }
 
 func (v *validator) secret(at string, k *Key, f *keyFacts) {
+	if k.BearerTokenFile != "" {
+		v.bearerToken(at, k, f)
+		return
+	}
 	switch {
 	case f.apiKeyWritten && k.APIKeyFile != "":
 		v.fail(at, "set exactly one of api_key and api_key_file, not both")
+	case !f.apiKeyWritten && k.APIKeyFile == "" && f.known && f.prov.BearerToken:
+		v.fail(at, "set exactly one of api_key, api_key_file and bearer_token_file")
 	case !f.apiKeyWritten && k.APIKeyFile == "":
 		v.fail(at, "set exactly one of api_key and api_key_file")
 	case len(f.unset) > 0:
 		// Name the variables, never the key around them.
 		v.fail(at+".api_key", "%s", unsetMessage(f.unset))
 	case k.APIKeyFile == "":
-		if err := checkSecret(k.APIKey); err != nil && len(f.refs) > 0 {
+		if err := checkSecret(k.APIKey, "key"); err != nil && len(f.refs) > 0 {
 			v.fail(at+".api_key", "%v after expanding %s (is the variable set?)", err, strings.Join(f.refs, ", "))
 		} else if err != nil {
 			v.fail(at+".api_key", "%v", err)
@@ -415,12 +458,70 @@ func (v *validator) secret(at string, k *Key, f *keyFacts) {
 			v.sameSecret(at+".api_key", k.Name, k.APIKey)
 		}
 	default:
-		if secret, err := readKeyFile(k.APIKeyFile); err != nil {
+		if secret, err := readSecretFile("api_key_file", k.APIKeyFile); err != nil {
 			v.fail(at+".api_key_file", "%v", err)
 		} else {
 			v.sameSecret(at+".api_key_file", k.Name, secret)
 		}
 	}
+}
+
+// bearerToken checks a key that gives a bearer_token_file: a provider that
+// takes one, no API key beside it, and a token the file holds now.
+func (v *validator) bearerToken(at string, k *Key, f *keyFacts) {
+	switch {
+	case f.known && !f.prov.BearerToken:
+		v.fail(at+".bearer_token_file", "provider %s takes an API key, not a bearer token: use api_key or api_key_file (bearer_token_file is for %s)",
+			k.Provider, strings.Join(providersWith(func(p provider.Provider) bool { return p.BearerToken }), ", "))
+	case f.apiKeyWritten || k.APIKeyFile != "":
+		v.fail(at, "set exactly one of api_key, api_key_file and bearer_token_file, not several")
+	default:
+		if token, err := readSecretFile("bearer_token_file", k.BearerTokenFile); err != nil {
+			v.fail(at+".bearer_token_file", "%v", err)
+		} else {
+			v.sameSecret(at+".bearer_token_file", k.Name, token)
+		}
+	}
+}
+
+// apiVersionPattern is the shape of Azure OpenAI's api-versions: a date,
+// the release's, and -preview for a preview release.
+var apiVersionPattern = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2})(-preview)?$`)
+
+// apiVersion checks api_version: only for a provider whose API takes one,
+// and "v1" or a release date.
+func (v *validator) apiVersion(at string, k *Key, f *keyFacts) {
+	if !f.known || k.APIVersion == f.prov.APIVersion {
+		return
+	}
+	if f.prov.APIVersion == "" {
+		v.fail(at+".api_version", "provider %s takes no api_version (api_version is for %s): leave it out",
+			k.Provider, strings.Join(providersWith(func(p provider.Provider) bool { return p.APIVersion != "" }), ", "))
+		return
+	}
+	if k.APIVersion == provider.AzureV1 {
+		return
+	}
+	m := apiVersionPattern.FindStringSubmatch(k.APIVersion)
+	if m != nil {
+		if _, err := time.Parse(time.DateOnly, m[1]); err == nil {
+			return
+		}
+	}
+	// Not quoted: a key pasted in the wrong field must not reach a log.
+	v.fail(at+".api_version", "is not an api-version: use %q for the v1 API, or a release date such as %s or 2025-04-01-preview",
+		provider.AzureV1, f.prov.APIVersion)
+}
+
+// providersWith names the providers for which has is true.
+func providersWith(has func(provider.Provider) bool) []string {
+	var names []string
+	for _, name := range provider.Names() {
+		if p, _ := provider.Lookup(name); has(p) {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // sameSecret refuses a secret that an earlier key has. A secret is one
@@ -447,9 +548,9 @@ func (v *validator) baseURL(at string, k *Key, f *keyFacts) {
 		checkURL(v.fail, at+".base_url", f.baseURL)
 	}
 	if f.known && k.BaseURL != "" {
-		if doubled := doubledPath(k.BaseURL, f.prov); doubled != "" {
+		if doubled, probe := doubledPath(k, f.prov); doubled != "" {
 			v.fail(at+".base_url", "%q ends in %s, which the probe adds itself (it would send %s): leave it out",
-				k.BaseURL, doubled, f.prov.Probe.Request(k.BaseURL, "").URL)
+				k.BaseURL, doubled, probe.URL)
 		}
 	}
 }
@@ -537,16 +638,22 @@ func isReserved(name string) bool {
 	return false
 }
 
-// doubledPath returns the start of the provider's probe path that baseURL
-// already ends in, such as /v1 for Anthropic's /v1/messages, or "".
-func doubledPath(baseURL string, p provider.Provider) string {
-	path := p.Probe.Request("", "").URL
+// doubledPath returns the start of the key's probe path that its base URL
+// already ends in, such as /v1 for Anthropic's /v1/messages, or "", and
+// the probe the key would send.
+func doubledPath(k *Key, p provider.Provider) (string, provider.Request) {
+	model := ""
+	if len(k.Models) > 0 {
+		model = k.Models[0] // a path that names the model (Azure's deployments) ends in it
+	}
+	probe := p.Probe.Request(k.BaseURL, model, k.ProbeOptions())
+	path := p.Probe.Request("", model, k.ProbeOptions()).URL
 	for cut := len(path); cut > 0; cut = strings.LastIndexByte(path[:cut], '/') {
-		if strings.HasSuffix(baseURL, path[:cut]) {
-			return path[:cut]
+		if strings.HasSuffix(k.BaseURL, path[:cut]) {
+			return path[:cut], probe
 		}
 	}
-	return ""
+	return "", probe
 }
 
 // defaultProvider is the provider of keys that name none.

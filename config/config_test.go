@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 )
 
 func TestParseGood(t *testing.T) {
@@ -91,7 +93,7 @@ func TestLoadBadConfigs(t *testing.T) {
 		"zero-timeout.yml":                "testdata/bad/zero-timeout.yml:2: probe.timeout: must be greater than zero, got 0s",
 		"negative-interval.yml":           "testdata/bad/negative-interval.yml:2: probe.interval: must be greater than zero, got -1m0s",
 		"unknown-mode.yml":                `testdata/bad/unknown-mode.yml:2: probe.mode: unknown mode "sometimes": use "interval" or "scrape"`,
-		"unknown-provider.yml":            `testdata/bad/unknown-provider.yml:3: keys[0].provider: unknown provider "openia": supported: anthropic, cerebras, deepseek, fireworks, groq, mistral, openai, openai_compatible, openrouter, sambanova, together, xai`,
+		"unknown-provider.yml":            `testdata/bad/unknown-provider.yml:3: keys[0].provider: unknown provider "openia": supported: anthropic, azure_openai, cerebras, deepseek, fireworks, groq, mistral, openai, openai_compatible, openrouter, sambanova, together, xai`,
 		"bad-name.yml":                    `testdata/bad/bad-name.yml:2: keys[0].name: "my key" may only contain letters, digits and _ . : -`,
 		"missing-name.yml":                "testdata/bad/missing-name.yml:2: keys[0]: name is required",
 		"fingerprint-name.yml":            `testdata/bad/fingerprint-name.yml:2: keys[0].name: "sha256:0123456789ab" must not start with "sha256:", which names the keys the proxy does not know`,
@@ -122,21 +124,36 @@ func TestLoadBadConfigs(t *testing.T) {
 		"indentation.yml":             "testdata/bad/indentation.yml:1: did not find expected '-' indicator",
 		"missing-ca-file.yml": "testdata/bad/missing-ca-file.yml:5: keys[0].http_client.tls_config: unable to read CA cert: " +
 			"unable to read file testdata/bad/no-such-ca.pem: open testdata/bad/no-such-ca.pem: no such file or directory",
-		"bad-proxy-scheme.yml":          `testdata/bad/bad-proxy-scheme.yml:5: keys[0].http_client.proxy_url: "ftp://proxy.example:21" is not a proxy URL: use http://, https:// or socks5:// and a host`,
-		"unparsable-proxy-url.yml":      `testdata/bad/unparsable-proxy-url.yml:5: keys[0].http_client.proxy_url: parse "http://[::1": missing ']' in host`,
-		"proxy-url-and-environment.yml": "testdata/bad/proxy-url-and-environment.yml:4: keys[0].http_client: if proxy_from_environment is configured, proxy_url must not be configured",
-		"http-client-unknown-field.yml": `testdata/bad/http-client-unknown-field.yml:7: keys[0].http_client.tls_config.ca_fil: unknown field "ca_fil" (see the configuration reference in README.md)`,
-		"bad-tls-version.yml":           "testdata/bad/bad-tls-version.yml:5: keys[0].http_client.tls_config: unknown TLS version: TLS99",
-		"cert-without-key.yml":          "testdata/bad/cert-without-key.yml:5: keys[0].http_client.tls_config: exactly one of key or key_file must be configured when a client certificate is configured",
-		"no-proxy-without-proxy.yml":    "testdata/bad/no-proxy-without-proxy.yml:4: keys[0].http_client: if no_proxy is configured, proxy_url must also be configured",
-		"unset-variable.yml":            "testdata/bad/unset-variable.yml:3: keys[0].api_key: environment variable RLE_TEST_TYPO is not set",
-		"model-with-space.yml":          `testdata/bad/model-with-space.yml:4: keys[0].models[1]: model name "llama 3.3 70b" contains whitespace or control characters`,
-		"model-with-newline.yml":        `testdata/bad/model-with-newline.yml:5: keys[0].models[0]: model name "llama3.1-8b\nlevel=error msg=\"forged line\"" contains whitespace or control characters`,
-		"model-with-control.yml":        `testdata/bad/model-with-control.yml:4: keys[0].models[0]: model name "llama3.1-8b\x1b[2K" contains whitespace or control characters`,
-		"interval-too-long.yml":         "testdata/bad/interval-too-long.yml:2: probe.interval: must be at most 24h0m0s, got 8760h0m0s",
-		"min-interval-too-long.yml":     "testdata/bad/min-interval-too-long.yml:3: probe.min_interval: must be at most 24h0m0s, got 25h0m0s",
-		"timeout-too-long.yml":          "testdata/bad/timeout-too-long.yml:2: probe.timeout: must be at most 5m0s, got 6m0s",
-		"two-documents.yml":             "testdata/bad/two-documents.yml:4: a second YAML document starts here; a config file holds one document",
+		"bad-proxy-scheme.yml":           `testdata/bad/bad-proxy-scheme.yml:5: keys[0].http_client.proxy_url: "ftp://proxy.example:21" is not a proxy URL: use http://, https:// or socks5:// and a host`,
+		"unparsable-proxy-url.yml":       `testdata/bad/unparsable-proxy-url.yml:5: keys[0].http_client.proxy_url: parse "http://[::1": missing ']' in host`,
+		"proxy-url-and-environment.yml":  "testdata/bad/proxy-url-and-environment.yml:4: keys[0].http_client: if proxy_from_environment is configured, proxy_url must not be configured",
+		"http-client-unknown-field.yml":  `testdata/bad/http-client-unknown-field.yml:7: keys[0].http_client.tls_config.ca_fil: unknown field "ca_fil" (see the configuration reference in README.md)`,
+		"bad-tls-version.yml":            "testdata/bad/bad-tls-version.yml:5: keys[0].http_client.tls_config: unknown TLS version: TLS99",
+		"cert-without-key.yml":           "testdata/bad/cert-without-key.yml:5: keys[0].http_client.tls_config: exactly one of key or key_file must be configured when a client certificate is configured",
+		"no-proxy-without-proxy.yml":     "testdata/bad/no-proxy-without-proxy.yml:4: keys[0].http_client: if no_proxy is configured, proxy_url must also be configured",
+		"unset-variable.yml":             "testdata/bad/unset-variable.yml:3: keys[0].api_key: environment variable RLE_TEST_TYPO is not set",
+		"model-with-space.yml":           `testdata/bad/model-with-space.yml:4: keys[0].models[1]: model name "llama 3.3 70b" contains whitespace or control characters`,
+		"model-with-newline.yml":         `testdata/bad/model-with-newline.yml:5: keys[0].models[0]: model name "llama3.1-8b\nlevel=error msg=\"forged line\"" contains whitespace or control characters`,
+		"model-with-control.yml":         `testdata/bad/model-with-control.yml:4: keys[0].models[0]: model name "llama3.1-8b\x1b[2K" contains whitespace or control characters`,
+		"interval-too-long.yml":          "testdata/bad/interval-too-long.yml:2: probe.interval: must be at most 24h0m0s, got 8760h0m0s",
+		"min-interval-too-long.yml":      "testdata/bad/min-interval-too-long.yml:3: probe.min_interval: must be at most 24h0m0s, got 25h0m0s",
+		"timeout-too-long.yml":           "testdata/bad/timeout-too-long.yml:2: probe.timeout: must be at most 5m0s, got 6m0s",
+		"two-documents.yml":              "testdata/bad/two-documents.yml:4: a second YAML document starts here; a config file holds one document",
+		"api-version-other-provider.yml": "testdata/bad/api-version-other-provider.yml:5: keys[0].api_version: provider openai takes no api_version (api_version is for azure_openai): leave it out",
+		"bad-api-version.yml":            `testdata/bad/bad-api-version.yml:7: keys[0].api_version: is not an api-version: use "v1" for the v1 API, or a release date such as 2024-10-21 or 2025-04-01-preview`,
+		"api-version-latest.yml":         `testdata/bad/api-version-latest.yml:7: keys[0].api_version: is not an api-version: use "v1" for the v1 API, or a release date such as 2024-10-21 or 2025-04-01-preview`,
+		"bearer-token-other-provider.yml": "testdata/bad/bearer-token-other-provider.yml:4: keys[0].bearer_token_file: provider openai takes an API key, not a bearer token: " +
+			"use api_key or api_key_file (bearer_token_file is for azure_openai)",
+		"bearer-token-and-key.yml": "testdata/bad/bearer-token-and-key.yml:2: keys[0]: set exactly one of api_key, api_key_file and bearer_token_file, not several",
+		"missing-token-file.yml":   "testdata/bad/missing-token-file.yml:4: keys[0].bearer_token_file: reading bearer_token_file: open testdata/bad/no-such-token.txt: no such file or directory",
+		"empty-token-file.yml":     "testdata/bad/empty-token-file.yml:4: keys[0].bearer_token_file: bearer_token_file testdata/empty-token.txt: the token is empty",
+		"azure-without-key.yml":    "testdata/bad/azure-without-key.yml:2: keys[0]: set exactly one of api_key, api_key_file and bearer_token_file",
+		"azure-without-base-url.yml": "testdata/bad/azure-without-base-url.yml:2: keys[0]: base_url is required with provider azure_openai: it has no default\n" +
+			"testdata/bad/azure-without-base-url.yml:2: keys[0]: models is required with provider azure_openai: it has no default model",
+		"azure-deployment-in-base-url.yml": `testdata/bad/azure-deployment-in-base-url.yml:5: keys[0].base_url: "https://contoso.openai.azure.com/openai/deployments/gpt-4o-mini" ` +
+			"ends in /openai/deployments/gpt-4o-mini, which the probe adds itself (it would send " +
+			"https://contoso.openai.azure.com/openai/deployments/gpt-4o-mini/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21): leave it out",
+		"azure-same-token.yml": `testdata/bad/azure-same-token.yml:9: keys[1].bearer_token_file: key "b" has the same secret as key "a" (line 4): a secret is one credential, so configure it once`,
 	}
 	for file, want := range cases {
 		t.Run(file, func(t *testing.T) {
@@ -481,5 +498,68 @@ func TestSameSecretTwice(t *testing.T) {
 	}
 	if _, err := Parse([]byte("keys:\n  - {name: a, api_key: "+canary+"}\n  - {name: b, api_key: "+canary+"x}\n"), "f.yml"); err != nil {
 		t.Errorf("two secrets refused: %v", err)
+	}
+}
+
+// An azure_openai key: the api_version it gives, or Azure's GA one; a
+// bearer token read from its file at every use, as a secret.
+func TestAzureKeys(t *testing.T) {
+	cfg, err := Parse([]byte(`keys:
+  - {name: ga, provider: azure_openai, api_key: az-k1, base_url: "https://contoso.openai.azure.com/", models: [gpt-4o-mini]}
+  - {name: v1, provider: azure_openai, api_key: az-k2, base_url: "https://contoso.openai.azure.com", models: [gpt-4o-mini], api_version: v1}
+  - {name: preview, provider: azure_openai, api_key: az-k3, base_url: "https://contoso.openai.azure.com", models: [o3], api_version: 2025-04-01-preview}
+  - {name: entra, provider: azure_openai, bearer_token_file: token.txt, base_url: "https://contoso.openai.azure.com", models: [gpt-4o]}
+  - {name: other, provider: openai, api_key: sk-k5}
+`), "testdata/azure.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct {
+		apiVersion string
+		options    provider.Options
+		file       string
+	}{
+		{"2024-10-21", provider.Options{APIVersion: "2024-10-21"}, ""},
+		{"v1", provider.Options{APIVersion: "v1"}, ""},
+		{"2025-04-01-preview", provider.Options{APIVersion: "2025-04-01-preview"}, ""},
+		{"2024-10-21", provider.Options{APIVersion: "2024-10-21", BearerToken: true}, "testdata/token.txt"},
+		{"", provider.Options{}, ""},
+	} {
+		k := &cfg.Keys[i]
+		field, file := k.SecretFile()
+		if k.APIVersion != want.apiVersion || k.ProbeOptions() != want.options || file != want.file {
+			t.Errorf("key %s: api_version %q, options %+v, secret file %s %q; want %q, %+v, %q",
+				k.Name, k.APIVersion, k.ProbeOptions(), field, file, want.apiVersion, want.options, want.file)
+		}
+	}
+	if k := cfg.Keys[0]; k.BaseURL != "https://contoso.openai.azure.com" {
+		t.Errorf("base_url %q", k.BaseURL)
+	}
+
+	entra := &cfg.Keys[3]
+	token, err := entra.Secret()
+	if err != nil || !strings.HasSuffix(token.Reveal(), ".test-canary-token") {
+		t.Fatalf("the token file's secret: %v", err)
+	}
+	if out := fmt.Sprintf("%v %+v %#v %s", token, *entra, *entra, token); strings.Contains(out, "test-canary-token") {
+		t.Errorf("the token prints: %s", out)
+	}
+
+	path := filepath.Join(t.TempDir(), "token")
+	entra.BearerTokenFile = path
+	for _, content := range []string{"token-one\n", "token-two\r\n"} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := entra.Secret(); err != nil || got.Reveal() != strings.TrimRight(content, "\r\n") {
+			t.Errorf("after writing %q: %q, %v", content, got.Reveal(), err)
+		}
+	}
+	if err := os.WriteFile(path, []byte("two tokens\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := entra.Secret(); err == nil || err.Error() != "bearer_token_file "+path+": the token contains whitespace or control characters" ||
+		strings.Contains(err.Error(), "two tokens") {
+		t.Errorf("a token with a space: %v", err)
 	}
 }

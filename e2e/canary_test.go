@@ -27,12 +27,26 @@ func TestCanaryKeyNeverLeaks(t *testing.T) {
 		tlsKey       = "sk-test-canary-main-tls-4c12"
 		redirectKey  = "sk-test-canary-main-redirect-9e0d"
 		dnsKey       = "sk-test-canary-main-dns-5b6f"
+		// Azure OpenAI: an API key, a Microsoft Entra ID token, a token it
+		// does not know, and an exhausted deployment.
+		azureKey          = "az-test-canary-main-azure-3f9d"
+		entraToken        = "eyJ0eXAiOiJKV1QifQ.test-canary-main-entra-7c1e"
+		staleToken        = "eyJ0eXAiOiJKV1QifQ.test-canary-main-stale-0d4b"
+		azureExhaustedKey = "az-test-canary-main-azure-exhausted-12ab"
 	)
 	sim, url := startSimulator(t)
 	sim.AddKey(exhaustedKey, simulator.FreeTrial())
 	sim.Exhaust(exhaustedKey, "llama3.1-8b")
 	sim.AddKey(brokenKey, simulator.FreeTrial())
 	sim.SetFault(brokenKey, simulator.ServerError)
+	azureSim := simulator.NewDialect(simulator.AzureOpenAI, "gpt-4o-mini")
+	azureSim.AddKey(azureKey, simulator.Limits{"requests": {"minute": 600}, "tokens": {"minute": 60000}})
+	azureSim.AddKey(entraToken, simulator.Limits{"requests": {"minute": 600}, "tokens": {"minute": 60000}})
+	azureSim.AddKey(azureExhaustedKey, simulator.Limits{"requests": {"minute": 1}, "tokens": {"minute": 60000}}) // refills in a minute
+	azureSim.Exhaust(azureExhaustedKey, "gpt-4o-mini")
+	azure := httptest.NewServer(azureSim)
+	defer azure.Close()
+	entraFile, staleFile := writeToken(t, entraToken), writeToken(t, staleToken)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Read the body first: only then does the server notice the client leaving.
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -54,7 +68,8 @@ func TestCanaryKeyNeverLeaks(t *testing.T) {
 	// A label over 63 characters fails in the resolver itself: no query leaves the machine.
 	noSuchHost := "http://" + strings.Repeat("x", 64) + ".invalid/v1"
 	keyFile := revokedKeyFile(t)
-	canaries := []string{goodKey, revokedKey, exhaustedKey, brokenKey, slowKey, tlsKey, redirectKey, dnsKey}
+	canaries := []string{goodKey, revokedKey, exhaustedKey, brokenKey, slowKey, tlsKey, redirectKey, dnsKey,
+		azureKey, entraToken, staleToken, azureExhaustedKey}
 
 	cfgText := fmt.Sprintf(`probe: {interval: 100ms, timeout: 300ms}
 keys:
@@ -66,7 +81,12 @@ keys:
   - {name: tls, api_key: %[8]s, base_url: %[9]s/v1}
   - {name: redirect, api_key: %[10]s, base_url: %[11]s/v1, http_client: {follow_redirects: true}}
   - {name: dns, api_key: %[12]s, base_url: %[13]s}
-`, url, goodKey, keyFile, exhaustedKey, brokenKey, slowKey, slow.URL, tlsKey, untrusted.URL, redirectKey, redirecting.URL, dnsKey, noSuchHost)
+  - {name: azure, provider: azure_openai, api_key: %[14]s, base_url: %[15]s, models: [gpt-4o-mini]}
+  - {name: entra, provider: azure_openai, bearer_token_file: %[16]s, api_version: v1, base_url: %[15]s, models: [gpt-4o-mini]}
+  - {name: entra-stale, provider: azure_openai, bearer_token_file: %[17]s, base_url: %[15]s, models: [gpt-4o-mini]}
+  - {name: azure-exhausted, provider: azure_openai, api_key: %[18]s, base_url: %[15]s, models: [gpt-4o-mini]}
+`, url, goodKey, keyFile, exhaustedKey, brokenKey, slowKey, slow.URL, tlsKey, untrusted.URL, redirectKey, redirecting.URL, dnsKey, noSuchHost,
+		azureKey, azure.URL, entraFile, staleFile, azureExhaustedKey)
 	cfg := testkit.WriteConfig(t, cfgText)
 	e := start(t, nil, "--config.file="+cfg, "--log.level=debug")
 	metrics := e.waitFor(t,
@@ -78,13 +98,18 @@ keys:
 		`ratelimit_probes_total{cause="",key="tls",model="llama3.1-8b",provider="cerebras",reason="",result="network_error"} 1`,
 		`ratelimit_probe_status_code{key="redirect",model="llama3.1-8b",provider="cerebras"} 307`,
 		`ratelimit_probes_total{cause="",key="dns",model="llama3.1-8b",provider="cerebras",reason="",result="network_error"} 1`,
+		`ratelimit_probe_success{key="azure",model="gpt-4o-mini",provider="azure_openai"} 1`,
+		`ratelimit_probe_success{key="entra",model="gpt-4o-mini",provider="azure_openai"} 1`,
+		`ratelimit_probe_status_code{key="entra-stale",model="gpt-4o-mini",provider="azure_openai"} 401`,
+		`ratelimit_probe_status_code{key="azure-exhausted",model="gpt-4o-mini",provider="azure_openai"} 429`,
 	)
 	if leakedByRedirect.Load() {
 		t.Error("the redirect carried the key to another origin")
 	}
 	outputs := map[string]string{"/metrics": metrics}
 	for _, path := range []string{"/", "/-/healthy", "/-/ready", "/grafana/dashboard.json", "/nope", "/sd",
-		"/probe?key=good&model=llama3.1-8b", "/probe?key=revoked&model=llama3.1-8b", "/probe?key=" + goodKey, "/probe?key=good&model=" + goodKey} {
+		"/probe?key=good&model=llama3.1-8b", "/probe?key=revoked&model=llama3.1-8b", "/probe?key=" + goodKey, "/probe?key=good&model=" + goodKey,
+		"/probe?key=azure&model=gpt-4o-mini", "/probe?key=entra&model=gpt-4o-mini", "/probe?key=entra-stale&model=gpt-4o-mini"} {
 		_, outputs[path] = e.get(t, path)
 	}
 
@@ -93,6 +118,9 @@ keys:
 		strings.Replace(cfgText, goodKey, goodKey+" "+exhaustedKey, 1),
 		strings.Replace(cfgText, "api_key: "+brokenKey, "api_key: ["+brokenKey+"]", 1),
 		strings.Replace(cfgText, "api_key: "+slowKey, "api_key: {"+slowKey+": 1}", 1),
+		// A key pasted into api_version, and a key beside a token.
+		strings.Replace(cfgText, "api_key: "+azureKey, "api_version: "+azureKey+", api_key: "+azureKey, 1),
+		strings.Replace(cfgText, "bearer_token_file: "+entraFile, "bearer_token_file: "+entraFile+", api_key: "+azureKey, 1),
 	} {
 		if err := os.WriteFile(cfg, []byte(broken), 0o600); err != nil {
 			t.Fatal(err)

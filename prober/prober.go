@@ -78,10 +78,11 @@ type Prober struct {
 // is made of, so a reload that changes a key's base_url changes it.
 type requestID struct {
 	provider, baseURL, model string
+	options                  provider.Options
 }
 
 func requestIDOf(t config.Target) requestID {
-	return requestID{t.Key.Provider, t.Key.BaseURL, t.Model}
+	return requestID{t.Key.Provider, t.Key.BaseURL, t.Model, t.Key.ProbeOptions()}
 }
 
 // requestFor returns t's probe request, built when the config was applied.
@@ -90,7 +91,7 @@ func (p *Prober) requestFor(t config.Target, prov provider.Provider) provider.Re
 	req, ok := p.requests[requestIDOf(t)]
 	p.mu.RUnlock()
 	if !ok {
-		req = prov.Probe.Request(t.Key.BaseURL, t.Model)
+		req = prov.Probe.Request(t.Key.BaseURL, t.Model, t.Key.ProbeOptions())
 	}
 	return req
 }
@@ -161,7 +162,7 @@ func (p *Prober) Prepare(cfg *config.Config) (*Clients, error) {
 	}
 	for _, t := range cfg.Targets() {
 		if prov, ok := provider.Lookup(t.Key.Provider); ok {
-			next.requests[requestIDOf(t)] = prov.Probe.Request(t.Key.BaseURL, t.Model)
+			next.requests[requestIDOf(t)] = prov.Probe.Request(t.Key.BaseURL, t.Model, t.Key.ProbeOptions())
 		}
 	}
 	for _, sc := range pool[:kept] {
@@ -249,7 +250,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 		req.Header[name] = values
 	}
 	req.Header.Set("User-Agent", p.userAgent)
-	prov.Probe.Authorize(req.Header, secret.Reveal())
+	prov.Authorize(req.Header, secret.Reveal(), t.Key.ProbeOptions())
 
 	resp, err := p.clientFor(t.Key.Name).Do(req)
 	if err != nil {
@@ -314,9 +315,11 @@ func (r *Result) take(answer provider.Answer) {
 }
 
 // readSecret returns the key's secret, giving up when ctx ends: an
-// api_key_file on a hung mount must not hold the probe, or shutdown, forever.
+// api_key_file or bearer_token_file on a hung mount must not hold the
+// probe, or shutdown, forever.
 func readSecret(ctx context.Context, k *config.Key) (config.Secret, error) {
-	if k.APIKeyFile == "" {
+	field, path := k.SecretFile()
+	if path == "" {
 		return k.Secret()
 	}
 	type read struct {
@@ -332,7 +335,7 @@ func readSecret(ctx context.Context, k *config.Key) (config.Secret, error) {
 	case r := <-done:
 		return r.secret, r.err
 	case <-ctx.Done():
-		return "", fmt.Errorf("reading api_key_file: %w", ctx.Err())
+		return "", fmt.Errorf("reading %s: %w", field, ctx.Err())
 	}
 }
 

@@ -12,10 +12,11 @@ import (
 
 // Probe is how one kind of API is asked about a key, and how its answer is read.
 type Probe interface {
-	// Request returns the probe of model at baseURL, without the key.
-	Request(baseURL, model string) Request
+	// Request returns the probe of model at baseURL, as the key's options
+	// shape it, without the key.
+	Request(baseURL, model string, o Options) Request
 	// KeyHeader is the header the API reads a key from: Authorization
-	// (as "Bearer <key>") or X-Api-Key.
+	// (as "Bearer <key>"), X-Api-Key or Api-Key.
 	KeyHeader() string
 	// Authorize puts apiKey where the API looks for it: in KeyHeader.
 	Authorize(h http.Header, apiKey string)
@@ -26,6 +27,17 @@ type Probe interface {
 	Free() bool
 	// NamesModel reports whether the request names a model.
 	NamesModel() bool
+}
+
+// Options are what a key says about its probe besides the base URL and
+// the model; the zero Options are every provider's default.
+type Options struct {
+	// APIVersion is the api-version an azure_openai key asks for; "" for
+	// AzureAPIVersion.
+	APIVersion string
+	// BearerToken: the key's secret is a bearer token (a Microsoft Entra ID
+	// token), sent as Authorization: Bearer whatever KeyHeader says.
+	BearerToken bool
 }
 
 // Request is a probe request, the same for every probe of one key and
@@ -67,7 +79,7 @@ type chatCompletions struct {
 	capField string
 }
 
-func (c chatCompletions) Request(baseURL, model string) Request {
+func (c chatCompletions) Request(baseURL, model string, _ Options) Request {
 	body, _ := json.Marshal(map[string]any{
 		"model":    model,
 		"messages": []message{{Role: "user", Content: ProbeMessage}},
@@ -110,7 +122,7 @@ type messages struct{}
 // AnthropicVersion is the API version the probe asks for.
 const AnthropicVersion = "2023-06-01"
 
-func (messages) Request(baseURL, model string) Request {
+func (messages) Request(baseURL, model string, _ Options) Request {
 	body, _ := json.Marshal(map[string]any{
 		"model":      model,
 		"max_tokens": 1,
@@ -157,7 +169,7 @@ func (messages) NamesModel() bool { return true }
 // free of charge.
 type keyInfo struct{}
 
-func (keyInfo) Request(baseURL, _ string) Request {
+func (keyInfo) Request(baseURL, _ string, _ Options) Request {
 	return Request{
 		Method: http.MethodGet,
 		URL:    baseURL + "/key",
@@ -226,7 +238,7 @@ func (keyInfo) NamesModel() bool { return false }
 // currency, and whether it may call the API, free of charge.
 type balance struct{}
 
-func (balance) Request(baseURL, _ string) Request {
+func (balance) Request(baseURL, _ string, _ Options) Request {
 	return Request{
 		Method: http.MethodGet,
 		URL:    baseURL + "/user/balance",

@@ -7,6 +7,7 @@
 package provider
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 
@@ -33,6 +34,12 @@ type Provider struct {
 	// reads the body's top-level "model". The model must be printable and
 	// short, as config.Printable and the proxy's bound on a body's model.
 	ModelInPath func(path string) (model string, ok bool)
+	// APIVersion is the api_version a key probes with when it gives none;
+	// "" for an API that takes none, whose keys may not give one.
+	APIVersion string
+	// BearerToken reports whether a key may give a bearer token
+	// (bearer_token_file) instead of an API key.
+	BearerToken bool
 }
 
 // all lists every provider, in the order the docs show them.
@@ -126,6 +133,18 @@ var all = []Provider{
 		BaseURL: "https://api.deepseek.com",
 		Probe:   balance{},
 	},
+	{
+		// base_url is the resource's endpoint, https://{resource}.openai.azure.com;
+		// models are deployments. A deployment's quota is in tokens and
+		// requests per minute; a provisioned (PTU) deployment's utilization
+		// has no documented window.
+		Name:        "azure_openai",
+		Windows:     map[string]string{"requests": "minute", "tokens": "minute"},
+		Probe:       azureChatCompletions{},
+		ModelInPath: azureDeployment,
+		APIVersion:  AzureAPIVersion,
+		BearerToken: true,
+	},
 }
 
 // Default is the provider of a key that names none.
@@ -155,6 +174,16 @@ func All() []Provider { return slices.Clone(all) }
 
 // Parser returns the header parser that knows the provider's windows.
 func (p Provider) Parser() ratelimit.Parser { return ratelimit.Parser{Windows: p.Windows} }
+
+// Authorize puts a key's secret where the API reads it: a bearer token in
+// Authorization, an API key where the probe says.
+func (p Provider) Authorize(h http.Header, secret string, o Options) {
+	if o.BearerToken {
+		setKey(h, "Authorization", secret)
+		return
+	}
+	p.Probe.Authorize(h, secret)
+}
 
 // NeedsModel reports whether the probe names a model, so that a key must
 // have at least one.

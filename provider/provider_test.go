@@ -29,7 +29,7 @@ func lookup(t *testing.T, name string) Provider {
 }
 
 func TestDeclarations(t *testing.T) {
-	if names := Names(); !slices.IsSorted(names) || len(names) != 12 {
+	if names := Names(); !slices.IsSorted(names) || len(names) != 13 {
 		t.Errorf("Names() = %v", names)
 	}
 	if _, ok := Lookup(Default); !ok {
@@ -41,13 +41,18 @@ func TestDeclarations(t *testing.T) {
 				t.Errorf("%s: base_url %q", p.Name, p.BaseURL)
 			}
 		}
-		if p.NeedsModel() != (p.Model != "") && p.Name != "openai_compatible" {
+		// Where the key gives the base URL (an OpenAI-compatible server, an
+		// Azure resource), it gives the models too.
+		if p.NeedsModel() != (p.Model != "") && p.BaseURL != "" {
 			t.Errorf("%s: a probe that names a model needs a default model", p.Name)
 		}
-		// Anthropic alone reads x-api-key; the proxy reads where KeyHeader says.
+		// Anthropic reads x-api-key, Azure api-key; the proxy reads where KeyHeader says.
 		want := http.Header{"Authorization": {"Bearer k"}}
-		if p.Name == "anthropic" {
+		switch p.Name {
+		case "anthropic":
 			want = http.Header{"X-Api-Key": {"k"}}
+		case "azure_openai":
+			want = http.Header{"Api-Key": {"k"}}
 		}
 		got := http.Header{}
 		p.Probe.Authorize(got, "k")
@@ -179,7 +184,7 @@ func TestReadDeepSeekBalance(t *testing.T) {
 				tc.name, a.Observations, a.Tokens, a.Dropped, a.ErrorCode, tc.want, tc.dropped, tc.code)
 		}
 	}
-	req := p.Probe.Request(p.BaseURL, "")
+	req := p.Probe.Request(p.BaseURL, "", Options{})
 	if req.Method != http.MethodGet || req.URL != "https://api.deepseek.com/user/balance" || req.Body != nil {
 		t.Errorf("probe %s %s with body %q", req.Method, req.URL, req.Body)
 	}

@@ -22,7 +22,8 @@ type knownKey struct {
 }
 
 // digests returns the digests of the keys of provider name, reading each
-// api_key_file now. A key whose secret cannot be read is left out, with a
+// api_key_file and bearer_token_file now: a key is identified by the
+// secret it sends. A key whose secret cannot be read is left out, with a
 // warning that names its file.
 func (p *Proxy) digests(keys []config.Key, name string) []knownKey {
 	var known []knownKey
@@ -34,8 +35,9 @@ func (p *Proxy) digests(keys []config.Key, name string) []knownKey {
 		secret, err := k.Secret()
 		if err != nil {
 			// The error names the file and the cause, never the content.
+			_, file := k.SecretFile()
 			level.Warn(p.logger).Log("msg", "Cannot read a key for the proxy; its requests are treated as unknown keys until a reload reads it",
-				"key", k.Name, "file", k.APIKeyFile, "err", err)
+				"key", k.Name, "file", file, "err", err)
 			continue
 		}
 		known = append(known, knownKey{name: k.Name, digest: sha256.Sum256([]byte(secret.Reveal()))})

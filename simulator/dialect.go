@@ -47,17 +47,28 @@ const (
 	// DeepSeek: GET .../user/balance with a Bearer key, free of charge; the answer's body shows the key's
 	// Balance (SetBalance), no rate-limit headers.
 	DeepSeek Dialect = "deepseek"
+	// AzureOpenAI: POST .../openai/deployments/{deployment}/chat/completions?api-version=... (a model is a
+	// deployment; without api-version, 404 as Azure answers) or .../openai/v1/chat/completions with the
+	// deployment as the body's model; an api-key, or a Microsoft Entra ID token as Authorization: Bearer.
+	// Answers show x-ratelimit-remaining-{requests,tokens} of the minute window, no limit and no reset; a
+	// 429 adds x-ratelimit-reset-* in whole seconds and retry-after-ms. A key with a "deployment" limit is
+	// a provisioned (PTU) deployment: azure-openai-deployment-utilization, the percent of it in use.
+	AzureOpenAI Dialect = "azure_openai"
 )
 
 // Dialects lists every dialect.
-var Dialects = []Dialect{Cerebras, OpenAI, Groq, Mistral, Together, Fireworks, SambaNova, Anthropic, OpenRouter, XAI, DeepSeek}
+var Dialects = []Dialect{Cerebras, OpenAI, Groq, Mistral, Together, Fireworks, SambaNova, Anthropic, OpenRouter, XAI, DeepSeek, AzureOpenAI}
 
 // spec declares a dialect: what the API accepts and how it answers.
 type spec struct {
-	model   string // served when NewDialect is given no model
-	method  string
-	path    string // the endpoint's path ends so, under any prefix
-	key     func(http.Header) (key string, given bool)
+	model  string // served when NewDialect is given no model
+	method string
+	path   string // the endpoint's path ends so, under any prefix
+	key    func(http.Header) (key string, given bool)
+	// route reads the path and query of a request to the endpoint: the
+	// model when the path names it ("": the body's), or why it is refused;
+	// nil: the path names no model.
+	route   func(*http.Request) (model string, refused *problem)
 	version string        // the anthropic-version header the API requires; "" none
 	request *requestShape // nil: the request has no body and names no model
 	// free: answering spends nothing, and the key's limits are per key,
@@ -66,13 +77,18 @@ type spec struct {
 	headers   []pair
 	reset     func(seconds float64, now time.Time) string
 	overLimit string // a header that says "yes" on a 429, "no" otherwise
-	date      bool   // the API's own Date, which its reset timestamps compare with
 	// subscription: a key set to subscription mode gets the unified
 	// windows of Claude subscription traffic, and is an OAuth token sent
 	// as a Bearer token.
 	subscription bool
-	errors       errorShape
-	reply        func(reply) any
+	// remainingOnly: answers show remaining, no limit and no reset; a 429
+	// adds the resets.
+	remainingOnly bool
+	retryAfterMs  bool   // a 429 carries retry-after-ms beside Retry-After
+	utilization   string // a header showing the percent used of the key's "deployment" bucket
+	date          bool   // the API's own Date, which its reset timestamps compare with
+	errors        errorShape
+	reply         func(reply) any
 }
 
 // pair is the rate-limit headers of one bucket.
@@ -155,6 +171,7 @@ var specs = map[Dialect]*spec{
 		method: http.MethodGet, path: "/user/balance", key: bearerKey, free: true,
 		errors: deepSeekErrors, reply: deepSeekBalance,
 	},
+	AzureOpenAI: azureSpec(),
 }
 
 // chat declares a chat-completions dialect.
@@ -191,11 +208,16 @@ func (sp *spec) writeHeaders(h http.Header, bs buckets, now time.Time, limited b
 		if b == nil {
 			continue
 		}
-		h.Set(fmt.Sprintf(p.format, "limit"), strconv.FormatFloat(b.limit, 'f', 0, 64))
+		if !sp.remainingOnly {
+			h.Set(fmt.Sprintf(p.format, "limit"), strconv.FormatFloat(b.limit, 'f', 0, 64))
+		}
 		h.Set(fmt.Sprintf(p.format, "remaining"), strconv.FormatFloat(b.remaining(), 'f', 0, 64))
-		if p.reset {
+		if p.reset && (!sp.remainingOnly || limited) {
 			h.Set(fmt.Sprintf(p.format, "reset"), sp.reset(b.resetSeconds(), now))
 		}
+	}
+	if b := bs.first("deployment", anyWindow); b != nil && sp.utilization != "" {
+		h.Set(sp.utilization, utilizationPercent(b))
 	}
 	if sp.overLimit != "" {
 		h.Set(sp.overLimit, map[bool]string{false: "no", true: "yes"}[limited])
@@ -205,8 +227,12 @@ func (sp *spec) writeHeaders(h http.Header, bs buckets, now time.Time, limited b
 // writeBadHeaders writes the dialect's limit headers with values that are
 // not numbers.
 func (sp *spec) writeBadHeaders(h http.Header) {
+	kind := map[bool]string{false: "limit", true: "remaining"}[sp.remainingOnly]
 	for _, p := range sp.headers {
-		h.Set(fmt.Sprintf(p.format, "limit"), "unknown")
+		h.Set(fmt.Sprintf(p.format, kind), "unknown")
+	}
+	if sp.utilization != "" {
+		h.Set(sp.utilization, "unknown")
 	}
 }
 

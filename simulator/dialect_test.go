@@ -55,10 +55,16 @@ func dialectProbe(d Dialect, key string) *http.Request {
 		return request(http.MethodGet, "/openrouter/api/v1/key", "", "Authorization", "Bearer "+key, "Accept", "application/json")
 	case DeepSeek:
 		return request(http.MethodGet, "/deepseek/user/balance", "", "Authorization", "Bearer "+key, "Accept", "application/json")
+	case AzureOpenAI:
+		return request(http.MethodPost, "/openai/deployments/m/chat/completions?api-version=2024-10-21", azureBody,
+			"Api-Key", key, "Content-Type", "application/json")
 	}
 	return request(http.MethodPost, "/"+string(d)+"/v1/chat/completions", chatBody(`,"`+capFields[d]+`":1`),
 		"Authorization", "Bearer "+key, "Content-Type", "application/json")
 }
+
+// azureBody is Azure's probe: the deployment is in the path.
+const azureBody = `{"messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":1}`
 
 // errorID is what identifies an error body in d's shape.
 func errorID(d Dialect, body []byte) string {
@@ -85,7 +91,7 @@ func errorID(d Dialect, body []byte) string {
 		return fmt.Sprint(b.Code)
 	case Anthropic:
 		return b.Type + ":" + b.Error.Type
-	case OpenRouter:
+	case OpenRouter, AzureOpenAI:
 		return fmt.Sprint(b.Error.Code)
 	}
 	return fmt.Sprint(b.Error.Type, "/", b.Error.Code)
@@ -325,6 +331,17 @@ func TestDialects(t *testing.T) {
 			{"POST", request(http.MethodPost, "/user/balance", "{}", "Authorization", "Bearer "+simKey), 405, "invalid_request_error/invalid_request_error"},
 			{"chat completions", request(http.MethodPost, "/chat/completions", chatBody(""), "Authorization", "Bearer "+simKey), 404, "invalid_request_error/invalid_request_error"},
 		},
+	}, {
+		// Remaining of the minute windows only: no limit, no reset until a 429.
+		dialect: AzureOpenAI,
+		limits:  Limits{"requests": {"minute": 8, "day": 1024}, "tokens": {"minute": 640}},
+		want: map[string]string{
+			"Content-Type":                   "application/json",
+			"X-Ratelimit-Remaining-Requests": "7",
+			"X-Ratelimit-Remaining-Tokens":   "630",
+		},
+		refused: azureRefusals(),
+		limited: "429", retryAfter: "85", emptyHeader: "X-Ratelimit-Remaining-Requests",
 	}} {
 		t.Run(string(tc.dialect), func(t *testing.T) {
 			s := NewDialect(tc.dialect, "m")
@@ -349,7 +366,10 @@ func TestDialects(t *testing.T) {
 				!bytes.Equal(e.ResponseBody, w.Body.Bytes()) || !maps.EqualFunc(e.ResponseHeader, w.Header(), slices.Equal) {
 				t.Errorf("LastExchange = %+v, %v", e, ok)
 			}
-			if e.Header.Get("Authorization") != "" || e.Header.Get("X-Api-Key") != "" || len(e.Header) == 0 {
+			if e.Query != r.URL.RawQuery {
+				t.Errorf("LastExchange query %q, want %q", e.Query, r.URL.RawQuery)
+			}
+			if e.Header.Get("Authorization") != "" || e.Header.Get("X-Api-Key") != "" || e.Header.Get("Api-Key") != "" || len(e.Header) == 0 {
 				t.Errorf("LastExchange kept the key, or no headers: %v", e.Header)
 			}
 

@@ -23,10 +23,11 @@ const (
 
 // problem is a refused request.
 type problem struct {
-	kind     problemKind
-	message  string
-	key      string // unauthorized: the key the request presented
-	resource string // rateLimited: the first resource that ran out
+	kind       problemKind
+	message    string
+	key        string // unauthorized: the key the request presented
+	resource   string // rateLimited: the first resource that ran out
+	retryAfter int    // rateLimited: the seconds Retry-After asks for
 }
 
 // problems give each kind its usual status and the names the error

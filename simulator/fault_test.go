@@ -25,7 +25,8 @@ var requestsRemaining = map[Dialect]string{
 	Groq: "X-Ratelimit-Remaining-Requests", Mistral: "X-Ratelimit-Remaining-Req-Minute",
 	Together: "X-Ratelimit-Remaining", Fireworks: "X-Ratelimit-Remaining-Requests",
 	SambaNova: "X-Ratelimit-Remaining-Requests-Day", Anthropic: "Anthropic-Ratelimit-Requests-Remaining",
-	XAI: "X-Ratelimit-Remaining-Requests",
+	XAI:         "X-Ratelimit-Remaining-Requests",
+	AzureOpenAI: "X-Ratelimit-Remaining-Requests",
 }
 
 func TestConsumeInEveryDialect(t *testing.T) {
@@ -79,6 +80,7 @@ func TestFaultsInEveryDialect(t *testing.T) {
 			ServerError: {503, "server_error/invalid_request_error"}, QueueExceeded: {503, "server_error/invalid_request_error"},
 			InsufficientQuota: {402, "unknown_error/invalid_request_error"},
 		},
+		AzureOpenAI: {ServerError: {503, "503"}, QueueExceeded: {429, "429"}, InsufficientQuota: {429, "insufficient_quota"}},
 	}
 	for _, d := range Dialects {
 		t.Run(string(d), func(t *testing.T) {

@@ -17,7 +17,7 @@ func FuzzRequest(f *testing.F) {
 			s.AddKey(simKey, Limits{"requests": {"minute": 100}, "tokens": {"minute": 100}})
 			r := dialectProbe(d, simKey)
 			if specs[d].request != nil {
-				r = request(r.Method, r.URL.Path, body, "Authorization", "Bearer "+simKey, "X-Api-Key", simKey, "Anthropic-Version", "2023-06-01")
+				r = request(r.Method, r.URL.RequestURI(), body, "Authorization", "Bearer "+simKey, "X-Api-Key", simKey, "Anthropic-Version", "2023-06-01")
 			}
 			w := serve(s, r)
 			switch w.Code {

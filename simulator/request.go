@@ -26,8 +26,10 @@ type call struct {
 // defaultCompletion is how many tokens a request without a cap gets.
 const defaultCompletion = 16
 
-// parse validates a request body. Errors name the offending field.
-func (rs *requestShape) parse(body []byte, readErr error) (call, error) {
+// parse validates a request body. Errors name the offending field. A
+// request whose path names its model (pathModel) need not name it in its
+// body, and is for that model whatever its body names.
+func (rs *requestShape) parse(body []byte, readErr error, pathModel string) (call, error) {
 	if readErr != nil {
 		return call{}, errBodyTooLarge
 	}
@@ -48,7 +50,12 @@ func (rs *requestShape) parse(body []byte, readErr error) (call, error) {
 
 	c := call{prompt: 8, completion: defaultCompletion}
 	if json.Unmarshal(fields["model"], &c.model) != nil || c.model == "" {
-		return call{}, errors.New("model: a model name is required")
+		if _, named := fields["model"]; pathModel == "" || named {
+			return call{}, errors.New("model: a model name is required")
+		}
+	}
+	if pathModel != "" {
+		c.model = pathModel
 	}
 	var messages []struct {
 		Role    string          `json:"role"`

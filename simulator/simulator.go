@@ -26,6 +26,7 @@ import (
 var Resources = []string{
 	"requests", "tokens", "input_tokens", "output_tokens",
 	"tokens_prompt", "tokens_generated", "credits", "free_model_requests", "unified",
+	"deployment",
 }
 
 // perKey are the resources whose buckets all of a key's models share: a
@@ -97,7 +98,9 @@ type Simulator struct {
 // Exchange is the last request a key sent and the answer it got (for tests).
 type Exchange struct {
 	Method, Path   string
-	Header         http.Header // the request's headers, Authorization and x-api-key removed
+	Query          string      // the request's raw query
+	KeyHeader      string      // the header that carried the key: Authorization (Bearer), X-Api-Key or Api-Key; "" none
+	Header         http.Header // the request's headers, Authorization, x-api-key and api-key removed
 	Body           []byte      // the request body
 	Status         int         // 0: the connection was dropped
 	ResponseHeader http.Header // the headers the simulator set
@@ -184,7 +187,7 @@ func (u usage) of(resource string) float64 {
 		return u.prompt
 	case "output_tokens", "tokens_generated":
 		return u.completion
-	case "tokens", "credits", "unified":
+	case "tokens", "credits", "unified", "deployment":
 		return u.tokens
 	}
 	return 0
@@ -320,9 +323,9 @@ func (s *Simulator) SetFault(apiKey string, f Fault) {
 // key's real traffic would: requests from "requests" and
 // "free_model_requests", tokens in full from every token resource
 // ("tokens", "input_tokens", "output_tokens", "tokens_prompt",
-// "tokens_generated") and from "credits" and "unified". On a dialect whose
-// limits are per key (OpenRouter), and for "unified", the model is ignored.
-// Buckets do not go below zero.
+// "tokens_generated") and from "credits", "unified" and "deployment". On a
+// dialect whose limits are per key (OpenRouter), and for "unified", the
+// model is ignored. Buckets do not go below zero.
 func (s *Simulator) Consume(apiKey, model string, requests, tokens float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -423,7 +426,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answer answers r and records the exchange; false when r's client left.
 func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer, bool) {
 	sp := s.spec
-	presented := presentedKey(r.Header)
+	presented, keyHeader := presentedKey(r.Header)
 	ans := answer{header: http.Header{}}
 	endpoint := strings.HasSuffix(r.URL.Path, sp.path) && r.Method == sp.method
 	if endpoint {
@@ -452,13 +455,21 @@ func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer,
 		s.requests++
 		s.serve(&ans, r, body, readErr, now)
 	}
-	s.record(presented, r, body, ans)
+	s.record(presented, keyHeader, r, body, ans)
 	return ans, true
 }
 
 // serve answers a request to the dialect's endpoint. s.mu is held.
 func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr error, now time.Time) {
 	sp := s.spec
+	pathModel := ""
+	if sp.route != nil {
+		var refused *problem
+		if pathModel, refused = sp.route(r); refused != nil {
+			ans.fail(sp, now, *refused)
+			return
+		}
+	}
 	key, given := sp.key(r.Header)
 	a := s.accounts[key]
 	if a != nil && a.subscription && sp.subscription {
@@ -486,7 +497,7 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 	var c call
 	if sp.request != nil {
 		var err error
-		if c, err = sp.request.parse(body, readErr); err != nil {
+		if c, err = sp.request.parse(body, readErr, pathModel); err != nil {
 			ans.fail(sp, now, problem{kind: invalidRequest, message: err.Error()})
 			return
 		}
@@ -537,34 +548,44 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 		if short == "unified" {
 			message = "This request would exceed your account's rate limit. Please try again later."
 		}
-		ans.header.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter))))
-		ans.fail(sp, now, problem{kind: rateLimited, message: message, resource: short})
+		seconds := int(math.Ceil(retryAfter))
+		ans.header.Set("Retry-After", strconv.Itoa(seconds))
+		if sp.retryAfterMs {
+			ans.header.Set("Retry-After-Ms", strconv.FormatInt(int64(ceilTo(retryAfter, time.Millisecond)/time.Millisecond), 10))
+		}
+		ans.fail(sp, now, problem{kind: rateLimited, message: message, resource: short, retryAfter: seconds})
 		return
 	}
 	ans.reply(sp, now, http.StatusOK, sp.reply(reply{call: c, buckets: bs, key: key, balance: a.balance, fault: a.fault, now: now, id: s.requests}))
 }
 
 // record keeps the exchange for LastExchange. s.mu is held.
-func (s *Simulator) record(presented string, r *http.Request, body []byte, ans answer) {
+func (s *Simulator) record(presented, keyHeader string, r *http.Request, body []byte, ans answer) {
 	if _, seen := s.exchanges[presented]; !seen && len(s.exchanges) >= maxExchanges {
 		return
 	}
 	header := r.Header.Clone()
 	header.Del("Authorization")
 	header.Del("X-Api-Key")
+	header.Del("Api-Key")
 	s.exchanges[presented] = Exchange{
-		Method: r.Method, Path: r.URL.Path, Header: header, Body: body,
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, KeyHeader: keyHeader, Header: header, Body: body,
 		Status: ans.status, ResponseHeader: ans.header.Clone(), ResponseBody: ans.body,
 	}
 }
 
-// presentedKey is the key a request carries, wherever it carries it.
-func presentedKey(h http.Header) string {
-	if key := h.Get("X-Api-Key"); key != "" {
-		return key
+// presentedKey is the key a request carries, wherever it carries it, and
+// the header it is in.
+func presentedKey(h http.Header) (key, header string) {
+	for _, name := range []string{"X-Api-Key", "Api-Key"} {
+		if key := h.Get(name); key != "" {
+			return key, name
+		}
 	}
-	key, _ := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
-	return key
+	if key, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); ok {
+		return key, "Authorization"
+	}
+	return "", ""
 }
 
 // bearerKey reads an Authorization: Bearer key.
