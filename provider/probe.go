@@ -3,6 +3,7 @@ package provider
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
@@ -40,6 +41,13 @@ type Answer struct {
 	ErrorCode    string  // the provider's error code, when a plain identifier
 	Observations []ratelimit.Observation
 	Dropped      int // values in the body that are not what the API documents
+	// Served: the body is the answer to a request the API served, from an
+	// API that sends no rate-limit values unless one runs out (Gemini): no
+	// window was empty (ratelimit.Reading.Served). Trusted with a 2xx only.
+	Served bool
+	// RetryAfter is the wait the body asks for (Gemini's RetryInfo); 0 when
+	// it asks for none.
+	RetryAfter time.Duration
 }
 
 // ProbeMessage is the user message every chat probe sends.

@@ -9,6 +9,7 @@ package provider
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
@@ -33,6 +34,12 @@ type Provider struct {
 	// reads the body's top-level "model". The model must be printable and
 	// short, as config.Printable and the proxy's bound on a body's model.
 	ModelInPath func(path string) (model string, ok bool)
+	// MinInterval is the shortest time between probes of one key and model
+	// that does not set its own probe_interval, whatever probe.interval or
+	// probe.min_interval say: for an API that sends no rate-limit values
+	// until one runs out, a probe tells little and spends a request of a
+	// daily quota. 0: the probe settings alone decide.
+	MinInterval time.Duration
 }
 
 // all lists every provider, in the order the docs show them.
@@ -106,6 +113,15 @@ var all = []Provider{
 		Name:    "openrouter",
 		BaseURL: "https://openrouter.ai/api/v1",
 		Probe:   keyInfo{},
+	},
+	{
+		// No rate-limit headers: what ran out is in a 429's body only.
+		Name:        "gemini",
+		BaseURL:     "https://generativelanguage.googleapis.com/v1beta",
+		Model:       "gemini-3.5-flash-lite",
+		Probe:       generateContent{now: time.Now},
+		ModelInPath: modelInGeminiPath,
+		MinInterval: time.Hour,
 	},
 }
 
