@@ -268,13 +268,16 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 		// of plain letters and digits would pass for one.
 		answer.ErrorCode = ""
 	}
+	// What the body says of the limits counts whatever the status: a
+	// Gemini 429 names the quotas that ran out in its body alone.
+	r.Dropped += answer.Dropped
+	if len(answer.Observations) > 0 {
+		r.Observations = append(r.Observations, answer.Observations...)
+		slices.SortFunc(r.Observations, ratelimit.Compare)
+	}
 	switch {
 	case ok:
-		r.Dropped += answer.Dropped
-		if len(answer.Observations) > 0 {
-			r.Observations = append(r.Observations, answer.Observations...)
-			slices.SortFunc(r.Observations, ratelimit.Compare)
-		}
+		r.Served = answer.Served
 		r.Tokens = answer.Tokens
 		if !(r.Tokens <= maxProbeTokens) { // NaN too
 			r.Tokens = 0 // a broken usage; counted, it would poison the total for good
@@ -292,6 +295,10 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 		r.Outcome = HTTPError
 	}
 	if !ok {
+		if r.RetryAfter == 0 {
+			r.RetryAfter = answer.RetryAfter
+		}
+		r.Cause = ratelimit.Classify(resp.StatusCode, answer.ErrorCode, &r.Reading)
 		r.ErrorCode = answer.ErrorCode
 		r.Err = fmt.Errorf("HTTP %d", resp.StatusCode)
 		if r.ErrorCode != "" {
