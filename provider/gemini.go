@@ -75,8 +75,8 @@ func (g generateContent) Read(body []byte) Answer {
 		return a
 	}
 	var status string
-	if json.Unmarshal(b.Error.Status, &status) == nil {
-		a.ErrorCode = plainCode(strings.ToLower(status))
+	if json.Unmarshal(b.Error.Status, &status) == nil && rpcCodes[status] {
+		a.ErrorCode = strings.ToLower(status)
 	}
 	var violations []violation
 	for _, d := range b.Error.Details {
@@ -93,6 +93,16 @@ func (g generateContent) Read(body []byte) Answer {
 	}
 	g.readViolations(&a, violations)
 	return a
+}
+
+// rpcCodes are the names of google.rpc.Code, the only statuses Google's
+// APIs answer with: a status is taken from them, never from the body's
+// text, which could echo the key.
+var rpcCodes = map[string]bool{
+	"CANCELLED": true, "UNKNOWN": true, "INVALID_ARGUMENT": true, "DEADLINE_EXCEEDED": true, "NOT_FOUND": true,
+	"ALREADY_EXISTS": true, "PERMISSION_DENIED": true, "RESOURCE_EXHAUSTED": true, "FAILED_PRECONDITION": true,
+	"ABORTED": true, "OUT_OF_RANGE": true, "UNIMPLEMENTED": true, "INTERNAL": true, "UNAVAILABLE": true,
+	"DATA_LOSS": true, "UNAUTHENTICATED": true,
 }
 
 // violation is one quota a QuotaFailure says ran out.
@@ -168,36 +178,63 @@ func geminiWindow(quotaID string) string {
 	return ""
 }
 
+// resourceWords are the words a quota's resource is named with; the API,
+// the call and the tier (Generate, Content, FreeTier, PaidTier2) are left
+// out of the name, so that a key's windows keep their series when its
+// project changes tier. A name is made of these words only, never of
+// other text of the body, which could echo the key.
+var resourceWords = map[string]bool{
+	"requests": true, "input": true, "output": true, "tokens": true, "images": true,
+	"cached": true, "thinking": true, "audio": true, "video": true, "embed": true, "batch": true,
+}
+
+// ignoredWords are the words of a quota's name that are not its resource's.
+var ignoredWords = map[string]bool{"generate": true, "content": true, "free": true, "paid": true, "tier": true}
+
 // geminiResource names what a quota counts, from its id
 // (GenerateContentPaidTierInputTokensPerModelPerMinute: input_tokens;
 // GenerateRequestsPerDayPerProjectPerModel: requests), else from its
 // metric (generativelanguage.googleapis.com/generate_content_free_tier_requests:
-// requests). The API, the call and the tier are not part of the name: a
-// key's windows keep their series when its project changes tier. ""
-// when neither gives a name that can be a label value.
+// requests); "" when neither is made of resourceWords.
 func geminiResource(quotaID, quotaMetric string) string {
-	var words []string
+	var fromID []string
 	for _, w := range camelWords(tierless(quotaID)) {
 		if w == "Per" {
 			break
 		}
-		if w != "Generate" && w != "Content" && w != "Free" && w != "Paid" && !strings.HasPrefix(w, "Tier") {
-			words = append(words, strings.ToLower(w))
+		fromID = append(fromID, strings.ToLower(strings.TrimRight(w, "0123456789")))
+	}
+	if name := resourceName(fromID); name != "" {
+		return name
+	}
+	metric := quotaMetric[strings.LastIndexByte(quotaMetric, '/')+1:]
+	var fromMetric []string
+	for _, w := range strings.Split(metric, "_") {
+		if w == "count" && len(fromMetric) > 0 && fromMetric[len(fromMetric)-1] == "token" {
+			fromMetric[len(fromMetric)-1] = "tokens" // input_token_count
+			continue
+		}
+		if !isDigits(w) { // paid_tier_2
+			fromMetric = append(fromMetric, w)
 		}
 	}
-	if len(words) == 0 {
-		metric := quotaMetric[strings.LastIndexByte(quotaMetric, '/')+1:]
-		for _, w := range strings.Split(metric, "_") {
-			switch {
-			case w == "generate" || w == "content" || w == "free" || w == "paid" || w == "tier" || isDigits(w):
-			case w == "count" && len(words) > 0 && words[len(words)-1] == "token":
-				words[len(words)-1] = "tokens"
-			default:
-				words = append(words, w)
-			}
+	return resourceName(fromMetric)
+}
+
+// resourceName joins words, less the ignored ones, into a resource name;
+// "" when one is not a resource word, or none is.
+func resourceName(words []string) string {
+	var kept []string
+	for _, w := range words {
+		switch {
+		case ignoredWords[w]:
+		case resourceWords[w]:
+			kept = append(kept, w)
+		default:
+			return ""
 		}
 	}
-	return labelName(strings.Join(words, "_"))
+	return strings.Join(kept, "_")
 }
 
 // tierless cuts a quota id's tier suffix: -FreeTier, -PaidTier2.
@@ -220,16 +257,6 @@ func camelWords(s string) []string {
 		words = append(words, s[start:])
 	}
 	return words
-}
-
-// labelName returns s if it can be a resource label value: lower-case
-// letters, digits and underscores, starting with a letter, at most 64
-// bytes; else "".
-func labelName(s string) string {
-	if plainCode(s) == "" || strings.HasSuffix(s, "_") || strings.Contains(s, "__") {
-		return ""
-	}
-	return s
 }
 
 func isDigits(s string) bool {

@@ -3,6 +3,7 @@ package provider
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"testing"
@@ -132,6 +133,12 @@ func TestReadGemini(t *testing.T) {
 			code: "permission_denied"},
 		{name: "overloaded", body: `{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}`, code: "unavailable"},
 		{name: "a status that is free text is no code", body: `{"error":{"code":400,"status":"API key AIza-k not valid"}}`},
+		{name: "nor one that is not google.rpc.Code's", body: `{"error":{"code":400,"status":"aiza_sy_k0123"}}`},
+		// A key echoed where a quota is named never becomes a label.
+		{name: "names made of other words than a resource's", body: geminiError("2s",
+			map[string]any{"quotaId": "AIzaSyDxKey0123PerMinute", "quotaMetric": "generativelanguage.googleapis.com/aiza_sy_dx_key"},
+			map[string]any{"quotaId": "GenerateRequestsAIzaSyDxPerDay"}),
+			retryAfter: 2 * time.Second, code: "resource_exhausted", dropped: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := geminiAt(afternoon).Read([]byte(tc.body))
@@ -150,9 +157,10 @@ func TestReadGemini(t *testing.T) {
 // A body cannot make more windows than a reading holds.
 func TestReadGeminiBounded(t *testing.T) {
 	var violations []map[string]any
+	words := slices.Sorted(maps.Keys(resourceWords))
 	for i := range 100 {
 		violations = append(violations, map[string]any{"quotaId": "GenerateContentInputTokensPerModelPerMinute", "quotaMetric": "x", "quotaValue": i})
-		violations = append(violations, map[string]any{"quotaMetric": fmt.Sprintf("generativelanguage.googleapis.com/r%c%c", 'a'+i%26, 'a'+i/26)})
+		violations = append(violations, map[string]any{"quotaMetric": fmt.Sprintf("generativelanguage.googleapis.com/%s_%s", words[i%len(words)], words[i/len(words)])})
 	}
 	a := geminiAt(afternoon).Read([]byte(geminiError("1s", violations...)))
 	if len(a.Observations) > ratelimit.MaxObservations || a.Dropped != 100-ratelimit.MaxObservations/3+1 {
