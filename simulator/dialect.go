@@ -40,19 +40,34 @@ const (
 	// OpenRouter: GET .../key with a Bearer key, free of charge; the answer's body shows the key's "credits"
 	// (day, week or month) and "free_model_requests" (day).
 	OpenRouter Dialect = "openrouter"
+	// Gemini: POST .../models/{model}:generateContent with x-goog-api-key (or ?key=), contents and
+	// generationConfig.maxOutputTokens; usageMetadata on success. No rate-limit headers, no Retry-After: a 429's
+	// body names each per-minute or per-day "requests" or "input_tokens" bucket that cannot take the request
+	// (google.rpc.QuotaFailure, quotaValue on per-minute quotas only, as observed) and the wait
+	// (google.rpc.RetryInfo).
+	Gemini Dialect = "gemini"
 )
 
 // Dialects lists every dialect.
-var Dialects = []Dialect{Cerebras, OpenAI, Groq, Mistral, Together, Fireworks, SambaNova, Anthropic, OpenRouter}
+var Dialects = []Dialect{Cerebras, OpenAI, Groq, Mistral, Together, Fireworks, SambaNova, Anthropic, OpenRouter, Gemini}
 
 // spec declares a dialect: what the API accepts and how it answers.
 type spec struct {
-	model   string // served when NewDialect is given no model
-	method  string
-	path    string // the endpoint's path ends so, under any prefix
-	key     func(http.Header) (key string, given bool)
-	version string        // the anthropic-version header the API requires; "" none
-	request *requestShape // nil: the request has no body and names no model
+	model  string // served when NewDialect is given no model
+	method string
+	path   string // the endpoint's path ends so, under any prefix
+	key    func(http.Header) (key string, given bool)
+	// queryKey is the query parameter the API also reads a key from when
+	// no header gives one; "" none.
+	queryKey string
+	version  string        // the anthropic-version header the API requires; "" none
+	request  requestParser // nil: the request has no body and names no model
+	// modelInPath: the model is named in the path, .../models/{model}:...,
+	// not in the body.
+	modelInPath bool
+	// bodyOnly: no rate-limit headers and no Retry-After; a 429's body
+	// says what ran out and how long to wait.
+	bodyOnly bool
 	// free: answering spends nothing, and the key's limits are per key,
 	// not per model.
 	free      bool
@@ -133,6 +148,10 @@ var specs = map[Dialect]*spec{
 	OpenRouter: {
 		method: http.MethodGet, path: "/key", key: bearerKey, free: true,
 		errors: openRouterErrors, reply: openRouterKey,
+	},
+	Gemini: {
+		model: "gemini-3.5-flash-lite", method: http.MethodPost, path: ":generateContent", key: googKey, queryKey: "key",
+		request: geminiShape{}, modelInPath: true, bodyOnly: true, errors: geminiErrors, reply: geminiAnswer,
 	},
 }
 

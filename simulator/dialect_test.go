@@ -52,6 +52,8 @@ func dialectProbe(d Dialect, key string) *http.Request {
 			"X-Api-Key", key, "Anthropic-Version", "2023-06-01", "Content-Type", "application/json")
 	case OpenRouter:
 		return request(http.MethodGet, "/openrouter/api/v1/key", "", "Authorization", "Bearer "+key, "Accept", "application/json")
+	case Gemini:
+		return request(http.MethodPost, "/gemini/v1beta/models/m:generateContent", geminiProbe, "X-Goog-Api-Key", key, "Content-Type", "application/json")
 	}
 	return request(http.MethodPost, "/"+string(d)+"/v1/chat/completions", chatBody(`,"`+capFields[d]+`":1`),
 		"Authorization", "Bearer "+key, "Content-Type", "application/json")
@@ -63,8 +65,9 @@ func errorID(d Dialect, body []byte) string {
 		Type  string
 		Code  any
 		Error struct {
-			Type string
-			Code any
+			Type   string
+			Code   any
+			Status string
 		}
 	}
 	if err := json.Unmarshal(body, &b); err != nil {
@@ -77,6 +80,8 @@ func errorID(d Dialect, body []byte) string {
 		return b.Type + ":" + b.Error.Type
 	case OpenRouter:
 		return fmt.Sprint(b.Error.Code)
+	case Gemini:
+		return fmt.Sprint(b.Error.Code, " ", b.Error.Status)
 	}
 	return fmt.Sprint(b.Error.Type, "/", b.Error.Code)
 }

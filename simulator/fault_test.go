@@ -31,13 +31,26 @@ func TestConsumeInEveryDialect(t *testing.T) {
 	for _, d := range Dialects {
 		s := NewDialect(d, "m")
 		s.SetClock(func() time.Time { return start })
-		s.AddKey(simKey, allLimits())
+		limits := allLimits()
+		if d == Gemini { // the credits would run out first
+			limits = Limits{"requests": {"minute": 8, "day": 8}, "input_tokens": {"minute": 512}}
+		}
+		s.AddKey(simKey, limits)
 		s.Consume(simKey, "m", 2, 10)
 		w := serve(s, dialectProbe(d, simKey))
 		if d == OpenRouter {
 			if !strings.Contains(w.Body.String(), `"free_model_daily_requests":{"limit":50,"remaining":48,"used":2}`) ||
 				!strings.Contains(w.Body.String(), `"limit_remaining":15,`) {
 				t.Errorf("%s: %s", d, w.Body)
+			}
+			continue
+		}
+		if d == Gemini { // nothing shows what is left until a bucket runs out: 8 a day, 2 consumed, 1 probe
+			for range 5 {
+				serve(s, dialectProbe(d, simKey))
+			}
+			if w := serve(s, dialectProbe(d, simKey)); w.Code != 429 || !strings.Contains(w.Body.String(), `"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"`) {
+				t.Errorf("%s: the 9th request of 8 a day: %d %s", d, w.Code, w.Body)
 			}
 			continue
 		}
@@ -64,6 +77,10 @@ func TestFaultsInEveryDialect(t *testing.T) {
 			InsufficientQuota: {400, "error:invalid_request_error"},
 		},
 		OpenRouter: {ServerError: {503, "503"}, QueueExceeded: {429, "429"}, InsufficientQuota: {402, "402"}},
+		Gemini: {
+			ServerError: {503, "503 UNAVAILABLE"}, QueueExceeded: {503, "503 UNAVAILABLE"},
+			InsufficientQuota: {429, "429 RESOURCE_EXHAUSTED"},
+		},
 	}
 	for _, d := range Dialects {
 		t.Run(string(d), func(t *testing.T) {
@@ -87,11 +104,19 @@ func TestFaultsInEveryDialect(t *testing.T) {
 				t.Errorf("NoHeaders: %d %s", w.Code, rateLimitInfo(d, w))
 			}
 			s.SetFault(simKey, BadHeaders)
+			if d == Gemini { // its limits show in a 429's body only
+				s.Exhaust(simKey, "m")
+			}
 			w = serve(s, dialectProbe(d, simKey))
-			if info := rateLimitInfo(d, w); w.Code != 200 || !strings.Contains(info, "unknown") || strings.ContainsAny(info, "0123456789") {
+			if info := rateLimitInfo(d, w); (w.Code != 200 && d != Gemini) || !strings.Contains(info, "unknown") || strings.ContainsAny(info, "0123456789") {
 				t.Errorf("BadHeaders: %d %s", w.Code, info)
 			}
-			if d != OpenRouter { // its key endpoint never answers 429 for the key's limits
+			if d == Gemini {
+				s.SetFault(simKey, No429Headers)
+				if w = serve(s, dialectProbe(d, simKey)); w.Code != 429 || rateLimitInfo(d, w) != "" || strings.Contains(w.Body.String(), `"details":`) {
+					t.Errorf("No429Headers: %d %s", w.Code, w.Body)
+				}
+			} else if d != OpenRouter { // its key endpoint never answers 429 for the key's limits
 				s.SetFault(simKey, No429Headers)
 				s.Exhaust(simKey, "m")
 				w = serve(s, dialectProbe(d, simKey))
@@ -117,8 +142,15 @@ func TestFaultsInEveryDialect(t *testing.T) {
 }
 
 // rateLimitInfo is what an answer says about the key's limits: the
-// rate-limit headers, or OpenRouter's limit fields.
+// rate-limit headers, OpenRouter's limit fields, or Gemini's quotaValues.
 func rateLimitInfo(d Dialect, w *httptest.ResponseRecorder) string {
+	if d == Gemini {
+		var values []string
+		for _, part := range strings.Split(w.Body.String(), `"quotaValue":`)[1:] {
+			values = append(values, part[:strings.IndexAny(part, ",}")])
+		}
+		return strings.Join(values, " ")
+	}
 	if d == OpenRouter {
 		body := w.Body.String()
 		if i := strings.Index(body, `"limit`); i >= 0 {

@@ -160,6 +160,26 @@ func (u usage) of(resource string) float64 {
 	return 0
 }
 
+// exhaustion is a bucket that cannot take a request.
+type exhaustion struct {
+	resource, window string
+	limit            float64
+}
+
+// exhausted lists the buckets that cannot take u, in the order of
+// Resources and Windows.
+func (bs buckets) exhausted(u usage) []exhaustion {
+	var out []exhaustion
+	for _, r := range Resources {
+		for _, w := range Windows {
+			if b := bs[r][w.Name]; b != nil && b.level < u.of(r) {
+				out = append(out, exhaustion{r, w.Name, b.limit})
+			}
+		}
+	}
+	return out
+}
+
 // shortfall returns the first resource whose buckets cannot take u, and
 // the seconds until every bucket that cannot has room; "" when all can.
 func (bs buckets) shortfall(u usage) (resource string, retryAfter float64) {
@@ -352,7 +372,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answer answers r and records the exchange; false when r's client left.
 func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer, bool) {
 	sp := s.spec
-	presented := presentedKey(r.Header)
+	presented := presentedKey(r)
 	ans := answer{header: http.Header{}}
 	endpoint := strings.HasSuffix(r.URL.Path, sp.path) && r.Method == sp.method
 	if endpoint {
@@ -389,6 +409,10 @@ func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer,
 func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr error, now time.Time) {
 	sp := s.spec
 	key, given := sp.key(r.Header)
+	if !given && sp.queryKey != "" {
+		key = r.URL.Query().Get(sp.queryKey)
+		given = key != ""
+	}
 	a := s.accounts[key]
 	if !given || a == nil {
 		message := "invalid API key"
@@ -408,6 +432,9 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 		if c, err = sp.request.parse(body, readErr); err != nil {
 			ans.fail(sp, now, problem{kind: invalidRequest, message: err.Error()})
 			return
+		}
+		if sp.modelInPath {
+			c.model = modelOfPath(r.URL.Path)
 		}
 		if !s.models[c.model] {
 			ans.fail(sp, now, problem{kind: unknownModel, message: fmt.Sprintf("model %q does not exist", c.model)})
@@ -445,8 +472,11 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 		sp.writeHeaders(ans.header, bs, now, short != "")
 	}
 	if short != "" {
-		ans.header.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter))))
-		ans.fail(sp, now, problem{kind: rateLimited, message: "Rate limit exceeded", resource: short})
+		if !sp.bodyOnly {
+			ans.header.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter))))
+		}
+		ans.fail(sp, now, problem{kind: rateLimited, message: "Rate limit exceeded", resource: short,
+			exhausted: bs.exhausted(u), retryAfter: retryAfter, model: c.model, fault: a.fault})
 		return
 	}
 	ans.reply(sp, now, http.StatusOK, sp.reply(reply{call: c, buckets: bs, key: key, fault: a.fault, now: now, id: s.requests}))
@@ -460,6 +490,7 @@ func (s *Simulator) record(presented string, r *http.Request, body []byte, ans a
 	header := r.Header.Clone()
 	header.Del("Authorization")
 	header.Del("X-Api-Key")
+	header.Del("X-Goog-Api-Key")
 	s.exchanges[presented] = Exchange{
 		Method: r.Method, Path: r.URL.Path, Header: header, Body: body,
 		Status: ans.status, ResponseHeader: ans.header.Clone(), ResponseBody: ans.body,
@@ -467,12 +498,32 @@ func (s *Simulator) record(presented string, r *http.Request, body []byte, ans a
 }
 
 // presentedKey is the key a request carries, wherever it carries it.
-func presentedKey(h http.Header) string {
-	if key := h.Get("X-Api-Key"); key != "" {
+func presentedKey(r *http.Request) string {
+	for _, name := range []string{"X-Api-Key", "X-Goog-Api-Key"} {
+		if key := r.Header.Get(name); key != "" {
+			return key
+		}
+	}
+	if key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		return key
 	}
-	key, _ := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
-	return key
+	return r.URL.Query().Get("key")
+}
+
+// googKey reads an x-goog-api-key key.
+func googKey(h http.Header) (string, bool) {
+	key := h.Get("X-Goog-Api-Key")
+	return key, key != ""
+}
+
+// modelOfPath reads the model of .../models/{model}:{method}.
+func modelOfPath(path string) string {
+	i := strings.LastIndex(path, "/models/")
+	if i < 0 {
+		return ""
+	}
+	model, _, _ := strings.Cut(path[i+len("/models/"):], ":")
+	return model
 }
 
 // bearerKey reads an Authorization: Bearer key.
