@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -182,7 +183,7 @@ func labelString(labels []*dto.LabelPair) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
-// series names a sample as metricsOf does.
+// series names a sample as metricsOf does, whatever the order of labels.
 func series(name string, labels ...string) string {
 	var parts []string
 	for i := 0; i+1 < len(labels); i += 2 {
@@ -190,6 +191,7 @@ func series(name string, labels ...string) string {
 			parts = append(parts, fmt.Sprintf("%s=%q", labels[i], labels[i+1]))
 		}
 	}
+	slices.Sort(parts)
 	return name + "{" + strings.Join(parts, ",") + "}"
 }
 
