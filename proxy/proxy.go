@@ -1,7 +1,8 @@
 // Package proxy is the transparent proxy through which applications send
 // their own requests, with their own keys, to the providers: it forwards
-// them unchanged and reads the rate-limit headers of the answers, so that
-// the limits of a key in use cost no probes.
+// them unchanged and reads the rate-limit headers of the answers, and what
+// a refusal's body says as it passes, so that the limits of a key in use
+// cost no probes.
 //
 // It is not an open proxy: a request reaches only the upstream of the route
 // whose path_prefix it starts with, whatever its Host, Forwarded or
@@ -45,9 +46,10 @@ type Observation struct {
 	// the first 12 hex digits of sha256(key) under unknown_keys: fingerprint.
 	Key      string
 	Provider string
-	// Model is the top-level "model" of the JSON request body; "" when
-	// there is none, or when it is not a printable name of at most
-	// maxModelBytes bytes.
+	// Model is the model the request names: in its path, for an API that
+	// names it there (Gemini), else as the top-level "model" of its JSON
+	// body; "" when there is none, or when it is not a printable name of
+	// at most maxModelBytes bytes.
 	Model             string
 	ratelimit.Reading // its Time is when the response started
 }
