@@ -63,6 +63,12 @@ func (g generateContent) Read(body []byte) Answer {
 			} `json:"details"`
 		} `json:"error"`
 	}
+	// streamGenerateContent without alt=sse answers a JSON array, its
+	// errors too: the first element says it.
+	var stream []json.RawMessage
+	if json.Unmarshal(body, &stream) == nil && len(stream) > 0 {
+		body = stream[0]
+	}
 	if json.Unmarshal(body, &b) != nil {
 		return Answer{}
 	}
