@@ -102,6 +102,10 @@ type Key struct {
 	Models     []string          `yaml:"models"`
 	Labels     map[string]string `yaml:"labels"`
 	HTTPClient HTTPClient        `yaml:"http_client"`
+	// ProbeInterval, when set, is the time between probes of this key's
+	// models: probe.interval in interval mode, probe.min_interval in
+	// scrape mode, and the provider's own minimum, for this key alone.
+	ProbeInterval *Duration `yaml:"probe_interval"`
 }
 
 // Target is one key and one model: what a probe asks about.
@@ -364,6 +368,7 @@ func (c *Config) validate(doc *document, facts []keyFacts) error {
 		v.apiVersion(at, k, f)
 		v.baseURL(at, k, f)
 		v.models(at, k, f)
+		v.probeInterval(at, k, c.Probe.Mode)
 		k.HTTPClient.validate(at+".http_client", v.fail)
 		v.labels(at, k)
 	}
@@ -581,6 +586,18 @@ func (v *validator) models(at string, k *Key, f *keyFacts) {
 			v.fail(path, "duplicate model %q", m)
 		}
 		seen[m] = true
+	}
+}
+
+func (v *validator) probeInterval(at string, k *Key, mode string) {
+	switch d := k.ProbeInterval; {
+	case d == nil:
+	case *d <= 0 && mode != ModeScrape:
+		v.fail(at+".probe_interval", "must be greater than zero in interval mode, got %s", *d)
+	case *d < 0:
+		v.fail(at+".probe_interval", "must not be negative, got %s", *d)
+	case *d > MaxInterval:
+		v.fail(at+".probe_interval", "must be at most %s, got %s", MaxInterval, *d)
 	}
 }
 

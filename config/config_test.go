@@ -82,18 +82,20 @@ func TestLoadBadConfigs(t *testing.T) {
 	unsetenv(t, "RLE_TEST_TYPO")
 	t.Setenv("RLE_TEST_SAME_KEY", "sk-from-file-0001") // testdata/key.txt's key
 	cases := map[string]string{
-		"both-key-sources.yml":            "testdata/bad/both-key-sources.yml:2: keys[0]: set exactly one of api_key and api_key_file, not both",
-		"no-key-source.yml":               "testdata/bad/no-key-source.yml:2: keys[0]: set exactly one of api_key and api_key_file",
-		"duplicate-name.yml":              `testdata/bad/duplicate-name.yml:4: keys[1].name: duplicate key name "a" (first used at line 2)`,
-		"duplicate-secret.yml":            `testdata/bad/duplicate-secret.yml:6: keys[1].api_key: key "b" has the same secret as key "a" (line 3): a secret is one credential, so configure it once`,
-		"empty-after-expansion.yml":       "testdata/bad/empty-after-expansion.yml:3: keys[0].api_key: the key is empty after expanding ${RLE_TEST_UNSET} (is the variable set?)",
-		"key-with-space.yml":              "testdata/bad/key-with-space.yml:3: keys[0].api_key: the key contains whitespace or control characters",
-		"missing-key-file.yml":            "testdata/bad/missing-key-file.yml:3: keys[0].api_key_file: reading api_key_file: open testdata/bad/missing.txt: no such file or directory",
-		"bad-duration.yml":                `testdata/bad/bad-duration.yml:2: probe.interval: invalid duration "ten minutes": use a number and a unit, such as 500ms, 30s, 1m or 1h`,
-		"zero-timeout.yml":                "testdata/bad/zero-timeout.yml:2: probe.timeout: must be greater than zero, got 0s",
-		"negative-interval.yml":           "testdata/bad/negative-interval.yml:2: probe.interval: must be greater than zero, got -1m0s",
+		"both-key-sources.yml":      "testdata/bad/both-key-sources.yml:2: keys[0]: set exactly one of api_key and api_key_file, not both",
+		"no-key-source.yml":         "testdata/bad/no-key-source.yml:2: keys[0]: set exactly one of api_key and api_key_file",
+		"duplicate-name.yml":        `testdata/bad/duplicate-name.yml:4: keys[1].name: duplicate key name "a" (first used at line 2)`,
+		"duplicate-secret.yml":      `testdata/bad/duplicate-secret.yml:6: keys[1].api_key: key "b" has the same secret as key "a" (line 3): a secret is one credential, so configure it once`,
+		"empty-after-expansion.yml": "testdata/bad/empty-after-expansion.yml:3: keys[0].api_key: the key is empty after expanding ${RLE_TEST_UNSET} (is the variable set?)",
+		"key-with-space.yml":        "testdata/bad/key-with-space.yml:3: keys[0].api_key: the key contains whitespace or control characters",
+		"missing-key-file.yml":      "testdata/bad/missing-key-file.yml:3: keys[0].api_key_file: reading api_key_file: open testdata/bad/missing.txt: no such file or directory",
+		"bad-duration.yml":          `testdata/bad/bad-duration.yml:2: probe.interval: invalid duration "ten minutes": use a number and a unit, such as 500ms, 30s, 1m or 1h`,
+		"zero-timeout.yml":          "testdata/bad/zero-timeout.yml:2: probe.timeout: must be greater than zero, got 0s",
+		"negative-interval.yml":     "testdata/bad/negative-interval.yml:2: probe.interval: must be greater than zero, got -1m0s",
+		"key-probe-interval.yml": "testdata/bad/key-probe-interval.yml:5: keys[0].probe_interval: must be greater than zero in interval mode, got 0s\n" +
+			"testdata/bad/key-probe-interval.yml:7: keys[1].probe_interval: must be at most 24h0m0s, got 48h0m0s",
 		"unknown-mode.yml":                `testdata/bad/unknown-mode.yml:2: probe.mode: unknown mode "sometimes": use "interval" or "scrape"`,
-		"unknown-provider.yml":            `testdata/bad/unknown-provider.yml:3: keys[0].provider: unknown provider "openia": supported: anthropic, azure_openai, cerebras, deepseek, fireworks, groq, mistral, openai, openai_compatible, openrouter, sambanova, together, xai`,
+		"unknown-provider.yml":            `testdata/bad/unknown-provider.yml:3: keys[0].provider: unknown provider "openia": supported: anthropic, azure_openai, cerebras, deepseek, fireworks, gemini, groq, mistral, openai, openai_compatible, openrouter, sambanova, together, xai`,
 		"bad-name.yml":                    `testdata/bad/bad-name.yml:2: keys[0].name: "my key" may only contain letters, digits and _ . : -`,
 		"missing-name.yml":                "testdata/bad/missing-name.yml:2: keys[0]: name is required",
 		"fingerprint-name.yml":            `testdata/bad/fingerprint-name.yml:2: keys[0].name: "sha256:0123456789ab" must not start with "sha256:", which names the keys the proxy does not know`,
@@ -354,6 +356,26 @@ func TestDurationBounds(t *testing.T) {
 		"f.yml:3: probe.min_interval: must be at most 24h0m0s, got 48h0m0s"
 	if err == nil || err.Error() != want {
 		t.Errorf("just past the bounds:\n got  %v\n want %s", err, want)
+	}
+}
+
+// A key's probe_interval is optional; set, it may be as long as
+// probe.interval, and 0 in scrape mode: probe at every scrape.
+func TestKeyProbeInterval(t *testing.T) {
+	cfg, err := Parse([]byte(`probe: {mode: scrape}
+keys:
+  - {name: a, api_key: k1, probe_interval: 0s}
+  - {name: b, api_key: k2, probe_interval: 1d}
+  - {name: c, api_key: k3}
+`), "f.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []*Duration{new(Duration(0)), new(MaxInterval), nil} {
+		got := cfg.Keys[i].ProbeInterval
+		if (got == nil) != (want == nil) || got != nil && *got != *want {
+			t.Errorf("key %s: probe_interval %v, want %v", cfg.Keys[i].Name, got, want)
+		}
 	}
 }
 

@@ -215,3 +215,84 @@ keys:
 		}
 	}
 }
+
+// Gemini's paths: keys in x-goog-api-key and in ?key=, probed and sent
+// through the proxy, working, exhausted (a 429 whose body the proxy and
+// the probe read), refused, and a stranger's, at debug level: no key is
+// in any output.
+func TestGeminiCanaryKeysNeverLeak(t *testing.T) {
+	const (
+		good      = "AIza-test-canary-leak-good-31b0"
+		exhausted = "AIza-test-canary-leak-exhausted-c4d2"
+		revoked   = "AIza-test-canary-leak-revoked-8e15"
+		stranger  = "AIza-test-canary-leak-stranger-f7a9"
+	)
+	sim := simulator.NewDialect(simulator.Gemini)
+	sim.AddKey(good, simulator.Limits{"requests": {"minute": 1e4, "day": 1e6}})
+	for _, key := range []string{exhausted, stranger} { // the proxy records their 429s
+		sim.AddKey(key, geminiLimits)
+		sim.Exhaust(key, geminiModel)
+	}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	proxyAddr := testkit.FreeAddr(t)
+	cfgText := fmt.Sprintf(`probe: {interval: 100ms, timeout: 300ms}
+keys:
+  - {name: good, provider: gemini, api_key: %[2]s, base_url: %[1]s/v1beta, probe_interval: 100ms}
+  - {name: exhausted, provider: gemini, api_key: %[3]s, base_url: %[1]s/v1beta, probe_interval: 100ms}
+  - {name: revoked, provider: gemini, api_key: %[4]s, base_url: %[1]s/v1beta, probe_interval: 100ms}
+proxy:
+  listen_address: %[5]s
+  unknown_keys: fingerprint
+  routes: [{path_prefix: /gemini/, upstream: %[1]s, provider: gemini}]
+`, srv.URL, good, exhausted, revoked, proxyAddr)
+	cfg := testkit.WriteConfig(t, cfgText)
+	e := start(t, nil, "--config.file="+cfg, "--log.level=debug")
+	canaries := []string{good, exhausted, revoked, stranger}
+	path := "http://" + proxyAddr + "/gemini/v1beta/models/" + geminiModel + ":generateContent"
+	for _, key := range canaries {
+		for _, tc := range []struct{ query, header string }{
+			{"", key}, {"?key=" + key, ""}, {"?alt=sse;key=" + key, good}, {"?k%zzey=" + key, ""}, {"?key=" + key, stranger},
+		} {
+			req, err := http.NewRequest(http.MethodPost, path+tc.query, strings.NewReader(`{"contents":[{"parts":[{"text":"`+key+`"}]}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.header != "" {
+				req.Header.Set("X-Goog-Api-Key", tc.header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	model := `model="` + geminiModel + `",provider="gemini"`
+	metrics := e.waitFor(t,
+		`ratelimit_probe_status_code{key="good",`+model+`} 200`,
+		`ratelimit_probe_status_code{key="exhausted",`+model+`} 429`,
+		`ratelimit_probe_status_code{key="revoked",`+model+`} 400`,
+		`ratelimit_proxy_rate_limited_total{cause="quota_exhausted",key="exhausted",`+model+`} 2`,
+		`ratelimit_observations_total{key="sha256:`,
+	)
+	outputs := map[string]string{"/metrics": metrics}
+	for _, path := range []string{"/", "/-/healthy", "/-/ready", "/sd", "/probe?key=good&model=" + geminiModel, "/probe?key=" + good} {
+		_, outputs[path] = e.get(t, path)
+	}
+	_, outputs["--config.check"] = runOnce(t, nil, "--config.file="+cfg, "--config.check")
+	outputs["logs"] = e.Logs()
+	for _, want := range []string{`level=debug`, `err="HTTP 429 (resource_exhausted)"`, `err="HTTP 400 (invalid_argument)"`} {
+		if !strings.Contains(outputs["logs"], want) {
+			t.Errorf("debug logs lack %s", want)
+		}
+	}
+	for name, out := range outputs {
+		for _, key := range canaries {
+			if strings.Contains(out, key) {
+				t.Errorf("%s contains the key %s:\n%s", name, key, out)
+			}
+		}
+	}
+}

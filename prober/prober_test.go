@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
@@ -57,6 +58,8 @@ func TestRequestShape(t *testing.T) {
 		{"anthropic", "POST", "/v1/v1/messages", map[string]string{"X-Api-Key": canary, "Anthropic-Version": "2023-06-01", "Authorization": "", "Content-Type": "application/json"},
 			`{"max_tokens":1,"messages":[{"role":"user","content":"Hi"}],"model":"m"}`},
 		{"openrouter", "GET", "/v1/key", map[string]string{"Authorization": "Bearer " + canary, "Content-Type": ""}, ""},
+		{"gemini", "POST", "/v1/models/m:generateContent", map[string]string{"X-Goog-Api-Key": canary, "Authorization": "", "Content-Type": "application/json"},
+			`{"contents":[{"parts":[{"text":"Hi"}],"role":"user"}],"generationConfig":{"maxOutputTokens":1}}`},
 	} {
 		t.Run(tc.provider, func(t *testing.T) {
 			var got *http.Request
@@ -282,6 +285,60 @@ func TestRetryAfterIsRead(t *testing.T) {
 	r := New("test").Probe(context.Background(), target(srv.URL, canary))
 	if r.Outcome != RateLimited || r.RetryAfter != 30*time.Second {
 		t.Errorf("outcome %s retry after %s, want rate_limited 30s", r.Outcome, r.RetryAfter)
+	}
+}
+
+// Gemini says nothing in its headers: a served answer is a success that
+// names no window; a 429's body gives the windows that ran out, the wait
+// it asks for and the cause.
+func TestGeminiBodiesAreRead(t *testing.T) {
+	status, body := 200, `{"candidates":[{"content":{"parts":[{"text":"Hi"}],"role":"model"},"finishReason":"MAX_TOKENS"}],"usageMetadata":{"promptTokenCount":2,"candidatesTokenCount":1,"totalTokenCount":3}}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	tgt := target(srv.URL, canary)
+	tgt.Key.Provider = "gemini"
+	p := New("test")
+	r := p.Probe(context.Background(), tgt)
+	if r.Outcome != Success || !r.Served || !r.Success() || len(r.Observations) != 0 || r.Tokens != 3 || r.Err != nil || r.Cause != "" {
+		t.Errorf("served: %+v", r)
+	}
+
+	status, body = 429, string(testkit.Fixture(t, "gemini-429.json"))
+	pacific, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	r = p.Probe(context.Background(), tgt)
+	if r.Outcome != RateLimited || r.Served || r.RetryAfter != 43*time.Second || r.Cause != ratelimit.CauseQuotaExhausted ||
+		r.ErrorCode != "resource_exhausted" || r.Err == nil || r.Err.Error() != "HTTP 429 (resource_exhausted)" || r.Dropped != 0 {
+		t.Errorf("429: %+v", r)
+	}
+	var got []string
+	for _, o := range r.Observations {
+		if o.Kind == ratelimit.Reset && o.Window == "day" {
+			at := before.Add(time.Duration(o.Value * float64(time.Second))).Round(time.Minute).In(pacific)
+			if at.Hour() != 0 || at.Minute() != 0 || at.Sub(before) > 25*time.Hour || at.Before(before) {
+				t.Errorf("requests/day resets at %s, not at the next midnight Pacific", at)
+			}
+			o.Value = -1
+		}
+		got = append(got, fmt.Sprintf("%s/%s %s %v", o.Resource, o.Window, o.Kind, o.Value))
+	}
+	want := "[input_tokens/minute limit 250000 input_tokens/minute remaining 0 input_tokens/minute reset 43 " +
+		"requests/day remaining 0 requests/day reset -1 requests/minute limit 10 requests/minute remaining 0 requests/minute reset 43]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("observations\n got %v\nwant %s", got, want)
+	}
+
+	// A served answer that is not what Gemini sends says nothing.
+	status, body = 200, `{}`
+	if r = p.Probe(context.Background(), tgt); r.Outcome != NoHeaders || r.Served {
+		t.Errorf("an empty answer: %+v", r)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
@@ -40,6 +41,12 @@ type Provider struct {
 	// BearerToken reports whether a key may give a bearer token
 	// (bearer_token_file) instead of an API key.
 	BearerToken bool
+	// MinInterval is the shortest time between probes of one key and model
+	// that does not set its own probe_interval, whatever probe.interval or
+	// probe.min_interval say: for an API that sends no rate-limit values
+	// until one runs out, a probe tells little and spends a request of a
+	// daily quota. 0: the probe settings alone decide.
+	MinInterval time.Duration
 }
 
 // all lists every provider, in the order the docs show them.
@@ -144,6 +151,15 @@ var all = []Provider{
 		ModelInPath: azureDeployment,
 		APIVersion:  AzureAPIVersion,
 		BearerToken: true,
+	},
+	{
+		// No rate-limit headers: what ran out is in a 429's body only.
+		Name:        "gemini",
+		BaseURL:     "https://generativelanguage.googleapis.com/v1beta",
+		Model:       "gemini-3.5-flash-lite",
+		Probe:       generateContent{now: time.Now},
+		ModelInPath: modelInGeminiPath,
+		MinInterval: time.Hour,
 	},
 }
 

@@ -29,7 +29,7 @@ func lookup(t *testing.T, name string) Provider {
 }
 
 func TestDeclarations(t *testing.T) {
-	if names := Names(); !slices.IsSorted(names) || len(names) != 13 {
+	if names := Names(); !slices.IsSorted(names) || len(names) != 14 {
 		t.Errorf("Names() = %v", names)
 	}
 	if _, ok := Lookup(Default); !ok {
@@ -46,13 +46,15 @@ func TestDeclarations(t *testing.T) {
 		if p.NeedsModel() != (p.Model != "") && p.BaseURL != "" {
 			t.Errorf("%s: a probe that names a model needs a default model", p.Name)
 		}
-		// Anthropic reads x-api-key, Azure api-key; the proxy reads where KeyHeader says.
+		// Anthropic reads x-api-key, Azure api-key, Gemini x-goog-api-key; the proxy reads where KeyHeader says.
 		want := http.Header{"Authorization": {"Bearer k"}}
 		switch p.Name {
 		case "anthropic":
 			want = http.Header{"X-Api-Key": {"k"}}
 		case "azure_openai":
 			want = http.Header{"Api-Key": {"k"}}
+		case "gemini":
+			want = http.Header{"X-Goog-Api-Key": {"k"}}
 		}
 		got := http.Header{}
 		p.Probe.Authorize(got, "k")

@@ -21,6 +21,7 @@ import (
 func TestCanaryKeyNeverWritten(t *testing.T) {
 	const canary = "sk-sim-canary-7f3a9c41d2e8b6057a1c"
 	const fileCanary = "sk-sim-canary-file-90e1b7c3a5f2d4e6"
+	const geminiCanary = "AIza-sim-canary-gemini-4c8e2a61f0b3d975"
 	keyFile := t.TempDir() + "/key"
 	if err := os.WriteFile(keyFile, []byte(fileCanary), 0o600); err != nil {
 		t.Fatal(err)
@@ -32,6 +33,14 @@ func TestCanaryKeyNeverWritten(t *testing.T) {
 			w.WriteHeader(http.StatusTooManyRequests)
 		},
 		"/v1/500": func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) },
+		// A Gemini 429 whose body, read by the proxy, echoes the key it got.
+		"/v1beta/models/m:generateContent": func(w http.ResponseWriter, r *http.Request) {
+			echoed := r.Header.Get("X-Goog-Api-Key") + r.URL.Query().Get("key")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprintf(w, `{"error":{"code":429,"message":"quota of %s exceeded","status":"%s","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure",`+
+				`"violations":[{"quotaMetric":"%s","quotaId":"%s","quotaValue":"%s"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"%s"}]}}`,
+				echoed, echoed, echoed, echoed, echoed, echoed)
+		},
 		"/v1/302": func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/v1/ok", http.StatusFound) },
 		"/v1/bad": func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("X-Ratelimit-Remaining-Requests", "many")
@@ -51,9 +60,10 @@ func TestCanaryKeyNeverWritten(t *testing.T) {
 		{PathPrefix: "/openai/", Upstream: up.URL, Provider: "openai"},
 		{PathPrefix: "/anthropic/", Upstream: up.URL, Provider: "anthropic"},
 		{PathPrefix: "/down/", Upstream: down, Provider: "openai"},
+		{PathPrefix: "/gemini/", Upstream: up.URL, Provider: "gemini"},
 	}
-	keys := fmt.Sprintf("  - {name: team-canary, provider: openai, api_key: %s}\n  - {name: team-file, provider: openai, api_key_file: %s}\n",
-		canary, keyFile)
+	keys := fmt.Sprintf("  - {name: team-canary, provider: openai, api_key: %s}\n  - {name: team-file, provider: openai, api_key_file: %s}\n"+
+		"  - {name: team-gemini, provider: gemini, api_key: %s}\n", canary, keyFile, geminiCanary)
 	var proxies []*env
 	for _, mode := range []string{"fingerprint", "reject", "forward"} {
 		proxies = append(proxies, startProxy(t, setup{unknownKeys: mode, maxRequestBytes: "1KiB", routes: routes, keys: keys}))
@@ -61,10 +71,11 @@ func TestCanaryKeyNeverWritten(t *testing.T) {
 
 	var written []reply // the answers the proxy made itself
 	for _, e := range proxies {
-		for _, key := range []string{canary, fileCanary} {
+		for _, key := range []string{canary, fileCanary, geminiCanary} {
 			for _, path := range []string{"/openai/v1/ok", "/anthropic/v1/ok", "/openai/v1/429", "/openai/v1/500", "/openai/v1/302", "/openai/v1/bad",
-				"/down/v1/ok", "/nowhere", "/openai/../v1/ok"} {
-				for _, header := range [][]string{{"Authorization", "Bearer " + key}, {"X-Api-Key", key}} {
+				"/down/v1/ok", "/nowhere", "/openai/../v1/ok", "/gemini/v1beta/models/m:generateContent"} {
+				// The key in each key header, and in the query alone (?key=, Gemini's).
+				for _, header := range [][]string{{"Authorization", "Bearer " + key}, {"X-Api-Key", key}, {"X-Goog-Api-Key", key}, nil} {
 					req := newRequest(t, http.MethodPost, e.url+path+"?key="+key, `{"model":"gpt-4o-mini","input":"`+key+`"}`, header...)
 					written = append(written, do(t, e.client, req))
 				}
@@ -120,7 +131,7 @@ func TestCanaryKeyNeverWritten(t *testing.T) {
 			}
 		}
 		for _, o := range e.rec.all() {
-			if strings.Contains(fmt.Sprintf("%+v", o), canary) || strings.Contains(fmt.Sprintf("%+v", o), fileCanary) {
+			if text := fmt.Sprintf("%+v", o); strings.Contains(text, canary) || strings.Contains(text, fileCanary) || strings.Contains(text, geminiCanary) {
 				t.Errorf("an observation holds a key: %+v", o)
 			}
 		}
@@ -143,7 +154,7 @@ func TestCanaryKeyNeverWritten(t *testing.T) {
 		t.Fatalf("%d bodies made by the proxy; metrics:\n%s", made, metrics.String())
 	}
 	for what, text := range map[string]string{"logs": logs.String(), "metrics": metrics.String(), "the proxy's bodies": bodies.String()} {
-		for _, key := range []string{canary, fileCanary} {
+		for _, key := range []string{canary, fileCanary, geminiCanary} {
 			if strings.Contains(text, key) {
 				t.Errorf("%s hold the key %s:\n%s", what, key, text)
 			}

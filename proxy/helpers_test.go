@@ -126,7 +126,8 @@ func startProxy(t *testing.T, s setup) *env {
 	return startConfig(t, parseConfig(t, s))
 }
 
-func startConfig(t *testing.T, cfg *config.Config) *env {
+// startConfig starts a proxy of cfg; tune, if given, changes it before it serves.
+func startConfig(t *testing.T, cfg *config.Config, tune ...func(*Proxy)) *env {
 	t.Helper()
 	e := &env{rec: &recorder{}, logs: logFile{filepath.Join(t.TempDir(), "proxy.log")}, reg: prometheus.NewPedanticRegistry()}
 	out, err := os.Create(e.logs.path)
@@ -138,6 +139,9 @@ func startConfig(t *testing.T, cfg *config.Config) *env {
 	p, err := New(cfg, e.rec, logger)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range tune {
+		f(p)
 	}
 	e.reg.MustRegister(p.Collectors()...)
 	l, err := Listen(cfg.Proxy)

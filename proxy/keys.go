@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -71,10 +72,11 @@ func (rt *route) identify(key, unknownKeys string) (who string, record, known bo
 
 // admit says whom a request's key is, as identify does, and whether the
 // request may be forwarded: under unknown_keys: reject, only when every key
-// it carries to the upstream is configured. A request that carries more
-// than one key is recorded under none, since the upstream may read any.
-func (rt *route) admit(h http.Header, unknownKeys string) (who string, record, admitted bool) {
-	key, others := presentedKeys(h, rt.keyHeader)
+// it carries to the upstream, in its headers or its query, is configured.
+// A request that carries more than one key is recorded under none, since
+// the upstream may read any.
+func (rt *route) admit(h http.Header, rawQuery, unknownKeys string) (who string, record, admitted bool) {
+	key, others := presentedKeys(h, rawQuery, rt.keyHeader)
 	who, record, known := rt.identify(key, unknownKeys)
 	if unknownKeys == config.UnknownKeysReject {
 		for _, other := range others {
@@ -109,7 +111,8 @@ func fingerprint(digest [sha256.Size]byte) string {
 // and any header an upstream may take for a key header (X_Api_Key, read as
 // X-Api-Key by servers that map headers to CGI variables): an upstream
 // that parses more loosely than the proxy must find no key it did not check.
-func presentedKeys(h http.Header, keyHeader string) (key string, others []string) {
+// The query's key parameters, which Gemini reads, come after the headers.
+func presentedKeys(h http.Header, rawQuery, keyHeader string) (key string, others []string) {
 	var keys []string
 	add := func(k string) {
 		if k = strings.TrimSpace(k); k != "" && !slices.Contains(keys, k) {
@@ -143,10 +146,39 @@ func presentedKeys(h http.Header, keyHeader string) (key string, others []string
 	for _, name := range lookalikes {
 		read(name)
 	}
+	for _, k := range queryKeys(rawQuery) {
+		add(k)
+	}
 	if len(keys) == 0 {
 		return "", nil
 	}
 	return keys[0], keys[1:]
+}
+
+// keyParameter is the query parameter Gemini reads a key from, as its
+// x-goog-api-key header.
+const keyParameter = "key"
+
+// queryKeys returns the values of a raw query's key parameters, read as
+// loosely as an upstream might: pairs split at & or ;, the name in any
+// case, and a pair whose name does not unescape counted whole, since the
+// upstream may read a key in it.
+func queryKeys(rawQuery string) []string {
+	var keys []string
+	for pair := range strings.FieldsFuncSeq(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		rawName, rawValue, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(rawName)
+		switch {
+		case err != nil:
+			keys = append(keys, pair)
+		case strings.EqualFold(name, keyParameter):
+			if value, err := url.QueryUnescape(rawValue); err == nil {
+				rawValue = value
+			}
+			keys = append(keys, rawValue)
+		}
+	}
+	return keys
 }
 
 // keyHeaders are the headers, canonical, that some provider reads a key

@@ -1,7 +1,8 @@
 // Package proxy is the transparent proxy through which applications send
 // their own requests, with their own keys, to the providers: it forwards
-// them unchanged and reads the rate-limit headers of the answers, so that
-// the limits of a key in use cost no probes.
+// them unchanged and reads the rate-limit headers of the answers, and what
+// a refusal's body says as it passes, so that the limits of a key in use
+// cost no probes.
 //
 // It is not an open proxy: a request reaches only the upstream of the route
 // whose path_prefix it starts with, whatever its Host, Forwarded or
@@ -45,15 +46,17 @@ type Observation struct {
 	// the first 12 hex digits of sha256(key) under unknown_keys: fingerprint.
 	Key      string
 	Provider string
-	// Model is the top-level "model" of the JSON request body; "" when
-	// there is none, or when it is not a printable name of at most
-	// maxModelBytes bytes.
+	// Model is the model the request names: in its path, for an API that
+	// names it there (Gemini), else as the top-level "model" of its JSON
+	// body; "" when there is none, or when it is not a printable name of
+	// at most maxModelBytes bytes.
 	Model             string
 	ratelimit.Reading // its Time is when the response started
 }
 
 // Recorder takes observations. Observe is called on the response path,
-// before the response is forwarded: it must not block.
+// before the response is forwarded (a refusal's once its body is read,
+// before the body's last bytes are forwarded): it must not block.
 type Recorder interface{ Observe(o Observation) }
 
 // StatusClientClosedRequest is the code ratelimit_proxy_requests_total
@@ -71,6 +74,9 @@ type Proxy struct {
 	requests *prometheus.CounterVec
 	now      func() time.Time
 	bodies   bodyBudget // across reloads: bodies read under an old config are still held
+	// refusalWait bounds how long a refusal's reading waits for its body:
+	// refusalBodyWait, shorter in tests.
+	refusalWait time.Duration
 }
 
 // state is what one config says: immutable once published.
@@ -92,7 +98,9 @@ type route struct {
 	// keyHeader is where the provider reads a key: Authorization or
 	// X-Api-Key. The proxy looks there first.
 	keyHeader string
-	keys      []knownKey // the configured keys of the provider
+	// probe reads what a refusal's body says of the limits.
+	probe provider.Probe
+	keys  []knownKey // the configured keys of the provider
 	// modelInPath reads the model from the request's path, for APIs that
 	// name it there (Azure's deployments, Gemini's models); nil, or false,
 	// and the model is the body's.
@@ -106,6 +114,9 @@ type exchange struct {
 	record bool
 	model  string
 	client http.ResponseWriter
+	// bodyBudget is the state's max_inflight_request_bytes, which the
+	// copy of a refusal's body is charged to as request bodies are.
+	bodyBudget int64
 }
 
 type exchangeKey struct{}
@@ -120,9 +131,10 @@ func New(cfg *config.Config, rec Recorder, logger log.Logger) (*Proxy, error) {
 		logger = log.NewNopLogger()
 	}
 	p := &Proxy{
-		recorder: rec,
-		logger:   logger,
-		now:      time.Now,
+		recorder:    rec,
+		logger:      logger,
+		now:         time.Now,
+		refusalWait: refusalBodyWait,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ratelimit_proxy_requests_total",
 			Help: "Requests through the proxy, by route (its path_prefix; \"\" for requests that match none) and the status code answered to the client, " +
@@ -203,6 +215,7 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 			provider:    prov.Name,
 			parser:      prov.Parser(),
 			keyHeader:   prov.Probe.KeyHeader(),
+			probe:       prov.Probe,
 			keys:        byProvider[r.Provider],
 			modelInPath: prov.ModelInPath,
 		})
@@ -242,7 +255,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	who, record, admitted := rt.admit(r.Header, s.unknownKeys)
+	who, record, admitted := rt.admit(r.Header, r.URL.RawQuery, s.unknownKeys)
 	if !admitted {
 		p.refuse(w, rt.prefix, http.StatusForbidden, "unknown_key", "the proxy forwards only the keys it is configured with")
 		return
@@ -273,7 +286,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ex := &exchange{route: rt, key: who, record: record, client: w}
+	ex := &exchange{route: rt, key: who, record: record, client: w, bodyBudget: s.maxInflightRequestBytes}
 	if record {
 		ex.model = rt.modelOf(r.URL.Path, body)
 	}
@@ -285,10 +298,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // modelOf returns the model a request names: in its path, for an API that
-// names it there, else as the body's top-level "model".
+// names it there, else as the body's top-level "model"; "" for a name that
+// is not printable or longer than maxModelBytes.
 func (rt *route) modelOf(path string, body []byte) string {
 	if rt.modelInPath != nil {
 		if model, ok := rt.modelInPath(path); ok {
+			if len(model) > maxModelBytes || !config.Printable(model) {
+				return ""
+			}
 			return model
 		}
 	}
@@ -313,8 +330,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Host = ""
 }
 
-// modifyResponse reads the rate-limit headers as the response starts. It
-// never touches the body.
+// modifyResponse reads the rate-limit headers as the response starts, and
+// a refusal's body, as it passes, for what it says of the limits. It never
+// changes or holds back a byte of the body.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	ex := resp.Request.Context().Value(exchangeKey{}).(*exchange)
 	// What the upstream left out, net/http would add: keep it out.
@@ -328,11 +346,37 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	reading := ex.route.parser.Read(resp.StatusCode, resp.Header, p.now())
-	if !reading.Success() && reading.RetryAfter == 0 && resp.StatusCode != http.StatusTooManyRequests {
+	record := func(body []byte) {
+		if body != nil {
+			ex.route.readBody(&reading, body)
+		}
+		if !reading.Success() && reading.RetryAfter == 0 && resp.StatusCode != http.StatusTooManyRequests && reading.Cause == "" {
+			return
+		}
+		p.recorder.Observe(Observation{Key: ex.key, Provider: ex.route.provider, Model: ex.model, Reading: reading})
+	}
+	if !isRefusal(resp.StatusCode) || resp.ContentLength == 0 || resp.ContentLength > maxRefusalBody || resp.Request.Method == http.MethodHead {
+		record(nil)
 		return nil
 	}
-	p.recorder.Observe(Observation{Key: ex.key, Provider: ex.route.provider, Model: ex.model, Reading: reading})
+	resp.Body = newRefusalBody(resp.Body, resp.ContentLength, &p.bodies, ex.bodyBudget, p.refusalWait, record)
 	return nil
+}
+
+// readBody adds to a refusal's reading what its body says: the windows
+// that ran out, the wait it asks for when the headers asked for none, and
+// the cause, with the body's error code.
+func (rt *route) readBody(r *ratelimit.Reading, body []byte) {
+	a := rt.probe.Read(body)
+	r.Dropped += a.Dropped
+	if len(a.Observations) > 0 {
+		r.Observations = append(r.Observations, a.Observations...)
+		slices.SortFunc(r.Observations, ratelimit.Compare)
+	}
+	if r.RetryAfter == 0 {
+		r.RetryAfter = a.RetryAfter
+	}
+	r.Cause = ratelimit.Classify(r.StatusCode, a.ErrorCode, r)
 }
 
 // upstreamError answers when the upstream could not be reached: 502 with

@@ -158,7 +158,8 @@ func TestScrapeModeIgnoresProbeInterval(t *testing.T) {
 	f.step(t, 5*time.Second, 4)
 }
 
-// What the provider asked outlives a reload that leaves the key alone.
+// What the provider asked outlives a reload that leaves the key alone, or
+// changes only how often it is probed.
 func TestHoldOutlivesAReload(t *testing.T) {
 	f := newScrapeFixture(t, 0, 1, simulator.Limits{"requests": {"minute": 6}})
 	f.sim.Exhaust(keyA, "m")
@@ -166,6 +167,8 @@ func TestHoldOutlivesAReload(t *testing.T) {
 	other := *f.cfg
 	other.Probe.MinInterval = config.Duration(5 * time.Second)
 	other.Probe.Interval = config.Duration(time.Hour)
+	other.Keys = []config.Key{f.cfg.Keys[0]}
+	other.Keys[0].ProbeInterval = new(config.Duration(5 * time.Second)) // how often to probe, not how probes fare
 	f.scheduler.Apply(&other)
 	f.step(t, 30*time.Second, 1)
 	f.step(t, 29*time.Second, 1)
@@ -239,5 +242,85 @@ func TestProviderChangeProbesAtOnce(t *testing.T) {
 	s.Refresh(context.Background())
 	if a.sent != 2 {
 		t.Errorf("%d probes: the key at its new provider was not probed at once", a.sent)
+	}
+}
+
+// A provider that says nothing until a quota runs out (Gemini) is probed
+// at its own minimum interval, whatever probe.interval or min_interval
+// say, unless the key sets probe_interval, which wins either way.
+func TestProviderMinInterval(t *testing.T) {
+	served := prober.Result{Reading: ratelimit.Reading{StatusCode: 200, Served: true}, Outcome: prober.Success}
+	for _, tc := range []struct {
+		name          string
+		mode          string
+		probeInterval *config.Duration
+		want          time.Duration
+	}{
+		{"interval mode", config.ModeInterval, nil, time.Hour},
+		{"scrape mode", config.ModeScrape, nil, time.Hour},
+		{"probe_interval, longer", config.ModeScrape, new(config.Duration(2 * time.Hour)), 2 * time.Hour},
+		{"probe_interval, shorter", config.ModeInterval, new(config.Duration(5 * time.Minute)), 5 * time.Minute},
+		{"probe_interval 0 in scrape mode: every scrape", config.ModeScrape, new(config.Duration(0)), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := clockwork.NewFakeClock()
+			a := &answers{clock: clock, result: served}
+			c := collector.New()
+			cfg := &config.Config{
+				Probe: config.Probe{Mode: tc.mode, Interval: config.Duration(time.Minute), Timeout: config.Duration(5 * time.Second),
+					MinInterval: 0, Concurrency: 1, MaxQuotaShare: 0.05},
+				Keys: []config.Key{{Name: "g", Provider: "gemini", APIKey: keyA, BaseURL: "http://127.0.0.1:1", Models: []string{"m"},
+					ProbeInterval: tc.probeInterval}},
+			}
+			c.Apply(cfg)
+			s := newScheduler(a, c, log.NewNopLogger(), clock, noJitter)
+			defer s.Stop()
+			s.Apply(cfg)
+			if tc.want > 0 { // no series for 0
+				if got := value(t, c, "ratelimit_probe_interval_seconds"); got != tc.want.Seconds() {
+					t.Errorf("interval %vs, want %vs", got, tc.want.Seconds())
+				}
+			}
+			if tc.mode != config.ModeScrape {
+				return
+			}
+			s.Refresh(context.Background())
+			clock.Advance(max(tc.want-time.Second, time.Millisecond))
+			s.Refresh(context.Background())
+			clock.Advance(time.Second)
+			s.Refresh(context.Background())
+			if want := map[bool]int{true: 3, false: 2}[tc.want == 0]; a.sent != want {
+				t.Errorf("%d probes over one interval, want %d", a.sent, want)
+			}
+		})
+	}
+}
+
+// A served answer says that no window was empty and nothing of the
+// limits: the limits last read keep the interval stretched.
+func TestServedKeepsTheLimits(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	a := &answers{clock: clock, result: prober.Result{Reading: ratelimit.Reading{StatusCode: 429, Observations: []ratelimit.Observation{
+		limit("requests", "day", 100), {Kind: ratelimit.Remaining, Resource: "requests", Window: "day"}}}, Outcome: prober.RateLimited}}
+	c := collector.New()
+	cfg := &config.Config{
+		Probe: config.Probe{Mode: config.ModeScrape, Interval: config.Duration(time.Minute), Timeout: config.Duration(5 * time.Second),
+			Concurrency: 1, MaxQuotaShare: 0.05},
+		Keys: []config.Key{{Name: "g", Provider: "gemini", APIKey: keyA, BaseURL: "http://127.0.0.1:1", Models: []string{"m"}}},
+	}
+	c.Apply(cfg)
+	s := newScheduler(a, c, log.NewNopLogger(), clock, noJitter)
+	defer s.Stop()
+	s.Apply(cfg)
+	s.Refresh(context.Background())
+	const stretched = 17280 // 86,400 s / (0.05 × 100)
+	if got := value(t, c, "ratelimit_probe_interval_seconds"); got != stretched {
+		t.Fatalf("interval %v after the 429, want %v", got, stretched)
+	}
+	a.result = prober.Result{Reading: ratelimit.Reading{StatusCode: 200, Served: true}, Outcome: prober.Success}
+	clock.Advance(24 * time.Hour)
+	s.Refresh(context.Background())
+	if a.sent != 2 || value(t, c, "ratelimit_probe_interval_seconds") != stretched {
+		t.Errorf("%d probes; interval %v after a served answer, want %v", a.sent, value(t, c, "ratelimit_probe_interval_seconds"), stretched)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
@@ -121,13 +122,21 @@ func newScheduler(p Prober, r Recorder, logger log.Logger, clock clockwork.Clock
 	return s
 }
 
-// configuredPeriod is the shortest time between two probes of one target
-// that the config asks for in the current mode.
-func (s *Scheduler) configuredPeriod() time.Duration {
-	if s.settings.Mode == config.ModeScrape {
-		return time.Duration(s.settings.MinInterval)
+// configuredPeriod is the shortest time between two probes of t that the
+// config asks for in the current mode: the key's probe_interval, else the
+// probe settings', but never below its provider's minimum.
+func (s *Scheduler) configuredPeriod(t *target) time.Duration {
+	if d := t.cfg.Key.ProbeInterval; d != nil {
+		return time.Duration(*d)
 	}
-	return time.Duration(s.settings.Interval)
+	period := time.Duration(s.settings.Interval)
+	if s.settings.Mode == config.ModeScrape {
+		period = time.Duration(s.settings.MinInterval)
+	}
+	if prov, ok := provider.Lookup(t.cfg.Key.Provider); ok {
+		period = max(period, prov.MinInterval)
+	}
+	return period
 }
 
 // Apply makes cfg's targets and probe settings the ones in force. Targets
@@ -197,7 +206,7 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 // probes fare changed: a reload that fixes a key ends its backoff.
 func keySettingsChanged(before, after *config.Key) bool {
 	strip := func(k config.Key) config.Key {
-		k.Name, k.Models, k.Labels = "", nil, nil
+		k.Name, k.Models, k.Labels, k.ProbeInterval = "", nil, nil, nil
 		return k
 	}
 	return !reflect.DeepEqual(strip(*before), strip(*after))
@@ -215,7 +224,7 @@ func (s *Scheduler) kickDispatcher() {
 // updateIntervalLocked recomputes t's interval from the config and the
 // quota share. s.mu must be held.
 func (s *Scheduler) updateIntervalLocked(t *target) {
-	configured := s.configuredPeriod()
+	configured := s.configuredPeriod(t)
 	needed, why := quotaInterval(t.limits, s.settings.MaxQuotaShare, t.tokensPerProbe)
 	interval := max(configured, needed)
 	if interval == t.interval {
@@ -508,7 +517,7 @@ func logOutcome(logger log.Logger, previous prober.Outcome, r *prober.Result) {
 func (t *target) read(r *ratelimit.Reading, free bool) {
 	t.failures, t.backoffUntil = 0, time.Time{}
 	if len(r.Observations) == 0 {
-		return
+		return // Served: no window was empty; the limits last read still hold
 	}
 	t.limits = t.limits[:0]
 	for _, o := range r.Observations {

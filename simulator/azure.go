@@ -83,7 +83,7 @@ var azureErrors = errorShape{body: func(p problem, status int) any {
 	case rateLimited:
 		limit := map[bool]string{true: "call", false: "token"}[countsRequests(p.resource)]
 		message = fmt.Sprintf("Requests to the ChatCompletions_Create Operation under Azure OpenAI API have exceeded %s rate limit "+
-			"of your current AIServices S0 pricing tier. Please retry after %d seconds.", limit, p.retryAfter)
+			"of your current AIServices S0 pricing tier. Please retry after %d seconds.", limit, int(math.Ceil(p.retryAfter)))
 	}
 	return map[string]any{"error": map[string]string{"code": code, "message": message}}
 }}

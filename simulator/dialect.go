@@ -54,10 +54,16 @@ const (
 	// 429 adds x-ratelimit-reset-* in whole seconds and retry-after-ms. A key with a "deployment" limit is
 	// a provisioned (PTU) deployment: azure-openai-deployment-utilization, the percent of it in use.
 	AzureOpenAI Dialect = "azure_openai"
+	// Gemini: POST .../models/{model}:generateContent with x-goog-api-key (or ?key=), contents and
+	// generationConfig.maxOutputTokens; usageMetadata on success. No rate-limit headers, no Retry-After: a 429's
+	// body names each per-minute or per-day "requests" or "input_tokens" bucket that cannot take the request
+	// (google.rpc.QuotaFailure, quotaValue on per-minute quotas only, as observed) and the wait
+	// (google.rpc.RetryInfo).
+	Gemini Dialect = "gemini"
 )
 
 // Dialects lists every dialect.
-var Dialects = []Dialect{Cerebras, OpenAI, Groq, Mistral, Together, Fireworks, SambaNova, Anthropic, OpenRouter, XAI, DeepSeek, AzureOpenAI}
+var Dialects = []Dialect{Cerebras, OpenAI, Groq, Mistral, Together, Fireworks, SambaNova, Anthropic, OpenRouter, XAI, DeepSeek, AzureOpenAI, Gemini}
 
 // spec declares a dialect: what the API accepts and how it answers.
 type spec struct {
@@ -68,9 +74,18 @@ type spec struct {
 	// route reads the path and query of a request to the endpoint: the
 	// model when the path names it ("": the body's), or why it is refused;
 	// nil: the path names no model.
-	route   func(*http.Request) (model string, refused *problem)
-	version string        // the anthropic-version header the API requires; "" none
-	request *requestShape // nil: the request has no body and names no model
+	route func(*http.Request) (model string, refused *problem)
+	// queryKey is the query parameter the API also reads a key from when
+	// no header gives one; "" none.
+	queryKey string
+	version  string        // the anthropic-version header the API requires; "" none
+	request  requestParser // nil: the request has no body and names no model
+	// modelInPath: the model is named in the path, .../models/{model}:...,
+	// not in the body.
+	modelInPath bool
+	// bodyOnly: no rate-limit headers and no Retry-After; a 429's body
+	// says what ran out and how long to wait.
+	bodyOnly bool
 	// free: answering spends nothing, and the key's limits are per key,
 	// not per model.
 	free      bool
@@ -172,6 +187,10 @@ var specs = map[Dialect]*spec{
 		errors: deepSeekErrors, reply: deepSeekBalance,
 	},
 	AzureOpenAI: azureSpec(),
+	Gemini: {
+		model: "gemini-3.5-flash-lite", method: http.MethodPost, path: ":generateContent", key: googKey, queryKey: "key",
+		request: geminiShape{}, modelInPath: true, bodyOnly: true, errors: geminiErrors, reply: geminiAnswer,
+	},
 }
 
 // chat declares a chat-completions dialect.

@@ -58,6 +58,8 @@ func dialectProbe(d Dialect, key string) *http.Request {
 	case AzureOpenAI:
 		return request(http.MethodPost, "/openai/deployments/m/chat/completions?api-version=2024-10-21", azureBody,
 			"Api-Key", key, "Content-Type", "application/json")
+	case Gemini:
+		return request(http.MethodPost, "/gemini/v1beta/models/m:generateContent", geminiProbe, "X-Goog-Api-Key", key, "Content-Type", "application/json")
 	}
 	return request(http.MethodPost, "/"+string(d)+"/v1/chat/completions", chatBody(`,"`+capFields[d]+`":1`),
 		"Authorization", "Bearer "+key, "Content-Type", "application/json")
@@ -79,8 +81,9 @@ func errorID(d Dialect, body []byte) string {
 		Type  string
 		Code  any
 		Error struct {
-			Type string
-			Code any
+			Type   string
+			Code   any
+			Status string
 		}
 	}
 	if err := json.Unmarshal(body, &b); err != nil {
@@ -93,6 +96,8 @@ func errorID(d Dialect, body []byte) string {
 		return b.Type + ":" + b.Error.Type
 	case OpenRouter, AzureOpenAI:
 		return fmt.Sprint(b.Error.Code)
+	case Gemini:
+		return fmt.Sprint(b.Error.Code, " ", b.Error.Status)
 	}
 	return fmt.Sprint(b.Error.Type, "/", b.Error.Code)
 }

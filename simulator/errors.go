@@ -23,11 +23,16 @@ const (
 
 // problem is a refused request.
 type problem struct {
-	kind       problemKind
-	message    string
-	key        string // unauthorized: the key the request presented
-	resource   string // rateLimited: the first resource that ran out
-	retryAfter int    // rateLimited: the seconds Retry-After asks for
+	kind     problemKind
+	message  string
+	key      string // unauthorized: the key the request presented
+	resource string // rateLimited: the first resource that ran out
+	// rateLimited: every bucket that cannot take the request, the seconds
+	// until all can, the model asked for and the key's fault.
+	exhausted  []exhaustion
+	retryAfter float64
+	model      string
+	fault      Fault
 }
 
 // problems give each kind its usual status and the names the error

@@ -33,7 +33,11 @@ func TestConsumeInEveryDialect(t *testing.T) {
 	for _, d := range Dialects {
 		s := NewDialect(d, "m")
 		s.SetClock(func() time.Time { return start })
-		s.AddKey(simKey, allLimits())
+		limits := allLimits()
+		if d == Gemini { // the credits would run out first
+			limits = Limits{"requests": {"minute": 8, "day": 8}, "input_tokens": {"minute": 512}}
+		}
+		s.AddKey(simKey, limits)
 		s.Consume(simKey, "m", 2, 10)
 		w := serve(s, dialectProbe(d, simKey))
 		if d == OpenRouter {
@@ -46,6 +50,15 @@ func TestConsumeInEveryDialect(t *testing.T) {
 		if d == DeepSeek { // the balance is the account's money, which traffic does not spend here
 			if want := `{"balance_infos":[{"currency":"CNY","granted_balance":"0.00","topped_up_balance":"0.00","total_balance":"0.00"}],"is_available":false}` + "\n"; w.Body.String() != want {
 				t.Errorf("%s: %s, want %s", d, w.Body, want)
+			}
+			continue
+		}
+		if d == Gemini { // nothing shows what is left until a bucket runs out: 8 a day, 2 consumed, 1 probe
+			for range 5 {
+				serve(s, dialectProbe(d, simKey))
+			}
+			if w := serve(s, dialectProbe(d, simKey)); w.Code != 429 || !strings.Contains(w.Body.String(), `"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"`) {
+				t.Errorf("%s: the 9th request of 8 a day: %d %s", d, w.Code, w.Body)
 			}
 			continue
 		}
@@ -81,6 +94,10 @@ func TestFaultsInEveryDialect(t *testing.T) {
 			InsufficientQuota: {402, "unknown_error/invalid_request_error"},
 		},
 		AzureOpenAI: {ServerError: {503, "503"}, QueueExceeded: {429, "429"}, InsufficientQuota: {429, "insufficient_quota"}},
+		Gemini: {
+			ServerError: {503, "503 UNAVAILABLE"}, QueueExceeded: {503, "503 UNAVAILABLE"},
+			InsufficientQuota: {429, "429 RESOURCE_EXHAUSTED"},
+		},
 	}
 	for _, d := range Dialects {
 		t.Run(string(d), func(t *testing.T) {
@@ -104,11 +121,19 @@ func TestFaultsInEveryDialect(t *testing.T) {
 				t.Errorf("NoHeaders: %d %s", w.Code, rateLimitInfo(d, w))
 			}
 			s.SetFault(simKey, BadHeaders)
+			if d == Gemini { // its limits show in a 429's body only
+				s.Exhaust(simKey, "m")
+			}
 			w = serve(s, dialectProbe(d, simKey))
-			if info := rateLimitInfo(d, w); w.Code != 200 || !strings.Contains(info, "unknown") || strings.ContainsAny(info, "0123456789") {
+			if info := rateLimitInfo(d, w); (w.Code != 200 && d != Gemini) || !strings.Contains(info, "unknown") || strings.ContainsAny(info, "0123456789") {
 				t.Errorf("BadHeaders: %d %s", w.Code, info)
 			}
-			if !specs[d].free { // a free endpoint never answers 429 for the key's limits
+			if d == Gemini {
+				s.SetFault(simKey, No429Headers)
+				if w = serve(s, dialectProbe(d, simKey)); w.Code != 429 || rateLimitInfo(d, w) != "" || strings.Contains(w.Body.String(), `"details":`) {
+					t.Errorf("No429Headers: %d %s", w.Code, w.Body)
+				}
+			} else if !specs[d].free { // a free endpoint never answers 429 for the key's limits
 				s.SetFault(simKey, No429Headers)
 				s.Exhaust(simKey, "m")
 				w = serve(s, dialectProbe(d, simKey))
@@ -134,13 +159,21 @@ func TestFaultsInEveryDialect(t *testing.T) {
 }
 
 // rateLimitInfo is what an answer says about the key's limits: the
-// rate-limit headers, OpenRouter's limit fields, or DeepSeek's balance.
+// rate-limit headers, OpenRouter's limit fields, DeepSeek's balance, or
+// Gemini's quotaValues.
 func rateLimitInfo(d Dialect, w *httptest.ResponseRecorder) string {
 	if d == DeepSeek {
 		if body := w.Body.String(); strings.Contains(body, `"is_available"`) || strings.Contains(body, `"balance_infos"`) {
 			return body
 		}
 		return ""
+	}
+	if d == Gemini {
+		var values []string
+		for _, part := range strings.Split(w.Body.String(), `"quotaValue":`)[1:] {
+			values = append(values, part[:strings.IndexAny(part, ",}")])
+		}
+		return strings.Join(values, " ")
 	}
 	if d == OpenRouter {
 		body := w.Body.String()

@@ -8,6 +8,11 @@ import (
 	"strings"
 )
 
+// requestParser validates a dialect's request body and says what it asks for.
+type requestParser interface {
+	parse(body []byte, readErr error, pathModel string) (call, error)
+}
+
 // requestShape is what a dialect's request body must hold: model, messages,
 // a completion cap, and nothing else but a few optional fields.
 type requestShape struct {

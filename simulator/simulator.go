@@ -193,6 +193,26 @@ func (u usage) of(resource string) float64 {
 	return 0
 }
 
+// exhaustion is a bucket that cannot take a request.
+type exhaustion struct {
+	resource, window string
+	limit            float64
+}
+
+// exhausted lists the buckets that cannot take u, in the order of
+// Resources and Windows.
+func (bs buckets) exhausted(u usage) []exhaustion {
+	var out []exhaustion
+	for _, r := range Resources {
+		for _, w := range Windows {
+			if b := bs[r][w.Name]; b != nil && b.level < u.of(r) {
+				out = append(out, exhaustion{r, w.Name, b.limit})
+			}
+		}
+	}
+	return out
+}
+
 // shortfall returns the first resource whose buckets cannot take u, and
 // the seconds until every bucket that cannot has room; "" when all can.
 func (bs buckets) shortfall(u usage) (resource string, retryAfter float64) {
@@ -426,7 +446,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answer answers r and records the exchange; false when r's client left.
 func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer, bool) {
 	sp := s.spec
-	presented, keyHeader := presentedKey(r.Header)
+	presented, keyHeader := presentedKey(r)
 	ans := answer{header: http.Header{}}
 	endpoint := strings.HasSuffix(r.URL.Path, sp.path) && r.Method == sp.method
 	if endpoint {
@@ -471,6 +491,10 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 		}
 	}
 	key, given := sp.key(r.Header)
+	if !given && sp.queryKey != "" {
+		key = r.URL.Query().Get(sp.queryKey)
+		given = key != ""
+	}
 	a := s.accounts[key]
 	if a != nil && a.subscription && sp.subscription {
 		a = nil // an OAuth token is no API key
@@ -500,6 +524,9 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 		if c, err = sp.request.parse(body, readErr, pathModel); err != nil {
 			ans.fail(sp, now, problem{kind: invalidRequest, message: err.Error()})
 			return
+		}
+		if sp.modelInPath {
+			c.model = modelOfPath(r.URL.Path)
 		}
 		if !s.models[c.model] {
 			ans.fail(sp, now, problem{kind: unknownModel, message: fmt.Sprintf("model %q does not exist", c.model)})
@@ -548,12 +575,14 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 		if short == "unified" {
 			message = "This request would exceed your account's rate limit. Please try again later."
 		}
-		seconds := int(math.Ceil(retryAfter))
-		ans.header.Set("Retry-After", strconv.Itoa(seconds))
+		if !sp.bodyOnly {
+			ans.header.Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter))))
+		}
 		if sp.retryAfterMs {
 			ans.header.Set("Retry-After-Ms", strconv.FormatInt(int64(ceilTo(retryAfter, time.Millisecond)/time.Millisecond), 10))
 		}
-		ans.fail(sp, now, problem{kind: rateLimited, message: message, resource: short, retryAfter: seconds})
+		ans.fail(sp, now, problem{kind: rateLimited, message: message, resource: short,
+			exhausted: bs.exhausted(u), retryAfter: retryAfter, model: c.model, fault: a.fault})
 		return
 	}
 	ans.reply(sp, now, http.StatusOK, sp.reply(reply{call: c, buckets: bs, key: key, balance: a.balance, fault: a.fault, now: now, id: s.requests}))
@@ -568,6 +597,7 @@ func (s *Simulator) record(presented, keyHeader string, r *http.Request, body []
 	header.Del("Authorization")
 	header.Del("X-Api-Key")
 	header.Del("Api-Key")
+	header.Del("X-Goog-Api-Key")
 	s.exchanges[presented] = Exchange{
 		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, KeyHeader: keyHeader, Header: header, Body: body,
 		Status: ans.status, ResponseHeader: ans.header.Clone(), ResponseBody: ans.body,
@@ -575,17 +605,36 @@ func (s *Simulator) record(presented, keyHeader string, r *http.Request, body []
 }
 
 // presentedKey is the key a request carries, wherever it carries it, and
-// the header it is in.
-func presentedKey(h http.Header) (key, header string) {
-	for _, name := range []string{"X-Api-Key", "Api-Key"} {
-		if key := h.Get(name); key != "" {
+// the header it is in ("?key" for the query parameter).
+func presentedKey(r *http.Request) (key, header string) {
+	for _, name := range []string{"X-Api-Key", "Api-Key", "X-Goog-Api-Key"} {
+		if key := r.Header.Get(name); key != "" {
 			return key, name
 		}
 	}
-	if key, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); ok {
+	if key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		return key, "Authorization"
 	}
+	if key := r.URL.Query().Get("key"); key != "" {
+		return key, "?key"
+	}
 	return "", ""
+}
+
+// googKey reads an x-goog-api-key key.
+func googKey(h http.Header) (string, bool) {
+	key := h.Get("X-Goog-Api-Key")
+	return key, key != ""
+}
+
+// modelOfPath reads the model of .../models/{model}:{method}.
+func modelOfPath(path string) string {
+	i := strings.LastIndex(path, "/models/")
+	if i < 0 {
+		return ""
+	}
+	model, _, _ := strings.Cut(path[i+len("/models/"):], ":")
+	return model
 }
 
 // bearerKey reads an Authorization: Bearer key.
