@@ -288,6 +288,28 @@ func TestHelmChart(t *testing.T) {
 			t.Errorf("helm template %v: the refusal shows the key: %v", args, err)
 		}
 	}
+	// An Azure key may read a Microsoft Entra ID token instead, from the
+	// same Secret; a key with neither file, or both, is refused.
+	keysValues := func(key string) []string {
+		path := filepath.Join(t.TempDir(), "values.yaml")
+		if err := os.WriteFile(path, []byte("config:\n  keys:\n    - "+key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"-f", path}
+	}
+	const (
+		entra  = "{name: azure, provider: azure_openai, base_url: https://r.openai.azure.com, models: [gpt-4o-mini], bearer_token_file: /etc/ratelimit_exporter/keys/AZURE_TOKEN}"
+		both   = "{name: azure, provider: azure_openai, base_url: https://r.openai.azure.com, models: [gpt-4o-mini], bearer_token_file: /etc/ratelimit_exporter/keys/AZURE_TOKEN, api_key_file: /etc/ratelimit_exporter/keys/AZURE_KEY}"
+		noFile = "{name: azure, provider: azure_openai, base_url: https://r.openai.azure.com, models: [gpt-4o-mini]}"
+	)
+	if _, err := helmTemplate(t, helm, keysValues(entra)...); err != nil {
+		t.Errorf("a key with bearer_token_file: %v", err)
+	}
+	for _, key := range []string{both, noFile} {
+		if _, err := helmTemplate(t, helm, keysValues(key)...); err == nil {
+			t.Errorf("helm template with the key %s succeeded, want a refusal", key)
+		}
+	}
 	if _, err := helmTemplate(t, helm, "--skip-schema-validation", "--set", "config.keys[0].api_key="+canary); err == nil ||
 		!strings.Contains(err.Error(), "config.keys[0]: api_key would put the key in a ConfigMap") {
 		t.Errorf("the template's own refusal: %v", err)
