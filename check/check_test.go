@@ -238,3 +238,28 @@ func TestBar(t *testing.T) {
 		}
 	}
 }
+
+// --config.check says which keys are probed apart from probe.interval: a
+// key's own probe_interval, and Gemini's hour.
+func TestConfigCommandShowsOwnIntervals(t *testing.T) {
+	cfg, err := config.Parse([]byte(`probe: {interval: 1m}
+keys:
+  - {name: fast, provider: cerebras, api_key: sk-a, probe_interval: 10s}
+  - {name: gem, provider: gemini, api_key: AIza-b}
+  - {name: plain, provider: cerebras, api_key: sk-c}
+`), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	if code := ConfigCommand(func() (*config.Config, error) { return cfg, nil }, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	want := "Config is valid: 3 keys, 3 key and model pairs to probe, interval mode, every 1m0s\n" +
+		"  fast: cerebras https://api.cerebras.ai/v1, models [llama3.1-8b], every 10s\n" +
+		"  gem: gemini https://generativelanguage.googleapis.com/v1beta, models [gemini-3.5-flash-lite], every 1h0m0s\n" +
+		"  plain: cerebras https://api.cerebras.ai/v1, models [llama3.1-8b]\n"
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}

@@ -62,12 +62,19 @@ func ConfigCommand(load func() (*config.Config, error), stdout, stderr io.Writer
 		fmt.Fprintf(stdout, ", every %s", cfg.Probe.Interval)
 	}
 	fmt.Fprintln(stdout)
-	for _, k := range cfg.Keys {
+	for i := range cfg.Keys {
+		k := &cfg.Keys[i]
+		// A key probed apart from the others says so: its own
+		// probe_interval, or its provider's minimum (Gemini's hour).
+		every := ""
+		if period := cfg.Probe.Period(k); k.ProbeInterval != nil || cfg.Probe.Mode == config.ModeInterval && period != time.Duration(cfg.Probe.Interval) {
+			every = fmt.Sprintf(", every %s", config.Duration(period))
+		}
 		if len(k.Models) == 1 && k.Models[0] == "" {
-			fmt.Fprintf(stdout, "  %s: %s %s, one probe per key\n", k.Name, k.Provider, k.BaseURL)
+			fmt.Fprintf(stdout, "  %s: %s %s, one probe per key%s\n", k.Name, k.Provider, k.BaseURL, every)
 			continue
 		}
-		fmt.Fprintf(stdout, "  %s: %s %s, models %v\n", k.Name, k.Provider, k.BaseURL, k.Models)
+		fmt.Fprintf(stdout, "  %s: %s %s, models %v%s\n", k.Name, k.Provider, k.BaseURL, k.Models, every)
 	}
 	return 0
 }

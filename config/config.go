@@ -74,6 +74,24 @@ type Config struct {
 	Proxy *Proxy `yaml:"proxy"` // nil: no proxy
 }
 
+// Period is the shortest time between two probes of one of k's models that
+// the config asks for in the current mode: the key's probe_interval, else
+// probe.interval (probe.min_interval in scrape mode), but never below its
+// provider's minimum.
+func (p Probe) Period(k *Key) time.Duration {
+	if k.ProbeInterval != nil {
+		return time.Duration(*k.ProbeInterval)
+	}
+	period := time.Duration(p.Interval)
+	if p.Mode == ModeScrape {
+		period = time.Duration(p.MinInterval)
+	}
+	if prov, ok := provider.Lookup(k.Provider); ok {
+		period = max(period, prov.MinInterval)
+	}
+	return period
+}
+
 // Probe says when and how the exporter probes.
 type Probe struct {
 	Mode        string   `yaml:"mode"`

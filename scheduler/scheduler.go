@@ -21,7 +21,6 @@ import (
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
-	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
@@ -123,20 +122,9 @@ func newScheduler(p Prober, r Recorder, logger log.Logger, clock clockwork.Clock
 }
 
 // configuredPeriod is the shortest time between two probes of t that the
-// config asks for in the current mode: the key's probe_interval, else the
-// probe settings', but never below its provider's minimum.
+// config asks for in the current mode (config.Probe.Period).
 func (s *Scheduler) configuredPeriod(t *target) time.Duration {
-	if d := t.cfg.Key.ProbeInterval; d != nil {
-		return time.Duration(*d)
-	}
-	period := time.Duration(s.settings.Interval)
-	if s.settings.Mode == config.ModeScrape {
-		period = time.Duration(s.settings.MinInterval)
-	}
-	if prov, ok := provider.Lookup(t.cfg.Key.Provider); ok {
-		period = max(period, prov.MinInterval)
-	}
-	return period
+	return s.settings.Period(t.cfg.Key)
 }
 
 // Apply makes cfg's targets and probe settings the ones in force. Targets
