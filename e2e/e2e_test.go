@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -160,6 +161,17 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}()
+	// A provisioned Azure deployment (a utilization) and a DeepSeek account
+	// (a balance and its status), so that every family is scraped.
+	const ptuKey, balanceKey = "sk-test-e2e-azure-ptu-8d2e", "sk-test-e2e-deepseek-51f7"
+	azure := simulator.NewDialect(simulator.AzureOpenAI, "gpt-4o-mini")
+	azure.AddKey(ptuKey, simulator.Limits{"deployment": {"minute": 1000}})
+	deepseek := simulator.NewDialect(simulator.DeepSeek)
+	deepseek.AddKey(balanceKey, nil)
+	deepseek.SetBalance(balanceKey, simulator.Balance{Available: true, Currencies: []simulator.CurrencyBalance{{Currency: "USD", Granted: 5, ToppedUp: 20}}})
+	azureSrv, deepseekSrv := httptest.NewServer(azure), httptest.NewServer(deepseek)
+	t.Cleanup(azureSrv.Close)
+	t.Cleanup(deepseekSrv.Close)
 	keyFile, env := revokedKeyFile(t), []string{"RLE_TEST_GOOD_KEY=" + goodKey}
 	proxyAddr := testkit.FreeAddr(t)
 	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {interval: 1s, timeout: 900ms}
@@ -167,10 +179,12 @@ keys:
   - {name: healthy, api_key: "${RLE_TEST_GOOD_KEY}", base_url: %[1]q, labels: {team: search}}
   - {name: exhausted, api_key: %[2]s, base_url: %[1]q}
   - {name: revoked, api_key_file: %[3]s, base_url: %[1]q}
+  - {name: ptu, provider: azure_openai, api_key: %[5]s, base_url: %[6]q, models: [gpt-4o-mini]}
+  - {name: wallet, provider: deepseek, api_key: %[7]s, base_url: %[8]q}
 proxy:
   listen_address: %[4]s
   routes: [{path_prefix: /c/, upstream: %[1]q, provider: cerebras}]
-`, simURL, exhaustedKey, keyFile, proxyAddr))
+`, simURL, exhaustedKey, keyFile, proxyAddr, ptuKey, azureSrv.URL, balanceKey, deepseekSrv.URL))
 	e := start(t, env, "--config.file="+cfg)
 	target := strings.TrimPrefix(e.URL, "http://")
 	prom := startPrometheus(t, target)
@@ -214,26 +228,11 @@ proxy:
 	instanceRegex := strings.ReplaceAll(regexp.QuoteMeta(target), `\`, `\\`)
 	vars := strings.NewReplacer("$job", "ratelimit", "$instance", instanceRegex, "$key", ".*", "$model", ".*", "$provider", ".*",
 		"$__rate_interval", "1m")
-	// Families no provider of this test sends (the simulator's Cerebras
-	// dialect gives no utilization, window status or balance): their
-	// queries must run, and may find nothing. A query that reads any other
-	// family must return data; a provider here that sends one of these
-	// takes it off the list.
-	notSent := map[string]bool{"ratelimit_utilization": true, "ratelimit_window_status": true, "ratelimit_balance": true}
-	family := regexp.MustCompile(`\bratelimit_[a-z_]+`)
-	type query struct {
-		panel, expr string
-		mayBeEmpty  bool
-	}
+	type query struct{ panel, expr string }
 	var queries []query
 	for _, p := range dash.Panels {
 		for _, tg := range p.Targets {
-			names := family.FindAllString(tg.Expr, -1)
-			mayBeEmpty := len(names) > 0
-			for _, name := range names {
-				mayBeEmpty = mayBeEmpty && notSent[name]
-			}
-			queries = append(queries, query{p.Title, vars.Replace(tg.Expr), mayBeEmpty})
+			queries = append(queries, query{p.Title, vars.Replace(tg.Expr)})
 		}
 	}
 	withData := 0
@@ -245,7 +244,6 @@ proxy:
 			switch {
 			case err != nil:
 				problems = append(problems, fmt.Sprintf("%q: %s: %v", q.panel, q.expr, err))
-			case len(samples) == 0 && q.mayBeEmpty:
 			case len(samples) == 0:
 				problems = append(problems, fmt.Sprintf("%q: no data: %s", q.panel, q.expr))
 			default:
@@ -260,7 +258,7 @@ proxy:
 	t.Logf("dashboard: ran %d queries, %d returned data", len(queries), withData)
 
 	// The dashboard's variables, queried as Grafana's label_values does.
-	for label, want := range map[string]string{"job": "ratelimit", "instance": target, "key": "exhausted,healthy,revoked", "model": "llama3.1-8b"} {
+	for label, want := range map[string]string{"job": "ratelimit", "instance": target, "key": "exhausted,healthy,ptu,revoked,wallet", "model": "gpt-4o-mini,llama3.1-8b"} {
 		var values []string
 		if err := prom.api(t, "/api/v1/label/"+label+"/values", url.Values{"match[]": {"ratelimit_probe_success"}}, &values); err != nil {
 			t.Fatal(err)
@@ -285,8 +283,8 @@ proxy:
 	var names []string
 	for _, a := range prom.alerts(t) {
 		names = append(names, a.Labels["alertname"]+"/"+a.Labels["key"]+"/"+a.State)
-		if a.Labels["key"] == "healthy" {
-			t.Errorf("the healthy key has an alert: %v", a.Labels)
+		if k := a.Labels["key"]; k == "healthy" || k == "ptu" || k == "wallet" {
+			t.Errorf("the healthy key %s has an alert: %v", k, a.Labels)
 		}
 	}
 	t.Logf("active alerts: %s", strings.Join(names, " "))
