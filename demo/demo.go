@@ -25,6 +25,8 @@ const (
 	RevokedKey   = "sk-demo-revoked-0000000000000"
 	AnthropicKey = "sk-ant-demo-00000000000000000"
 	RouterKey    = "sk-or-v1-demo-000000000000000"
+	AzureKey     = "azure-demo-000000000000000000"
+	DeepSeekKey  = "sk-deepseek-demo-000000000000"
 )
 
 // Each simulator answers under its own prefix of one listener.
@@ -58,6 +60,17 @@ keys:
     provider: openai
     api_key: %[4]s
     base_url: %[1]s/openai/v1
+  - name: ptu
+    provider: azure_openai
+    api_key: %[8]s
+    base_url: %[1]s/azure
+    models: [gpt-4o-mini]
+    labels: {team: search}
+  - name: wallet
+    provider: deepseek
+    api_key: %[9]s
+    base_url: %[1]s/deepseek
+    labels: {team: research}
 proxy:
   listen_address: %[7]s
   routes:
@@ -76,7 +89,7 @@ type Demo struct {
 
 // simulators are the demo's providers, each with its keys.
 type simulators struct {
-	cerebras, groq, anthropic, openrouter, openai *simulator.Simulator
+	cerebras, groq, anthropic, openrouter, openai, azure, deepseek *simulator.Simulator
 }
 
 func newSimulators() simulators {
@@ -86,8 +99,10 @@ func newSimulators() simulators {
 		anthropic:  simulator.NewDialect(simulator.Anthropic, "claude-haiku-4-5"),
 		openrouter: simulator.NewDialect(simulator.OpenRouter),
 		openai:     simulator.NewDialect(simulator.OpenAI, "gpt-4o-mini"),
+		azure:      simulator.NewDialect(simulator.AzureOpenAI, "gpt-4o-mini"),
+		deepseek:   simulator.NewDialect(simulator.DeepSeek),
 	}
-	for _, sim := range []*simulator.Simulator{s.cerebras, s.groq, s.anthropic, s.openrouter, s.openai} {
+	for _, sim := range []*simulator.Simulator{s.cerebras, s.groq, s.anthropic, s.openrouter, s.openai, s.azure, s.deepseek} {
 		sim.SetLatency(80 * time.Millisecond)
 	}
 	s.cerebras.AddKey(ProdKey, simulator.Limits{
@@ -100,8 +115,21 @@ func newSimulators() simulators {
 		"input_tokens": {"minute": 40000}, "output_tokens": {"minute": 10000},
 	})
 	s.openrouter.AddKey(RouterKey, simulator.Limits{"credits": {"month": 25}, "free_model_requests": {"day": 1000}})
+	// A provisioned deployment: remaining requests and tokens, and the
+	// share of its capacity in use.
+	s.azure.AddKey(AzureKey, simulator.Limits{
+		"requests": {"minute": 600}, "tokens": {"minute": 100000}, "deployment": {"minute": 100000},
+	})
+	s.deepseek.AddKey(DeepSeekKey, nil)
+	s.deepseek.SetBalance(DeepSeekKey, deepSeekBalance(0))
 	// RevokedKey is never added: its probes get 401.
 	return s
+}
+
+// deepSeekBalance is the demo wallet's money after spending spent dollars.
+func deepSeekBalance(spent float64) simulator.Balance {
+	left := max(20-spent, 0)
+	return simulator.Balance{Available: left > 0, Currencies: []simulator.CurrencyBalance{{Currency: "USD", Granted: 0, ToppedUp: left}}}
 }
 
 func (s simulators) handler() http.Handler {
@@ -111,6 +139,8 @@ func (s simulators) handler() http.Handler {
 	mux.Handle("/anthropic/", s.anthropic)
 	mux.Handle("/openrouter/", s.openrouter)
 	mux.Handle("/openai/", s.openai)
+	mux.Handle("/azure/", s.azure)
+	mux.Handle("/deepseek/", s.deepseek)
 	return mux
 }
 
@@ -131,7 +161,7 @@ func Start() (*Demo, error) {
 	d := &Demo{
 		URL:       url,
 		ProxyAddr: proxyAddr,
-		Config:    fmt.Appendf(nil, configTemplate, url, ProdKey, TrialKey, RevokedKey, AnthropicKey, RouterKey, proxyAddr),
+		Config:    fmt.Appendf(nil, configTemplate, url, ProdKey, TrialKey, RevokedKey, AnthropicKey, RouterKey, proxyAddr, AzureKey, DeepSeekKey),
 		server:    &http.Server{Handler: sims.handler(), ReadHeaderTimeout: 5 * time.Second},
 		cancel:    cancel,
 		done:      make(chan struct{}),
@@ -187,7 +217,8 @@ func (d *Demo) Stop() {
 
 // traffic drains the buckets as real applications would: prod in a slow
 // wave, trial in bursts that empty its minute of tokens now and then, the
-// assistant steadily, and the router's credits slowly.
+// assistant steadily, the router's credits and the wallet's dollars
+// slowly, and the provisioned deployment in the same wave as prod.
 func traffic(ctx context.Context, s simulators, assistantURL string) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -210,6 +241,8 @@ func traffic(ctx context.Context, s simulators, assistantURL string) {
 				go ask(ctx, assistantURL)
 			}
 			s.openrouter.Consume(RouterKey, "", 0.2*rand.Float64(), 0.002*wave)
+			s.azure.Consume(AzureKey, "gpt-4o-mini", 3*wave, 1200*wave)
+			s.deepseek.SetBalance(DeepSeekKey, deepSeekBalance(t/600))
 		}
 	}
 }

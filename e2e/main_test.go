@@ -407,11 +407,16 @@ func TestDemoServesLiveSeries(t *testing.T) {
 		// The assistant's traffic goes through the proxy, which reads it.
 		`ratelimit_observations_total{key="assistant",model="claude-haiku-4-5",provider="anthropic",source="proxy"} `,
 		`ratelimit_proxy_requests_total{code="200",route="/anthropic/"} `,
+		// A provisioned Azure deployment's share in use, a DeepSeek wallet.
+		`ratelimit_remaining{key="ptu",model="gpt-4o-mini",provider="azure_openai",resource="tokens",team="search",window="minute"} `,
+		`ratelimit_utilization{key="ptu",model="gpt-4o-mini",provider="azure_openai",resource="deployment",team="search",window=""} `,
+		`ratelimit_balance{currency="USD",key="wallet",model="",provider="deepseek",team="research"} `,
+		`ratelimit_window_status{key="wallet",model="",provider="deepseek",resource="balance",status="allowed",team="research",window=""} 1`,
 	)
 	if n := metricsOf(t, body)[series("ratelimit_observations_total", "key", "assistant", "model", "claude-haiku-4-5", "provider", "anthropic", "source", "proxy")]; n < 1 {
 		t.Errorf("no reading of the assistant's traffic through the proxy")
 	}
-	for _, key := range []string{"sk-demo", "sk-ant-demo", "sk-or-v1-demo"} {
+	for _, key := range []string{"sk-demo", "sk-ant-demo", "sk-or-v1-demo", "azure-demo", "sk-deepseek-demo"} {
 		if strings.Contains(body, key) {
 			t.Errorf("/metrics shows a demo key (%s...)", key)
 		}
