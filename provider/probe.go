@@ -165,20 +165,26 @@ func (messages) Read(body []byte) Answer {
 func (messages) Free() bool       { return false }
 func (messages) NamesModel() bool { return true }
 
-// keyInfo is OpenRouter's GET /key: what a key may spend and has left,
-// free of charge.
-type keyInfo struct{}
+// accountGet is a free GET of one path under base_url that tells a key's
+// account, with a Bearer key and no model: what keyInfo and balance share.
+type accountGet struct{ path string }
 
-func (keyInfo) Request(baseURL, _ string, _ Options) Request {
+func (g accountGet) Request(baseURL, _ string, _ Options) Request {
 	return Request{
 		Method: http.MethodGet,
-		URL:    baseURL + "/key",
+		URL:    baseURL + g.path,
 		Header: http.Header{"Accept": {"application/json"}},
 	}
 }
 
-func (keyInfo) KeyHeader() string                        { return "Authorization" }
-func (k keyInfo) Authorize(h http.Header, apiKey string) { setKey(h, k.KeyHeader(), apiKey) }
+func (accountGet) KeyHeader() string                        { return "Authorization" }
+func (g accountGet) Authorize(h http.Header, apiKey string) { setKey(h, g.KeyHeader(), apiKey) }
+func (accountGet) Free() bool                               { return true }
+func (accountGet) NamesModel() bool                         { return false }
+
+// keyInfo is OpenRouter's GET /key: what a key may spend and has left,
+// free of charge.
+type keyInfo struct{ accountGet }
 
 // creditWindows are the windows of OpenRouter's limit_reset values.
 var creditWindows = map[string]string{"daily": "day", "weekly": "week", "monthly": "month"}
@@ -231,23 +237,9 @@ func (keyInfo) Read(body []byte) Answer {
 	return a
 }
 
-func (keyInfo) Free() bool       { return true }
-func (keyInfo) NamesModel() bool { return false }
-
 // balance is DeepSeek's GET /user/balance: the account's money left, per
 // currency, and whether it may call the API, free of charge.
-type balance struct{}
-
-func (balance) Request(baseURL, _ string, _ Options) Request {
-	return Request{
-		Method: http.MethodGet,
-		URL:    baseURL + "/user/balance",
-		Header: http.Header{"Accept": {"application/json"}},
-	}
-}
-
-func (balance) KeyHeader() string                        { return "Authorization" }
-func (b balance) Authorize(h http.Header, apiKey string) { setKey(h, b.KeyHeader(), apiKey) }
+type balance struct{ accountGet }
 
 // BalanceResource is the resource of DeepSeek's is_available, as a status:
 // allowed while the balance may pay for calls, rejected once it may not.
@@ -299,9 +291,6 @@ func (balance) Read(body []byte) Answer {
 	a.ErrorCode = firstCode(b.Error.Type, b.Error.Code)
 	return a
 }
-
-func (balance) Free() bool       { return true }
-func (balance) NamesModel() bool { return false }
 
 // present reports whether a JSON field was given a value.
 func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }

@@ -119,7 +119,7 @@ var all = []Provider{
 	{
 		Name:    "openrouter",
 		BaseURL: "https://openrouter.ai/api/v1",
-		Probe:   keyInfo{},
+		Probe:   keyInfo{accountGet{"/key"}},
 	},
 	{
 		// xAI enforces requests per second (its per-minute budget / 60) and
@@ -138,7 +138,7 @@ var all = []Provider{
 		// account's money, which GET /user/balance tells for free.
 		Name:    "deepseek",
 		BaseURL: "https://api.deepseek.com",
-		Probe:   balance{},
+		Probe:   balance{accountGet{"/user/balance"}},
 	},
 	{
 		// base_url is the resource's endpoint, https://{resource}.openai.azure.com;
