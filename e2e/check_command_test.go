@@ -143,8 +143,8 @@ func TestCheckDemo(t *testing.T) {
 			t.Errorf("%s/%s: ok %v (%s %s)", target.Key, target.Model, target.OK, target.Result, target.Error)
 		}
 	}
-	if code != 1 || report.OK || len(providers) != 5 {
-		t.Errorf("check --demo: exit %d, ok %v, providers %v; want 1, false and the demo's 5", code, report.OK, providers)
+	if code != 1 || report.OK || len(providers) != 7 {
+		t.Errorf("check --demo: exit %d, ok %v, providers %v; want 1, false and the demo's 7", code, report.OK, providers)
 	}
 }
 
