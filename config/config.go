@@ -552,7 +552,9 @@ func (v *validator) baseURL(at string, k *Key, f *keyFacts) {
 	default:
 		checkURL(v.fail, at+".base_url", f.baseURL)
 	}
-	if f.known && k.BaseURL != "" {
+	// Only a URL that passed its check is quoted: one with user info
+	// would show the password.
+	if _, err := CheckHTTPURL(k.BaseURL); err == nil && f.known {
 		if doubled, probe := doubledPath(k, f.prov); doubled != "" {
 			v.fail(at+".base_url", "%q ends in %s, which the probe adds itself (it would send %s): leave it out",
 				k.BaseURL, doubled, probe.URL)
@@ -636,11 +638,14 @@ func unsetMessage(names []string) string {
 	return "environment variables " + strings.Join(names, ", ") + " are not set"
 }
 
-// checkURL reports at path what CheckHTTPURL finds wrong with raw.
+// checkURL reports at path what CheckHTTPURL finds wrong with raw. raw
+// is not quoted: a key pasted into the wrong field, or a password in a
+// URL's user info, must not reach a log; the file, line and field say
+// where it is.
 func checkURL(fail func(path, format string, args ...any), path, raw string) {
 	switch _, err := CheckHTTPURL(raw); {
 	case errors.Is(err, ErrNotHTTPURL):
-		fail(path, "%q %v", raw, err)
+		fail(path, "%v: write http:// or https:// and a host, such as https://api.example.com/v1", err)
 	case err != nil:
 		fail(path, "%v", err)
 	}
