@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -586,9 +587,34 @@ func (v *validator) models(at string, k *Key, f *keyFacts) {
 			v.fail(path, "model name %q contains whitespace or control characters", m)
 		case seen[m]:
 			v.fail(path, "duplicate model %q", m)
+		case f.known && !inPathAsIs(k, f.prov, m) && strings.Contains(m, "/"):
+			v.fail(path, "model name %q cannot be read back from the probe's path: give the model's name alone, without \"/\"", m)
+		case f.known && !inPathAsIs(k, f.prov, m):
+			v.fail(path, "model name %q cannot be read back from the probe's path: %s takes no such name there", m, k.Provider)
 		}
 		seen[m] = true
 	}
+}
+
+// inPathAsIs reports whether model, for a provider that names it in the
+// probe's path (ModelInPath), comes back from that path as it is, so that
+// the probe asks about the model named and the proxy records the same
+// model's traffic under the same name. A Gemini model written as its
+// resource name, models/gemini-2.5-flash, would not.
+func inPathAsIs(k *Key, p provider.Provider, model string) bool {
+	if p.ModelInPath == nil {
+		return true
+	}
+	probe := p.Probe.Request("", model, k.ProbeOptions()).URL
+	if probe == p.Probe.Request("", "another-"+model, k.ProbeOptions()).URL {
+		return true // the path names no model: Azure's v1 API names it in the body
+	}
+	u, err := url.Parse(probe)
+	if err != nil {
+		return false
+	}
+	got, ok := p.ModelInPath(u.Path)
+	return ok && got == model
 }
 
 func (v *validator) probeInterval(at string, k *Key, mode string) {

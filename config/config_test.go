@@ -342,6 +342,29 @@ func TestModelNames(t *testing.T) {
 	}
 }
 
+// A model that an API names in its path (a Gemini model, an Azure
+// deployment) must come back from that path as it is: "models/gemini-2.5-flash",
+// as Gemini's own model list and SDKs write it, would be probed at
+// .../models/models%2Fgemini-2.5-flash:generateContent, and the proxy would
+// record the same model's traffic under "gemini-2.5-flash".
+func TestModelsNamedInThePath(t *testing.T) {
+	long := strings.Repeat("d", 65)
+	for doc, want := range map[string]string{
+		"keys:\n  - {name: g, provider: gemini, api_key: k1, models: [gemini-2.5-flash, models/gemini-2.5-flash]}\n":                 `f.yml:2: keys[0].models[1]: model name "models/gemini-2.5-flash" cannot be read back from the probe's path: give the model's name alone, without "/"`,
+		"keys:\n  - {name: a, provider: azure_openai, api_key: k1, base_url: https://x.openai.azure.com, models: [my/deployment]}\n": `f.yml:2: keys[0].models[0]: model name "my/deployment" cannot be read back from the probe's path: give the model's name alone, without "/"`,
+		"keys:\n  - {name: a, provider: azure_openai, api_key: k1, base_url: https://x.openai.azure.com, models: [" + long + "]}\n":  `f.yml:2: keys[0].models[0]: model name "` + long + `" cannot be read back from the probe's path: azure_openai takes no such name there`,
+		// The v1 API names the deployment in the body, not the path.
+		"keys:\n  - {name: a, provider: azure_openai, api_key: k1, api_version: v1, base_url: https://x.openai.azure.com, models: [my/deployment]}\n": "",
+		"keys:\n  - {name: g, provider: gemini, api_key: k1, models: [gemini-2.5-flash, learnlm-2.0-flash-experimental]}\n":                           "",
+		"keys:\n  - {name: o, provider: openai_compatible, api_key: k1, base_url: https://x.example/v1, models: [meta-llama/Llama-3.3-70B]}\n":        "",
+	} {
+		_, err := Parse([]byte(doc), "f.yml")
+		if got := fmt.Sprint(err); want == "" && err != nil || want != "" && got != want {
+			t.Errorf("%q:\n got  %v\n want %s", doc, err, want)
+		}
+	}
+}
+
 func TestDurationBounds(t *testing.T) {
 	cfg, err := Parse([]byte("probe:\n  interval: 24h\n  min_interval: 1d\n  timeout: 5m\nkeys:\n  - name: a\n    api_key: x\n"), "f.yml")
 	if err != nil {
