@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -570,7 +571,9 @@ func (v *validator) baseURL(at string, k *Key, f *keyFacts) {
 	default:
 		checkURL(v.fail, at+".base_url", f.baseURL)
 	}
-	if f.known && k.BaseURL != "" {
+	// Only a URL that passed its check is quoted: one with user info
+	// would show the password.
+	if _, err := CheckHTTPURL(k.BaseURL); err == nil && f.known {
 		if doubled, probe := doubledPath(k, f.prov); doubled != "" {
 			v.fail(at+".base_url", "%q ends in %s, which the probe adds itself (it would send %s): leave it out",
 				k.BaseURL, doubled, probe.URL)
@@ -602,9 +605,34 @@ func (v *validator) models(at string, k *Key, f *keyFacts) {
 			v.fail(path, "model name %q contains whitespace or control characters", m)
 		case seen[m]:
 			v.fail(path, "duplicate model %q", m)
+		case f.known && !inPathAsIs(k, f.prov, m) && strings.Contains(m, "/"):
+			v.fail(path, "model name %q cannot be read back from the probe's path: give the model's name alone, without \"/\"", m)
+		case f.known && !inPathAsIs(k, f.prov, m):
+			v.fail(path, "model name %q cannot be read back from the probe's path: %s takes no such name there", m, k.Provider)
 		}
 		seen[m] = true
 	}
+}
+
+// inPathAsIs reports whether model, for a provider that names it in the
+// probe's path (ModelInPath), comes back from that path as it is, so that
+// the probe asks about the model named and the proxy records the same
+// model's traffic under the same name. A Gemini model written as its
+// resource name, models/gemini-2.5-flash, would not.
+func inPathAsIs(k *Key, p provider.Provider, model string) bool {
+	if p.ModelInPath == nil {
+		return true
+	}
+	probe := p.Probe.Request("", model, k.ProbeOptions()).URL
+	if probe == p.Probe.Request("", "another-"+model, k.ProbeOptions()).URL {
+		return true // the path names no model: Azure's v1 API names it in the body
+	}
+	u, err := url.Parse(probe)
+	if err != nil {
+		return false
+	}
+	got, ok := p.ModelInPath(u.Path)
+	return ok && got == model
 }
 
 func (v *validator) probeInterval(at string, k *Key, mode string) {
@@ -654,11 +682,14 @@ func unsetMessage(names []string) string {
 	return "environment variables " + strings.Join(names, ", ") + " are not set"
 }
 
-// checkURL reports at path what CheckHTTPURL finds wrong with raw.
+// checkURL reports at path what CheckHTTPURL finds wrong with raw. raw
+// is not quoted: a key pasted into the wrong field, or a password in a
+// URL's user info, must not reach a log; the file, line and field say
+// where it is.
 func checkURL(fail func(path, format string, args ...any), path, raw string) {
 	switch _, err := CheckHTTPURL(raw); {
 	case errors.Is(err, ErrNotHTTPURL):
-		fail(path, "%q %v", raw, err)
+		fail(path, "%v: write http:// or https:// and a host, such as https://api.example.com/v1", err)
 	case err != nil:
 		fail(path, "%v", err)
 	}

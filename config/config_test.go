@@ -99,14 +99,14 @@ func TestLoadBadConfigs(t *testing.T) {
 		"bad-name.yml":                    `testdata/bad/bad-name.yml:2: keys[0].name: "my key" may only contain letters, digits and _ . : -`,
 		"missing-name.yml":                "testdata/bad/missing-name.yml:2: keys[0]: name is required",
 		"fingerprint-name.yml":            `testdata/bad/fingerprint-name.yml:2: keys[0].name: "sha256:0123456789ab" must not start with "sha256:", which names the keys the proxy does not know`,
-		"relative-base-url.yml":           `testdata/bad/relative-base-url.yml:4: keys[0].base_url: "api.cerebras.ai/v1" is not an absolute http(s) URL`,
-		"ftp-base-url.yml":                `testdata/bad/ftp-base-url.yml:4: keys[0].base_url: "ftp://api.cerebras.ai/v1" is not an absolute http(s) URL`,
+		"relative-base-url.yml":           `testdata/bad/relative-base-url.yml:4: keys[0].base_url: is not an absolute http(s) URL: write http:// or https:// and a host, such as https://api.example.com/v1`,
+		"ftp-base-url.yml":                `testdata/bad/ftp-base-url.yml:4: keys[0].base_url: is not an absolute http(s) URL: write http:// or https:// and a host, such as https://api.example.com/v1`,
 		"empty-models.yml":                "testdata/bad/empty-models.yml:4: keys[0].models: is empty: list at least one model, or leave it out for the provider's default",
 		"compatible-without-base-url.yml": "testdata/bad/compatible-without-base-url.yml:2: keys[0]: base_url is required with provider openai_compatible: it has no default",
 		"compatible-without-models.yml":   "testdata/bad/compatible-without-models.yml:2: keys[0]: models is required with provider openai_compatible: it has no default model",
 		"proxy-bad-route.yml":             `testdata/bad/proxy-bad-route.yml:5: proxy.routes[0].path_prefix: "cerebras" must start and end with / and name something, such as /cerebras/`,
 		"proxy-unknown-keys.yml": "testdata/bad/proxy-unknown-keys.yml:4: proxy.unknown_keys: unknown value \"drop\": use forward, fingerprint or reject\n" +
-			`testdata/bad/proxy-unknown-keys.yml:6: proxy.routes[0].upstream: "ftp://api.cerebras.ai" is not an absolute http(s) URL`,
+			`testdata/bad/proxy-unknown-keys.yml:6: proxy.routes[0].upstream: is not an absolute http(s) URL: write http:// or https:// and a host, such as https://api.example.com/v1`,
 		"proxy-bounds.yml": "testdata/bad/proxy-bounds.yml:5: proxy.max_inflight_request_bytes: must be at least max_request_bytes (10MiB), got 1MiB\n" +
 			"testdata/bad/proxy-bounds.yml:6: proxy.body_read_timeout: must be greater than zero, got 0s\n" +
 			"testdata/bad/proxy-bounds.yml:7: proxy.max_connections: must be at least 1, got 0",
@@ -342,6 +342,29 @@ func TestModelNames(t *testing.T) {
 	}
 }
 
+// A model that an API names in its path (a Gemini model, an Azure
+// deployment) must come back from that path as it is: "models/gemini-2.5-flash",
+// as Gemini's own model list and SDKs write it, would be probed at
+// .../models/models%2Fgemini-2.5-flash:generateContent, and the proxy would
+// record the same model's traffic under "gemini-2.5-flash".
+func TestModelsNamedInThePath(t *testing.T) {
+	long := strings.Repeat("d", 65)
+	for doc, want := range map[string]string{
+		"keys:\n  - {name: g, provider: gemini, api_key: k1, models: [gemini-2.5-flash, models/gemini-2.5-flash]}\n":                 `f.yml:2: keys[0].models[1]: model name "models/gemini-2.5-flash" cannot be read back from the probe's path: give the model's name alone, without "/"`,
+		"keys:\n  - {name: a, provider: azure_openai, api_key: k1, base_url: https://x.openai.azure.com, models: [my/deployment]}\n": `f.yml:2: keys[0].models[0]: model name "my/deployment" cannot be read back from the probe's path: give the model's name alone, without "/"`,
+		"keys:\n  - {name: a, provider: azure_openai, api_key: k1, base_url: https://x.openai.azure.com, models: [" + long + "]}\n":  `f.yml:2: keys[0].models[0]: model name "` + long + `" cannot be read back from the probe's path: azure_openai takes no such name there`,
+		// The v1 API names the deployment in the body, not the path.
+		"keys:\n  - {name: a, provider: azure_openai, api_key: k1, api_version: v1, base_url: https://x.openai.azure.com, models: [my/deployment]}\n": "",
+		"keys:\n  - {name: g, provider: gemini, api_key: k1, models: [gemini-2.5-flash, learnlm-2.0-flash-experimental]}\n":                           "",
+		"keys:\n  - {name: o, provider: openai_compatible, api_key: k1, base_url: https://x.example/v1, models: [meta-llama/Llama-3.3-70B]}\n":        "",
+	} {
+		_, err := Parse([]byte(doc), "f.yml")
+		if got := fmt.Sprint(err); want == "" && err != nil || want != "" && got != want {
+			t.Errorf("%q:\n got  %v\n want %s", doc, err, want)
+		}
+	}
+}
+
 func TestDurationBounds(t *testing.T) {
 	cfg, err := Parse([]byte("probe:\n  interval: 24h\n  min_interval: 1d\n  timeout: 5m\nkeys:\n  - name: a\n    api_key: x\n"), "f.yml")
 	if err != nil {
@@ -426,6 +449,25 @@ func TestMisshapenKeyStaysOutOfErrors(t *testing.T) {
 		_, err := Parse([]byte(doc), "f.yml")
 		if err == nil || err.Error() != want || strings.Contains(err.Error(), "sk-test-shape") {
 			t.Errorf("%q: got %v, want %s", doc, err, want)
+		}
+	}
+}
+
+// A key pasted into base_url or a route's upstream, or a password in a
+// URL's user info, never reaches an error: the file, line and field say
+// where the value is.
+func TestKeyInURLStaysOutOfErrors(t *testing.T) {
+	for _, doc := range []string{
+		"keys:\n  - {name: a, api_key: k1, base_url: sk-test-url-canary-1}\n",
+		"keys:\n  - {name: a, provider: gemini, api_key: k1, base_url: AIzaSy-test-url-canary-2}\n",
+		"keys:\n  - {name: a, api_key: k1, base_url: 'https://user:sk-test-url-canary-3@api.example.com/v1/chat'}\n",
+		"keys:\n  - {name: a, provider: azure_openai, api_key: k1, models: [d], base_url: 'https://u:sk-test-url-canary-4@x.openai.azure.com/openai'}\n",
+		"keys:\n  - {name: a, api_key: k1, base_url: 'ftp://u:sk-test-url-canary-5@api.example.com/v1'}\n",
+		"keys:\n  - {name: a, api_key: k1}\nproxy:\n  routes:\n    - {path_prefix: /c/, upstream: sk-test-url-canary-6, provider: cerebras}\n",
+	} {
+		_, err := Parse([]byte(doc), "f.yml")
+		if err == nil || strings.Contains(err.Error(), "test-url-canary") {
+			t.Errorf("%q: got %v", doc, err)
 		}
 	}
 }

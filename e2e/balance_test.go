@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
@@ -71,8 +72,10 @@ keys:
 }
 
 // `check` prints what the new providers' probes read: DeepSeek's balance
-// and its status, xAI's two windows. Only the names and values are
-// asserted, one line each, whatever the columns around them.
+// and its status, xAI's two windows, an Azure provisioned deployment's
+// share used beside its remaining-only windows, and a Gemini answer that
+// only says it served. Only the names and values are asserted, one line
+// each, whatever the columns around them.
 func TestCheckShowsBalanceAndXAI(t *testing.T) {
 	const (
 		deepseekKey = "sk-test-canary-check-deepseek-41d0"
@@ -83,15 +86,25 @@ func TestCheckShowsBalanceAndXAI(t *testing.T) {
 	deepseek.SetBalance(deepseekKey, simulator.Balance{Available: true, Currencies: []simulator.CurrencyBalance{{Currency: "CNY", Granted: 10, ToppedUp: 100}}})
 	xai := simulator.NewDialect(simulator.XAI)
 	xai.AddKey(xaiKey, simulator.Limits{"requests": {"minute": 1800}, "tokens": {"minute": 1e7}})
+	azure := simulator.NewDialect(simulator.AzureOpenAI, "ptu-gpt-4o")
+	azure.SetClock(func() time.Time { return time.Unix(1795000000, 0) }) // no refill
+	azure.AddKey(ptuKey, simulator.Limits{"requests": {"minute": 600}, "deployment": {"minute": 1000}})
+	azure.Consume(ptuKey, "ptu-gpt-4o", 0, 115) // with the probe's 10 tokens, 12.5% in use
+	gemini := simulator.NewDialect(simulator.Gemini)
+	gemini.AddKey(geminiKey, geminiLimits)
 	mux := http.NewServeMux()
 	mux.Handle("/deepseek/", deepseek)
 	mux.Handle("/xai/", xai)
+	mux.Handle("/azure/", azure)
+	mux.Handle("/google/", gemini)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	cfg := testkit.WriteConfig(t, fmt.Sprintf(`keys:
   - {name: wallet, provider: deepseek, api_key: %s, base_url: %s/deepseek}
   - {name: grok, provider: xai, api_key: %s, base_url: %s/xai/v1}
-`, deepseekKey, srv.URL, xaiKey, srv.URL))
+  - {name: ptu, provider: azure_openai, api_key: %s, base_url: %s/azure, models: [ptu-gpt-4o]}
+  - {name: gem, provider: gemini, api_key: %s, base_url: %s/google/v1beta}
+`, deepseekKey, srv.URL, xaiKey, srv.URL, ptuKey, srv.URL, geminiKey, srv.URL))
 
 	code, stdout, stderr := runCheckCommand(t, "check", "--config.file="+cfg)
 	if code != 0 {
@@ -103,12 +116,16 @@ func TestCheckShowsBalanceAndXAI(t *testing.T) {
 		{"wallet", "deepseek", "balance", "allowed"},
 		{"grok", "xai", "requests", ex.ResponseHeader.Get("x-ratelimit-remaining-requests"), ex.ResponseHeader.Get("x-ratelimit-limit-requests")},
 		{"grok", "xai", "tokens", ex.ResponseHeader.Get("x-ratelimit-remaining-tokens"), ex.ResponseHeader.Get("x-ratelimit-limit-tokens")},
+		{"ptu", "azure_openai", "deployment", "(not", "given)", "12.5%", "used"},
+		{"ptu", "azure_openai", "requests", "minute", "599", "of", "?"},
+		{"gem", "gemini", geminiModel, "served:", "no", "window", "empty"},
 	} {
 		if !hasLineWith(stdout, words) {
 			t.Errorf("no line of the table has all of %q:\n%s", words, stdout)
 		}
 	}
-	if strings.Contains(stdout+stderr, deepseekKey) || strings.Contains(stdout+stderr, xaiKey) {
+	if strings.Contains(stdout+stderr, deepseekKey) || strings.Contains(stdout+stderr, xaiKey) ||
+		strings.Contains(stdout+stderr, ptuKey) || strings.Contains(stdout+stderr, geminiKey) {
 		t.Errorf("the check shows a key:\n%s\n%s", stdout, stderr)
 	}
 }

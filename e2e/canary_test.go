@@ -121,6 +121,10 @@ keys:
 		// A key pasted into api_version, and a key beside a token.
 		strings.Replace(cfgText, "api_key: "+azureKey, "api_version: "+azureKey+", api_key: "+azureKey, 1),
 		strings.Replace(cfgText, "bearer_token_file: "+entraFile, "bearer_token_file: "+entraFile+", api_key: "+azureKey, 1),
+		// A token pasted into base_url, and a key as a base_url's password.
+		strings.Replace(cfgText, "api_key: "+azureKey+", base_url: "+azure.URL, "api_key: "+azureKey+", base_url: "+entraToken, 1),
+		strings.Replace(cfgText, "api_key: "+azureKey+", base_url: "+azure.URL, "api_key: "+azureKey+", base_url: "+
+			strings.Replace(azure.URL, "://", "://u:"+goodKey+"@", 1)+"/openai", 1),
 	} {
 		if err := os.WriteFile(cfg, []byte(broken), 0o600); err != nil {
 			t.Fatal(err)

@@ -213,7 +213,8 @@ keys:
 // A Gemini request as the REST API takes it goes through the built
 // exporter's proxy byte for byte, the key in x-goog-api-key or in ?key=;
 // a 429's body reaches the application unchanged while its windows land
-// on /metrics, at no probe's cost.
+// on /metrics, at no probe's cost; an answer served once the quota is
+// back says no window is empty, as a probe's would.
 func TestGeminiThroughTheProxy(t *testing.T) {
 	sim := simulator.NewDialect(simulator.Gemini)
 	sim.AddKey(geminiKey, geminiLimits)
@@ -287,10 +288,22 @@ proxy:
 	text := e.waitFor(t, `ratelimit_proxy_rate_limited_total{cause="quota_exhausted",key="g",model="`+geminiModel+`",provider="gemini"} 1`)
 	got := metricsOf(t, text)
 	checkGeminiWindows(t, got, id, readGeminiRefusal(t, body), before)
-	if v := got[series("ratelimit_observations_total", append(id, "source", "proxy")...)]; v != 1 {
-		t.Errorf("%v readings from the proxy, want 1: the 429's", v)
+	if v := got[series("ratelimit_observations_total", append(id, "source", "proxy")...)]; v != 3 {
+		t.Errorf("%v readings from the proxy, want 3: two served answers and the 429", v)
 	}
-	if n := sim.Requests() - probes; n != 3 {
-		t.Errorf("%d requests reached the simulator since the probe, want the application's 3 and no probe", n)
+
+	// A day later the quota is back: the next answer served through the
+	// proxy shows that no window is empty any more, and keeps the limits.
+	tomorrow := time.Now().Add(24 * time.Hour)
+	sim.SetClock(func() time.Time { return tomorrow })
+	if status, _, _ := send(t, true, "", "X-Goog-Api-Key", geminiKey); status != 200 {
+		t.Fatalf("after the quota's reset: %d", status)
+	}
+	text = e.waitFor(t, `ratelimit_observations_total{key="g",model="`+geminiModel+`",provider="gemini",source="proxy"} 4`)
+	if strings.Contains(text, `ratelimit_remaining{key="g"`) || !strings.Contains(text, `ratelimit_limit{key="g"`) {
+		t.Errorf("after an answer served through the proxy, the remaining windows stay, or the limits went:\n%s", text)
+	}
+	if n := sim.Requests() - probes; n != 4 {
+		t.Errorf("%d requests reached the simulator since the probe, want the application's 4 and no probe", n)
 	}
 }

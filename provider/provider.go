@@ -41,6 +41,12 @@ type Provider struct {
 	// BearerToken reports whether a key may give a bearer token
 	// (bearer_token_file) instead of an API key.
 	BearerToken bool
+	// ServedSaysNoneEmpty: the API sends no rate-limit values while its
+	// windows have room, only in a refusal's body. So a 2xx answer to a
+	// request for a model that ModelInPath reads says that none of that
+	// model's windows was empty, as the probe's answer does (Served); the
+	// proxy records it so.
+	ServedSaysNoneEmpty bool
 	// MinInterval is the shortest time between probes of one key and model
 	// that does not set its own probe_interval, whatever probe.interval or
 	// probe.min_interval say: for an API that sends no rate-limit values
@@ -154,12 +160,13 @@ var all = []Provider{
 	},
 	{
 		// No rate-limit headers: what ran out is in a 429's body only.
-		Name:        "gemini",
-		BaseURL:     "https://generativelanguage.googleapis.com/v1beta",
-		Model:       "gemini-3.5-flash-lite",
-		Probe:       generateContent{now: time.Now},
-		ModelInPath: modelInGeminiPath,
-		MinInterval: time.Hour,
+		Name:                "gemini",
+		BaseURL:             "https://generativelanguage.googleapis.com/v1beta",
+		Model:               "gemini-3.5-flash-lite",
+		Probe:               generateContent{now: time.Now},
+		ModelInPath:         modelInGeminiPath,
+		ServedSaysNoneEmpty: true,
+		MinInterval:         time.Hour,
 	},
 }
 

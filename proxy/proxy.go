@@ -105,6 +105,9 @@ type route struct {
 	// name it there (Azure's deployments, Gemini's models); nil, or false,
 	// and the model is the body's.
 	modelInPath func(path string) (string, bool)
+	// servedSaysNoneEmpty: a 2xx to a request whose path names its model
+	// is a Served reading (provider.Provider.ServedSaysNoneEmpty).
+	servedSaysNoneEmpty bool
 }
 
 // exchange is what the proxy knows about one request, for the response.
@@ -113,6 +116,8 @@ type exchange struct {
 	key    string // who to record under: a key's name or fingerprint
 	record bool
 	model  string
+	// served: a 2xx answer says that none of model's windows was empty.
+	served bool
 	client http.ResponseWriter
 	// bodyBudget is the state's max_inflight_request_bytes, which the
 	// copy of a refusal's body is charged to as request bodies are.
@@ -210,14 +215,15 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 			byProvider[r.Provider] = p.digests(cfg.Keys, r.Provider)
 		}
 		s.routes = append(s.routes, &route{
-			prefix:      r.PathPrefix,
-			upstream:    upstream,
-			provider:    prov.Name,
-			parser:      prov.Parser(),
-			keyHeader:   prov.Probe.KeyHeader(),
-			probe:       prov.Probe,
-			keys:        byProvider[r.Provider],
-			modelInPath: prov.ModelInPath,
+			prefix:              r.PathPrefix,
+			upstream:            upstream,
+			provider:            prov.Name,
+			parser:              prov.Parser(),
+			keyHeader:           prov.Probe.KeyHeader(),
+			probe:               prov.Probe,
+			keys:                byProvider[r.Provider],
+			modelInPath:         prov.ModelInPath,
+			servedSaysNoneEmpty: prov.ServedSaysNoneEmpty,
 		})
 	}
 	slices.SortStableFunc(s.routes, func(a, b *route) int { return len(b.prefix) - len(a.prefix) })
@@ -288,7 +294,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ex := &exchange{route: rt, key: who, record: record, client: w, bodyBudget: s.maxInflightRequestBytes}
 	if record {
-		ex.model = rt.modelOf(r.URL.Path, body)
+		var inPath bool
+		ex.model, inPath = rt.modelOf(r.URL.Path, body)
+		ex.served = rt.servedSaysNoneEmpty && inPath && ex.model != ""
 	}
 	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	setBody(out, body)
@@ -298,18 +306,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // modelOf returns the model a request names: in its path, for an API that
-// names it there, else as the body's top-level "model"; "" for a name that
-// is not printable or longer than maxModelBytes.
-func (rt *route) modelOf(path string, body []byte) string {
+// names it there (inPath), else as the body's top-level "model"; "" for a
+// name that is not printable or longer than maxModelBytes.
+func (rt *route) modelOf(path string, body []byte) (model string, inPath bool) {
 	if rt.modelInPath != nil {
 		if model, ok := rt.modelInPath(path); ok {
 			if len(model) > maxModelBytes || !config.Printable(model) {
-				return ""
+				return "", true
 			}
-			return model
+			return model, true
 		}
 	}
-	return topLevelModel(body)
+	return topLevelModel(body), false
 }
 
 // rewrite sends the request to the route's upstream: the prefix's last "/"
@@ -346,6 +354,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	reading := ex.route.parser.Read(resp.StatusCode, resp.Header, p.now())
+	reading.Served = ex.served && resp.StatusCode >= 200 && resp.StatusCode < 300 && len(reading.Observations) == 0
 	record := func(body []byte) {
 		if body != nil {
 			ex.route.readBody(&reading, body)

@@ -212,7 +212,7 @@ func TestRefusalBodyBounds(t *testing.T) {
 
 // Other refusals are read too; answers that are not refusals, and
 // streams, are passed on untouched, and recorded by their headers as the
-// response starts.
+// response starts: a Gemini 2xx, whatever its body, as served.
 func TestWhichBodiesAreRead(t *testing.T) {
 	geminiBody := testkit.Fixture(t, "gemini-429.json")
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -240,7 +240,9 @@ func TestWhichBodiesAreRead(t *testing.T) {
 		switch {
 		case tc.read && (len(all) != 1 || len(all[0].Observations) != 8 || all[0].RetryAfter != 43*time.Second || all[0].Cause != tc.cause):
 			t.Errorf("%d: recorded %+v, want the body's windows", tc.status, all)
-		case !tc.read && len(all) != 0:
+		case tc.status == 200 && (len(all) != 1 || !all[0].Served || len(all[0].Observations) != 0):
+			t.Errorf("%d: recorded %+v, want it served, its body unread", tc.status, all)
+		case !tc.read && tc.status != 200 && len(all) != 0:
 			t.Errorf("%d: recorded %+v, want nothing: no header says anything", tc.status, all)
 		}
 	}
@@ -383,5 +385,44 @@ func TestGeminiModelFromPath(t *testing.T) {
 		if o := e.rec.last(t); o.Model != want {
 			t.Errorf("%s: model %q, want %q", path, o.Model, want)
 		}
+	}
+}
+
+// Gemini sends no rate-limit values while a window has room: a 2xx to a
+// request for a model says that none of its windows was empty, as a
+// probe's answer does, and is recorded so (Served). A request that names
+// no model in its path (countTokens), and an error, say nothing.
+func TestGeminiServedThroughTheProxy(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.URL.Path, "broken") {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+		_, _ = w.Write([]byte(`{"candidates":[],"usageMetadata":{"totalTokenCount":5}}`))
+	})
+	e := startProxy(t, setup{routes: geminiRoutes(up.URL), keys: geminiKeys})
+	for path, want := range map[string]string{
+		"/gemini/v1beta/models/gemini-2.5-flash:generateContent":     "gemini-2.5-flash",
+		"/gemini/v1beta/models/gemini-2.5-pro:streamGenerateContent": "gemini-2.5-pro",
+		"/gemini/v1beta/models/gemini-2.5-flash:countTokens":         "",
+		"/gemini/v1beta/models/broken:generateContent":               "",
+	} {
+		before := len(e.rec.all())
+		do(t, e.client, newRequest(t, http.MethodPost, e.url+path, `{}`, "X-Goog-Api-Key", geminiKey))
+		all := e.rec.all()[before:]
+		switch {
+		case want == "" && len(all) != 0:
+			t.Errorf("%s: recorded %+v, want nothing", path, all)
+		case want != "" && (len(all) != 1 || !all[0].Served || !all[0].Success() || len(all[0].Observations) != 0 ||
+			all[0].Key != "team-gemini" || all[0].Model != want):
+			t.Errorf("%s: recorded %+v, want one served reading of team-gemini's %s", path, all, want)
+		}
+	}
+
+	// Another provider's 2xx without values is no reading.
+	before := len(e.rec.all())
+	do(t, e.client, newRequest(t, http.MethodPost, e.url+"/openai/v1/chat/completions", `{"model":"gpt-4o"}`, "Authorization", "Bearer "+openAIKey))
+	if all := e.rec.all()[before:]; len(all) != 0 {
+		t.Errorf("an OpenAI 2xx without headers: recorded %+v", all)
 	}
 }

@@ -175,6 +175,32 @@ func TestHoldOutlivesAReload(t *testing.T) {
 	f.step(t, 2*time.Second, 2) // 61s: past the reset
 }
 
+// A reload that changes how a key is sent to the same place (its
+// api_version, its HTTP client) keeps what the provider asked of its
+// quota, which is the same whatever the request's shape; it ends a
+// backoff, which the old way may have earned.
+func TestHoldOutlivesAReloadOfHowTheKeyIsSent(t *testing.T) {
+	f := newScrapeFixture(t, 0, 1, simulator.Limits{"requests": {"minute": 6}})
+	f.sim.Exhaust(keyA, "m")
+	f.step(t, 0, 1) // remaining 0, reset 60s
+	other := *f.cfg
+	other.Keys = []config.Key{f.cfg.Keys[0]}
+	other.Keys[0].APIVersion = "v1"
+	other.Keys[0].HTTPClient.FollowRedirects = true
+	f.scheduler.Apply(&other)
+	f.step(t, 30*time.Second, 1)
+	f.step(t, 29*time.Second, 1)
+	f.step(t, 2*time.Second, 2) // 61s: past the reset
+
+	f.sim.RevokeKey(keyA)
+	f.step(t, 10*time.Second, 3) // 401: backing off
+	again := other
+	again.Keys = []config.Key{other.Keys[0]}
+	again.Keys[0].APIVersion = ""
+	f.scheduler.Apply(&again) // ends the backoff:
+	f.step(t, 0, 4)           // probed at once (min_interval 0s)
+}
+
 // answers is a Prober that returns the same result to every probe, and counts them.
 type answers struct {
 	clock  clockwork.Clock

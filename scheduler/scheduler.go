@@ -167,10 +167,16 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 			// it is probed at once, as a new target is. A probe of
 			// the old one still out is ignored when it ends.
 			*t = target{id: id, gap: 1, flight: t.flight}
-		case keySettingsChanged(t.cfg.Key, tc.Key):
+		case keyMoved(t.cfg.Key, tc.Key):
 			// Another key, or the same one sent elsewhere: what the old
 			// settings met, backoff and hold-offs, does not carry over.
 			t.failures, t.backoffUntil, t.holdUntil = 0, time.Time{}, time.Time{}
+		case keySettingsChanged(t.cfg.Key, tc.Key):
+			// The same key to the same place, sent another way (its
+			// api_version, its HTTP client): the failures may have been
+			// the old way's, but what the provider asked of the quota,
+			// which is the same, still holds.
+			t.failures, t.backoffUntil = 0, time.Time{}
 		}
 		t.cfg = tc
 		t.rank = modelIndex[tc.Key.Name]*len(keys) + keys[tc.Key.Name]
@@ -188,6 +194,13 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 	}
 	s.order = order
 	s.kickDispatcher()
+}
+
+// keyMoved reports whether a reload made a key another credential, or
+// sends it to another place: another quota, as far as anyone can tell.
+func keyMoved(before, after *config.Key) bool {
+	return before.APIKey != after.APIKey || before.APIKeyFile != after.APIKeyFile ||
+		before.BearerTokenFile != after.BearerTokenFile || before.BaseURL != after.BaseURL
 }
 
 // keySettingsChanged reports whether a key's settings that decide how its
