@@ -355,11 +355,13 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		p.recorder.Observe(Observation{Key: ex.key, Provider: ex.route.provider, Model: ex.model, Reading: reading})
 	}
-	if !isRefusal(resp.StatusCode) || resp.ContentLength == 0 || resp.ContentLength > maxRefusalBody || resp.Request.Method == http.MethodHead {
+	coding := codingOf(resp.Header)
+	if !isRefusal(resp.StatusCode) || coding == unreadable || resp.ContentLength == 0 || resp.ContentLength > maxRefusalBody ||
+		resp.Request.Method == http.MethodHead {
 		record(nil)
 		return nil
 	}
-	resp.Body = newRefusalBody(resp.Body, resp.ContentLength, &p.bodies, ex.bodyBudget, p.refusalWait, record)
+	resp.Body = newRefusalBody(resp.Body, resp.ContentLength, coding, &p.bodies, ex.bodyBudget, p.refusalWait, record)
 	return nil
 }
 

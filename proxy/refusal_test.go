@@ -259,6 +259,7 @@ func TestRefusalBody(t *testing.T) {
 		announced  int64
 		limit      int64
 		closeAfter int // reads before the body is closed; 0: read to the end
+		coding     contentCoding
 		want       string
 		maxCharged int64
 	}{
@@ -269,17 +270,24 @@ func TestRefusalBody(t *testing.T) {
 		{name: "past the cap", body: strings.Repeat("x", maxRefusalBody+1), announced: -1, limit: 1 << 20, maxCharged: 4096 + 8192 + 16384 + 32768 + 65536},
 		{name: "over budget", body: text, announced: -1, limit: 100},
 		{name: "closed early", body: strings.Repeat("x", 9000), announced: -1, limit: 1 << 20, closeAfter: 1, maxCharged: 4096},
+		{name: "gzipped", body: gzipText(text), announced: -1, coding: gzipped, limit: 1 << 20, want: text, maxCharged: firstRefusalBuffer + inflaterSize + firstBodyBuffer},
+		{name: "gzipped, no room to inflate", body: gzipText(text), announced: -1, coding: gzipped, limit: firstRefusalBuffer + inflaterSize, maxCharged: firstRefusalBuffer + inflaterSize},
+		{name: "gzipped, past the cap inflated", body: gzipText(strings.Repeat("x", maxRefusalBody+1)), announced: -1, coding: gzipped, limit: 1 << 20,
+			maxCharged: firstRefusalBuffer + inflaterSize + 4096 + 8192 + 16384 + 32768 + 65536},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var budget bodyBudget
 			var calls atomic.Int32
 			var got []byte
 			upstream := io.NopCloser(&oneByteAtATime{strings.NewReader(tc.body)})
-			b := newRefusalBody(upstream, tc.announced, &budget, tc.limit, time.Hour, func(body []byte) {
+			b := newRefusalBody(upstream, tc.announced, tc.coding, &budget, tc.limit, time.Hour, func(body []byte) {
 				calls.Add(1)
 				got = slices.Clone(body)
 				if used := budget.used.Load(); used > tc.maxCharged {
 					t.Errorf("%d bytes charged for the copy, want at most %d", used, tc.maxCharged)
+				}
+				if used := budget.used.Load(); tc.coding == gzipped && body != nil && used < inflaterSize+int64(len(body)) {
+					t.Errorf("%d bytes charged for inflating %d, want the inflater and its buffers", used, len(body))
 				}
 			})
 			var passed []byte
