@@ -114,9 +114,11 @@ type exchange struct {
 	record bool
 	model  string
 	client http.ResponseWriter
-	// bodyBudget is the state's max_inflight_request_bytes, which the
-	// copy of a refusal's body is charged to as request bodies are.
-	bodyBudget int64
+	// copyBudget bounds what the copies of refusals' bodies may take of
+	// the body budget, request bodies included: half of the state's
+	// max_inflight_request_bytes, so that copies, which are not needed to
+	// forward anything, never leave requests less than half of it.
+	copyBudget int64
 }
 
 type exchangeKey struct{}
@@ -286,7 +288,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ex := &exchange{route: rt, key: who, record: record, client: w, bodyBudget: s.maxInflightRequestBytes}
+	ex := &exchange{route: rt, key: who, record: record, client: w, copyBudget: s.maxInflightRequestBytes / 2}
 	if record {
 		ex.model = rt.modelOf(r.URL.Path, body)
 	}
@@ -361,7 +363,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		record(nil)
 		return nil
 	}
-	resp.Body = newRefusalBody(resp.Body, resp.ContentLength, coding, &p.bodies, ex.bodyBudget, p.refusalWait, record)
+	resp.Body = newRefusalBody(resp.Body, resp.ContentLength, coding, &p.bodies, ex.copyBudget, p.refusalWait, record)
 	return nil
 }
 

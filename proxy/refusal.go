@@ -78,7 +78,7 @@ func codingOf(h http.Header) contentCoding {
 type refusalBody struct {
 	io.ReadCloser
 	bodies    *bodyBudget
-	limit     int64 // of bodies
+	limit     int64 // that bodies may take, copies included, for a copy to grow
 	announced int64 // the Content-Length; -1 unknown
 	coding    contentCoding
 	done      func(body []byte)
