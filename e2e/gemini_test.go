@@ -287,10 +287,31 @@ proxy:
 	text := e.waitFor(t, `ratelimit_proxy_rate_limited_total{cause="quota_exhausted",key="g",model="`+geminiModel+`",provider="gemini"} 1`)
 	got := metricsOf(t, text)
 	checkGeminiWindows(t, got, id, readGeminiRefusal(t, body), before)
-	if v := got[series("ratelimit_observations_total", append(id, "source", "proxy")...)]; v != 1 {
-		t.Errorf("%v readings from the proxy, want 1: the 429's", v)
+	if v := got[series("ratelimit_observations_total", append(id, "source", "proxy")...)]; v != 3 {
+		t.Errorf("%v readings from the proxy, want 3: two 200s, served, and the 429", v)
 	}
 	if n := sim.Requests() - probes; n != 3 {
 		t.Errorf("%d requests reached the simulator since the probe, want the application's 3 and no probe", n)
+	}
+
+	// A day later the quotas are back: the application's next answer,
+	// a 200 without a header, says that no window is empty any more,
+	// without waiting an hour for a probe to say it. The limits stay.
+	sim.SetClock(func() time.Time { return time.Now().Add(25 * time.Hour) })
+	if status, _, _ := send(t, true, "", "X-Goog-Api-Key", geminiKey); status != 200 {
+		t.Fatalf("a day later: %d", status)
+	}
+	text = e.waitFor(t, `ratelimit_observations_total{key="g",model="`+geminiModel+`",provider="gemini",source="proxy"} 4`)
+	got = metricsOf(t, text)
+	for s := range got {
+		if strings.HasPrefix(s, "ratelimit_remaining{") || strings.HasPrefix(s, "ratelimit_reset_seconds{") {
+			t.Errorf("a served answer left an empty window: %s", s)
+		}
+	}
+	if v, ok := got[series("ratelimit_limit", append(id, "resource", "requests", "window", "minute")...)]; !ok || v != geminiLimits["requests"]["minute"] {
+		t.Errorf("the requests per minute limit is %v (present %v) after a served answer, want %v", v, ok, geminiLimits["requests"]["minute"])
+	}
+	if n := sim.Requests() - probes; n != 4 {
+		t.Errorf("%d requests reached the simulator since the probe, want the application's 4 and no probe", n)
 	}
 }

@@ -47,6 +47,13 @@ type Provider struct {
 	// until one runs out, a probe tells little and spends a request of a
 	// daily quota. 0: the probe settings alone decide.
 	MinInterval time.Duration
+	// LimitsInRefusalsOnly: the API sends no rate-limit values but in the
+	// body of a refusal, naming the windows that ran out (Gemini). A 2xx
+	// it answers for a model then says that none of that model's windows
+	// is empty: the proxy records it as a ratelimit.Reading that is
+	// Served. false for an API that sends values with its answers, or
+	// has no windows at all (DeepSeek, whose limit is its balance).
+	LimitsInRefusalsOnly bool
 }
 
 // all lists every provider, in the order the docs show them.
@@ -154,12 +161,13 @@ var all = []Provider{
 	},
 	{
 		// No rate-limit headers: what ran out is in a 429's body only.
-		Name:        "gemini",
-		BaseURL:     "https://generativelanguage.googleapis.com/v1beta",
-		Model:       "gemini-3.5-flash-lite",
-		Probe:       generateContent{now: time.Now},
-		ModelInPath: modelInGeminiPath,
-		MinInterval: time.Hour,
+		Name:                 "gemini",
+		BaseURL:              "https://generativelanguage.googleapis.com/v1beta",
+		Model:                "gemini-3.5-flash-lite",
+		Probe:                generateContent{now: time.Now},
+		ModelInPath:          modelInGeminiPath,
+		MinInterval:          time.Hour,
+		LimitsInRefusalsOnly: true,
 	},
 }
 

@@ -105,6 +105,9 @@ type route struct {
 	// name it there (Azure's deployments, Gemini's models); nil, or false,
 	// and the model is the body's.
 	modelInPath func(path string) (string, bool)
+	// servedIsReading: a 2xx for a model is a Served reading, for a
+	// provider that tells its limits in refusals only.
+	servedIsReading bool
 }
 
 // exchange is what the proxy knows about one request, for the response.
@@ -212,14 +215,15 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 			byProvider[r.Provider] = p.digests(cfg.Keys, r.Provider)
 		}
 		s.routes = append(s.routes, &route{
-			prefix:      r.PathPrefix,
-			upstream:    upstream,
-			provider:    prov.Name,
-			parser:      prov.Parser(),
-			keyHeader:   prov.Probe.KeyHeader(),
-			probe:       prov.Probe,
-			keys:        byProvider[r.Provider],
-			modelInPath: prov.ModelInPath,
+			prefix:          r.PathPrefix,
+			upstream:        upstream,
+			provider:        prov.Name,
+			parser:          prov.Parser(),
+			keyHeader:       prov.Probe.KeyHeader(),
+			probe:           prov.Probe,
+			keys:            byProvider[r.Provider],
+			modelInPath:     prov.ModelInPath,
+			servedIsReading: prov.LimitsInRefusalsOnly,
 		})
 	}
 	slices.SortStableFunc(s.routes, func(a, b *route) int { return len(b.prefix) - len(a.prefix) })
@@ -348,6 +352,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	reading := ex.route.parser.Read(resp.StatusCode, resp.Header, p.now())
+	if ex.route.servedIsReading && ex.model != "" && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		reading.Served = true
+	}
 	record := func(body []byte) {
 		if body != nil {
 			ex.route.readBody(&reading, body)

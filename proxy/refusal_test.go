@@ -225,14 +225,15 @@ func TestWhichBodiesAreRead(t *testing.T) {
 		status int
 		read   bool
 		cause  ratelimit.Cause
+		served bool // recorded as Served, its body unread
 	}{
-		{429, true, ratelimit.CauseQuotaExhausted},
-		{503, true, ratelimit.CauseOverloaded},
-		{529, true, ratelimit.CauseOverloaded},
-		{402, true, ratelimit.CauseSpendLimit},
-		{200, false, ""},
-		{400, false, ""},
-		{500, false, ""},
+		{429, true, ratelimit.CauseQuotaExhausted, false},
+		{503, true, ratelimit.CauseOverloaded, false},
+		{529, true, ratelimit.CauseOverloaded, false},
+		{402, true, ratelimit.CauseSpendLimit, false},
+		{200, false, "", true},
+		{400, false, "", false},
+		{500, false, "", false},
 	} {
 		before := len(e.rec.all())
 		do(t, e.client, newRequest(t, http.MethodPost, fmt.Sprintf("%s/gemini/v1beta/models/s%d:generateContent", e.url, tc.status), "{}", "X-Goog-Api-Key", geminiKey))
@@ -240,7 +241,9 @@ func TestWhichBodiesAreRead(t *testing.T) {
 		switch {
 		case tc.read && (len(all) != 1 || len(all[0].Observations) != 8 || all[0].RetryAfter != 43*time.Second || all[0].Cause != tc.cause):
 			t.Errorf("%d: recorded %+v, want the body's windows", tc.status, all)
-		case !tc.read && len(all) != 0:
+		case tc.served && (len(all) != 1 || !all[0].Served || len(all[0].Observations) != 0):
+			t.Errorf("%d: recorded %+v, want a Served reading, its body unread", tc.status, all)
+		case !tc.read && !tc.served && len(all) != 0:
 			t.Errorf("%d: recorded %+v, want nothing: no header says anything", tc.status, all)
 		}
 	}
@@ -390,6 +393,53 @@ func TestGeminiModelFromPath(t *testing.T) {
 		do(t, e.client, newRequest(t, http.MethodPost, e.url+path, `{"model":"not-read"}`, "X-Goog-Api-Key", geminiKey))
 		if o := e.rec.last(t); o.Model != want {
 			t.Errorf("%s: model %q, want %q", path, o.Model, want)
+		}
+	}
+}
+
+// Gemini sends no rate-limit values but in a refusal's body: a 2xx it
+// answers for a model says that none of the model's windows is empty,
+// and is recorded as Served, so that a window a 429 emptied does not
+// stay empty until the next probe, an hour later. A 2xx that names no
+// model, or from any other provider, says nothing.
+func TestGeminiServedThroughTheProxy(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/s500:generateContent"):
+			w.WriteHeader(http.StatusInternalServerError)
+		case strings.HasSuffix(r.URL.Path, ":streamGenerateContent"):
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: {\"candidates\":[]}\n\n")
+		default:
+			_, _ = io.WriteString(w, `{"candidates":[],"usageMetadata":{"totalTokenCount":3}}`)
+		}
+	})
+	const deepseekKey = "sk-sim-proxy-deepseek-0123456789abcdef"
+	routes := append(geminiRoutes(up.URL), config.Route{PathPrefix: "/deepseek/", Upstream: up.URL, Provider: "deepseek"})
+	e := startProxy(t, setup{routes: routes, keys: geminiKeys + "  - {name: team-deepseek, provider: deepseek, api_key: " + deepseekKey + "}\n"})
+	for _, tc := range []struct {
+		method, path, body string
+		header             []string
+		served             string // the model recorded as Served; "": nothing recorded
+	}{
+		{"POST", geminiPath, `{}`, []string{"X-Goog-Api-Key", geminiKey}, "gemini-2.5-flash"},
+		{"POST", "/gemini/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", `{}`, []string{"X-Goog-Api-Key", geminiKey}, "gemini-2.5-pro"},
+		{"POST", "/gemini/v1beta/models/s500:generateContent", `{}`, []string{"X-Goog-Api-Key", geminiKey}, ""},
+		{"GET", "/gemini/v1beta/models", "", []string{"X-Goog-Api-Key", geminiKey}, ""},
+		{"POST", "/openai/v1/chat/completions", `{"model":"gpt-4o-mini"}`, []string{"Authorization", "Bearer " + openAIKey}, ""},
+		// DeepSeek has no windows a 2xx could show not empty: its limit is
+		// its balance, which its probe reads for free.
+		{"POST", "/deepseek/chat/completions", `{"model":"deepseek-chat"}`, []string{"Authorization", "Bearer " + deepseekKey}, ""},
+	} {
+		before := len(e.rec.all())
+		do(t, e.client, newRequest(t, tc.method, e.url+tc.path, tc.body, tc.header...))
+		all := e.rec.all()[before:]
+		switch {
+		case tc.served == "" && len(all) != 0:
+			t.Errorf("%s %s: recorded %+v, want nothing", tc.method, tc.path, all)
+		case tc.served != "" && (len(all) != 1 || !all[0].Served || all[0].Model != tc.served || len(all[0].Observations) != 0 || all[0].Key != "team-gemini"):
+			t.Errorf("%s %s: recorded %+v, want one Served reading of %s", tc.method, tc.path, all, tc.served)
 		}
 	}
 }
