@@ -32,9 +32,12 @@ type Provider struct {
 	Probe Probe
 	// ModelInPath reads the model from the path of a request through the
 	// proxy, for an API that names it there; nil, or false, and the proxy
-	// reads the body's top-level "model". The model must be printable and
-	// short, as config.Printable and the proxy's bound on a body's model.
-	ModelInPath func(path string) (model string, ok bool)
+	// reads the body's top-level "model". true: the path names the model
+	// the upstream serves, whatever the body says; the model is "" when
+	// the name is not one a label should show. The model must be
+	// printable and short, as config.Printable and the proxy's bound on a
+	// body's model.
+	ModelInPath func(path string) (model string, named bool)
 	// APIVersion is the api_version a key probes with when it gives none;
 	// "" for an API that takes none, whose keys may not give one.
 	APIVersion string
