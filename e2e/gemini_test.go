@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -210,15 +212,38 @@ keys:
 	}
 }
 
+// gzipped compresses every answer of h for a client that asks for gzip,
+// as Google's servers do; Go's clients ask unless told not to.
+func gzipped(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		var body bytes.Buffer
+		zw := gzip.NewWriter(&body)
+		_, _ = zw.Write(rec.Body.Bytes())
+		_ = zw.Close()
+		maps.Copy(w.Header(), rec.Header())
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body.Bytes())
+	})
+}
+
 // A Gemini request as the REST API takes it goes through the built
 // exporter's proxy byte for byte, the key in x-goog-api-key or in ?key=;
-// a 429's body reaches the application unchanged while its windows land
-// on /metrics, at no probe's cost.
+// a 429's body, gzipped as Google's servers send it to a Go client,
+// reaches the application unchanged while its windows land on /metrics,
+// at no probe's cost.
 func TestGeminiThroughTheProxy(t *testing.T) {
 	sim := simulator.NewDialect(simulator.Gemini)
 	sim.AddKey(geminiKey, geminiLimits)
 	mux := http.NewServeMux()
-	mux.Handle("/google/", sim)
+	mux.Handle("/google/", gzipped(sim))
 	upstream := httptest.NewServer(mux)
 	t.Cleanup(upstream.Close)
 	proxyAddr := testkit.FreeAddr(t)
@@ -256,6 +281,9 @@ proxy:
 		body, _ := io.ReadAll(resp.Body)
 		if !forwarded {
 			return resp.StatusCode, resp.Header, body
+		}
+		if !resp.Uncompressed {
+			t.Errorf("the answer was not gzipped: %q", resp.Header)
 		}
 		ex, _ := sim.LastExchange(geminiKey)
 		if ex.Path != "/google/v1beta/models/"+geminiModel+":generateContent" || string(ex.Body) != request {
