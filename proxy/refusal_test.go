@@ -271,6 +271,8 @@ func TestRefusalBody(t *testing.T) {
 		{name: "grows by doubling", body: strings.Repeat("x", 9000), announced: -1, limit: 1 << 20, want: strings.Repeat("x", 9000), maxCharged: 4096 + 8192 + 16384},
 		{name: "at the cap", body: strings.Repeat("x", maxRefusalBody), announced: -1, limit: 1 << 20, want: strings.Repeat("x", maxRefusalBody), maxCharged: 4096 + 8192 + 16384 + 32768 + 65536},
 		{name: "past the cap", body: strings.Repeat("x", maxRefusalBody+1), announced: -1, limit: 1 << 20, maxCharged: 4096 + 8192 + 16384 + 32768 + 65536},
+		{name: "announced, at the cap", body: strings.Repeat("x", maxRefusalBody), announced: maxRefusalBody, limit: 1 << 20, want: strings.Repeat("x", maxRefusalBody),
+			maxCharged: 4096 + 8192 + 16384 + 32768 + 65536},
 		{name: "over budget", body: text, announced: -1, limit: 100},
 		{name: "closed early", body: strings.Repeat("x", 9000), announced: -1, limit: 1 << 20, closeAfter: 1, maxCharged: 4096},
 		{name: "gzipped", body: gzipText(text), announced: -1, coding: gzipped, limit: 1 << 20, want: text, maxCharged: firstRefusalBuffer + inflaterSize + firstBodyBuffer},
