@@ -77,7 +77,7 @@ func TestCanaryKeyNeverWritten(t *testing.T) {
 				// The key in each key header, and in the query alone (?key=,
 				// Gemini's; ?api-key=, Azure's).
 				for _, header := range [][]string{{"Authorization", "Bearer " + key}, {"X-Api-Key", key}, {"X-Goog-Api-Key", key},
-					{"X-Litellm-Api-Key", key}, {"Ocp-Apim-Subscription-Key", key}, nil} {
+					{"X-Litellm-Api-Key", key}, {"Ocp-Apim-Subscription-Key", key}, {"Sec-Websocket-Protocol", "realtime, openai-insecure-api-key." + key}, nil} {
 					req := newRequest(t, http.MethodPost, e.url+path+"?key="+key+"&api-key="+key, `{"model":"gpt-4o-mini","input":"`+key+`"}`, header...)
 					written = append(written, do(t, e.client, req))
 				}

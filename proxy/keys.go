@@ -112,8 +112,9 @@ func fingerprint(digest [sha256.Size]byte) string {
 // and any header an upstream may take for a key header (X_Api_Key, read as
 // X-Api-Key by servers that map headers to CGI variables): an upstream
 // that parses more loosely than the proxy must find no key it did not check.
-// The query's key parameters (Gemini's key, Azure's api-key, API
-// Management's subscription-key) come after the headers.
+// The keys of WebSocket subprotocols come after the headers, and the
+// query's key parameters (Gemini's key, Azure's api-key, API Management's
+// subscription-key) last.
 func presentedKeys(h http.Header, rawQuery, keyHeader string) (key string, others []string) {
 	var keys []string
 	add := func(k string) {
@@ -148,6 +149,11 @@ func presentedKeys(h http.Header, rawQuery, keyHeader string) (key string, other
 	for _, name := range lookalikes {
 		read(name)
 	}
+	if !connectionNamed(h, "Sec-Websocket-Protocol") {
+		for _, k := range subprotocolKeys(h["Sec-Websocket-Protocol"]) {
+			add(k)
+		}
+	}
 	for _, k := range queryKeys(rawQuery) {
 		add(k)
 	}
@@ -155,6 +161,25 @@ func presentedKeys(h http.Header, rawQuery, keyHeader string) (key string, other
 		return "", nil
 	}
 	return keys[0], keys[1:]
+}
+
+// keySubprotocol prefixes the key OpenAI's realtime API reads from a
+// WebSocket subprotocol, where a browser, which cannot set headers on a
+// WebSocket, sends it.
+const keySubprotocol = "openai-insecure-api-key."
+
+// subprotocolKeys returns the keys of Sec-WebSocket-Protocol values: the
+// rest of each protocol that starts with keySubprotocol, in any case.
+func subprotocolKeys(values []string) []string {
+	var keys []string
+	for _, v := range values {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = textproto.TrimString(p); len(p) > len(keySubprotocol) && strings.EqualFold(p[:len(keySubprotocol)], keySubprotocol) {
+				keys = append(keys, p[len(keySubprotocol):])
+			}
+		}
+	}
+	return keys
 }
 
 // keyParameters are the query parameters, in lower case, that an upstream

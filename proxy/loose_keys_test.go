@@ -40,11 +40,12 @@ func TestLooselyReadKeysAreRefusedUnderReject(t *testing.T) {
 // A gateway in front of a provider reads keys where the provider does
 // not: LiteLLM reads x-litellm-api-key before Authorization, and Azure
 // API Management Ocp-Apim-Subscription-Key or ?subscription-key=; Azure
-// itself reads ?api-key= (its realtime API). Under reject, an unknown key
+// itself reads ?api-key= (its realtime API), and OpenAI a browser's key
+// in a WebSocket subprotocol. Under reject, an unknown key
 // there does not ride beside a configured one, and under fingerprint the
 // answer, which the gateway gave for whichever key it read, is recorded
 // under neither; a configured key there alone is that key.
-func TestGatewayKeyHeaders(t *testing.T) {
+func TestKeysWhereGatewaysRead(t *testing.T) {
 	const azureKey = "az-sim-proxy-gateway-0123456789abcdef"
 	up := newUpstream(t, okHandler)
 	routes := []config.Route{
@@ -69,6 +70,10 @@ func TestGatewayKeyHeaders(t *testing.T) {
 		{"a configured key in x-litellm-api-key alone", chat, []string{"X-Litellm-Api-Key", "Bearer " + openAIKey}, "team-openai"},
 		{"a configured key in Ocp-Apim-Subscription-Key alone", deployment, []string{"Ocp-Apim-Subscription-Key", azureKey}, "team-azure"},
 		{"a configured key in ?api-key= alone", deployment + "&api-key=" + azureKey, nil, "team-azure"},
+		// A browser cannot set headers on a WebSocket: OpenAI's realtime
+		// API reads its key from a subprotocol.
+		{"a WebSocket subprotocol", chat, []string{"Authorization", "Bearer " + openAIKey, "Sec-Websocket-Protocol", "realtime, openai-insecure-api-key." + unknownKey}, ""},
+		{"a configured key in a WebSocket subprotocol alone", chat, []string{"Sec-Websocket-Protocol", "realtime, openai-insecure-api-key." + openAIKey}, "team-openai"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hits := up.hits.Load()

@@ -393,7 +393,7 @@ func TestGeminiModelFromPath(t *testing.T) {
 		"/gemini/v1/models/gemini-2.5-pro:streamGenerateContent":                 "gemini-2.5-pro",
 		"/gemini/v1beta/models/gemini%E2%80%8B:generateContent":                  "",
 		"/gemini/v1beta/models/" + strings.Repeat("m", 257) + ":generateContent": "",
-		"/gemini/v1beta/models/evil%2Fgemini-2.5-flash:generateContent":          "", // Gemini serves the path's, or none: not the body's
+		"/gemini/v1beta/models/evil%2Fgemini-2.5-flash:generateContent":          "",         // Gemini serves the path's, or none: not the body's
 		"/gemini/v1beta/models/gemini-2.5-flash:countTokens":                     "not-read", // no model in the path: the body's
 	} {
 		do(t, e.client, newRequest(t, http.MethodPost, e.url+path, `{"model":"not-read"}`, "X-Goog-Api-Key", geminiKey))
