@@ -364,9 +364,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		p.recorder.Observe(Observation{Key: ex.key, Provider: ex.route.provider, Model: ex.model, Reading: reading})
 	}
+	if !isRefusal(resp.StatusCode) || resp.ContentLength == 0 || resp.ContentLength > maxRefusalBody || resp.Request.Method == http.MethodHead {
+		record(nil)
+		return nil
+	}
 	coding := codingOf(resp.Header)
-	if !isRefusal(resp.StatusCode) || coding == unreadable || resp.ContentLength == 0 || resp.ContentLength > maxRefusalBody ||
-		resp.Request.Method == http.MethodHead {
+	if coding == unreadable {
 		record(nil)
 		return nil
 	}
