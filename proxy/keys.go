@@ -105,9 +105,9 @@ func fingerprint(digest [sha256.Size]byte) string {
 // no identity. The upstream reads its own header (keyHeader) first; any
 // other key header a provider or a gateway reads (keyHeaders) may hold a
 // key the upstream reads when its own has none, before it (LiteLLM's), or
-// as well. A second value of any of them,
-// or a key in another beside one in its own, is an other key, which the
-// caller may not ignore: the upstream might read it instead. So is any
+// as well. A second value of any of them, or a key in another beside one
+// in its own, is an other key, which the caller may not ignore: the
+// upstream might read it instead. So is any
 // value the proxy cannot read as a key (an Authorization not "Bearer <key>")
 // and any header an upstream may take for a key header (X_Api_Key, read as
 // X-Api-Key by servers that map headers to CGI variables): an upstream
