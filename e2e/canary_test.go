@@ -220,7 +220,8 @@ keys:
 	}
 }
 
-// Gemini's paths: keys in x-goog-api-key and in ?key=, probed and sent
+// Gemini's paths: keys in x-goog-api-key and in ?key= (and beside them
+// where gateways read keys), probed and sent
 // through the proxy, working, exhausted (a 429 whose body the proxy and
 // the probe read), refused, and a stranger's, at debug level: no key is
 // in any output.
@@ -255,8 +256,11 @@ proxy:
 	canaries := []string{good, exhausted, revoked, stranger}
 	path := "http://" + proxyAddr + "/gemini/v1beta/models/" + geminiModel + ":generateContent"
 	for _, key := range canaries {
-		for _, tc := range []struct{ query, header string }{
-			{"", key}, {"?key=" + key, ""}, {"?alt=sse;key=" + key, good}, {"?k%zzey=" + key, ""}, {"?key=" + key, stranger},
+		for _, tc := range []struct{ query, header, other string }{
+			{"", key, ""}, {"?key=" + key, "", ""}, {"?alt=sse;key=" + key, good, ""}, {"?k%zzey=" + key, "", ""}, {"?key=" + key, stranger, ""},
+			// Where gateways read keys: Azure's ?api-key=, LiteLLM's and
+			// Azure API Management's headers.
+			{"?api-key=" + key, good, ""}, {"", good, key},
 		} {
 			req, err := http.NewRequest(http.MethodPost, path+tc.query, strings.NewReader(`{"contents":[{"parts":[{"text":"`+key+`"}]}]}`))
 			if err != nil {
@@ -264,6 +268,10 @@ proxy:
 			}
 			if tc.header != "" {
 				req.Header.Set("X-Goog-Api-Key", tc.header)
+			}
+			if tc.other != "" {
+				req.Header.Set("X-Litellm-Api-Key", tc.other)
+				req.Header.Set("Ocp-Apim-Subscription-Key", tc.other)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

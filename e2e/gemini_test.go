@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -210,16 +212,39 @@ keys:
 	}
 }
 
+// gzipped compresses every answer of h for a client that asks for gzip,
+// as Google's servers do; Go's clients ask unless told not to.
+func gzipped(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		var body bytes.Buffer
+		zw := gzip.NewWriter(&body)
+		_, _ = zw.Write(rec.Body.Bytes())
+		_ = zw.Close()
+		maps.Copy(w.Header(), rec.Header())
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body.Bytes())
+	})
+}
+
 // A Gemini request as the REST API takes it goes through the built
 // exporter's proxy byte for byte, the key in x-goog-api-key or in ?key=;
-// a 429's body reaches the application unchanged while its windows land
-// on /metrics, at no probe's cost; an answer served once the quota is
-// back says no window is empty, as a probe's would.
+// a 429's body, gzipped as Google's servers send it to a Go client,
+// reaches the application unchanged while its windows land on /metrics,
+// at no probe's cost; an answer served once the quota is back says no
+// window is empty, as a probe's would.
 func TestGeminiThroughTheProxy(t *testing.T) {
 	sim := simulator.NewDialect(simulator.Gemini)
 	sim.AddKey(geminiKey, geminiLimits)
 	mux := http.NewServeMux()
-	mux.Handle("/google/", sim)
+	mux.Handle("/google/", gzipped(sim))
 	upstream := httptest.NewServer(mux)
 	t.Cleanup(upstream.Close)
 	proxyAddr := testkit.FreeAddr(t)
@@ -258,6 +283,9 @@ proxy:
 		if !forwarded {
 			return resp.StatusCode, resp.Header, body
 		}
+		if !resp.Uncompressed {
+			t.Errorf("the answer was not gzipped: %q", resp.Header)
+		}
 		ex, _ := sim.LastExchange(geminiKey)
 		if ex.Path != "/google/v1beta/models/"+geminiModel+":generateContent" || string(ex.Body) != request {
 			t.Errorf("the simulator got %s %s", ex.Path, ex.Body)
@@ -289,7 +317,7 @@ proxy:
 	got := metricsOf(t, text)
 	checkGeminiWindows(t, got, id, readGeminiRefusal(t, body), before)
 	if v := got[series("ratelimit_observations_total", append(id, "source", "proxy")...)]; v != 3 {
-		t.Errorf("%v readings from the proxy, want 3: two served answers and the 429", v)
+		t.Errorf("%v readings from the proxy, want 3: two 200s, served, and the 429", v)
 	}
 
 	// A day later the quota is back: the next answer served through the
@@ -305,5 +333,10 @@ proxy:
 	}
 	if n := sim.Requests() - probes; n != 4 {
 		t.Errorf("%d requests reached the simulator since the probe, want the application's 4 and no probe", n)
+	}
+
+	got = metricsOf(t, text)
+	if v, ok := got[series("ratelimit_limit", append(id, "resource", "requests", "window", "minute")...)]; !ok || v != geminiLimits["requests"]["minute"] {
+		t.Errorf("the requests per minute limit is %v (present %v) after a served answer, want %v", v, ok, geminiLimits["requests"]["minute"])
 	}
 }

@@ -62,16 +62,20 @@ const maxDeploymentBytes = 64
 
 // azureDeployment reads the deployment from a path of Azure's
 // /openai/deployments/{deployment}/... API; the v1 API's paths name none.
-// Only a name of visible ASCII is read, never one a label would garble.
+// Only a name of visible ASCII is read, never one a label would garble:
+// another gives "", never the body's model, which Azure does not serve.
 func azureDeployment(path string) (string, bool) {
 	_, rest, found := strings.Cut(path, "/openai/deployments/")
 	if !found {
 		return "", false
 	}
 	deployment, _, found := strings.Cut(rest, "/")
-	if !found || deployment == "" || len(deployment) > maxDeploymentBytes ||
-		strings.ContainsFunc(deployment, func(r rune) bool { return r <= ' ' || r > '~' }) {
+	if !found {
 		return "", false
+	}
+	if deployment == "" || len(deployment) > maxDeploymentBytes ||
+		strings.ContainsFunc(deployment, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return "", true
 	}
 	return deployment, true
 }

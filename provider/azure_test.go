@@ -65,26 +65,31 @@ func TestAuthorize(t *testing.T) {
 }
 
 // The proxy reads a deployment from Azure's paths, under any route prefix;
-// from the v1 API's, none (the body's model names it).
+// from the v1 API's, none (the body's model names it). A deployment no
+// label should show is named but not read: the body's model is not the
+// one Azure serves on these paths.
 func TestAzureDeploymentInPath(t *testing.T) {
 	modelInPath := lookup(t, "azure_openai").ModelInPath
-	for path, want := range map[string]string{
-		"/openai/deployments/gpt-4o-mini/chat/completions":                                             "gpt-4o-mini",
-		"/azure/eu/openai/deployments/my_deploy.v2/embeddings":                                         "my_deploy.v2",
-		"/openai/deployments/gpt-4o/audio/transcriptions":                                              "gpt-4o",
-		"/openai/v1/chat/completions":                                                                  "",
-		"/openai/deployments/":                                                                         "",
-		"/openai/deployments/gpt-4o":                                                                   "",
-		"/openai/deployments//chat/completions":                                                        "",
-		"/openai/deployments/has space/chat/completions":                                               "",
-		"/openai/deployments/nul\x00/chat/completions":                                                 "",
-		"/openai/deployments/ünïcode/chat/completions":                                                 "",
-		"/openai/deployments/" + string(make([]byte, 65)) + "/x":                                       "",
-		"/openai/deployments/" + "d123456789d123456789d123456789d123456789d123456789d123456789d1234/x": "",
+	type reading struct {
+		model string
+		named bool
+	}
+	for path, want := range map[string]reading{
+		"/openai/deployments/gpt-4o-mini/chat/completions":                                             {"gpt-4o-mini", true},
+		"/azure/eu/openai/deployments/my_deploy.v2/embeddings":                                         {"my_deploy.v2", true},
+		"/openai/deployments/gpt-4o/audio/transcriptions":                                              {"gpt-4o", true},
+		"/openai/v1/chat/completions":                                                                  {},
+		"/openai/deployments/":                                                                         {},
+		"/openai/deployments/gpt-4o":                                                                   {},
+		"/openai/deployments//chat/completions":                                                        {"", true},
+		"/openai/deployments/has space/chat/completions":                                               {"", true},
+		"/openai/deployments/nul\x00/chat/completions":                                                 {"", true},
+		"/openai/deployments/ünïcode/chat/completions":                                                 {"", true},
+		"/openai/deployments/" + string(make([]byte, 65)) + "/x":                                       {"", true},
+		"/openai/deployments/" + "d123456789d123456789d123456789d123456789d123456789d123456789d1234/x": {"", true},
 	} {
-		got, ok := modelInPath(path)
-		if got != want || ok != (want != "") {
-			t.Errorf("%q: %q, %v; want %q", path, got, ok, want)
+		if model, named := modelInPath(path); model != want.model || named != want.named {
+			t.Errorf("%q: %q, %v; want %+v", path, model, named, want)
 		}
 	}
 	if got, ok := modelInPath("/openai/deployments/" + "d123456789d123456789d123456789d123456789d123456789d123456789d123/x"); !ok || len(got) != 64 {

@@ -329,15 +329,19 @@ func untilPacificMidnight(now time.Time) time.Duration {
 
 // modelInGeminiPath reads the model of a request to
 // .../models/{model}:generateContent or :streamGenerateContent (under
-// /v1beta or /v1, behind any route prefix).
+// /v1beta or /v1, behind any route prefix); "" for a name with a slash
+// (an escaped one, %2F), which names no model Gemini serves.
 func modelInGeminiPath(path string) (string, bool) {
 	i := strings.LastIndex(path, "/models/")
 	if i < 0 {
 		return "", false
 	}
 	model, method, ok := strings.Cut(path[i+len("/models/"):], ":")
-	if !ok || model == "" || strings.Contains(model, "/") || (method != "generateContent" && method != "streamGenerateContent") {
+	if !ok || model == "" || (method != "generateContent" && method != "streamGenerateContent") {
 		return "", false
+	}
+	if strings.Contains(model, "/") {
+		return "", true
 	}
 	return model, true
 }

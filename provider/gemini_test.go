@@ -194,21 +194,26 @@ func TestUntilPacificMidnight(t *testing.T) {
 	}
 }
 
+// A Gemini path names the model it calls; one with a slash (escaped,
+// %2F) is named but not read, never left to the body.
 func TestModelInGeminiPath(t *testing.T) {
-	for path, want := range map[string]string{
-		"/v1beta/models/gemini-3.5-flash-lite:generateContent":              "gemini-3.5-flash-lite",
-		"/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent":      "gemini-2.5-flash",
-		"/v1/models/gemini-2.5-pro:generateContent":                         "gemini-2.5-pro",
-		"/v1beta/models/gemini-2.5-flash:countTokens":                       "",
-		"/v1beta/models/gemini-2.5-flash":                                   "",
-		"/v1beta/models/:generateContent":                                   "",
-		"/v1beta/models/a/b:generateContent":                                "",
-		"/v1beta/tunedModels/x:generateContent":                             "",
-		"/v1beta/models/gemini-2.5-flash:generateContent/models/x:generate": "",
+	type reading struct {
+		model string
+		named bool
+	}
+	for path, want := range map[string]reading{
+		"/v1beta/models/gemini-3.5-flash-lite:generateContent":              {"gemini-3.5-flash-lite", true},
+		"/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent":      {"gemini-2.5-flash", true},
+		"/v1/models/gemini-2.5-pro:generateContent":                         {"gemini-2.5-pro", true},
+		"/v1beta/models/gemini-2.5-flash:countTokens":                       {},
+		"/v1beta/models/gemini-2.5-flash":                                   {},
+		"/v1beta/models/:generateContent":                                   {},
+		"/v1beta/models/a/b:generateContent":                                {"", true},
+		"/v1beta/tunedModels/x:generateContent":                             {},
+		"/v1beta/models/gemini-2.5-flash:generateContent/models/x:generate": {},
 	} {
-		model, ok := modelInGeminiPath(path)
-		if model != want || ok != (want != "") {
-			t.Errorf("%s: %q, %v; want %q", path, model, ok, want)
+		if model, named := modelInGeminiPath(path); model != want.model || named != want.named {
+			t.Errorf("%s: %q, %v; want %+v", path, model, named, want)
 		}
 	}
 }

@@ -32,27 +32,31 @@ type Provider struct {
 	Probe Probe
 	// ModelInPath reads the model from the path of a request through the
 	// proxy, for an API that names it there; nil, or false, and the proxy
-	// reads the body's top-level "model". The model must be printable and
-	// short, as config.Printable and the proxy's bound on a body's model.
-	ModelInPath func(path string) (model string, ok bool)
+	// reads the body's top-level "model". true: the path names the model
+	// the upstream serves, whatever the body says; the model is "" when
+	// the name is not one a label should show. The model must be
+	// printable and short, as config.Printable and the proxy's bound on a
+	// body's model.
+	ModelInPath func(path string) (model string, named bool)
 	// APIVersion is the api_version a key probes with when it gives none;
 	// "" for an API that takes none, whose keys may not give one.
 	APIVersion string
 	// BearerToken reports whether a key may give a bearer token
 	// (bearer_token_file) instead of an API key.
 	BearerToken bool
-	// ServedSaysNoneEmpty: the API sends no rate-limit values while its
-	// windows have room, only in a refusal's body. So a 2xx answer to a
-	// request for a model that ModelInPath reads says that none of that
-	// model's windows was empty, as the probe's answer does (Served); the
-	// proxy records it so.
-	ServedSaysNoneEmpty bool
 	// MinInterval is the shortest time between probes of one key and model
 	// that does not set its own probe_interval, whatever probe.interval or
 	// probe.min_interval say: for an API that sends no rate-limit values
 	// until one runs out, a probe tells little and spends a request of a
 	// daily quota. 0: the probe settings alone decide.
 	MinInterval time.Duration
+	// LimitsInRefusalsOnly: the API sends no rate-limit values but in the
+	// body of a refusal, naming the windows that ran out (Gemini). A 2xx
+	// it answers for a model then says that none of that model's windows
+	// is empty: the proxy records it as a ratelimit.Reading that is
+	// Served. false for an API that sends values with its answers, or
+	// has no windows at all (DeepSeek, whose limit is its balance).
+	LimitsInRefusalsOnly bool
 }
 
 // all lists every provider, in the order the docs show them.
@@ -160,13 +164,13 @@ var all = []Provider{
 	},
 	{
 		// No rate-limit headers: what ran out is in a 429's body only.
-		Name:                "gemini",
-		BaseURL:             "https://generativelanguage.googleapis.com/v1beta",
-		Model:               "gemini-3.5-flash-lite",
-		Probe:               generateContent{now: time.Now},
-		ModelInPath:         modelInGeminiPath,
-		ServedSaysNoneEmpty: true,
-		MinInterval:         time.Hour,
+		Name:                 "gemini",
+		BaseURL:              "https://generativelanguage.googleapis.com/v1beta",
+		Model:                "gemini-3.5-flash-lite",
+		Probe:                generateContent{now: time.Now},
+		ModelInPath:          modelInGeminiPath,
+		MinInterval:          time.Hour,
+		LimitsInRefusalsOnly: true,
 	},
 }
 

@@ -14,8 +14,8 @@ import (
 )
 
 // Azure names the deployment in the path: the proxy records it as the
-// model whatever the body says, and on the v1 API, whose paths name none,
-// the body's model. A Microsoft Entra ID token identifies the key whose
+// model whatever the body says (no model, for a name no label should
+// show), and on the v1 API, whose paths name none, the body's model. A Microsoft Entra ID token identifies the key whose
 // bearer_token_file holds it.
 func TestAzureDeploymentsAndTokens(t *testing.T) {
 	const (
@@ -48,8 +48,10 @@ func TestAzureDeploymentsAndTokens(t *testing.T) {
 			`{"messages":[{"role":"user","content":"Hi"}]}`, []string{"Api-Key", azureKey}, "team-azure", "gpt-4o-mini"},
 		{"the path over the body", fmt.Sprintf(deploymentPath, "gpt-4o-mini"),
 			`{"model":"what-the-body-says","messages":[{"role":"user","content":"Hi"}]}`, []string{"Api-Key", azureKey}, "team-azure", "gpt-4o-mini"},
-		{"a deployment no label should show: the body's", fmt.Sprintf(deploymentPath, "has%20space"),
-			`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}`, []string{"Api-Key", azureKey}, "team-azure", "gpt-4o-mini"},
+		// Azure serves the path's deployment, whatever the body says: its
+		// limits are not the body's model's.
+		{"a deployment no label should show: none, not the body's", fmt.Sprintf(deploymentPath, "has%20space"),
+			`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}`, []string{"Api-Key", azureKey}, "team-azure", ""},
 		{"the v1 API with an Entra ID token", e.url + "/azure/openai/v1/chat/completions",
 			`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}`, []string{"Authorization", "Bearer " + entraToken}, "team-entra", "gpt-4o-mini"},
 	} {

@@ -74,9 +74,11 @@ func TestCanaryKeyNeverWritten(t *testing.T) {
 		for _, key := range []string{canary, fileCanary, geminiCanary} {
 			for _, path := range []string{"/openai/v1/ok", "/anthropic/v1/ok", "/openai/v1/429", "/openai/v1/500", "/openai/v1/302", "/openai/v1/bad",
 				"/down/v1/ok", "/nowhere", "/openai/../v1/ok", "/gemini/v1beta/models/m:generateContent"} {
-				// The key in each key header, and in the query alone (?key=, Gemini's).
-				for _, header := range [][]string{{"Authorization", "Bearer " + key}, {"X-Api-Key", key}, {"X-Goog-Api-Key", key}, nil} {
-					req := newRequest(t, http.MethodPost, e.url+path+"?key="+key, `{"model":"gpt-4o-mini","input":"`+key+`"}`, header...)
+				// The key in each key header, and in the query alone (?key=,
+				// Gemini's; ?api-key=, Azure's).
+				for _, header := range [][]string{{"Authorization", "Bearer " + key}, {"X-Api-Key", key}, {"X-Goog-Api-Key", key},
+					{"X-Litellm-Api-Key", key}, {"Ocp-Apim-Subscription-Key", key}, {"Sec-Websocket-Protocol", "realtime, openai-insecure-api-key." + key}, nil} {
+					req := newRequest(t, http.MethodPost, e.url+path+"?key="+key+"&api-key="+key, `{"model":"gpt-4o-mini","input":"`+key+`"}`, header...)
 					written = append(written, do(t, e.client, req))
 				}
 			}

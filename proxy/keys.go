@@ -103,15 +103,18 @@ func fingerprint(digest [sha256.Size]byte) string {
 // different keys h would carry to it. Only forwarded headers count: one named
 // in Connection is removed on the way, as every hop-by-hop header is, and is
 // no identity. The upstream reads its own header (keyHeader) first; any
-// other key header a provider reads (keyHeaders) may hold a key the upstream
-// reads when its own has none, or as well. A second value of any of them,
-// or a key in another beside one in its own, is an other key, which the
-// caller may not ignore: the upstream might read it instead. So is any
+// other key header a provider or a gateway reads (keyHeaders) may hold a
+// key the upstream reads when its own has none, before it (LiteLLM's), or
+// as well. A second value of any of them, or a key in another beside one
+// in its own, is an other key, which the caller may not ignore: the
+// upstream might read it instead. So is any
 // value the proxy cannot read as a key (an Authorization not "Bearer <key>")
 // and any header an upstream may take for a key header (X_Api_Key, read as
 // X-Api-Key by servers that map headers to CGI variables): an upstream
 // that parses more loosely than the proxy must find no key it did not check.
-// The query's key parameters, which Gemini reads, come after the headers.
+// The keys of WebSocket subprotocols come after the headers, and the
+// query's key parameters (Gemini's key, Azure's api-key, API Management's
+// subscription-key) last.
 func presentedKeys(h http.Header, rawQuery, keyHeader string) (key string, others []string) {
 	var keys []string
 	add := func(k string) {
@@ -124,7 +127,7 @@ func presentedKeys(h http.Header, rawQuery, keyHeader string) (key string, other
 			return
 		}
 		for _, v := range h[name] {
-			if k := bearer(v); k != "" && keyHeaderOf(name) == "Authorization" {
+			if k := bearer(v); k != "" && bearerHeaders[keyHeaderOf(name)] {
 				v = k
 			}
 			add(v)
@@ -146,6 +149,11 @@ func presentedKeys(h http.Header, rawQuery, keyHeader string) (key string, other
 	for _, name := range lookalikes {
 		read(name)
 	}
+	if !connectionNamed(h, "Sec-Websocket-Protocol") {
+		for _, k := range subprotocolKeys(h["Sec-Websocket-Protocol"]) {
+			add(k)
+		}
+	}
 	for _, k := range queryKeys(rawQuery) {
 		add(k)
 	}
@@ -155,14 +163,36 @@ func presentedKeys(h http.Header, rawQuery, keyHeader string) (key string, other
 	return keys[0], keys[1:]
 }
 
-// keyParameter is the query parameter Gemini reads a key from, as its
-// x-goog-api-key header.
-const keyParameter = "key"
+// keySubprotocol prefixes the key OpenAI's realtime API reads from a
+// WebSocket subprotocol, where a browser, which cannot set headers on a
+// WebSocket, sends it.
+const keySubprotocol = "openai-insecure-api-key."
+
+// subprotocolKeys returns the keys of Sec-WebSocket-Protocol values: the
+// rest of each protocol that starts with keySubprotocol, in any case.
+func subprotocolKeys(values []string) []string {
+	var keys []string
+	for _, v := range values {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = textproto.TrimString(p); len(p) > len(keySubprotocol) && strings.EqualFold(p[:len(keySubprotocol)], keySubprotocol) {
+				keys = append(keys, p[len(keySubprotocol):])
+			}
+		}
+	}
+	return keys
+}
+
+// keyParameters are the query parameters, in lower case, that an upstream
+// may read a key from: Gemini's key (as its x-goog-api-key header), Azure
+// OpenAI's api-key (its realtime API, for clients that cannot set
+// headers), and subscription-key, Azure API Management's, the gateway
+// often in front of it.
+var keyParameters = []string{"key", "api-key", "subscription-key"}
 
 // queryKeys returns the values of a raw query's key parameters, read as
 // loosely as an upstream might: pairs split at & or ;, the name in any
-// case, and a pair whose name does not unescape counted whole, since the
-// upstream may read a key in it.
+// case and with _ for -, and a pair whose name does not unescape counted
+// whole, since the upstream may read a key in it.
 func queryKeys(rawQuery string) []string {
 	var keys []string
 	for pair := range strings.FieldsFuncSeq(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
@@ -171,7 +201,7 @@ func queryKeys(rawQuery string) []string {
 		switch {
 		case err != nil:
 			keys = append(keys, pair)
-		case strings.EqualFold(name, keyParameter):
+		case slices.Contains(keyParameters, strings.ToLower(strings.ReplaceAll(name, "_", "-"))):
 			if value, err := url.QueryUnescape(rawValue); err == nil {
 				rawValue = value
 			}
@@ -181,9 +211,15 @@ func queryKeys(rawQuery string) []string {
 	return keys
 }
 
-// keyHeaders are the headers, canonical, that some provider reads a key
-// from: any of them may reach an upstream that reads it.
-var keyHeaders = []string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key"}
+// keyHeaders are the headers, canonical, that some provider, or a gateway
+// in front of one, reads a key from: any of them may reach an upstream
+// that reads it. LiteLLM reads X-Litellm-Api-Key before any other, and
+// Azure API Management Ocp-Apim-Subscription-Key.
+var keyHeaders = []string{"Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key", "X-Litellm-Api-Key", "Ocp-Apim-Subscription-Key"}
+
+// bearerHeaders are the key headers whose key may follow "Bearer ", as
+// LiteLLM's documentation writes x-litellm-api-key.
+var bearerHeaders = map[string]bool{"Authorization": true, "X-Litellm-Api-Key": true}
 
 // keyHeaderOf returns the key header that an upstream may read name as,
 // one of keyHeaders, or "".

@@ -105,9 +105,9 @@ type route struct {
 	// name it there (Azure's deployments, Gemini's models); nil, or false,
 	// and the model is the body's.
 	modelInPath func(path string) (string, bool)
-	// servedSaysNoneEmpty: a 2xx to a request whose path names its model
-	// is a Served reading (provider.Provider.ServedSaysNoneEmpty).
-	servedSaysNoneEmpty bool
+	// servedIsReading: a 2xx for a model is a Served reading, for a
+	// provider that tells its limits in refusals only.
+	servedIsReading bool
 }
 
 // exchange is what the proxy knows about one request, for the response.
@@ -116,12 +116,12 @@ type exchange struct {
 	key    string // who to record under: a key's name or fingerprint
 	record bool
 	model  string
-	// served: a 2xx answer says that none of model's windows was empty.
-	served bool
 	client http.ResponseWriter
-	// bodyBudget is the state's max_inflight_request_bytes, which the
-	// copy of a refusal's body is charged to as request bodies are.
-	bodyBudget int64
+	// copyBudget bounds what the copies of refusals' bodies may take of
+	// the body budget, request bodies included: half of the state's
+	// max_inflight_request_bytes, so that copies, which are not needed to
+	// forward anything, never leave requests less than half of it.
+	copyBudget int64
 }
 
 type exchangeKey struct{}
@@ -215,15 +215,15 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 			byProvider[r.Provider] = p.digests(cfg.Keys, r.Provider)
 		}
 		s.routes = append(s.routes, &route{
-			prefix:              r.PathPrefix,
-			upstream:            upstream,
-			provider:            prov.Name,
-			parser:              prov.Parser(),
-			keyHeader:           prov.Probe.KeyHeader(),
-			probe:               prov.Probe,
-			keys:                byProvider[r.Provider],
-			modelInPath:         prov.ModelInPath,
-			servedSaysNoneEmpty: prov.ServedSaysNoneEmpty,
+			prefix:          r.PathPrefix,
+			upstream:        upstream,
+			provider:        prov.Name,
+			parser:          prov.Parser(),
+			keyHeader:       prov.Probe.KeyHeader(),
+			probe:           prov.Probe,
+			keys:            byProvider[r.Provider],
+			modelInPath:     prov.ModelInPath,
+			servedIsReading: prov.LimitsInRefusalsOnly,
 		})
 	}
 	slices.SortStableFunc(s.routes, func(a, b *route) int { return len(b.prefix) - len(a.prefix) })
@@ -292,11 +292,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ex := &exchange{route: rt, key: who, record: record, client: w, bodyBudget: s.maxInflightRequestBytes}
+	ex := &exchange{route: rt, key: who, record: record, client: w, copyBudget: s.maxInflightRequestBytes / 2}
 	if record {
-		var inPath bool
-		ex.model, inPath = rt.modelOf(r.URL.Path, body)
-		ex.served = rt.servedSaysNoneEmpty && inPath && ex.model != ""
+		ex.model = rt.modelOf(r.URL.Path, body)
 	}
 	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	setBody(out, body)
@@ -306,18 +304,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // modelOf returns the model a request names: in its path, for an API that
-// names it there (inPath), else as the body's top-level "model"; "" for a
+// names it there, else as the body's top-level "model"; "" for a
 // name that is not printable or longer than maxModelBytes.
-func (rt *route) modelOf(path string, body []byte) (model string, inPath bool) {
+func (rt *route) modelOf(path string, body []byte) string {
 	if rt.modelInPath != nil {
-		if model, ok := rt.modelInPath(path); ok {
+		if model, named := rt.modelInPath(path); named {
 			if len(model) > maxModelBytes || !config.Printable(model) {
-				return "", true
+				return "" // the upstream serves the path's model, never the body's
 			}
-			return model, true
+			return model
 		}
 	}
-	return topLevelModel(body), false
+	return topLevelModel(body)
 }
 
 // rewrite sends the request to the route's upstream: the prefix's last "/"
@@ -354,7 +352,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	reading := ex.route.parser.Read(resp.StatusCode, resp.Header, p.now())
-	reading.Served = ex.served && resp.StatusCode >= 200 && resp.StatusCode < 300 && len(reading.Observations) == 0
+	if ex.route.servedIsReading && ex.model != "" && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		reading.Served = true
+	}
 	record := func(body []byte) {
 		if body != nil {
 			ex.route.readBody(&reading, body)
@@ -368,7 +368,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		record(nil)
 		return nil
 	}
-	resp.Body = newRefusalBody(resp.Body, resp.ContentLength, &p.bodies, ex.bodyBudget, p.refusalWait, record)
+	coding := codingOf(resp.Header)
+	if coding == unreadable {
+		record(nil)
+		return nil
+	}
+	resp.Body = newRefusalBody(resp.Body, resp.ContentLength, coding, &p.bodies, ex.copyBudget, p.refusalWait, record)
 	return nil
 }
 

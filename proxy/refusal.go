@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"net/http"
+	"net/textproto"
+	"strings"
 	"sync"
 	"time"
 )
@@ -18,6 +22,11 @@ const firstRefusalBuffer = 4 << 10
 // body to end: a body that never ends is recorded by its headers alone.
 const refusalBodyWait = 10 * time.Second
 
+// inflaterSize is charged to the body budget for inflating a compressed
+// copy, besides the inflated buffers: what a gzip reader allocates, its
+// 32 KiB window and its tables (41 KB measured).
+const inflaterSize = 48 << 10
+
 // isRefusal reports whether a response of this status refuses a request
 // for the key's limits or the provider's capacity, so that its body may
 // say which quota ran out and how long to wait: 429, 503 and 529, and 402,
@@ -30,17 +39,48 @@ func isRefusal(status int) bool {
 	return false
 }
 
+// contentCoding is how a body's Content-Encoding is undone.
+type contentCoding int
+
+const (
+	plain      contentCoding = iota // none, or identity
+	gzipped                         // gzip, which Google's servers answer Go's clients with
+	unreadable                      // an encoding the proxy does not undo
+)
+
+// codingOf reads a response's Content-Encoding: the proxy undoes one gzip
+// at most, and reads nothing it cannot undo (br, zstd, deflate, gzip twice).
+func codingOf(h http.Header) contentCoding {
+	var codings []string
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.ToLower(textproto.TrimString(c)); c != "" && c != "identity" {
+				codings = append(codings, c)
+			}
+		}
+	}
+	switch {
+	case len(codings) == 0:
+		return plain
+	case len(codings) == 1 && (codings[0] == "gzip" || codings[0] == "x-gzip"):
+		return gzipped
+	}
+	return unreadable
+}
+
 // refusalBody passes a refusal's body on as it is read, keeping a copy of
 // at most maxRefusalBody bytes, in a buffer that grows with what arrives
 // and is charged to the proxy's body budget as it grows. When the body
 // ends (EOF, or every byte it announced), or is closed first, or wait
-// has passed, it calls done once: with the body when it
-// was read whole and kept, else with nil.
+// has passed, it calls done once: with the body, inflated if it was
+// gzipped, when it was read whole and kept (and inflated whole to at most
+// maxRefusalBody bytes), else with nil.
 type refusalBody struct {
 	io.ReadCloser
 	bodies    *bodyBudget
-	limit     int64 // of bodies
+	limit     int64 // that bodies may take, copies included, for a copy to grow
 	announced int64 // the Content-Length; -1 unknown
+	coding    contentCoding
 	done      func(body []byte)
 	timer     *time.Timer
 
@@ -52,8 +92,8 @@ type refusalBody struct {
 	charged int64
 }
 
-func newRefusalBody(body io.ReadCloser, announced int64, bodies *bodyBudget, limit int64, wait time.Duration, done func(body []byte)) *refusalBody {
-	b := &refusalBody{ReadCloser: body, bodies: bodies, limit: limit, announced: announced, done: done, kept: true}
+func newRefusalBody(body io.ReadCloser, announced int64, coding contentCoding, bodies *bodyBudget, limit int64, wait time.Duration, done func(body []byte)) *refusalBody {
+	b := &refusalBody{ReadCloser: body, bodies: bodies, limit: limit, announced: announced, coding: coding, done: done, kept: true}
 	b.timer = time.AfterFunc(wait, func() { b.end(false) })
 	return b
 }
@@ -131,6 +171,36 @@ func (b *refusalBody) end(whole bool) {
 	charged := b.charged
 	b.buf, b.charged = nil, 0
 	b.mu.Unlock()
+	if body != nil && b.coding == gzipped {
+		body = b.inflate(body, &charged)
+	}
 	b.done(body)
 	b.bodies.give(charged)
+}
+
+// inflate returns the body that compressed gzips, read whole, checksum
+// and all, into buffers charged to the budget, as is the inflater; nil
+// when it is not one intact gzip stream (or several, one after the
+// other) of at most maxRefusalBody bytes inflated, or the budget cannot
+// take it. charged is added what was charged.
+func (b *refusalBody) inflate(compressed []byte, charged *int64) []byte {
+	charge := func(n int64) bool {
+		if !b.bodies.take(n, b.limit) {
+			return false
+		}
+		*charged += n
+		return true
+	}
+	if !charge(inflaterSize) {
+		return nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(compressed))
+	if err != nil {
+		return nil
+	}
+	body, err := readBody(zr, -1, maxRefusalBody, charge)
+	if err != nil {
+		return nil
+	}
+	return body
 }

@@ -225,14 +225,15 @@ func TestWhichBodiesAreRead(t *testing.T) {
 		status int
 		read   bool
 		cause  ratelimit.Cause
+		served bool // recorded as Served, its body unread
 	}{
-		{429, true, ratelimit.CauseQuotaExhausted},
-		{503, true, ratelimit.CauseOverloaded},
-		{529, true, ratelimit.CauseOverloaded},
-		{402, true, ratelimit.CauseSpendLimit},
-		{200, false, ""},
-		{400, false, ""},
-		{500, false, ""},
+		{429, true, ratelimit.CauseQuotaExhausted, false},
+		{503, true, ratelimit.CauseOverloaded, false},
+		{529, true, ratelimit.CauseOverloaded, false},
+		{402, true, ratelimit.CauseSpendLimit, false},
+		{200, false, "", true},
+		{400, false, "", false},
+		{500, false, "", false},
 	} {
 		before := len(e.rec.all())
 		do(t, e.client, newRequest(t, http.MethodPost, fmt.Sprintf("%s/gemini/v1beta/models/s%d:generateContent", e.url, tc.status), "{}", "X-Goog-Api-Key", geminiKey))
@@ -240,9 +241,9 @@ func TestWhichBodiesAreRead(t *testing.T) {
 		switch {
 		case tc.read && (len(all) != 1 || len(all[0].Observations) != 8 || all[0].RetryAfter != 43*time.Second || all[0].Cause != tc.cause):
 			t.Errorf("%d: recorded %+v, want the body's windows", tc.status, all)
-		case tc.status == 200 && (len(all) != 1 || !all[0].Served || len(all[0].Observations) != 0):
-			t.Errorf("%d: recorded %+v, want it served, its body unread", tc.status, all)
-		case !tc.read && tc.status != 200 && len(all) != 0:
+		case tc.served && (len(all) != 1 || !all[0].Served || len(all[0].Observations) != 0):
+			t.Errorf("%d: recorded %+v, want a Served reading, its body unread", tc.status, all)
+		case !tc.read && !tc.served && len(all) != 0:
 			t.Errorf("%d: recorded %+v, want nothing: no header says anything", tc.status, all)
 		}
 	}
@@ -261,6 +262,7 @@ func TestRefusalBody(t *testing.T) {
 		announced  int64
 		limit      int64
 		closeAfter int // reads before the body is closed; 0: read to the end
+		coding     contentCoding
 		want       string
 		maxCharged int64
 	}{
@@ -269,19 +271,28 @@ func TestRefusalBody(t *testing.T) {
 		{name: "grows by doubling", body: strings.Repeat("x", 9000), announced: -1, limit: 1 << 20, want: strings.Repeat("x", 9000), maxCharged: 4096 + 8192 + 16384},
 		{name: "at the cap", body: strings.Repeat("x", maxRefusalBody), announced: -1, limit: 1 << 20, want: strings.Repeat("x", maxRefusalBody), maxCharged: 4096 + 8192 + 16384 + 32768 + 65536},
 		{name: "past the cap", body: strings.Repeat("x", maxRefusalBody+1), announced: -1, limit: 1 << 20, maxCharged: 4096 + 8192 + 16384 + 32768 + 65536},
+		{name: "announced, at the cap", body: strings.Repeat("x", maxRefusalBody), announced: maxRefusalBody, limit: 1 << 20, want: strings.Repeat("x", maxRefusalBody),
+			maxCharged: 4096 + 8192 + 16384 + 32768 + 65536},
 		{name: "over budget", body: text, announced: -1, limit: 100},
 		{name: "closed early", body: strings.Repeat("x", 9000), announced: -1, limit: 1 << 20, closeAfter: 1, maxCharged: 4096},
+		{name: "gzipped", body: gzipText(text), announced: -1, coding: gzipped, limit: 1 << 20, want: text, maxCharged: firstRefusalBuffer + inflaterSize + firstBodyBuffer},
+		{name: "gzipped, no room to inflate", body: gzipText(text), announced: -1, coding: gzipped, limit: firstRefusalBuffer + inflaterSize, maxCharged: firstRefusalBuffer + inflaterSize},
+		{name: "gzipped, past the cap inflated", body: gzipText(strings.Repeat("x", maxRefusalBody+1)), announced: -1, coding: gzipped, limit: 1 << 20,
+			maxCharged: firstRefusalBuffer + inflaterSize + 4096 + 8192 + 16384 + 32768 + 65536},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var budget bodyBudget
 			var calls atomic.Int32
 			var got []byte
 			upstream := io.NopCloser(&oneByteAtATime{strings.NewReader(tc.body)})
-			b := newRefusalBody(upstream, tc.announced, &budget, tc.limit, time.Hour, func(body []byte) {
+			b := newRefusalBody(upstream, tc.announced, tc.coding, &budget, tc.limit, time.Hour, func(body []byte) {
 				calls.Add(1)
 				got = slices.Clone(body)
 				if used := budget.used.Load(); used > tc.maxCharged {
 					t.Errorf("%d bytes charged for the copy, want at most %d", used, tc.maxCharged)
+				}
+				if used := budget.used.Load(); tc.coding == gzipped && body != nil && used < inflaterSize+int64(len(body)) {
+					t.Errorf("%d bytes charged for inflating %d, want the inflater and its buffers", used, len(body))
 				}
 			})
 			var passed []byte
@@ -335,6 +346,9 @@ func TestQueryKeys(t *testing.T) {
 		{"escaped", geminiPath, "k%65y=" + strings.ReplaceAll(geminiKey, "-", "%2D"), nil, false, "team-gemini"},
 		{"an unknown key", geminiPath, "key=" + unknownKey, nil, true, fingerprint},
 		{"an unknown key beside a known one", geminiPath, "key=" + unknownKey, []string{"X-Goog-Api-Key", geminiKey}, true, ""},
+		{"the key twice", geminiPath, "key=" + geminiKey + "&key=" + geminiKey, nil, false, "team-gemini"},
+		{"a second key parameter", geminiPath, "key=" + geminiKey + "&key=" + unknownKey, nil, true, ""},
+		{"escaped in the name", geminiPath, "%6Bey=" + unknownKey, []string{"X-Goog-Api-Key", geminiKey}, true, ""},
 		{"named in capitals", geminiPath, "KEY=" + unknownKey, []string{"X-Goog-Api-Key", geminiKey}, true, ""},
 		{"after a semicolon", geminiPath, "alt=sse;key=" + unknownKey, []string{"X-Goog-Api-Key", geminiKey}, true, ""},
 		{"a name that does not unescape", geminiPath, "k%zzey=" + unknownKey, []string{"X-Goog-Api-Key", geminiKey}, true, ""},
@@ -379,6 +393,7 @@ func TestGeminiModelFromPath(t *testing.T) {
 		"/gemini/v1/models/gemini-2.5-pro:streamGenerateContent":                 "gemini-2.5-pro",
 		"/gemini/v1beta/models/gemini%E2%80%8B:generateContent":                  "",
 		"/gemini/v1beta/models/" + strings.Repeat("m", 257) + ":generateContent": "",
+		"/gemini/v1beta/models/evil%2Fgemini-2.5-flash:generateContent":          "",         // Gemini serves the path's, or none: not the body's
 		"/gemini/v1beta/models/gemini-2.5-flash:countTokens":                     "not-read", // no model in the path: the body's
 	} {
 		do(t, e.client, newRequest(t, http.MethodPost, e.url+path, `{"model":"not-read"}`, "X-Goog-Api-Key", geminiKey))
@@ -388,41 +403,49 @@ func TestGeminiModelFromPath(t *testing.T) {
 	}
 }
 
-// Gemini sends no rate-limit values while a window has room: a 2xx to a
-// request for a model says that none of its windows was empty, as a
-// probe's answer does, and is recorded so (Served). A request that names
-// no model in its path (countTokens), and an error, say nothing.
+// Gemini sends no rate-limit values but in a refusal's body: a 2xx it
+// answers for a model says that none of the model's windows is empty,
+// and is recorded as Served, so that a window a 429 emptied does not
+// stay empty until the next probe, an hour later. A 2xx that names no
+// model, or from any other provider, says nothing.
 func TestGeminiServedThroughTheProxy(t *testing.T) {
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		if strings.Contains(r.URL.Path, "broken") {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/s500:generateContent"):
 			w.WriteHeader(http.StatusInternalServerError)
+		case strings.HasSuffix(r.URL.Path, ":streamGenerateContent"):
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: {\"candidates\":[]}\n\n")
+		default:
+			_, _ = io.WriteString(w, `{"candidates":[],"usageMetadata":{"totalTokenCount":3}}`)
 		}
-		_, _ = w.Write([]byte(`{"candidates":[],"usageMetadata":{"totalTokenCount":5}}`))
 	})
-	e := startProxy(t, setup{routes: geminiRoutes(up.URL), keys: geminiKeys})
-	for path, want := range map[string]string{
-		"/gemini/v1beta/models/gemini-2.5-flash:generateContent":     "gemini-2.5-flash",
-		"/gemini/v1beta/models/gemini-2.5-pro:streamGenerateContent": "gemini-2.5-pro",
-		"/gemini/v1beta/models/gemini-2.5-flash:countTokens":         "",
-		"/gemini/v1beta/models/broken:generateContent":               "",
+	const deepseekKey = "sk-sim-proxy-deepseek-0123456789abcdef"
+	routes := append(geminiRoutes(up.URL), config.Route{PathPrefix: "/deepseek/", Upstream: up.URL, Provider: "deepseek"})
+	e := startProxy(t, setup{routes: routes, keys: geminiKeys + "  - {name: team-deepseek, provider: deepseek, api_key: " + deepseekKey + "}\n"})
+	for _, tc := range []struct {
+		method, path, body string
+		header             []string
+		served             string // the model recorded as Served; "": nothing recorded
+	}{
+		{"POST", geminiPath, `{}`, []string{"X-Goog-Api-Key", geminiKey}, "gemini-2.5-flash"},
+		{"POST", "/gemini/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse", `{}`, []string{"X-Goog-Api-Key", geminiKey}, "gemini-2.5-pro"},
+		{"POST", "/gemini/v1beta/models/s500:generateContent", `{}`, []string{"X-Goog-Api-Key", geminiKey}, ""},
+		{"GET", "/gemini/v1beta/models", "", []string{"X-Goog-Api-Key", geminiKey}, ""},
+		{"POST", "/openai/v1/chat/completions", `{"model":"gpt-4o-mini"}`, []string{"Authorization", "Bearer " + openAIKey}, ""},
+		// DeepSeek has no windows a 2xx could show not empty: its limit is
+		// its balance, which its probe reads for free.
+		{"POST", "/deepseek/chat/completions", `{"model":"deepseek-chat"}`, []string{"Authorization", "Bearer " + deepseekKey}, ""},
 	} {
 		before := len(e.rec.all())
-		do(t, e.client, newRequest(t, http.MethodPost, e.url+path, `{}`, "X-Goog-Api-Key", geminiKey))
+		do(t, e.client, newRequest(t, tc.method, e.url+tc.path, tc.body, tc.header...))
 		all := e.rec.all()[before:]
 		switch {
-		case want == "" && len(all) != 0:
-			t.Errorf("%s: recorded %+v, want nothing", path, all)
-		case want != "" && (len(all) != 1 || !all[0].Served || !all[0].Success() || len(all[0].Observations) != 0 ||
-			all[0].Key != "team-gemini" || all[0].Model != want):
-			t.Errorf("%s: recorded %+v, want one served reading of team-gemini's %s", path, all, want)
+		case tc.served == "" && len(all) != 0:
+			t.Errorf("%s %s: recorded %+v, want nothing", tc.method, tc.path, all)
+		case tc.served != "" && (len(all) != 1 || !all[0].Served || all[0].Model != tc.served || len(all[0].Observations) != 0 || all[0].Key != "team-gemini"):
+			t.Errorf("%s %s: recorded %+v, want one Served reading of %s", tc.method, tc.path, all, tc.served)
 		}
-	}
-
-	// Another provider's 2xx without values is no reading.
-	before := len(e.rec.all())
-	do(t, e.client, newRequest(t, http.MethodPost, e.url+"/openai/v1/chat/completions", `{"model":"gpt-4o"}`, "Authorization", "Bearer "+openAIKey))
-	if all := e.rec.all()[before:]; len(all) != 0 {
-		t.Errorf("an OpenAI 2xx without headers: recorded %+v", all)
 	}
 }
