@@ -34,9 +34,14 @@ var Causes = []Cause{CauseRateLimit, CauseQuotaExhausted, CauseSpendLimit, Cause
 // StatusOverloaded is Anthropic's status for an overloaded API.
 const StatusOverloaded = 529
 
-// longWait is the length from which an exhausted window, or a wait asked,
-// is a quota rather than a rate.
+// longWait is the length from which an exhausted window is a quota rather
+// than a rate.
 const longWait = 24 * time.Hour
+
+// longReset is the wait, asked or until an exhausted window's reset, from
+// which the refusal is a quota: about a day, as a day window that has
+// just run out resets in a little less than one.
+const longReset = 23 * time.Hour
 
 // Error codes that say the cause outright, lower-cased.
 var causeOfCode = map[string]Cause{
@@ -78,7 +83,7 @@ func Classify(status int, code string, r *Reading) Cause {
 	case strings.HasSuffix(code, "_per_day") || strings.Contains(code, "daily"):
 		return CauseQuotaExhausted
 	}
-	if r.RetryAfter >= longWait || exhaustedForLong(r.Observations) {
+	if r.RetryAfter >= longReset || exhaustedForLong(r.Observations) {
 		return CauseQuotaExhausted
 	}
 	return CauseRateLimit
@@ -117,7 +122,7 @@ func exhaustedForLong(obs []Observation) bool {
 		if !f.exhausted {
 			continue
 		}
-		if length, ok := WindowLength(name[1]); ok && length >= longWait || f.reset >= longWait.Seconds() {
+		if length, ok := WindowLength(name[1]); ok && length >= longWait || f.reset >= longReset.Seconds() {
 			return true
 		}
 	}
