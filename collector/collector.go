@@ -132,7 +132,7 @@ var causeIndex = func() map[ratelimit.Cause]int {
 	return m
 }()
 
-const numCauses = 6 // none and ratelimit.Causes
+const numCauses = len(ratelimit.Causes) + 1 // none, then ratelimit.Causes
 
 // rendered holds a target's samples as exposition text, family by family:
 // family f is text[offsets[f]:offsets[f+1]]. It is never changed once made.
@@ -353,12 +353,13 @@ func (s *state) read(source Source, r *ratelimit.Reading) {
 // limitsOnly keeps of windows their limits, which a served request does
 // not change, and forgets the rest, which it proves out of date.
 func limitsOnly(windows []ratelimit.Window) []ratelimit.Window {
+	i := ratelimit.KindIndex[ratelimit.Limit]
 	kept := windows[:0]
 	for _, w := range windows {
-		if w.Has[ratelimit.KindIndex[ratelimit.Limit]] {
-			kept = append(kept, ratelimit.Window{Resource: w.Resource, Window: w.Window})
-			i := ratelimit.KindIndex[ratelimit.Limit]
-			kept[len(kept)-1].Values[i], kept[len(kept)-1].Has[i] = w.Values[i], true
+		if w.Has[i] {
+			limit := ratelimit.Window{Resource: w.Resource, Window: w.Window}
+			limit.Values[i], limit.Has[i] = w.Values[i], true
+			kept = append(kept, limit)
 		}
 	}
 	return kept

@@ -29,7 +29,7 @@ const (
 )
 
 // Causes lists every cause.
-var Causes = []Cause{CauseRateLimit, CauseQuotaExhausted, CauseSpendLimit, CauseOverloaded, CauseConcurrency}
+var Causes = [...]Cause{CauseRateLimit, CauseQuotaExhausted, CauseSpendLimit, CauseOverloaded, CauseConcurrency}
 
 // StatusOverloaded is Anthropic's status for an overloaded API.
 const StatusOverloaded = 529
