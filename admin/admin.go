@@ -169,9 +169,13 @@ func statusReason(status int) string {
 	return "unexpected status"
 }
 
-// value reads a limit's JSON value: a non-negative number, else ok false.
+// value reads a limit's JSON value: a non-negative number, else ok false
+// (null and a missing value included, which json would leave at 0).
 func value(raw json.RawMessage) (float64, bool) {
 	var f float64
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, false
+	}
 	if err := json.Unmarshal(raw, &f); err != nil || f < 0 {
 		return 0, false
 	}
