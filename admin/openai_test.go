@@ -232,11 +232,12 @@ func TestOpenAIBodyAtCap(t *testing.T) {
 
 func TestOpenAIMalformedBody(t *testing.T) {
 	for name, body := range map[string]string{
-		"not json":              `Bad gateway: ` + canary,
-		"truncated":             `{"object":"list","data":[{"model":"gpt-4o"`,
-		"data not a list":       `{"object":"list","data":{"model":"` + canary + `"}}`,
-		"has_more, no last_id":  `{"object":"list","data":[],"has_more":true,"last_id":null}`,
-		"has_more, same cursor": `{"object":"list","data":[],"has_more":true,"last_id":""}`,
+		"not json":               `Bad gateway: ` + canary,
+		"truncated":              `{"object":"list","data":[{"model":"gpt-4o"`,
+		"data not a list":        `{"object":"list","data":{"model":"` + canary + `"}}`,
+		"has_more, no last_id":   `{"object":"list","data":[],"has_more":true,"last_id":null}`,
+		"has_more, empty cursor": `{"object":"list","data":[],"has_more":true,"last_id":""}`,
+		"has_more, cursor loops": `{"object":"list","data":[],"has_more":true,"last_id":"rl-1"}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := serveOn(t, func(w http.ResponseWriter, r *http.Request) { _, _ = fmt.Fprint(w, body) })
