@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -49,6 +50,16 @@ type configuredKey struct {
 	descs       *descs
 	labelValues []string // the key's own labels, as a target's labelValues[3:]
 	unlisted    int      // models Observe added
+	// configured is what each configured source said of the key's
+	// models, kept over Apply while the key keeps its provider.
+	configured [numConfigured]configuredSet
+	added      int // models only a configured source names
+}
+
+// configuredSet is what a configured source said of a key's models.
+type configuredSet struct {
+	byModel map[string][]ratelimit.Window
+	at      time.Time
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -78,10 +89,18 @@ type state struct {
 	// retryAfter is the wait the provider last asked for, at retryAsked.
 	retryAfter time.Duration
 	retryAsked time.Time
-	// proxyOnly: a target the config does not name, known from the
-	// proxy alone; it shows no probe figures, as it is never probed.
-	proxyOnly bool
+	// unprobed: a target the config does not name, known from the proxy
+	// or a configured source; it shows no probe figures, as it is never
+	// probed.
+	unprobed  bool
 	showProxy bool
+
+	// configured holds what the sources other than headers say of the
+	// target's windows, by source.
+	configured [numConfigured]configuredWindows
+	// merged are the windows of every source, one per resource and
+	// window, when a configured source says anything; else windows alone.
+	merged []view
 
 	out   *rendered // replaced by each render, never changed: scrapes write it without a lock
 	stale bool      // out is older than the values
@@ -98,6 +117,39 @@ const (
 )
 
 var sourceNames = [numSources]string{SourceProbe: "probe", SourceProxy: "proxy"}
+
+// ConfiguredSource is a source of a window's figures other than a
+// response's headers.
+type ConfiguredSource int
+
+// The configured sources, in the order that ratelimit_limit prefers them
+// where the headers give no limit.
+const (
+	SourceAdminAPI ConfiguredSource = iota // a provider's admin API
+	SourceConfig                           // a limit the config declares, with the proxy's count
+	numConfigured
+)
+
+var configuredNames = [numConfigured]string{SourceAdminAPI: "admin_api", SourceConfig: "config"}
+
+// configuredWindows is what one configured source said of a target's
+// windows, at a time: the reset of each is counted from it.
+type configuredWindows struct {
+	windows []ratelimit.Window // sorted by resource and window
+	at      time.Time
+}
+
+// view is a window as the window families show it: the headers' figures,
+// with the limit and the reset a configured source gives where the
+// headers give none, and what each configured source says.
+type view struct {
+	w             ratelimit.Window
+	resetAt       float64 // Unix seconds, when Has[Reset]
+	configured    [numConfigured]float64
+	hasConfigured [numConfigured]bool
+	estimate      float64 // remaining, as SourceConfig counts it
+	hasEstimate   bool
+}
 
 // reason counts the probes of one outcome that gave one cause and error code.
 type reason struct {
@@ -164,6 +216,9 @@ const (
 	DropUnlistedModels = "unlisted_models_budget"
 	// DropFingerprints: targets of unknown keys are at maxStrangerTargets.
 	DropFingerprints = "fingerprints_budget"
+	// DropConfiguredModels: the models of a key that only a configured
+	// source names are at maxConfiguredModels.
+	DropConfiguredModels = "configured_models_budget"
 )
 
 // New returns an empty collector; Apply gives it targets.
@@ -173,11 +228,12 @@ func New() *Collector {
 		keys:    map[string]*configuredKey{},
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ratelimit_readings_dropped_total",
-			Help: "Readings from the proxy that were not recorded, by reason: " + DropKeyNotConfigured + " (a key the running config does not have), " +
-				DropUnlistedModels + " (a configured key's unlisted models are at their budget), " + DropFingerprints + " (unknown keys' targets are at their budget).",
+			Help: "Readings from the proxy or a configured source that were not recorded, by reason: " + DropKeyNotConfigured + " (a key the running config does not have), " +
+				DropUnlistedModels + " (a configured key's unlisted models are at their budget), " + DropFingerprints + " (unknown keys' targets are at their budget), " +
+				DropConfiguredModels + " (models only an admin API or the config's limits name are at their budget).",
 		}, []string{"reason"}),
 	}
-	for _, reason := range []string{DropKeyNotConfigured, DropUnlistedModels, DropFingerprints} {
+	for _, reason := range []string{DropKeyNotConfigured, DropUnlistedModels, DropFingerprints, DropConfiguredModels} {
 		c.dropped.WithLabelValues(reason)
 	}
 	return c
@@ -222,14 +278,28 @@ func (c *Collector) apply(targets []config.Target, proxied bool) {
 			s = &state{probes: make([]float64, len(prober.Outcomes))}
 		}
 		s.descs, s.labelValues, s.showProxy = d, values, proxied
-		s.render(&c.scratch)
 		next[id] = s
 		order = append(order, id)
 		if keys[t.Key.Name] == nil {
-			keys[t.Key.Name] = &configuredKey{provider: t.Key.Provider, descs: d, labelValues: values[3:]}
+			k := &configuredKey{provider: t.Key.Provider, descs: d, labelValues: values[3:]}
+			if before := c.keys[t.Key.Name]; before != nil && before.provider == k.provider {
+				k.configured = before.configured
+			}
+			keys[t.Key.Name] = k
 		}
 	}
+	old := c.targets
 	c.targets, c.order, c.keys, c.strangers, c.proxied, c.stale = next, order, keys, 0, proxied, false
+	for name, k := range keys {
+		for src := range numConfigured {
+			if set := k.configured[src]; set.byModel != nil {
+				c.setConfiguredLocked(ConfiguredSource(src), name, k, set, old)
+			}
+		}
+	}
+	for _, id := range c.order {
+		c.targets[id].render(&c.scratch)
+	}
 }
 
 // Record stores the result of a probe of the target id.
@@ -288,7 +358,7 @@ func (c *Collector) Observe(id config.TargetID, provider string, r *ratelimit.Re
 // addTarget adds a target for a reading from the proxy, if its budget
 // allows, or counts why not.
 func (c *Collector) addTarget(id config.TargetID, provider string) *state {
-	s := &state{probes: make([]float64, len(prober.Outcomes)), proxyOnly: true, showProxy: true}
+	s := &state{probes: make([]float64, len(prober.Outcomes)), unprobed: true, showProxy: true}
 	switch k := c.keys[id.Key]; {
 	case k != nil && k.provider == provider:
 		if k.unlisted >= maxUnlistedModels {
@@ -315,6 +385,192 @@ func (c *Collector) addTarget(id config.TargetID, provider string) *state {
 	return s
 }
 
+// maxConfiguredModels bounds the models of one key that only a configured
+// source names: an admin API lists every model a project may call, some
+// hundreds.
+const maxConfiguredModels = 1000
+
+// SetConfigured makes byModel what source says of the windows of key's
+// models, read at at, in place of what it said before: per model, windows
+// with a limit and, from SourceConfig, the estimate of what is left
+// (Remaining) and the seconds from at to the window's end (Reset). A model
+// the config does not list becomes a target that shows its limits, within
+// maxConfiguredModels; a key the config does not have is ignored. What a
+// source said is kept over Apply while the key keeps its provider.
+func (c *Collector) SetConfigured(source ConfiguredSource, key string, byModel map[string][]ratelimit.Window, at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := c.keys[key]
+	if k == nil {
+		return
+	}
+	sorted := make(map[string][]ratelimit.Window, len(byModel))
+	for model, windows := range byModel {
+		sorted[model] = slices.SortedFunc(slices.Values(windows), compareWindows)
+	}
+	set := configuredSet{byModel: sorted, at: at}
+	c.setConfiguredLocked(source, key, k, set, c.targets)
+	c.stale = true
+}
+
+// setConfiguredLocked puts set in place of what source said of key's
+// models, taking targets it adds from known, if there, so that Apply keeps
+// their counters.
+func (c *Collector) setConfiguredLocked(source ConfiguredSource, key string, k *configuredKey, set configuredSet, known map[config.TargetID]*state) {
+	for model := range k.configured[source].byModel {
+		if _, still := set.byModel[model]; still {
+			continue
+		}
+		id := config.TargetID{Key: key, Model: model}
+		if s := c.targets[id]; s != nil {
+			s.configured[source] = configuredWindows{}
+			s.remerge()
+			s.stale = true
+			c.forgetIfEmpty(id, s, k)
+		}
+	}
+	k.configured[source] = set
+	for _, model := range slices.Sorted(maps.Keys(set.byModel)) {
+		id := config.TargetID{Key: key, Model: model}
+		s := c.targets[id]
+		if s == nil {
+			if k.added >= maxConfiguredModels {
+				c.dropped.WithLabelValues(DropConfiguredModels).Inc()
+				continue
+			}
+			if s = known[id]; s == nil || !s.unprobed || s.labelValues[1] != k.provider {
+				s = &state{probes: make([]float64, len(prober.Outcomes)), unprobed: true}
+			}
+			s.descs, s.showProxy = k.descs, c.proxied
+			s.labelValues = append([]string{key, k.provider, model}, k.labelValues...)
+			k.added++
+			c.targets[id] = s
+			c.order = append(c.order, id)
+		}
+		s.configured[source] = configuredWindows{windows: set.byModel[model], at: set.at}
+		s.remerge()
+		s.stale = true
+	}
+}
+
+// forgetIfEmpty removes the target id if only configured sources made it
+// and none says anything of it now.
+func (c *Collector) forgetIfEmpty(id config.TargetID, s *state, k *configuredKey) {
+	if !s.unprobed || s.observations[SourceProxy] > 0 {
+		return
+	}
+	for _, cw := range s.configured {
+		if cw.windows != nil {
+			return
+		}
+	}
+	delete(c.targets, id)
+	c.order = slices.DeleteFunc(c.order, func(o config.TargetID) bool { return o == id })
+	k.added--
+}
+
+func compareWindows(a, b ratelimit.Window) int {
+	if c := strings.Compare(a.Resource, b.Resource); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Window, b.Window)
+}
+
+// remerge makes merged anew from windows and configured: call it after
+// either changes.
+func (s *state) remerge() {
+	some := false
+	for _, cw := range s.configured {
+		some = some || len(cw.windows) > 0
+	}
+	if !some {
+		s.merged = nil
+		return
+	}
+	limit, remaining, reset := ratelimit.KindIndex[ratelimit.Limit], ratelimit.KindIndex[ratelimit.Remaining], ratelimit.KindIndex[ratelimit.Reset]
+	merged := s.merged[:0]
+	for _, w := range s.windows {
+		v := view{w: w}
+		if w.Has[reset] {
+			v.resetAt = unixSeconds(s.observedAt) + w.Values[reset]
+		}
+		merged = append(merged, v)
+	}
+	s.nameUnnamedWindows(merged)
+	for src, cw := range s.configured {
+		for _, w := range cw.windows {
+			i := slices.IndexFunc(merged, func(v view) bool { return v.w.Resource == w.Resource && v.w.Window == w.Window })
+			if i < 0 {
+				merged = append(merged, view{w: ratelimit.Window{Resource: w.Resource, Window: w.Window}})
+				i = len(merged) - 1
+			}
+			v := &merged[i]
+			if w.Has[limit] {
+				v.configured[src], v.hasConfigured[src] = w.Values[limit], true
+				if !v.w.Has[limit] {
+					v.w.Values[limit], v.w.Has[limit] = w.Values[limit], true
+				}
+			}
+			if ConfiguredSource(src) == SourceConfig && w.Has[remaining] {
+				v.estimate, v.hasEstimate = w.Values[remaining], true
+			}
+			if w.Has[reset] && !v.w.Has[reset] {
+				v.w.Values[reset], v.w.Has[reset] = w.Values[reset], true
+				v.resetAt = unixSeconds(cw.at) + w.Values[reset]
+			}
+		}
+	}
+	slices.SortStableFunc(merged, func(a, b view) int { return compareWindows(a.w, b.w) })
+	s.merged = merged
+}
+
+// nameUnnamedWindows gives a window the headers do not name (OpenAI's
+// requests and tokens are per minute or per day, by the account's tier)
+// the name of the one configured window of its resource whose limit is the
+// headers' limit: the headers and the admin API then agree on one series.
+// Where none or more than one matches, the window stays unnamed, beside the
+// configured ones.
+func (s *state) nameUnnamedWindows(merged []view) {
+	limit := ratelimit.KindIndex[ratelimit.Limit]
+	for i := range merged {
+		v := &merged[i].w
+		if v.Window != "" || !v.Has[limit] {
+			continue
+		}
+		name, matches := "", 0
+		for _, cw := range s.configured {
+			for _, w := range cw.windows {
+				if w.Resource == v.Resource && w.Window != "" && w.Has[limit] && w.Values[limit] == v.Values[limit] && w.Window != name {
+					name, matches = w.Window, matches+1
+				}
+			}
+		}
+		taken := slices.ContainsFunc(merged, func(o view) bool { return o.w.Resource == v.Resource && o.w.Window == name })
+		if matches == 1 && !taken {
+			v.Window = name
+		}
+	}
+}
+
+// windowCount is the number of windows each shows.
+func (s *state) windowCount() int {
+	if s.merged != nil {
+		return len(s.merged)
+	}
+	return len(s.windows)
+}
+
+// window returns the i-th window each shows, when it is full again (Unix
+// seconds, if it has a reset), and its view, nil without configured sources.
+func (s *state) window(i int) (*ratelimit.Window, float64, *view) {
+	if s.merged != nil {
+		v := &s.merged[i]
+		return &v.w, v.resetAt, v
+	}
+	w := &s.windows[i]
+	return w, unixSeconds(s.observedAt) + w.Values[ratelimit.KindIndex[ratelimit.Reset]], nil
+}
+
 // strangerDescs are the descriptors of keys known by their fingerprint,
 // which have no labels of their own.
 var strangerDescs = newDescs(nil)
@@ -335,6 +591,7 @@ func (s *state) read(source Source, r *ratelimit.Reading) {
 	}
 	s.lastSuccess = r.Time
 	s.observedAt = r.Time
+	defer s.remerge()
 	if len(r.Observations) == 0 { // Served: no window is empty now
 		s.windows = limitsOnly(s.windows)
 		return
@@ -559,7 +816,8 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 	switch f {
 	case famWindowStatus:
 		k := kindOf[f]
-		for _, w := range s.windows {
+		for i := range s.windowCount() {
+			w, _, _ := s.window(i)
 			if !w.Has[k] {
 				continue
 			}
@@ -571,13 +829,35 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 		}
 	case famBalance:
 		k := kindOf[f]
-		var last *string
-		for _, w := range s.windows {
+		var last string
+		for i := range s.windowCount() {
+			w, _, _ := s.window(i)
 			// A balance has a currency, no window: one series each, the
 			// first window's, as two would make a duplicate series.
-			if w.Has[k] && (last == nil || w.Resource != *last) {
-				last = &w.Resource
+			if w.Has[k] && (i == 0 || w.Resource != last) {
+				last = w.Resource
 				fn(append(append(append(values[:0], lv[:3]...), w.Resource), lv[3:]...), w.Values[k])
+			}
+		}
+	case famConfiguredLimit:
+		for i := range s.windowCount() {
+			w, _, v := s.window(i)
+			if v == nil {
+				continue
+			}
+			withSource := append(append(append(values[:0], lv[:3]...), w.Resource, w.Window, ""), lv[3:]...)
+			for src, name := range configuredNames {
+				if v.hasConfigured[src] {
+					withSource[5] = name
+					fn(withSource, v.configured[src])
+				}
+			}
+		}
+	case famRemainingEstimate:
+		for i := range s.windowCount() {
+			w, _, v := s.window(i)
+			if v != nil && v.hasEstimate {
+				fn(append(append(append(values[:0], lv[:3]...), w.Resource, w.Window), lv[3:]...), v.estimate)
 			}
 		}
 	case famRetryAfter:
@@ -590,14 +870,15 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 		}
 	case famLimit, famRemaining, famReset, famResetTimestamp, famUtilization:
 		k := kindOf[f]
-		for _, w := range s.windows {
+		for i := range s.windowCount() {
+			w, resetAt, _ := s.window(i)
 			if !w.Has[k] {
 				continue
 			}
 			withWindow := append(append(append(values[:0], lv[:3]...), w.Resource, w.Window), lv[3:]...)
 			v := w.Values[k]
 			if f == famResetTimestamp {
-				v += unixSeconds(s.observedAt)
+				v = resetAt
 			}
 			fn(withWindow, v)
 		}
@@ -622,7 +903,7 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 			fn(lv[:3], s.interval.Seconds())
 		}
 	case famProbes:
-		if s.proxyOnly {
+		if s.unprobed {
 			return
 		}
 		withResult := append(append(append(values[:0], lv[:3]...), "", "", ""), lv[3:]...)
@@ -639,14 +920,14 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 	case famObservations:
 		withSource := append(values[:0], lv[0], lv[1], lv[2], "")
 		for i, name := range sourceNames {
-			if s.proxyOnly && Source(i) == SourceProbe {
+			if s.unprobed && Source(i) == SourceProbe {
 				continue
 			}
 			withSource[3] = name
 			fn(withSource, s.observations[i])
 		}
 	case famTokens:
-		if !s.proxyOnly {
+		if !s.unprobed {
 			fn(lv, s.tokens)
 		}
 	case famProxyRateLimited:

@@ -67,7 +67,7 @@ func TestFullHeaderSet(t *testing.T) {
 	w := func(resource, window string) string {
 		return `{` + lbl + `,resource="` + resource + `",team="search",window="` + window + `"}`
 	}
-	want := `# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
+	want := `# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it; where they give none, as the admin API or the config does (ratelimit_configured_limit).
 # TYPE ratelimit_limit gauge
 ratelimit_limit` + w("requests", "day") + ` 2400
 ratelimit_limit` + w("requests", "hour") + ` 150
@@ -261,7 +261,7 @@ func TestApplyKeepsStayingTargetsAndForgetsOthers(t *testing.T) {
 	// A result for a target that left while it was probed is dropped.
 	c.Record(config.TargetID{Key: "b", Model: "m"}, &prober.Result{Reading: ratelimit.Reading{Time: probeTime}, Outcome: prober.Success})
 
-	want := `# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
+	want := `# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it; where they give none, as the admin API or the config does (ratelimit_configured_limit).
 # TYPE ratelimit_limit gauge
 ratelimit_limit{key="a",model="m",provider="cerebras",resource="requests",team="new",window="day"} 9
 # HELP ratelimit_probe_tokens_total Tokens billed to the exporter's own probes, from the usage in their responses.
@@ -295,6 +295,13 @@ func TestWriteTextMatchesCollect(t *testing.T) {
 		{Kind: ratelimit.Utilization, Resource: "unified", Window: "7d", Value: 1.02},
 		{Kind: ratelimit.Balance, Resource: "USD", Window: "", Value: 4.2},
 	}, RetryAfter: 90 * time.Second, Cause: ratelimit.CauseQuotaExhausted}, Duration: 1234567 * time.Nanosecond, Outcome: prober.RateLimited, ErrorCode: "token_quota_exceeded"})
+
+	// A limit from an admin API, and a declared one with its estimate.
+	c.SetConfigured(SourceAdminAPI, "prod", map[string][]ratelimit.Window{"a": {limitWindow("requests", "day", 1000)}}, probeTime)
+	declared := limitWindow("tokens", "hour", 5000)
+	setValue(&declared, ratelimit.Remaining, 4000)
+	setValue(&declared, ratelimit.Reset, 60)
+	c.SetConfigured(SourceConfig, "plain", map[string][]ratelimit.Window{"a": {declared}}, probeTime)
 
 	// Readings from the proxy are rendered by the scrape that follows them.
 	c.Observe(targets[3].ID(), "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
@@ -504,8 +511,9 @@ func TestObserveBudgets(t *testing.T) {
 	if n := testutil.CollectAndCount(c, "ratelimit_remaining"); n != maxStrangerTargets+maxUnlistedModels {
 		t.Errorf("%d ratelimit_remaining series, want %d", n, maxStrangerTargets+maxUnlistedModels)
 	}
-	want := `# HELP ratelimit_readings_dropped_total Readings from the proxy that were not recorded, by reason: key_not_configured (a key the running config does not have), unlisted_models_budget (a configured key's unlisted models are at their budget), fingerprints_budget (unknown keys' targets are at their budget).
+	want := `# HELP ratelimit_readings_dropped_total Readings from the proxy or a configured source that were not recorded, by reason: key_not_configured (a key the running config does not have), unlisted_models_budget (a configured key's unlisted models are at their budget), fingerprints_budget (unknown keys' targets are at their budget), configured_models_budget (models only an admin API or the config's limits name are at their budget).
 # TYPE ratelimit_readings_dropped_total counter
+ratelimit_readings_dropped_total{reason="configured_models_budget"} 0
 ratelimit_readings_dropped_total{reason="fingerprints_budget"} 5
 ratelimit_readings_dropped_total{reason="key_not_configured"} 1
 ratelimit_readings_dropped_total{reason="unlisted_models_budget"} 6
@@ -566,7 +574,7 @@ func TestTwoValuesOfOneFigure(t *testing.T) {
 	obs, dropped := ratelimit.Parser{}.Parse(h, time.Time{})
 	c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: obs, Dropped: dropped}, Outcome: prober.Success})
 	want := counterHelp + `ratelimit_header_errors_total{key="k",model="m",provider="openai"} 3
-# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
+# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it; where they give none, as the admin API or the config does (ratelimit_configured_limit).
 # TYPE ratelimit_limit gauge
 ratelimit_limit{key="k",model="m",provider="openai",resource="requests",window=""} 10000
 # HELP ratelimit_remaining What is left of a window's rate limit, as the provider gives it.

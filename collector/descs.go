@@ -20,6 +20,8 @@ const (
 	famUtilization
 	famWindowStatus
 	famBalance
+	famConfiguredLimit
+	famRemainingEstimate
 	famSuccess
 	famDuration
 	famStatusCode
@@ -39,14 +41,15 @@ const (
 type labelSet int
 
 const (
-	targetLabels   labelSet = iota // key, provider, model + the key's labels
-	windowLabels                   // + resource, window
-	resultLabels                   // + result, reason, cause
-	identityLabels                 // key, provider, model only
-	sourceLabels                   // key, provider, model, source
-	statusLabels                   // + resource, window, status
-	currencyLabels                 // + currency
-	causeLabels                    // key, provider, model, cause
+	targetLabels     labelSet = iota // key, provider, model + the key's labels
+	windowLabels                     // + resource, window
+	resultLabels                     // + result, reason, cause
+	identityLabels                   // key, provider, model only
+	sourceLabels                     // key, provider, model, source
+	statusLabels                     // + resource, window, status
+	currencyLabels                   // + currency
+	causeLabels                      // key, provider, model, cause
+	configuredLabels                 // + resource, window, source
 )
 
 var families = [numFamilies]struct {
@@ -55,13 +58,15 @@ var families = [numFamilies]struct {
 	typ    dto.MetricType
 	labels labelSet
 }{
-	famLimit:               {"ratelimit_limit", "Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.", dto.MetricType_GAUGE, windowLabels},
+	famLimit:               {"ratelimit_limit", "Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it; where they give none, as the admin API or the config does (ratelimit_configured_limit).", dto.MetricType_GAUGE, windowLabels},
 	famRemaining:           {"ratelimit_remaining", "What is left of a window's rate limit, as the provider gives it.", dto.MetricType_GAUGE, windowLabels},
 	famReset:               {"ratelimit_reset_seconds", "Seconds from the probe until the window is full again, as the provider gives it; absolute resets are counted from the response's Date.", dto.MetricType_GAUGE, windowLabels},
 	famResetTimestamp:      {"ratelimit_reset_timestamp_seconds", "When the window is full again: probe time plus reset_seconds (Unix seconds).", dto.MetricType_GAUGE, windowLabels},
 	famUtilization:         {"ratelimit_utilization", "Share of a window's limit used, from 0 to 1, for windows that give a share rather than a remaining (Anthropic's unified windows, Azure's provisioned deployments).", dto.MetricType_GAUGE, windowLabels},
 	famWindowStatus:        {"ratelimit_window_status", "A window's status as the provider gives it: 1 for the current status (allowed, allowed_warning or rejected), 0 for the others.", dto.MetricType_GAUGE, statusLabels},
 	famBalance:             {"ratelimit_balance", "Money left on the account, by currency, as the provider gives it (DeepSeek's balance).", dto.MetricType_GAUGE, currencyLabels},
+	famConfiguredLimit:     {"ratelimit_configured_limit", "Rate limit of a window as a source other than the responses' headers gives it: admin_api (the provider's admin API) or config (a limit the config declares). ratelimit_limit shows the headers' value where they give one.", dto.MetricType_GAUGE, configuredLabels},
+	famRemainingEstimate:   {"ratelimit_remaining_estimate", "An estimate of what is left of a window the config declares: its limit minus what the proxy counted in the current window. Absent until a whole window has been counted.", dto.MetricType_GAUGE, windowLabels},
 	famSuccess:             {"ratelimit_probe_success", "Whether the last probe read rate-limit headers.", dto.MetricType_GAUGE, targetLabels},
 	famDuration:            {"ratelimit_probe_duration_seconds", "Duration of the last probe.", dto.MetricType_GAUGE, targetLabels},
 	famStatusCode:          {"ratelimit_probe_status_code", "HTTP status of the last probe's response; 0 without a response.", dto.MetricType_GAUGE, targetLabels},
@@ -88,14 +93,15 @@ type descs struct {
 func newDescs(extraLabels []string) *descs {
 	identity := []string{config.LabelKey, config.LabelProvider, config.LabelModel}
 	byLabels := map[labelSet][]string{
-		identityLabels: identity,
-		sourceLabels:   append(append([]string(nil), identity...), config.LabelSource),
-		targetLabels:   append(append([]string(nil), identity...), extraLabels...),
-		windowLabels:   append(append(append([]string(nil), identity...), config.LabelResource, config.LabelWindow), extraLabels...),
-		resultLabels:   append(append(append([]string(nil), identity...), config.LabelResult, config.LabelReason, config.LabelCause), extraLabels...),
-		statusLabels:   append(append(append([]string(nil), identity...), config.LabelResource, config.LabelWindow, config.LabelStatus), extraLabels...),
-		currencyLabels: append(append(append([]string(nil), identity...), config.LabelCurrency), extraLabels...),
-		causeLabels:    append(append([]string(nil), identity...), config.LabelCause),
+		identityLabels:   identity,
+		sourceLabels:     append(append([]string(nil), identity...), config.LabelSource),
+		targetLabels:     append(append([]string(nil), identity...), extraLabels...),
+		windowLabels:     append(append(append([]string(nil), identity...), config.LabelResource, config.LabelWindow), extraLabels...),
+		resultLabels:     append(append(append([]string(nil), identity...), config.LabelResult, config.LabelReason, config.LabelCause), extraLabels...),
+		statusLabels:     append(append(append([]string(nil), identity...), config.LabelResource, config.LabelWindow, config.LabelStatus), extraLabels...),
+		currencyLabels:   append(append(append([]string(nil), identity...), config.LabelCurrency), extraLabels...),
+		causeLabels:      append(append([]string(nil), identity...), config.LabelCause),
+		configuredLabels: append(append(append([]string(nil), identity...), config.LabelResource, config.LabelWindow, config.LabelSource), extraLabels...),
 	}
 	d := &descs{}
 	for f, fam := range families {

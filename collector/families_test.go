@@ -203,7 +203,7 @@ func TestServedKeepsOnlyLimits(t *testing.T) {
 		t.Fatalf("%d remaining series after the 429, want 2", n)
 	}
 	c.Record(id, &prober.Result{Reading: ratelimit.Reading{Time: probeTime.Add(time.Minute), StatusCode: 200, Served: true}, Outcome: prober.Success})
-	want := `# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it.
+	want := `# HELP ratelimit_limit Rate limit of a window, as the provider's rate-limit headers (or OpenRouter's key endpoint) give it; where they give none, as the admin API or the config does (ratelimit_configured_limit).
 # TYPE ratelimit_limit gauge
 ratelimit_limit{key="g",model="m",provider="cerebras",resource="requests",window="minute"} 10
 # HELP ratelimit_probe_success Whether the last probe read rate-limit headers.
