@@ -25,8 +25,8 @@ func TestPrometheusRules(t *testing.T) {
 	promtool := testkit.RequireTool(t, "promtool")
 	root := testkit.RepoRoot(t)
 	for _, args := range [][]string{
-		{"check", "rules", "prometheus/rules.yml", "prometheus/alerts.yml"},
-		{"test", "rules", "prometheus/alerts_test.yml"},
+		{"check", "rules", "prometheus/rules.yml", "prometheus/alerts.yml", "prometheus/cloud.rules.yml"},
+		{"test", "rules", "prometheus/alerts_test.yml", "prometheus/cloud_test.yml"},
 		{"check", "config", "prometheus/prometheus.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)
