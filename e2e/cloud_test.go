@@ -38,21 +38,11 @@ stackdriver_generativelanguage_googleapis_com_location_generativelanguage_google
 stackdriver_generativelanguage_googleapis_com_location_generativelanguage_googleapis_com_quota_generate_content_free_tier_requests_limit{limit_name="GenerateRequestsPerMinutePerProjectPerModel-FreeTier",location="global",model="gemini-2.0-flash",project_id="gemini-project",resource_container="123456789",unit="1"} 15
 stackdriver_generativelanguage_googleapis_com_location_generativelanguage_googleapis_com_quota_generate_content_free_tier_requests_limit{limit_name="GenerateRequestsPerDayPerProjectPerModel-FreeTier",location="global",model="gemini-2.0-flash",project_id="gemini-project",resource_container="123456789",unit="1"} 1500
 `
-	// The operator's declared Bedrock quotas, in the form README.md gives.
-	bedrockQuotaRules = `groups:
-  - name: bedrock.quotas
-    rules:
-      - record: ratelimit_bedrock_quota
-        expr: vector(400000)
-        labels: {key: "123456789012", region: us-east-1, model: "us.anthropic.claude-sonnet-4-20250514-v1:0", resource: tokens, window: minute}
-      - record: ratelimit_bedrock_quota
-        expr: vector(50)
-        labels: {key: "123456789012", region: us-east-1, model: "us.anthropic.claude-sonnet-4-20250514-v1:0", resource: requests, window: minute}
-`
 )
 
 // startCloudExporters serves yaceSeries at /yace and stackdriverSeries at
-// /stackdriver, and returns the scrape configs of both and their target.
+// /stackdriver, and returns the scrape configs of both, their target, and
+// a rule file with the README's declared Bedrock quotas.
 func startCloudExporters(t *testing.T) (scrapeConfigs, target, quotaRules string) {
 	t.Helper()
 	mux := http.NewServeMux()
@@ -65,7 +55,16 @@ func startCloudExporters(t *testing.T) (scrapeConfigs, target, quotaRules string
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	target = strings.TrimPrefix(srv.URL, "http://")
-	quotaRules, err := testkit.WriteFile(t.TempDir(), "bedrock_quotas.yml", bedrockQuotaRules)
+	var declared string
+	for _, block := range readmeYAMLBlocks(t, "### Amazon Bedrock (through yet-another-cloudwatch-exporter)") {
+		if strings.Contains(block, "record: ratelimit_bedrock_quota") {
+			declared = block
+		}
+	}
+	if declared == "" {
+		t.Fatal("the README's Bedrock section declares no ratelimit_bedrock_quota")
+	}
+	quotaRules, err := testkit.WriteFile(t.TempDir(), "bedrock_quotas.yml", declared)
 	if err != nil {
 		t.Fatal(err)
 	}
