@@ -240,7 +240,7 @@ func TestHelmChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []any
-	for _, file := range []string{"../prometheus/rules.yml", "../prometheus/alerts.yml"} {
+	for _, file := range []string{"../prometheus/rules.yml", "../prometheus/alerts.yml", "../prometheus/cloud.rules.yml"} {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -252,7 +252,7 @@ func TestHelmChart(t *testing.T) {
 		want = append(want, rules["groups"].([]any)...)
 	}
 	if got := at(r.objects["PrometheusRule"], "spec", "groups"); !reflect.DeepEqual(asJSON(t, got), asJSON(t, want)) {
-		t.Errorf("the PrometheusRule's groups are not prometheus/rules.yml and alerts.yml:\n%v", got)
+		t.Errorf("the PrometheusRule's groups are not prometheus/rules.yml, alerts.yml and cloud.rules.yml:\n%v", got)
 	}
 	for _, want := range []struct {
 		value any

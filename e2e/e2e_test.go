@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,8 @@ func TestPrometheusRules(t *testing.T) {
 	promtool := testkit.RequireTool(t, "promtool")
 	root := testkit.RepoRoot(t)
 	for _, args := range [][]string{
-		{"check", "rules", "prometheus/rules.yml", "prometheus/alerts.yml"},
-		{"test", "rules", "prometheus/alerts_test.yml"},
+		{"check", "rules", "prometheus/rules.yml", "prometheus/alerts.yml", "prometheus/cloud.rules.yml"},
+		{"test", "rules", "prometheus/alerts_test.yml", "prometheus/cloud_test.yml"},
 		{"check", "config", "prometheus/prometheus.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)
@@ -52,21 +53,22 @@ func startPrometheus(t *testing.T, target string) *prometheusServer {
 `, target))
 }
 
-// startPrometheusWith runs Prometheus with the shipped rules, scraping
-// every second with scrapeConfigs, a YAML scrape_configs section.
-func startPrometheusWith(t *testing.T, scrapeConfigs string) *prometheusServer {
+// startPrometheusWith runs Prometheus with the shipped rules and
+// ruleFiles, scraping every second with scrapeConfigs, a YAML
+// scrape_configs section.
+func startPrometheusWith(t *testing.T, scrapeConfigs string, ruleFiles ...string) *prometheusServer {
 	t.Helper()
 	binary := testkit.RequireTool(t, "prometheus")
 	dir := t.TempDir()
 	repo := testkit.RepoRoot(t)
-	cfg := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - %s
-  - %s
-`, filepath.Join(repo, "prometheus", "rules.yml"), filepath.Join(repo, "prometheus", "alerts.yml")) + scrapeConfigs
+	cfg := "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files:\n"
+	for _, file := range []string{"rules.yml", "alerts.yml", "cloud.rules.yml"} {
+		ruleFiles = append(ruleFiles, filepath.Join(repo, "prometheus", file))
+	}
+	for _, file := range ruleFiles {
+		cfg += fmt.Sprintf("  - %q\n", file)
+	}
+	cfg += scrapeConfigs
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +101,7 @@ func (p *prometheusServer) api(t *testing.T, path string, params url.Values, dat
 
 type vectorSample struct {
 	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
 }
 
 func (p *prometheusServer) query(t *testing.T, expr string) ([]vectorSample, error) {
@@ -187,7 +190,14 @@ proxy:
 `, simURL, exhaustedKey, keyFile, proxyAddr, ptuKey, azureSrv.URL, balanceKey, deepseekSrv.URL))
 	e := start(t, env, "--config.file="+cfg)
 	target := strings.TrimPrefix(e.URL, "http://")
-	prom := startPrometheus(t, target)
+	// Bedrock, Vertex AI and the Gemini API through the exporters users run
+	// for them, mapped by prometheus/cloud.rules.yml.
+	cloudScrapes, cloudTarget, quotaRules := startCloudExporters(t)
+	prom := startPrometheusWith(t, fmt.Sprintf(`scrape_configs:
+  - job_name: ratelimit
+    static_configs:
+      - targets: [%q]
+`, target)+cloudScrapes, quotaRules)
 
 	// The exhausted key's application, refused through the proxy.
 	req, _ := http.NewRequest(http.MethodPost, "http://"+proxyAddr+"/c/chat/completions",
@@ -213,6 +223,12 @@ proxy:
 
 	// Every dashboard query, with its variables as Grafana would fill them.
 	var dash struct {
+		Templating struct {
+			List []struct {
+				Name       string `json:"name"`
+				Definition string `json:"definition"`
+			} `json:"list"`
+		} `json:"templating"`
 		Panels []struct {
 			Title   string `json:"title"`
 			Targets []struct {
@@ -223,11 +239,12 @@ proxy:
 	if err := json.Unmarshal(grafana.Dashboard, &dash); err != nil {
 		t.Fatal(err)
 	}
-	// Variables as Grafana fills them: a regex in a PromQL string has its
-	// backslashes doubled; All is ".*".
-	instanceRegex := strings.ReplaceAll(regexp.QuoteMeta(target), `\`, `\\`)
-	vars := strings.NewReplacer("$job", "ratelimit", "$instance", instanceRegex, "$key", ".*", "$model", ".*", "$provider", ".*",
-		"$__rate_interval", "1m")
+	// Variables as Grafana fills them, the exporter's and the clouds' jobs
+	// and instances chosen: a regex in a PromQL string has its backslashes
+	// doubled; several values are an alternation; All is ".*".
+	quote := func(s string) string { return strings.ReplaceAll(regexp.QuoteMeta(s), `\`, `\\`) }
+	vars := strings.NewReplacer("$job", "(ratelimit|yace|stackdriver)", "$instance", "("+quote(target)+"|"+quote(cloudTarget)+")",
+		"$key", ".*", "$model", ".*", "$provider", ".*", "$__rate_interval", "1m")
 	type query struct{ panel, expr string }
 	var queries []query
 	for _, p := range dash.Panels {
@@ -257,10 +274,41 @@ proxy:
 	})
 	t.Logf("dashboard: ran %d queries, %d returned data", len(queries), withData)
 
-	// The dashboard's variables, queried as Grafana's label_values does.
-	for label, want := range map[string]string{"job": "ratelimit", "instance": target, "key": "exhausted,healthy,ptu,revoked,wallet", "model": "gpt-4o-mini,llama3.1-8b"} {
+	// What the clouds' exporters published, as the windows of the schema:
+	// limit less the last minute's use.
+	for expr, want := range map[string]string{
+		`ratelimit_remaining{provider="bedrock", resource="tokens", window="minute"}`:     "300000",
+		`ratelimit_remaining{provider="bedrock", resource="requests", window="minute"}`:   "40",
+		`ratelimit_remaining{provider="vertex_ai", resource="requests", window="minute"}`: "50",
+		`ratelimit_remaining{provider="gemini", key="gemini-project", window="minute"}`:   "10",
+		`ratelimit_limit{provider="gemini", key="gemini-project", window="day"}`:          "1500",
+	} {
+		samples, err := prom.query(t, expr)
+		if err != nil || len(samples) != 1 || samples[0].Value[1] != want {
+			t.Errorf("%s = %v (%v), want one sample of %s", expr, samples, err, want)
+		}
+	}
+
+	// The dashboard's variables, queried as Grafana's label_values does
+	// with the job variable's selector: the clouds' accounts, projects and
+	// models are choices too.
+	selector := ""
+	for _, v := range dash.Templating.List {
+		if m := regexp.MustCompile(`^label_values\((.*), job\)$`).FindStringSubmatch(v.Definition); v.Name == "job" && m != nil {
+			selector = m[1]
+		}
+	}
+	instances := []string{target, cloudTarget}
+	slices.Sort(instances)
+	for label, want := range map[string]string{
+		"job":      "ratelimit,stackdriver,yace",
+		"instance": strings.Join(instances, ","),
+		"provider": "azure_openai,bedrock,cerebras,deepseek,gemini,vertex_ai",
+		"key":      "123456789012,exhausted,gemini-project,healthy,ptu,revoked,vertex-project,wallet",
+		"model":    "gemini-1.5-flash,gemini-2.0-flash,gpt-4o-mini,llama3.1-8b,us.anthropic.claude-sonnet-4-20250514-v1:0",
+	} {
 		var values []string
-		if err := prom.api(t, "/api/v1/label/"+label+"/values", url.Values{"match[]": {"ratelimit_probe_success"}}, &values); err != nil {
+		if err := prom.api(t, "/api/v1/label/"+label+"/values", url.Values{"match[]": {selector}}, &values); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Join(values, ",") != want {

@@ -146,8 +146,9 @@ var knownUnits = []string{"short", "none", "percent", "percentunit", "s", "ms", 
 var (
 	rateCall        = regexp.MustCompile(`\b(rate|irate)\([^\[]*\[([^\]]*)\]`)
 	counterSelector = regexp.MustCompile(`\bratelimit_[a-z_]+_total\b`)
-	// metricSelector is a metric name of the exporter and its matchers.
-	metricSelector = regexp.MustCompile(`\bratelimit_[a-z_]+(\{[^}]*\})?`)
+	// metricSelector is a metric name of the exporter, or a recorded one
+	// made from them (cloud:ratelimit_used:per_minute), and its matchers.
+	metricSelector = regexp.MustCompile(`\b(?:[a-z_]+:)?ratelimit_[a-z_]+(?::[a-z0-9_]+)?(\{[^}]*\})?`)
 )
 
 // selectorVariableProblems checks a variable that filters every query:
@@ -285,6 +286,26 @@ func TestLintRulesFire(t *testing.T) {
 		breakIt(d)
 		if problems := rule.check(d); len(problems) == 0 {
 			t.Errorf("%s did not fire on a dashboard broken for it", rule.name)
+		}
+	}
+}
+
+// A recorded series' selector is checked as the exporter's own: the rule
+// named level:ratelimit_...:operation is the metric name, its matchers are
+// read with it, and it must filter by job and instance too.
+func TestLintRulesReadRecordedNames(t *testing.T) {
+	for expr, want := range map[string]bool{
+		`sum(cloud:ratelimit_used:per_minute{job=~"$job", instance=~"$instance"})`: false,
+		`sum(cloud:ratelimit_used:per_minute{instance=~"$instance"})`:              true,
+	} {
+		d := parseLintDashboard(t)
+		object(targets(dataPanels(d)[0])[0])["expr"] = expr
+		for _, rule := range lintRules {
+			if rule.name == "target-job-rule" {
+				if problems := rule.check(d); (len(problems) > 0) != want {
+					t.Errorf("target-job-rule on %s: %v, want a problem: %v", expr, problems, want)
+				}
+			}
 		}
 	}
 }

@@ -3,11 +3,13 @@
 // other mixins.
 //
 // One source: the mixin imports ../prometheus/rules.yml,
-// ../prometheus/alerts.yml and ../grafana/dashboard.json, the files that
-// promtool's unit tests, the end-to-end tests and the Helm chart use, and
-// applies _config to them. With the default _config it yields those files
-// exactly (mixin/mixin_test.go checks it).
+// ../prometheus/alerts.yml, ../prometheus/cloud.rules.yml and
+// ../grafana/dashboard.json, the files that promtool's unit tests, the
+// end-to-end tests and the Helm chart use, and applies _config to them.
+// With the default _config it yields those files exactly
+// (mixin/mixin_test.go checks it).
 local rules = std.parseYaml(importstr '../prometheus/rules.yml');
+local cloudRules = std.parseYaml(importstr '../prometheus/cloud.rules.yml');
 local alerts = std.parseYaml(importstr '../prometheus/alerts.yml');
 local dashboard = std.parseJson(importstr '../grafana/dashboard.json');
 
@@ -45,7 +47,11 @@ local withSelector(expr, selector) =
 {
   _config+:: {
     // Added to every selector of the exporter's metrics in the rules and
-    // alerts, such as 'job="ratelimit"'. Empty: every job.
+    // alerts, such as 'job="ratelimit"'. Empty: every job. The windows
+    // cloud.rules.yml records carry the job of the exporter they come from
+    // (yet-another-cloudwatch-exporter's, stackdriver_exporter's): a
+    // selector that leaves those jobs out leaves the clouds out of the
+    // alerts, as 'job=~"ratelimit|yace|stackdriver"' would not.
     ratelimitSelector: '',
     // RateLimitNearlyExhausted fires when at most this share of a
     // window's limit is left: for a window that gives its utilization,
@@ -84,6 +90,11 @@ local withSelector(expr, selector) =
     groups+: [
       group { rules: [rule { expr: withSelector(rule.expr, c.ratelimitSelector) } for rule in group.rules] }
       for group in rules.groups
+    ] + [
+      // They read other exporters' series and record windows of their
+      // jobs: the exporter's selector is not theirs.
+      group
+      for group in cloudRules.groups
     ],
   },
 

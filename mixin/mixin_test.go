@@ -69,18 +69,22 @@ func readFile(t *testing.T, path string) map[string]any {
 // With its default _config the mixin is the shipped files, field for field.
 func TestMixinIsTheShippedFiles(t *testing.T) {
 	out := evaluate(t, "{}")
+	// The recording rules are rules.yml's groups, then cloud.rules.yml's.
+	rules := readFile(t, "prometheus/rules.yml")
+	rules["groups"] = append(rules["groups"].([]any), readFile(t, "prometheus/cloud.rules.yml")["groups"].([]any)...)
 	for _, c := range []struct {
 		name string
 		got  map[string]any
+		want map[string]any
 		file string
 	}{
-		{"prometheusRules", out.Rules, "prometheus/rules.yml"},
-		{"prometheusAlerts", out.Alerts, "prometheus/alerts.yml"},
-		{"grafanaDashboards['ratelimit-exporter.json']", object(out.Dashboards["ratelimit-exporter.json"]), "grafana/dashboard.json"},
+		{"prometheusRules", out.Rules, rules, "prometheus/rules.yml and cloud.rules.yml"},
+		{"prometheusAlerts", out.Alerts, readFile(t, "prometheus/alerts.yml"), "prometheus/alerts.yml"},
+		{"grafanaDashboards['ratelimit-exporter.json']", object(out.Dashboards["ratelimit-exporter.json"]), readFile(t, "grafana/dashboard.json"), "grafana/dashboard.json"},
 	} {
-		if want := readFile(t, c.file); !reflect.DeepEqual(c.got, want) {
+		if !reflect.DeepEqual(c.got, c.want) {
 			got, _ := json.MarshalIndent(c.got, "", " ")
-			wantText, _ := json.MarshalIndent(want, "", " ")
+			wantText, _ := json.MarshalIndent(c.want, "", " ")
 			t.Errorf("the mixin's %s differs from %s:\n%s\nwant\n%s", c.name, c.file, got, wantText)
 		}
 	}
@@ -104,8 +108,21 @@ func TestMixinConfig(t *testing.T) {
     staleMinimumSeconds: 600,
     runbookURLBase: 'https://runbooks.example.com/ratelimit#',
   }`)
+	// The clouds' rules read other exporters' series: they come out as
+	// cloud.rules.yml has them, whatever the selector.
+	var own []any
+	for _, g := range out.Rules["groups"].([]any) {
+		if object(g)["name"] != "ratelimit.cloud.rules" {
+			own = append(own, g)
+		} else if want := readFile(t, "prometheus/cloud.rules.yml")["groups"].([]any)[0]; !reflect.DeepEqual(g, want) {
+			t.Errorf("the selector changed the clouds' rules:\n%v", g)
+		}
+	}
+	if len(own) == len(out.Rules["groups"].([]any)) {
+		t.Error("the mixin has no group ratelimit.cloud.rules")
+	}
 	exprs := map[string]string{}
-	rules := append(rulesOf(out.Rules), rulesOf(out.Alerts)...)
+	rules := append(rulesOf(map[string]any{"groups": own}), rulesOf(out.Alerts)...)
 	for _, rule := range rules {
 		name, _ := rule["alert"].(string)
 		if name == "" {
