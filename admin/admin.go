@@ -1,9 +1,10 @@
 // Package admin reads the rate limits that providers' admin APIs say are
 // configured, without spending any quota: OpenAI's project rate limits and
-// Anthropic's Rate Limits API. Each value becomes a ratelimit.Observation
-// of Kind Limit, with the resource and window of the same limit in the
-// rate-limit headers, so that a limit read here and one read from a probe's
-// headers are one series.
+// Anthropic's Rate Limits API; and what the organization spent, from
+// OpenAI's Costs API and Anthropic's cost report (costs.go). Each limit
+// becomes a ratelimit.Observation of Kind Limit, with the resource and
+// window of the same limit in the rate-limit headers, so that a limit read
+// here and one read from a probe's headers are one series.
 //
 // A client sends its admin key only to its base URL, never follows a
 // redirect (a redirect would carry the key's header to another host), and

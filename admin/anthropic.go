@@ -36,7 +36,8 @@ var anthropicLimiters = map[string]resourceWindow{
 }
 
 // Anthropic lists the rate limits of an organization, or of one of its
-// workspaces, with an Anthropic Admin API key.
+// workspaces, and reads the organization's costs (Costs), with an
+// Anthropic Admin API key.
 //
 // Relied on, from the Rate Limits API guide
 // (https://platform.claude.com/docs/en/manage-claude/rate-limits-api) and
@@ -69,6 +70,9 @@ type Anthropic struct {
 	PageLimit int
 	// MaxPages bounds the pages read; 0 for DefaultMaxPages.
 	MaxPages int
+	// CostBuckets is the query's limit of Costs, daily buckets per page; 0
+	// for DefaultCostBuckets.
+	CostBuckets int
 }
 
 const (

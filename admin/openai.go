@@ -38,7 +38,8 @@ var openAIFields = map[string]resourceWindow{
 // openAIOther are a ProjectRateLimit's fields that are not limits.
 var openAIOther = map[string]bool{"id": true, "model": true, "object": true}
 
-// OpenAI lists a project's rate limits with an OpenAI admin key.
+// OpenAI lists a project's rate limits, and reads the organization's costs
+// (Costs), with an OpenAI admin key.
 //
 // Request, per the reference above: GET
 // {BaseURL}/organization/projects/{ProjectID}/rate_limits with
@@ -60,6 +61,9 @@ type OpenAI struct {
 	PageLimit int
 	// MaxPages bounds the pages read; 0 for DefaultMaxPages.
 	MaxPages int
+	// CostBuckets is the query's limit of Costs, daily buckets per page; 0
+	// for DefaultCostBuckets.
+	CostBuckets int
 }
 
 const openAIAPI = "openai project rate limits"

@@ -27,7 +27,7 @@ func TestPrometheusRules(t *testing.T) {
 	root := testkit.RepoRoot(t)
 	for _, args := range [][]string{
 		{"check", "rules", "prometheus/rules.yml", "prometheus/alerts.yml", "prometheus/cloud.rules.yml"},
-		{"test", "rules", "prometheus/alerts_test.yml", "prometheus/cloud_test.yml"},
+		{"test", "rules", "prometheus/alerts_test.yml", "prometheus/cloud_test.yml", "prometheus/budget_month_test.yml"},
 		{"check", "config", "prometheus/prometheus.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)

@@ -109,9 +109,19 @@ func TestDashboardIsPortable(t *testing.T) {
 			if target.Datasource.UID != "${datasource}" {
 				t.Errorf("a query of %q has data source %q", p.Title, target.Datasource.UID)
 			}
-			for _, v := range []string{`job=~"$job"`, `instance=~"$instance"`, `provider=~"$provider"`, `key=~"$key"`, `model=~"$model"`} {
+			filters, never := []string{`job=~"$job"`, `instance=~"$instance"`, `provider=~"$provider"`, `key=~"$key"`, `model=~"$model"`}, []string(nil)
+			if organizationFamily.MatchString(target.Expr) {
+				// Choosing a key or a model must not hide them.
+				filters, never = filters[:3], filters[3:]
+			}
+			for _, v := range filters {
 				if !strings.Contains(target.Expr, v) {
 					t.Errorf("a query of %q does not filter by %s: %s", p.Title, v, target.Expr)
+				}
+			}
+			for _, v := range never {
+				if strings.Contains(target.Expr, v) {
+					t.Errorf("a query of %q filters by %s, a label its series have not: %s", p.Title, v, target.Expr)
 				}
 			}
 		}
@@ -167,7 +177,12 @@ func TestHeadroomLeavesOutReadsPastTheirReset(t *testing.T) {
 }
 
 // Labels every series a panel shows has, whatever the provider.
-var alwaysSet = map[string]bool{"job": true, "instance": true, "provider": true, "key": true, "model": true, "resource": true, "result": true, "source": true}
+var alwaysSet = map[string]bool{"job": true, "instance": true, "provider": true, "key": true, "model": true, "resource": true, "result": true, "source": true,
+	"admin": true} // an admin source's name, which the config requires
+
+// organizationFamily is a family of an admin source's organization, not of
+// a key and model: a spend and its budget.
+var organizationFamily = regexp.MustCompile(`\bratelimit_(spend|budget)\b`)
 
 // Prometheus stores an empty label as no label at all, and the exporter
 // sends window="" (OpenAI's requests and tokens, Together, IETF RateLimit-Limit) and
@@ -323,12 +338,12 @@ func TestQueriesAreValidPromQL(t *testing.T) {
 	}
 }
 
-// Every family of the README's metrics reference that is per key (its
-// labels start with key, or "same" as the row above) shows on the
-// dashboard: a figure a key exports and no panel shows is one nobody
-// looks at. The exporter's own families (by reason, route, build) are not
-// per key, and every query filters by key.
-func TestDashboardShowsEveryFamilyOfAKey(t *testing.T) {
+// Every family of the README's metrics reference that is per key or per
+// admin source (its labels start with key or admin, or "same" as the row
+// above) shows on the dashboard: a figure a key or an organization exports
+// and no panel shows is one nobody looks at. The exporter's own families
+// (by reason, route, build) are neither.
+func TestDashboardShowsEveryFamilyOfAKeyOrAnAdminSource(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -351,21 +366,25 @@ func TestDashboardShowsEveryFamilyOfAKey(t *testing.T) {
 			}
 		}
 	}
-	perKey, labels := 0, ""
+	perKey, perAdmin, labels := 0, 0, ""
 	for _, m := range row.FindAllStringSubmatch(metrics, -1) {
 		if l := strings.TrimSpace(m[2]); l != "same" {
 			labels = l
 		}
-		if !strings.HasPrefix(labels, "key,") {
+		switch {
+		case strings.HasPrefix(labels, "key,"):
+			perKey++
+		case strings.HasPrefix(labels, "admin,"):
+			perAdmin++
+		default:
 			continue
 		}
-		perKey++
 		if !shown[m[1]] {
 			t.Errorf("%s (labels %s) is in the README's metrics reference, and on no panel of the dashboard", m[1], labels)
 		}
 	}
-	if perKey < 13 {
-		t.Errorf("%d per-key families in the README's metrics reference; the table's form changed", perKey)
+	if perKey < 13 || perAdmin < 2 {
+		t.Errorf("%d per-key and %d per-admin families in the README's metrics reference; the table's form changed", perKey, perAdmin)
 	}
 }
 

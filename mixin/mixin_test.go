@@ -97,6 +97,10 @@ func TestMixinIsTheShippedFiles(t *testing.T) {
 // matchers if any; recording rules' names (window:ratelimit_...) are not.
 var rawSelector = regexp.MustCompile(`(?:^|[^a-zA-Z0-9_:])(ratelimit_[a-z_]+(?:\{[^}]*\})?)`)
 
+// recorded is an expression that starts with a recording rule's name
+// (level:metric:operations), whose rule carries the selector.
+var recorded = regexp.MustCompile(`^[a-z_]+:ratelimit_[a-z_]+:[a-z0-9_]+`)
+
 // Each _config setting changes what it says it changes, and what comes out
 // is still valid for Prometheus.
 func TestMixinConfig(t *testing.T) {
@@ -135,7 +139,7 @@ func TestMixinConfig(t *testing.T) {
 				t.Errorf("%s: %s lacks the selector %s", name, m[1], selector)
 			}
 		}
-		if len(selectors) == 0 && !strings.HasPrefix(exprs[name], "window:") {
+		if len(selectors) == 0 && !recorded.MatchString(exprs[name]) {
 			t.Errorf("%s selects none of the exporter's metrics: %s", name, exprs[name])
 		}
 		if annotations := object(rule["annotations"]); rule["alert"] != nil {
@@ -158,6 +162,12 @@ func TestMixinConfig(t *testing.T) {
 	}
 	if !strings.Contains(exprs["RateLimitExhausted"], `ratelimit_remaining{job="ratelimit", namespace="llm", window="hour"}`) {
 		t.Errorf("RateLimitExhausted: the selector was not merged with the window matcher:\n%s", exprs["RateLimitExhausted"])
+	}
+	for _, want := range []string{`ratelimit_spend{job="ratelimit", namespace="llm"} / (ratelimit_budget{job="ratelimit", namespace="llm"} > 0)`,
+		`month(ratelimit_admin_last_success_timestamp_seconds{job="ratelimit", namespace="llm", api="costs"})`} {
+		if !strings.Contains(exprs["budget:ratelimit_spend:ratio"], want) {
+			t.Errorf("budget:ratelimit_spend:ratio lacks %s:\n%s", want, exprs["budget:ratelimit_spend:ratio"])
+		}
 	}
 	for _, rule := range rules {
 		if rule["alert"] == "RateLimitDataStale" && !strings.Contains(fmt.Sprint(object(rule["annotations"])["description"]), "more than 5 probe intervals") {
@@ -200,8 +210,9 @@ func rulesOf(file map[string]any) []map[string]any {
 // The alerts follow the monitoring mixins' conventions: a summary is one
 // plain sentence (no template: the same text for every firing, fit for a
 // notification's title), capitalised and ending in a period; the
-// description carries the detail; every alert has a runbook, and each
-// runbook_url names a README section that exists.
+// description carries the detail, the key among it (for a budget, which no
+// key has, the admin source and the project); every alert has a runbook,
+// and each runbook_url names a README section that exists.
 func TestAlertsFollowMixinConventions(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -230,7 +241,14 @@ func TestAlertsFollowMixinConventions(t *testing.T) {
 		case summary[:1] != strings.ToUpper(summary[:1]) || !strings.HasSuffix(summary, "."):
 			t.Errorf("%s: summary %q is not a sentence: capitalised, ending in a period", name, summary)
 		}
-		if description, _ := annotations["description"].(string); !strings.Contains(description, "{{ $labels.key }}") {
+		description, _ := annotations["description"].(string)
+		expr, _ := rule["expr"].(string)
+		switch {
+		case strings.HasPrefix(expr, "budget:"):
+			if !strings.Contains(description, "{{ $labels.admin }}") || !strings.Contains(description, "$labels.project") {
+				t.Errorf("%s: the description %q does not name the admin source and the project", name, description)
+			}
+		case !strings.Contains(description, "{{ $labels.key }}"):
 			t.Errorf("%s: the description %q does not name the key", name, description)
 		}
 		runbook, _ := annotations["runbook_url"].(string)

@@ -92,7 +92,8 @@ type Simulator struct {
 	models    map[string]bool
 	accounts  map[string]*account // by API key
 	requests  int
-	exchanges map[string]Exchange // by the key a request presented
+	exchanges map[string]Exchange  // by the key a request presented
+	costs     map[string][]DayCost // by admin key (SetCosts)
 }
 
 // Exchange is the last request a key sent and the answer it got (for tests).
@@ -466,6 +467,8 @@ func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer,
 	defer s.mu.Unlock()
 	now := s.now()
 	switch {
+	case s.isCosts(r):
+		s.serveCosts(&ans, r, now)
 	case !strings.HasSuffix(r.URL.Path, sp.path):
 		ans.fail(sp, now, problem{kind: notFound, message: "no such endpoint"})
 	case !endpoint:
