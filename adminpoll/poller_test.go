@@ -368,13 +368,20 @@ func TestRetryAfterHoldsReadsBack(t *testing.T) {
 	f.openai.SetAdminFault(openAIAdminKey, http.StatusTooManyRequests, 20*time.Minute)
 	f.advance(5 * time.Minute)
 	f.openai.SetAdminFault(openAIAdminKey, 0, 0)
-	if err := f.apply(openAI("10m")); err != nil { // a reload: the hold stays
+	// A reload with a project never read: it waits for the hold too.
+	if err := f.apply(openAI("10m") + "  - {name: fresh, provider: openai, api_key: sk-test-poll-fresh, admin: oai, project: proj_new}\n"); err != nil {
 		t.Fatal(err)
 	}
 	f.advance(25 * time.Minute)
 	want := durations("0s", "5m", "25m")
 	if got := f.sentTo(projectPath); !slices.Equal(got, want) {
 		t.Errorf("read at %v, want %v: not before Retry-After's 20 minutes", got, want)
+	}
+	if got := f.sentTo("/proj_new/rate_limits"); !slices.Equal(got, durations("25m")) {
+		t.Errorf("the new project read at %v, want at 25m, when the hold ends", got)
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, "result=rate_limited err=\"openai project rate limits: page 1: HTTP 429: rate limited (retry after 20m0s)\" retry_in=20m0s") {
+		t.Errorf("the logs lack the wait:\n%s", logs)
 	}
 	if got := value(t, f.p, "ratelimit_admin_requests_total", "admin", "oai", "api", "rate_limits", "result", "rate_limited"); got != 1 {
 		t.Errorf("%v rate_limited requests, want 1", got)
@@ -384,7 +391,8 @@ func TestRetryAfterHoldsReadsBack(t *testing.T) {
 	f.advance(10 * time.Minute) // 40m: refused, held until 1h40m
 	const other = "sk-admin-test-canary-poll-other-5d5e"
 	f.openai.SetAdminLimits(other, "proj_abc", openAILimits...)
-	if err := f.apply(strings.Replace(openAI("10m"), "%[2]s", other, 1)); err != nil {
+	f.openai.SetAdminLimits(other, "proj_new", openAILimits...)
+	if err := f.apply(strings.Replace(openAI("10m"), "%[2]s", other, 1) + "  - {name: fresh, provider: openai, api_key: sk-test-poll-fresh, admin: oai, project: proj_new}\n"); err != nil {
 		t.Fatal(err)
 	}
 	want = append(want, durations("35m", "40m")...)
@@ -455,6 +463,22 @@ func TestReloads(t *testing.T) {
 	}
 }
 
+// A key that moves to a project not read yet loses the old project's
+// limits at once, even if the new one's read fails.
+func TestKeyMovesToAnotherProject(t *testing.T) {
+	f := newFixture(t, openAI("1h"))
+	n := f.rec.count()
+	if err := f.apply(strings.Replace(openAI("1h"), "project: proj_abc", "project: proj_gone", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.rec.since(n); !slices.Equal(got, []call{{"prod", "", start}}) {
+		t.Errorf("calls %+v: the key that moved keeps its old project's limits", got)
+	}
+	if got := f.sentTo("/proj_gone/rate_limits"); !slices.Equal(got, durations("0s")) {
+		t.Errorf("the new project read at %v, want at once", got)
+	}
+}
+
 // A reload that changes where the key goes reads at once; one that
 // removes the source stops it, and its series go.
 func TestReloadNewBaseURLAndRemoval(t *testing.T) {
@@ -491,7 +515,16 @@ func TestReloadNewBaseURLAndRemoval(t *testing.T) {
 // starts nothing.
 func TestStop(t *testing.T) {
 	f := newFixture(t, openAI("5m"))
-	f.p.Stop()
+	stopped := make(chan struct{})
+	go func() {
+		f.p.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second): // a deadline only: Stop returns at once when it works
+		t.Fatal("Stop did not return")
+	}
 	cfg, err := config.Parse([]byte(f.configText(openAI("5m"))), "test.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -504,6 +537,9 @@ func TestStop(t *testing.T) {
 	f.clock.Advance(time.Hour)
 	if got := f.sentTo(""); len(got) != 1 {
 		t.Errorf("requests at %v, want the first alone", got)
+	}
+	if n := f.rec.count(); n != 1 {
+		t.Errorf("%d calls, want the first alone: a config given after Stop gives nothing", n)
 	}
 }
 
