@@ -154,3 +154,22 @@ keys:
 		t.Error("the admin key is shown")
 	}
 }
+
+// A check whose probes all read rate limits fails when an admin source
+// did not read one of its projects, and passes when it did.
+func TestAdminFailureFailsTheCheck(t *testing.T) {
+	cfg := &config.Config{Keys: []config.Key{{Name: "prod", Provider: "openai", Admin: "oai", Project: "proj_abc"}}}
+	for _, tc := range []struct {
+		failed map[string]error
+		ok     bool
+	}{
+		{map[string]error{}, true},
+		{map[string]error{"proj_abc": errors.New("openai project rate limits: page 1: HTTP 401: the admin key was refused")}, false},
+	} {
+		report := Report{OK: true, Targets: []Target{}}
+		report.addAdmin(cfg, []adminpoll.Read{{Admin: "oai", Provider: "openai", Failed: tc.failed}})
+		if report.OK != tc.ok {
+			t.Errorf("failed %v: OK %v, want %v", tc.failed, report.OK, tc.ok)
+		}
+	}
+}
