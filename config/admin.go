@@ -239,7 +239,8 @@ func (v *validator) budgets(at string, a *Admin) {
 		path := fmt.Sprintf("%s.budgets[%d]", at, j)
 		switch {
 		case b.Project != "" && !scopePattern.MatchString(b.Project):
-			v.fail(path+".project", "%q is not a project or workspace id: letters, digits, _ and - only", b.Project)
+			// Not quoted: a key pasted in the wrong field must not reach a log.
+			v.fail(path+".project", "is not a project or workspace id: letters, digits, _ and - only")
 		case seen[[2]string{b.Project, b.Currency}]:
 			v.fail(path, "a second budget for %s in %s: give each project and currency one budget", projectName(b.Project), b.Currency)
 		}
@@ -299,14 +300,14 @@ func (v *validator) keyAdmin(at string, k *Key, c *Config) {
 		case k.Project == "":
 			v.fail(at, "project is required with admin for an openai key: the project id (proj_...) whose rate limits apply to the key")
 		case !scopePattern.MatchString(k.Project):
-			v.fail(at+".project", "%q is not a project id: letters, digits, _ and - only", k.Project)
+			v.fail(at+".project", "is not a project id: letters, digits, _ and - only")
 		}
 	case AdminAnthropic:
 		switch {
 		case k.Project != "":
 			v.fail(at+".project", "is an OpenAI project: an anthropic key names its workspace, or nothing for the organization's limits")
 		case k.Workspace != "" && !scopePattern.MatchString(k.Workspace):
-			v.fail(at+".workspace", "%q is not a workspace id: letters, digits, _ and - only", k.Workspace)
+			v.fail(at+".workspace", "is not a workspace id: letters, digits, _ and - only")
 		}
 	}
 }

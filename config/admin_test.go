@@ -112,11 +112,11 @@ func TestAdminErrors(t *testing.T) {
 		{okAdmin, "  - {name: k, provider: openai, api_key: sk-test-k, admin: a, project: p, workspace: w}\n",
 			"f.yml:4: keys[0].workspace: is an Anthropic workspace: an openai key names its project"},
 		{okAdmin, "  - {name: k, provider: openai, api_key: sk-test-k, admin: a, project: ../x}\n",
-			`f.yml:4: keys[0].project: "../x" is not a project id: letters, digits, _ and - only`},
+			"f.yml:4: keys[0].project: is not a project id: letters, digits, _ and - only"},
 		{anthAdm, "  - {name: c, provider: anthropic, api_key: sk-test-c, admin: a, project: p}\n",
 			"f.yml:4: keys[0].project: is an OpenAI project: an anthropic key names its workspace, or nothing for the organization's limits"},
 		{anthAdm, "  - {name: c, provider: anthropic, api_key: sk-test-c, admin: a, workspace: 'w/1'}\n",
-			`f.yml:4: keys[0].workspace: "w/1" is not a workspace id: letters, digits, _ and - only`},
+			"f.yml:4: keys[0].workspace: is not a workspace id: letters, digits, _ and - only"},
 		{"", "  - {name: k, provider: openai, api_key: sk-test-k, project: p}\n",
 			"f.yml:2: keys[0].project: is read by an admin source only: name one with admin, or leave project out"},
 		{"", "  - {name: c, provider: anthropic, api_key: sk-test-c, workspace: w}\n",
@@ -137,7 +137,7 @@ func TestAdminErrors(t *testing.T) {
 		{"  - {name: a, provider: openai, admin_key: sk-admin-x, http_client: {follow_redirects: true}}\n", okKey,
 			openaiAt + ".http_client.follow_redirects: an admin key never follows a redirect: leave follow_redirects out"},
 		{"  - {name: a, provider: openai, admin_key: sk-admin-x, budgets: [{project: 'p q', monthly: .inf}, {monthly: .nan, currency: EURO}]}\n", okKey,
-			openaiAt + `.budgets[0].project: "p q" is not a project or workspace id: letters, digits, _ and - only` + "\n" +
+			openaiAt + ".budgets[0].project: is not a project or workspace id: letters, digits, _ and - only\n" +
 				openaiAt + ".budgets[0].monthly: must be a number greater than zero, got +Inf\n" +
 				openaiAt + ".budgets[1].monthly: must be a number greater than zero, got NaN\n" +
 				openaiAt + `.budgets[1].currency: "EURO" is not an ISO 4217 currency code: three upper-case letters, such as USD`},
@@ -196,10 +196,21 @@ func TestAdminKeyStaysOutOfErrors(t *testing.T) {
 		"{name: a, provider: openai, admin_key: x, base_url: 'https://api.openai.com/v1?key=" + canary + "'}",
 		"{name: a, provider: openai, admin_key: '" + canary + "${RLE_TEST_NOT_SET_EVER}'}",
 		"{name: a, provider: openai, admin_key: *" + canary + "}",
+		"{name: a, provider: openai, admin_key: x, budgets: [{project: '" + canary + "/x', monthly: 1}]}",
 	} {
 		_, err := Parse([]byte(key+"admin:\n  - "+admin+"\n"), "f.yml")
 		if err == nil || strings.Contains(err.Error(), "canary-shape") {
 			t.Errorf("%s: got %v", admin, err)
+		}
+	}
+	for _, k := range []string{
+		"{name: k, provider: openai, api_key: sk-test-k, admin: a, project: '" + canary + "/x'}",
+		"{name: k, provider: anthropic, api_key: sk-test-k, admin: b, workspace: '" + canary + "/x'}",
+		"{name: k, provider: openai, api_key: sk-test-k, project: '" + canary + "'}",
+	} {
+		_, err := Parse([]byte("admin:\n  - {name: a, provider: openai, admin_key: x}\n  - {name: b, provider: anthropic, admin_key: y}\nkeys:\n  - "+k+"\n"), "f.yml")
+		if err == nil || strings.Contains(err.Error(), "canary-shape") {
+			t.Errorf("%s: got %v", k, err)
 		}
 	}
 }
