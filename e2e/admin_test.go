@@ -97,6 +97,10 @@ func TestAdminSourceInTheBinary(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 
+	if lines := grepLines(e.Logs(), "Read an admin API"); lines != "" {
+		t.Errorf("successful admin reads logged at info:\n%s", lines)
+	}
+
 	// check shows the same, marked with the source.
 	code, stdout, stderr := runCheckCommand(t, "check", "--config.file="+cfg)
 	for _, line := range []string{
