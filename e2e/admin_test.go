@@ -167,3 +167,17 @@ func TestAdminSourceInTheBinary(t *testing.T) {
 		}
 	}
 }
+
+// The README's admin example is a valid config, once its secrets exist.
+func TestReadmeAdminExample(t *testing.T) {
+	blocks := readmeYAMLBlocks(t, "### Admin APIs: OpenAI project rate limits and Anthropic's Rate Limits API")
+	if len(blocks) != 1 {
+		t.Fatalf("%d yaml blocks, want 1", len(blocks))
+	}
+	text := strings.Replace(blocks[0], "/run/secrets/openai-admin", writeAdminKey(t, "sk-admin-test-readme-1"), 1)
+	env := []string{"OPENAI_API_KEY=sk-test-readme-2", "ANTHROPIC_ADMIN_KEY=sk-ant-admin01-test-readme-3", "ANTHROPIC_API_KEY=sk-ant-api03-test-readme-4"}
+	code, out := runOnce(t, env, "--config.file="+testkit.WriteConfig(t, text), "--config.check")
+	if code != 0 || !strings.Contains(out, "  admin source openai-org: openai https://api.openai.com/v1, every 1h0m0s, limits of keys [prod], 2 budgets\n") {
+		t.Errorf("--config.check of the README's example: exit %d\n%s", code, out)
+	}
+}
