@@ -109,6 +109,7 @@ type apiState struct {
 	polled, ok  bool      // read at least once; the last read worked
 	lastSuccess time.Time
 	requests    map[string]float64 // by result
+	results     map[string]string  // the last read's result, by scope
 }
 
 type limitsRead struct {
@@ -250,7 +251,7 @@ func (p *Poller) startLocked(set settings) *source {
 	s := &source{settings: set, cancel: cancel, wake: make(chan struct{}, 1), limits: map[string]limitsRead{}}
 	s.reader = p.newReader(&s.settings)
 	for i := range s.apis {
-		s.apis[i] = apiState{pollNow: true, requests: map[string]float64{}}
+		s.apis[i] = apiState{pollNow: true, requests: map[string]float64{}, results: map[string]string{}}
 	}
 	p.wg.Add(1)
 	go p.run(ctx, s)
@@ -402,7 +403,7 @@ func (p *Poller) run(ctx context.Context, s *source) {
 // gives them to the keys that name their scope.
 func (p *Poller) readLimits(ctx context.Context, s *source, set *settings, r reader) {
 	reads := map[string]limitsRead{}
-	failed := map[string]error{}
+	outcomes := map[string]error{} // nil: read
 	requests := map[string]float64{}
 	var retryAfter time.Duration
 	for _, scope := range set.scopes {
@@ -415,8 +416,8 @@ func (p *Poller) readLimits(ctx context.Context, s *source, set *settings, r rea
 		for result, n := range requestsOf(res.Pages, err) {
 			requests[result] += n
 		}
+		outcomes[scope] = err
 		if err != nil {
-			failed[scope] = err
 			retryAfter = max(retryAfter, retryAfterOf(err))
 			continue
 		}
@@ -436,7 +437,7 @@ func (p *Poller) readLimits(ctx context.Context, s *source, set *settings, r rea
 			p.pushed[key] = true
 		}
 	}
-	p.finishLocked(s, set, apiRateLimits, failed, requests, retryAfter)
+	p.finishLocked(s, set, apiRateLimits, outcomes, requests, retryAfter)
 }
 
 // readCosts reads the month's costs and keeps, for each budget, the spend.
@@ -453,45 +454,59 @@ func (p *Poller) readCosts(ctx context.Context, s *source, set *settings, r read
 	if p.sources[set.name] != s {
 		return
 	}
-	failed := map[string]error{}
-	if err != nil {
-		failed[""] = err
-	} else {
+	if err == nil {
 		s.spend = &costsRead{costs: res.Costs, month: monthStart(now), at: p.clock.Now()}
 		level.Debug(p.logger).Log("msg", "Read an admin API", "admin", set.name, "api", APICosts, "costs", len(res.Costs), "pages", res.Pages)
 	}
-	p.finishLocked(s, set, apiCosts, failed, requestsOf(res.Pages, err), retryAfterOf(err))
+	p.finishLocked(s, set, apiCosts, map[string]error{"": err}, requestsOf(res.Pages, err), retryAfterOf(err))
 }
 
-// finishLocked records how a read of a went and when the next is due: an
-// interval after one that worked; after a failure, a backoff that doubles
-// up to the interval, and never before a Retry-After ends.
-func (p *Poller) finishLocked(s *source, set *settings, a api, failed map[string]error, requests map[string]float64, retryAfter time.Duration) {
+// finishLocked records how a read of a went, by scope (a nil error: read),
+// and when the next is due: an interval after one that worked; after a
+// failure, a backoff that doubles up to the interval, and never before a
+// Retry-After ends. A scope's failure is logged at warn when its result
+// changed, at debug when it is the same again, as the probes' are.
+func (p *Poller) finishLocked(s *source, set *settings, a api, outcomes map[string]error, requests map[string]float64, retryAfter time.Duration) {
 	now := p.clock.Now()
 	st := &s.apis[a]
 	for result, n := range requests {
 		st.requests[result] += n
 	}
-	st.polled, st.ok, st.last = true, len(failed) == 0, now
-	if st.ok {
+	ok := true
+	for _, err := range outcomes {
+		ok = ok && err == nil
+	}
+	st.polled, st.ok, st.last = true, ok, now
+	var wait time.Duration
+	if ok {
 		if st.failures > 0 {
 			level.Info(p.logger).Log("msg", "Reading an admin API works again", "admin", set.name, "api", apiNames[a], "failures", st.failures)
 		}
 		st.failures, st.lastSuccess, st.next, st.holdUntil = 0, now, now.Add(set.interval), time.Time{}
-		return
+	} else {
+		st.failures++
+		wait = min(minBackoff<<min(st.failures-1, 20), set.interval)
+		if retryAfter > 0 {
+			st.holdUntil = now.Add(retryAfter)
+			wait = max(wait, retryAfter)
+		}
+		st.next = now.Add(wait)
 	}
-	st.failures++
-	wait := min(minBackoff<<min(st.failures-1, 20), set.interval)
-	if retryAfter > 0 {
-		st.holdUntil = now.Add(retryAfter)
-		wait = max(wait, retryAfter)
-	}
-	st.next = now.Add(wait)
-	for _, scope := range slices.Sorted(maps.Keys(failed)) {
+	for _, scope := range slices.Sorted(maps.Keys(outcomes)) {
+		err, result := outcomes[scope], resultOf(outcomes[scope])
+		previous := st.results[scope]
+		st.results[scope] = result
+		if err == nil {
+			continue
+		}
+		logger := level.Debug(p.logger)
+		if result != previous {
+			logger = level.Warn(p.logger)
+		}
 		// The errors hold no key: admin.Error and a key file's error are
 		// built without one.
-		level.Warn(p.logger).Log("msg", "Reading an admin API failed; what it last read is kept", "admin", set.name, "api", apiNames[a],
-			"scope", scope, "result", resultOf(failed[scope]), "err", failed[scope], "retry_in", wait)
+		logger.Log("msg", "Reading an admin API failed; what it last read is kept", "admin", set.name, "api", apiNames[a],
+			"scope", scope, "result", result, "err", err, "retry_in", wait)
 	}
 }
 

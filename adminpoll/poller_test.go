@@ -348,12 +348,16 @@ func TestFailureKeepsTheLastReadAndBacksOff(t *testing.T) {
 	logs := f.logs.String()
 	for _, line := range []string{
 		`level=warn msg="Reading an admin API failed; what it last read is kept" admin=oai api=rate_limits scope=proj_abc result=http_error err="openai project rate limits: page 1: HTTP 500: unexpected status" retry_in=30s`,
-		`level=warn msg="Reading an admin API failed; what it last read is kept" admin=oai api=rate_limits scope=proj_abc result=http_error err="openai project rate limits: page 1: HTTP 500: unexpected status" retry_in=5m0s`,
+		// The same failure again: at debug.
+		`level=debug msg="Reading an admin API failed; what it last read is kept" admin=oai api=rate_limits scope=proj_abc result=http_error err="openai project rate limits: page 1: HTTP 500: unexpected status" retry_in=5m0s`,
 		`level=info msg="Reading an admin API works again" admin=oai api=rate_limits failures=6`,
 	} {
 		if !strings.Contains(logs, line) {
 			t.Errorf("the logs lack %s:\n%s", line, logs)
 		}
+	}
+	if n := strings.Count(logs, "level=warn"); n != 1 {
+		t.Errorf("%d warnings for six failures of one kind in a row, want 1:\n%s", n, logs)
 	}
 	if strings.Contains(logs, openAIAdminKey) {
 		t.Errorf("the logs hold the admin key:\n%s", logs)
