@@ -80,7 +80,9 @@ func (r *adminReader) limits(ctx context.Context, scope string) (admin.Result, e
 		return (&admin.OpenAI{Key: key, ProjectID: scope, BaseURL: r.baseURL, Client: r.client}).List(ctx)
 	}
 	// A workspace's own overrides are not all its limits: the values it
-	// inherits from the organization apply to it as well.
+	// inherits from the organization apply to it as well, and only
+	// include_inherited=true lists them
+	// (https://platform.claude.com/docs/en/api/go/organization/workspaces/rate_limits).
 	return (&admin.Anthropic{Key: key, Workspace: scope, IncludeInherited: true, BaseURL: r.baseURL, Client: r.client}).List(ctx)
 }
 
