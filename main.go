@@ -55,7 +55,7 @@ func run() int {
 		webFlags      = kingpinflag.AddFlags(app, ":10429")
 		logConfig     = logging.AddFlags(app)
 		_             = app.Command("serve", "Probe the keys and serve their rate limits (the default).").Default()
-		checkCommand  = app.Command("check", "Probe every configured key and model once, print what is left of each limit, and exit 0 if every probe read rate limits, 1 otherwise.")
+		checkCommand  = app.Command("check", "Probe every configured key and model once, read every admin source once, print what is left of each limit, and exit 0 if every probe and admin source read rate limits, 1 otherwise.")
 		checkOutput   = checkCommand.Flag("output", "How to print: "+strings.Join(check.Formats, " or ")+".").Default("table").String()
 	)
 	app.GetFlag("config.file").IsSetByUser(&configFileSet)

@@ -52,6 +52,9 @@ type Window struct {
 	Status       string     `json:"status,omitempty"`      // allowed, allowed_warning or rejected
 	ResetSeconds *float64   `json:"reset_seconds,omitempty"`
 	ResetsAt     *time.Time `json:"resets_at,omitempty"`
+	// Source is SourceAdminAPI for a window an admin API gave; "" for the
+	// probe's response.
+	Source string `json:"source,omitempty"`
 }
 
 // Balance is money left on the account, in one currency.
@@ -63,8 +66,11 @@ type Balance struct {
 // Report is the outcome of a check.
 type Report struct {
 	CheckedAt time.Time `json:"checked_at"`
-	OK        bool      `json:"ok"` // every probe read rate limits
+	OK        bool      `json:"ok"` // every probe, and every admin source, read rate limits
 	Targets   []Target  `json:"targets"`
+	// Admin says how each admin source's read went; its windows are in
+	// Targets, marked with their source.
+	Admin []AdminSource `json:"admin,omitempty"`
 }
 
 // Run probes every target of cfg once, at most cfg.Probe.Concurrency at a
@@ -86,17 +92,20 @@ func Run(ctx context.Context, cfg *config.Config, p Prober, now func() time.Time
 		})
 	}
 	wg.Wait()
-	slices.SortStableFunc(report.Targets, func(a, b Target) int {
-		if c := strings.Compare(a.Key, b.Key); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Model, b.Model)
-	})
+	slices.SortStableFunc(report.Targets, compareTargets)
 	for _, t := range report.Targets {
 		report.OK = report.OK && t.OK
 	}
 	report.CheckedAt = now()
 	return report
+}
+
+// compareTargets orders targets by key and model.
+func compareTargets(a, b Target) int {
+	if c := strings.Compare(a.Key, b.Key); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Model, b.Model)
 }
 
 func targetOf(t config.Target, r *prober.Result) Target {
@@ -165,11 +174,14 @@ func writeTable(w io.Writer, r Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tPROVIDER\tMODEL\tRESOURCE\tWINDOW\tREMAINING OF LIMIT\t\tRESETS IN")
 	var failed []Target
+	probed := 0
 	for _, t := range r.Targets {
+		if t.Result != ResultNotProbed {
+			probed++
+		}
 		if !t.OK {
 			failed = append(failed, t)
 			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\tnothing read\t\t-\n", t.Key, t.Provider, modelName(t.Model))
-			continue
 		}
 		if t.Served && len(t.Windows) == 0 {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\tserved: no window empty\t\t-\n", t.Key, t.Provider, modelName(t.Model))
@@ -191,12 +203,23 @@ func writeTable(w io.Writer, r Report) error {
 		return err
 	}
 	if len(failed) == 0 {
-		_, err := fmt.Fprintf(w, "\nAll %d key and model pairs read their rate limits.\n", len(r.Targets))
-		return err
+		fmt.Fprintf(w, "\nAll %d key and model pairs read their rate limits.\n", probed)
+	} else {
+		fmt.Fprintf(w, "\n%d of %d key and model pairs read no rate limits:\n", len(failed), probed)
+		for _, t := range failed {
+			fmt.Fprintf(w, "  %s %s (%s): %s: %s\n", t.Key, modelName(t.Model), t.Provider, t.Result, t.Error)
+		}
 	}
-	fmt.Fprintf(w, "\n%d of %d key and model pairs read no rate limits:\n", len(failed), len(r.Targets))
-	for _, t := range failed {
-		fmt.Fprintf(w, "  %s %s (%s): %s: %s\n", t.Key, modelName(t.Model), t.Provider, t.Result, t.Error)
+	if len(r.Admin) > 0 {
+		fmt.Fprintln(w, "\nAdmin sources (limits marked \"admin API\"):")
+	}
+	for _, a := range r.Admin {
+		for _, scope := range a.Read {
+			fmt.Fprintf(w, "  %s (%s): read the rate limits of %s\n", a.Name, a.Provider, scopeName(scope))
+		}
+		for _, f := range a.Failed {
+			fmt.Fprintf(w, "  %s (%s): read no rate limits of %s: %s\n", a.Name, a.Provider, scopeName(f.Scope), f.Error)
+		}
 	}
 	return nil
 }
@@ -217,6 +240,9 @@ func figures(w Window) string {
 			return "?"
 		}
 		return strconv.FormatFloat(*v, 'f', -1, 64)
+	}
+	if w.Source == SourceAdminAPI {
+		return "limit " + text(w.Limit) + " (admin API)"
 	}
 	var parts []string
 	if w.Remaining != nil || w.Limit != nil || w.Utilization == nil && w.Status == "" {

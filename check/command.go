@@ -8,14 +8,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/admin"
+	"github.com/ratelimit-exporter/ratelimit_exporter/adminpoll"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 )
 
 // Command runs the check command: it probes every key and model of the
-// config that load returns once, writes the report to stdout in format and
-// returns the exit code: 0 if every probe read rate limits, 1 otherwise,
-// 130 when ctx ended first.
+// config that load returns once, reads every admin source's rate limits
+// once, writes the report to stdout in format and returns the exit code: 0
+// if every probe and every admin source read rate limits, 1 otherwise, 130
+// when ctx ended first.
 func Command(ctx context.Context, load func() (*config.Config, error), format, userAgent string, stdout, stderr io.Writer) int {
 	if !slices.Contains(Formats, format) {
 		fmt.Fprintf(stderr, "--output=%q: want one of %s\n", format, strings.Join(Formats, ", "))
@@ -31,7 +34,22 @@ func Command(ctx context.Context, load func() (*config.Config, error), format, u
 		fmt.Fprintf(stderr, "Config is invalid:\n%v\n", err)
 		return 1
 	}
+	type adminReads struct {
+		reads []adminpoll.Read
+		err   error
+	}
+	admin := make(chan adminReads, 1)
+	go func() {
+		reads, err := adminpoll.ReadOnce(ctx, cfg)
+		admin <- adminReads{reads, err}
+	}()
 	report := Run(ctx, cfg, p, time.Now)
+	read := <-admin
+	if read.err != nil {
+		fmt.Fprintf(stderr, "Config is invalid:\n%v\n", read.err)
+		return 1
+	}
+	report.addAdmin(cfg, read.reads)
 	if ctx.Err() != nil {
 		// What the cancelled probes would have read is unknown: a table of
 		// them would only say so a thousand times.
@@ -75,6 +93,26 @@ func ConfigCommand(load func() (*config.Config, error), stdout, stderr io.Writer
 			continue
 		}
 		fmt.Fprintf(stdout, "  %s: %s %s, models %v%s\n", k.Name, k.Provider, k.BaseURL, k.Models, every)
+	}
+	for i := range cfg.Admin {
+		a := &cfg.Admin[i]
+		// Where the admin key goes: the documented host unless base_url says otherwise.
+		base := a.BaseURL
+		switch {
+		case base != "":
+		case a.Provider == config.AdminOpenAI:
+			base = admin.OpenAIBaseURL
+		default:
+			base = admin.AnthropicBaseURL
+		}
+		var keys []string
+		for j := range cfg.Keys {
+			if cfg.Keys[j].Admin == a.Name {
+				keys = append(keys, cfg.Keys[j].Name)
+			}
+		}
+		fmt.Fprintf(stdout, "  admin source %s: %s %s, every %s, limits of keys %v, %d budgets\n",
+			a.Name, a.Provider, base, a.Interval, keys, len(a.Budgets))
 	}
 	return 0
 }

@@ -73,6 +73,8 @@ type Config struct {
 	Probe Probe  `yaml:"probe"`
 	Keys  []Key  `yaml:"keys"`
 	Proxy *Proxy `yaml:"proxy"` // nil: no proxy
+	// Admin are the admin API sources; see Admin.
+	Admin []Admin `yaml:"admin"`
 }
 
 // Period is the shortest time between two probes of one of k's models that
@@ -125,6 +127,12 @@ type Key struct {
 	// models: probe.interval in interval mode, probe.min_interval in
 	// scrape mode, and the provider's own minimum, for this key alone.
 	ProbeInterval *Duration `yaml:"probe_interval"`
+	// Admin names the admin source (Config.Admin) that reads this key's
+	// configured limits: those of its Project (openai) or Workspace
+	// (anthropic; "" for the organization's).
+	Admin     string `yaml:"admin"`
+	Project   string `yaml:"project"`
+	Workspace string `yaml:"workspace"`
 }
 
 // Target is one key and one model: what a probe asks about.
@@ -304,7 +312,8 @@ func Parse(data []byte, name string) (*Config, error) {
 		return nil, yamlError(name, err, doc)
 	}
 	facts := cfg.resolve(filepath.Dir(name))
-	if err := cfg.validate(doc, facts); err != nil {
+	adminFacts := cfg.resolveAdmins(filepath.Dir(name))
+	if err := cfg.validate(doc, facts, adminFacts); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -368,7 +377,7 @@ func (c *Config) resolve(dir string) []keyFacts {
 }
 
 // validate reports every problem, each with its file, line and field.
-func (c *Config) validate(doc *document, facts []keyFacts) error {
+func (c *Config) validate(doc *document, facts []keyFacts, adminFacts []adminFacts) error {
 	v := &validator{doc: doc, nameLine: map[string]int{}, secrets: map[[sha256.Size]byte]firstUse{}}
 	v.probe(&c.Probe)
 	if len(c.Keys) == 0 {
@@ -390,7 +399,9 @@ func (c *Config) validate(doc *document, facts []keyFacts) error {
 		v.probeInterval(at, k, c.Probe.Mode)
 		k.HTTPClient.validate(at+".http_client", v.fail)
 		v.labels(at, k)
+		v.keyAdmin(at, k, c)
 	}
+	v.admins(c, adminFacts)
 	return errors.Join(v.errs...)
 }
 
@@ -403,8 +414,8 @@ type validator struct {
 }
 
 type firstUse struct {
-	name string
-	line int
+	noun, name string // "key" or "admin", and its name
+	line       int
 }
 
 func (v *validator) fail(path, format string, args ...any) {
@@ -479,13 +490,13 @@ func (v *validator) secret(at string, k *Key, f *keyFacts) {
 		} else if err != nil {
 			v.fail(at+".api_key", "%v", err)
 		} else {
-			v.sameSecret(at+".api_key", k.Name, k.APIKey)
+			v.sameSecret(at+".api_key", "key", k.Name, k.APIKey)
 		}
 	default:
 		if secret, err := readSecretFile("api_key_file", k.APIKeyFile); err != nil {
 			v.fail(at+".api_key_file", "%v", err)
 		} else {
-			v.sameSecret(at+".api_key_file", k.Name, secret)
+			v.sameSecret(at+".api_key_file", "key", k.Name, secret)
 		}
 	}
 }
@@ -503,7 +514,7 @@ func (v *validator) bearerToken(at string, k *Key, f *keyFacts) {
 		if token, err := readSecretFile("bearer_token_file", k.BearerTokenFile); err != nil {
 			v.fail(at+".bearer_token_file", "%v", err)
 		} else {
-			v.sameSecret(at+".bearer_token_file", k.Name, token)
+			v.sameSecret(at+".bearer_token_file", "key", k.Name, token)
 		}
 	}
 }
@@ -548,18 +559,23 @@ func providersWith(has func(provider.Provider) bool) []string {
 	return names
 }
 
-// sameSecret refuses a secret that an earlier key has. A secret is one
-// credential: at one provider its quota would be probed, and spent, twice,
-// and the proxy would put both names' traffic under the first; at two, one
-// of them did not issue it and would be sent it.
-func (v *validator) sameSecret(path, name string, secret Secret) {
+// sameSecret refuses a secret that an earlier key or admin source has; noun
+// says which name is: "key" or "admin". A secret is one credential: at one
+// provider its quota would be probed, and spent, twice, and the proxy would
+// put both names' traffic under the first; at two, one of them did not
+// issue it and would be sent it. An admin key that is also an API key would
+// be sent with every probe and every proxied request.
+func (v *validator) sameSecret(path, noun, name string, secret Secret) {
 	digest := sha256.Sum256([]byte(secret.Reveal()))
 	if first, seen := v.secrets[digest]; seen {
-		v.fail(path, "key %q has the same secret as key %q (line %d): a secret is one credential, so configure it once",
-			name, first.name, first.line)
+		why := "a secret is one credential, so configure it once"
+		if noun != first.noun {
+			why = "an admin key must be a credential of its own, as an API key is sent with every probe"
+		}
+		v.fail(path, "%s %q has the same secret as %s %q (line %d): %s", noun, name, first.noun, first.name, first.line, why)
 		return
 	}
-	v.secrets[digest] = firstUse{name: name, line: v.doc.line(path)}
+	v.secrets[digest] = firstUse{noun: noun, name: name, line: v.doc.line(path)}
 }
 
 func (v *validator) baseURL(at string, k *Key, f *keyFacts) {

@@ -156,6 +156,17 @@ func TestLoadBadConfigs(t *testing.T) {
 			"ends in /openai/deployments/gpt-4o-mini, which the probe adds itself (it would send " +
 			"https://contoso.openai.azure.com/openai/deployments/gpt-4o-mini/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21): leave it out",
 		"azure-same-token.yml": `testdata/bad/azure-same-token.yml:9: keys[1].bearer_token_file: key "b" has the same secret as key "a" (line 4): a secret is one credential, so configure it once`,
+		"admin-unknown-source.yml": `testdata/bad/admin-unknown-source.yml:9: keys[0].admin: unknown admin source "openai-orgs": the admin section names openai-org` + "\n" +
+			`testdata/bad/admin-unknown-source.yml:2: admin[0]: admin source "openai-org" reads nothing: no key names it (keys[].admin) and it has no budgets`,
+		"admin-key-is-api-key.yml": `testdata/bad/admin-key-is-api-key.yml:9: admin[0].admin_key: admin "claude-org" has the same secret as key "prod" (line 4): ` +
+			"an admin key must be a credential of its own, as an API key is sent with every probe",
+		"admin-bounds.yml": "testdata/bad/admin-bounds.yml:11: keys[0]: project is required with admin for an openai key: the project id (proj_...) whose rate limits apply to the key\n" +
+			"testdata/bad/admin-bounds.yml:2: admin[0]: set exactly one of admin_key and admin_key_file, not both\n" +
+			"testdata/bad/admin-bounds.yml:6: admin[0].interval: must be at least 5m0s, got 1m0s: the limits an admin API lists change only when someone changes them\n" +
+			"testdata/bad/admin-bounds.yml:8: admin[0].budgets[0].monthly: must be a number greater than zero, got 0\n" +
+			`testdata/bad/admin-bounds.yml:8: admin[0].budgets[0].currency: "usd" is not an ISO 4217 currency code: three upper-case letters, such as USD` + "\n" +
+			"testdata/bad/admin-bounds.yml:9: admin[0].budgets[1]: a second budget for project proj_abc in usd: give each project and currency one budget\n" +
+			`testdata/bad/admin-bounds.yml:9: admin[0].budgets[1].currency: "usd" is not an ISO 4217 currency code: three upper-case letters, such as USD`,
 	}
 	for file, want := range cases {
 		t.Run(file, func(t *testing.T) {

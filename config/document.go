@@ -75,7 +75,7 @@ func (d *document) walk(n *yaml.Node, path string) {
 				p = path + "." + key.Value
 			}
 			d.record(p, key.Line)
-			if key.Value == "api_key" {
+			if key.Value == "api_key" || key.Value == "admin_key" {
 				continue // what sits below is a key in the wrong shape: no path names it
 			}
 			d.walk(value, p)

@@ -24,6 +24,7 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Add("keys:\n  - {name: a, api_key: k}\n  - {name: b, api_key: k}\n") // one secret, two names
+	f.Add("admin:\n  - {name: o, provider: openai, admin_key: k2, budgets: [{monthly: 1}]}\nkeys:\n  - {name: a, provider: openai, api_key: k, admin: o, project: p}\n")
 	const canary = "sk-fuzz-canary-1c2d"
 	f.Fuzz(func(t *testing.T, data string) {
 		cfg, err := Parse([]byte(data), "fuzz.yml")
@@ -55,9 +56,20 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
-		// A valid config with its key swapped for a canary and broken
+		for _, a := range cfg.Admin {
+			if a.Interval < MinAdminInterval || a.Interval > MaxInterval || !adminNamePattern.MatchString(a.Name) {
+				t.Fatalf("accepted an invalid admin source: %q, interval %s", a.Name, a.Interval)
+			}
+			if secret, err := a.Secret(); err != nil || seenSecret[secret] {
+				t.Fatalf("accepted admin source %q, whose key is unreadable (%v) or a key's", a.Name, err)
+			} else {
+				seenSecret[secret] = true
+			}
+		}
+		// A valid config with its keys swapped for a canary and broken
 		// elsewhere never echoes the canary.
-		_, err = Parse([]byte(strings.ReplaceAll(data, "api_key:", "api_key: "+canary+" #")+"\nbogus: 1\n"), "fuzz.yml")
+		swapped := strings.NewReplacer("api_key:", "api_key: "+canary+" #", "admin_key:", "admin_key: "+canary+" #").Replace(data)
+		_, err = Parse([]byte(swapped+"\nbogus: 1\n"), "fuzz.yml")
 		if err != nil && strings.Contains(err.Error(), canary) {
 			t.Fatalf("the key shows in an error: %v", err)
 		}

@@ -27,12 +27,20 @@ const (
 	RouterKey    = "sk-or-v1-demo-000000000000000"
 	AzureKey     = "azure-demo-000000000000000000"
 	DeepSeekKey  = "sk-deepseek-demo-000000000000"
+	// AdminKey is the Anthropic organization's admin key: its Rate Limits
+	// API lists the limits of models no demo key probes too.
+	AdminKey = "sk-ant-admin-demo-00000000000"
 )
 
 // Each simulator answers under its own prefix of one listener.
 const configTemplate = `probe:
   interval: 15s
   timeout: 5s
+admin:
+  - name: claude-org
+    provider: anthropic
+    admin_key: %[10]s
+    base_url: %[1]s/anthropic
 keys:
   - name: prod
     provider: cerebras
@@ -51,6 +59,7 @@ keys:
     api_key: %[5]s
     base_url: %[1]s/anthropic
     labels: {team: support}
+    admin: claude-org
   - name: router
     provider: openrouter
     api_key: %[6]s
@@ -114,6 +123,13 @@ func newSimulators() simulators {
 		"requests": {"minute": 50}, "tokens": {"minute": 50000},
 		"input_tokens": {"minute": 40000}, "output_tokens": {"minute": 10000},
 	})
+	s.anthropic.SetAdminLimits(AdminKey, "",
+		simulator.AdminLimit{Models: []string{"claude-haiku-4-5"}, Values: map[string]float64{
+			"requests_per_minute": 50, "input_tokens_per_minute": 40000, "output_tokens_per_minute": 10000}},
+		simulator.AdminLimit{Models: []string{"claude-sonnet-4-5"}, Values: map[string]float64{
+			"requests_per_minute": 50, "input_tokens_per_minute": 30000, "output_tokens_per_minute": 8000}},
+		simulator.AdminLimit{Group: "batch", Values: map[string]float64{"requests_per_minute": 50}},
+	)
 	s.openrouter.AddKey(RouterKey, simulator.Limits{"credits": {"month": 25}, "free_model_requests": {"day": 1000}})
 	// A provisioned deployment: remaining requests and tokens, and the
 	// share of its capacity in use.
@@ -161,7 +177,7 @@ func Start() (*Demo, error) {
 	d := &Demo{
 		URL:       url,
 		ProxyAddr: proxyAddr,
-		Config:    fmt.Appendf(nil, configTemplate, url, ProdKey, TrialKey, RevokedKey, AnthropicKey, RouterKey, proxyAddr, AzureKey, DeepSeekKey),
+		Config:    fmt.Appendf(nil, configTemplate, url, ProdKey, TrialKey, RevokedKey, AnthropicKey, RouterKey, proxyAddr, AzureKey, DeepSeekKey, AdminKey),
 		server:    &http.Server{Handler: sims.handler(), ReadHeaderTimeout: 5 * time.Second},
 		cancel:    cancel,
 		done:      make(chan struct{}),

@@ -308,3 +308,132 @@ proxy:
 		}
 	}
 }
+
+// An admin key never appears in any output either: admin APIs that work,
+// answer 500, refuse the key with a 401 whose body echoes it, or redirect
+// elsewhere (never followed), an admin key read from a file, the costs'
+// errors, at debug level; /metrics and every page; reloads refused for an
+// admin key in the wrong place; --config.check; and `check`.
+func TestCanaryAdminKeysNeverLeak(t *testing.T) {
+	const (
+		goodAdmin     = "sk-admin-test-canary-leak-good-1e0a"
+		brokenAdmin   = "sk-admin-test-canary-leak-broken-22b1"
+		wrongAdmin    = "sk-admin-test-canary-leak-wrong-3c62"
+		redirectAdmin = "sk-admin-test-canary-leak-redirect-4d73"
+		claudeAdmin   = "sk-ant-admin01-test-canary-leak-claude-5e84"
+		apiKey        = "sk-test-canary-leak-api-6f95"
+		claudeKey     = "sk-ant-api03-test-canary-leak-claude-7a06"
+	)
+	openai := simulator.NewDialect(simulator.OpenAI, "gpt-4o-mini")
+	openai.AddKey(apiKey, simulator.Limits{"requests": {"minute": 1e4}, "tokens": {"minute": 1e6}})
+	limits := simulator.AdminLimit{Models: []string{"o3"}, Values: map[string]float64{"max_requests_per_1_minute": 50}}
+	openai.SetAdminLimits(goodAdmin, "proj_abc", limits)
+	openai.SetAdminLimits(brokenAdmin, "proj_abc", limits)
+	openai.SetAdminFault(brokenAdmin, http.StatusInternalServerError, 0)
+	anthropic := simulator.NewDialect(simulator.Anthropic, "claude-haiku-4-5")
+	anthropic.AddKey(claudeKey, simulator.Limits{"requests": {"minute": 1e4}})
+	anthropic.SetAdminLimits(claudeAdmin, "", simulator.AdminLimit{Models: []string{"claude-sonnet-4-5"}, Values: map[string]float64{"requests_per_minute": 4000}})
+	anthropic.SetAdminLimits(claudeAdmin, "wrkspc_01")
+	mux := http.NewServeMux()
+	mux.Handle("/openai/", openai)
+	mux.Handle("/anthropic/", anthropic)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	var leakedByRedirect atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leakedByRedirect.Store(true)
+	}))
+	defer elsewhere.Close()
+	redirecting := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/v1/organization/projects/proj_abc/rate_limits", http.StatusTemporaryRedirect))
+	defer redirecting.Close()
+	claudeFile := writeAdminKey(t, claudeAdmin)
+	canaries := []string{goodAdmin, brokenAdmin, wrongAdmin, redirectAdmin, claudeAdmin, apiKey, claudeKey}
+
+	cfgText := fmt.Sprintf(`probe: {interval: 100ms, max_quota_share: 1}
+admin:
+  - {name: good, provider: openai, admin_key: %[2]s, base_url: '%[1]s/openai/v1'}
+  - {name: broken, provider: openai, admin_key: %[3]s, base_url: '%[1]s/openai/v1', budgets: [{monthly: 10}]}
+  - {name: wrong, provider: openai, admin_key: %[4]s, base_url: '%[1]s/openai/v1'}
+  - {name: redirect, provider: openai, admin_key: %[5]s, base_url: '%[6]s/v1'}
+  - {name: claude, provider: anthropic, admin_key_file: %[7]s, base_url: '%[1]s/anthropic'}
+keys:
+  - {name: k1, provider: openai, api_key: %[8]s, base_url: '%[1]s/openai/v1', admin: good, project: proj_abc}
+  - {name: k2, provider: openai, api_key: %[8]s-2, base_url: '%[1]s/openai/v1', admin: broken, project: proj_abc}
+  - {name: k3, provider: openai, api_key: %[8]s-3, base_url: '%[1]s/openai/v1', admin: wrong, project: proj_abc}
+  - {name: k4, provider: openai, api_key: %[8]s-4, base_url: '%[1]s/openai/v1', admin: redirect, project: proj_abc}
+  - {name: k5, provider: anthropic, api_key: %[9]s, base_url: '%[1]s/anthropic', admin: claude, workspace: wrkspc_01}
+`, srv.URL, goodAdmin, brokenAdmin, wrongAdmin, redirectAdmin, redirecting.URL, claudeFile, apiKey, claudeKey)
+	cfg := testkit.WriteConfig(t, cfgText)
+	e := start(t, nil, "--config.file="+cfg, "--log.level=debug")
+	success := func(admin, provider, api string, v int) string {
+		return fmt.Sprintf(`ratelimit_admin_success{admin=%q,api=%q,provider=%q} %d`, admin, api, provider, v)
+	}
+	metrics := e.waitFor(t,
+		success("good", "openai", "rate_limits", 1),
+		success("broken", "openai", "rate_limits", 0),
+		success("broken", "openai", "costs", 0),
+		success("wrong", "openai", "rate_limits", 0),
+		success("redirect", "openai", "rate_limits", 0),
+		success("claude", "anthropic", "rate_limits", 1),
+		`ratelimit_admin_requests_total{admin="wrong",api="rate_limits",provider="openai",result="unauthorized"} 1`,
+		`ratelimit_admin_requests_total{admin="redirect",api="rate_limits",provider="openai",result="http_error"} 1`,
+		`ratelimit_limit{key="k1",model="o3",provider="openai",resource="requests",window="minute"} 50`,
+		`ratelimit_limit{key="k5",model="claude-sonnet-4-5",provider="anthropic",resource="requests",window="minute"} 4000`,
+	)
+	if leakedByRedirect.Load() {
+		t.Error("an admin request followed a redirect to another origin")
+	}
+	outputs := map[string]string{"/metrics": metrics}
+	for _, path := range []string{"/", "/-/healthy", "/-/ready", "/sd", "/probe?key=k1&model=o3", "/probe?key=k1&model=gpt-4o-mini", "/probe?key=" + goodAdmin} {
+		_, outputs[path] = e.get(t, path)
+	}
+	for i, broken := range []string{
+		strings.Replace(cfgText, "admin_key: "+goodAdmin, "admin_key: '"+goodAdmin+" "+wrongAdmin+"'", 1),
+		strings.Replace(cfgText, "admin_key: "+goodAdmin, "admin_key: {"+goodAdmin+": 1}", 1),
+		strings.Replace(cfgText, "admin_key: "+goodAdmin, "admin_key: ["+goodAdmin+"]", 1),
+		strings.Replace(cfgText, "admin_key: "+goodAdmin+", base_url: '"+srv.URL+"/openai/v1'", "admin_key: "+goodAdmin+", base_url: "+brokenAdmin, 1),
+		strings.Replace(cfgText, "admin_key: "+goodAdmin+", base_url: '"+srv.URL, "admin_key: "+goodAdmin+", base_url: '"+strings.Replace(srv.URL, "://", "://u:"+wrongAdmin+"@", 1), 1),
+		strings.Replace(cfgText, "admin_key: "+goodAdmin, "admin_key: "+apiKey, 1), // an API key as admin key
+		strings.Replace(cfgText, "project: proj_abc}", "project: "+redirectAdmin+"x/y}", 1),
+	} {
+		if err := os.WriteFile(cfg, []byte(broken), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, outputs[fmt.Sprintf("failed reload %d", i)] = e.do(t, "POST", "/-/reload")
+		_, outputs[fmt.Sprintf("--config.check %d", i)] = runOnce(t, nil, "--config.file="+cfg, "--config.check")
+		if !strings.Contains(outputs[fmt.Sprintf("failed reload %d", i)], "the running config is kept") {
+			t.Errorf("reload %d was not refused: %s", i, outputs[fmt.Sprintf("failed reload %d", i)])
+		}
+	}
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, outputs["--config.check"] = runOnce(t, nil, "--config.file="+cfg, "--config.check")
+	_, outputs["check"], outputs["check stderr"] = runCheckCommand(t, "check", "--config.file="+cfg, "--log.level=debug")
+	_, outputs["check json"], _ = runCheckCommand(t, "check", "--output=json", "--config.file="+cfg)
+	outputs["logs"] = e.Logs()
+
+	for _, want := range []string{
+		`msg="Read an admin API" admin=good api=rate_limits scope=proj_abc models=1 pages=1 dropped=0`,
+		`result=http_error err="openai project rate limits: page 1: HTTP 500: unexpected status"`,
+		`result=unauthorized err="openai project rate limits: page 1: HTTP 401: the admin key was refused"`,
+		`result=http_error err="openai project rate limits: page 1: HTTP 307: redirect refused"`,
+	} {
+		if !strings.Contains(outputs["logs"], want) {
+			t.Errorf("debug logs lack %s", want)
+		}
+	}
+	if !strings.Contains(outputs["check"], "wrong (openai): read no rate limits of proj_abc: openai project rate limits: page 1: HTTP 401: the admin key was refused") {
+		t.Errorf("check does not say the admin key was refused:\n%s", outputs["check"])
+	}
+	if strings.Contains(outputs["logs"], "panic") {
+		t.Errorf("a panic in the logs:\n%s", outputs["logs"])
+	}
+	for name, out := range outputs {
+		for _, key := range canaries {
+			if strings.Contains(out, key) {
+				t.Errorf("%s contains the key %s:\n%s", name, key, out)
+			}
+		}
+	}
+}

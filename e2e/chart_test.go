@@ -314,4 +314,50 @@ func TestHelmChart(t *testing.T) {
 		!strings.Contains(err.Error(), "config.keys[0]: api_key would put the key in a ConfigMap") {
 		t.Errorf("the template's own refusal: %v", err)
 	}
+
+	// An admin source reads its admin key from the same Secret: the
+	// rendered config passes --config.check; an admin_key in the values is
+	// refused by the schema and by the template, without showing it.
+	adminValues := filepath.Join(t.TempDir(), "admin.yaml")
+	if err := os.WriteFile(adminValues, []byte(`config:
+  admin:
+    - {name: openai-org, provider: openai, admin_key_file: /etc/ratelimit_exporter/keys/OPENAI_ADMIN_KEY, budgets: [{monthly: 500}]}
+  keys:
+    - {name: prod, provider: openai, api_key_file: /etc/ratelimit_exporter/keys/OPENAI_API_KEY, admin: openai-org, project: proj_abc}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err = helmTemplate(t, helm, "-f", adminValues)
+	if err != nil {
+		t.Fatalf("an admin source with admin_key_file: %v", err)
+	}
+	config, _ := at(r.objects["ConfigMap"], "data", "ratelimit_exporter.yml").(string)
+	keys := t.TempDir()
+	for name, key := range map[string]string{"OPENAI_ADMIN_KEY": "sk-admin-test-helm-1", "OPENAI_API_KEY": "sk-test-helm-2"} {
+		if err := os.WriteFile(filepath.Join(keys, name), []byte(key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	config = strings.ReplaceAll(config, "/etc/ratelimit_exporter/keys/", keys+"/")
+	if code, out := runOnce(t, nil, "--config.file="+testkit.WriteConfig(t, config), "--config.check"); code != 0 {
+		t.Errorf("the rendered config with an admin source fails --config.check:\n%s\n%s", out, config)
+	}
+	const adminCanary = "sk-admin-test-helm-canary-6b2f"
+	for _, args := range [][]string{
+		{"-f", adminValues, "--set", "config.admin[0].admin_key=" + adminCanary},
+		{"-f", adminValues, "--skip-schema-validation", "--set", "config.admin[0].admin_key=" + adminCanary},
+	} {
+		_, err := helmTemplate(t, helm, args...)
+		if err == nil {
+			t.Errorf("helm template %v succeeded, want a refusal", args)
+			continue
+		}
+		if strings.Contains(err.Error(), adminCanary) {
+			t.Errorf("helm template %v: the refusal shows the admin key: %v", args, err)
+		}
+	}
+	if _, err := helmTemplate(t, helm, "-f", adminValues, "--skip-schema-validation", "--set", "config.admin[0].admin_key="+adminCanary); err == nil ||
+		!strings.Contains(err.Error(), "config.admin[0]: admin_key would put the admin key in a ConfigMap") {
+		t.Errorf("the template's own refusal of an admin_key: %v", err)
+	}
 }

@@ -393,7 +393,8 @@ func TestStartupFailureExitsWithReason(t *testing.T) {
 	}
 }
 
-// The demo shows keys of several providers, OpenRouter's free probe among them.
+// The demo shows keys of several providers, OpenRouter's free probe among
+// them, and an Anthropic admin source.
 func TestDemoServesLiveSeries(t *testing.T) {
 	e := start(t, nil, "--demo")
 	// First probes go out at once.
@@ -412,11 +413,14 @@ func TestDemoServesLiveSeries(t *testing.T) {
 		`ratelimit_utilization{key="ptu",model="gpt-4o-mini",provider="azure_openai",resource="deployment",team="search",window=""} `,
 		`ratelimit_balance{currency="USD",key="wallet",model="",provider="deepseek",team="research"} `,
 		`ratelimit_window_status{key="wallet",model="",provider="deepseek",resource="balance",status="allowed",team="research",window=""} 1`,
+		// The Anthropic organization's admin API: a model no key probes.
+		`ratelimit_limit{key="assistant",model="claude-sonnet-4-5",provider="anthropic",resource="output_tokens",team="support",window="minute"} 8000`,
+		`ratelimit_admin_success{admin="claude-org",api="rate_limits",provider="anthropic"} 1`,
 	)
 	if n := metricsOf(t, body)[series("ratelimit_observations_total", "key", "assistant", "model", "claude-haiku-4-5", "provider", "anthropic", "source", "proxy")]; n < 1 {
 		t.Errorf("no reading of the assistant's traffic through the proxy")
 	}
-	for _, key := range []string{"sk-demo", "sk-ant-demo", "sk-or-v1-demo", "azure-demo", "sk-deepseek-demo"} {
+	for _, key := range []string{"sk-demo", "sk-ant-demo", "sk-or-v1-demo", "azure-demo", "sk-deepseek-demo", "sk-ant-admin-demo"} {
 		if strings.Contains(body, key) {
 			t.Errorf("/metrics shows a demo key (%s...)", key)
 		}

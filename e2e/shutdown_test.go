@@ -75,3 +75,37 @@ proxy:
 		t.Errorf("shutdown took %s with --web.shutdown-grace-period=%s: the scrapes' and the proxy's grace periods run one after the other", took.Round(10*time.Millisecond), grace)
 	}
 }
+
+// SIGTERM ends an admin API read in flight: an admin API that never
+// answers (a read may take two minutes) does not hold the exit back.
+func TestSIGTERMEndsAnAdminReadInFlight(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(hung.Close)
+	_, url := startAdminSimulator(t)
+	cfg := testkit.WriteConfig(t, strings.Replace(adminConfig(url, writeAdminKey(t, adminKey)), "base_url: '"+url+"/v1'}", "base_url: '"+hung.URL+"/v1'}", 1))
+	const grace = time.Second
+	e := start(t, nil, "--config.file="+cfg, "--web.shutdown-grace-period="+grace.String())
+	<-arrived
+	begin := time.Now()
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.Done():
+	case <-time.After(10 * grace):
+		t.Fatalf("no exit within %s of SIGTERM with an admin read in flight", 10*grace)
+	}
+	if took := time.Since(begin); took > 2*grace {
+		t.Errorf("shutdown took %s with an admin read in flight, want within the grace period, %s", took.Round(10*time.Millisecond), grace)
+	}
+	if logs := e.Logs(); strings.Contains(logs, "Reading an admin API failed") {
+		t.Errorf("the read cancelled at shutdown was logged as a failure:\n%s", logs)
+	}
+}

@@ -1,6 +1,6 @@
 // Package exporter puts the parts together: the store of readings, the
-// prober, the scheduler and the proxy, and applies a config to all of them
-// at once or to none.
+// prober, the scheduler, the proxy and the admin API sources, and applies a
+// config to all of them at once or to none.
 package exporter
 
 import (
@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/adminpoll"
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
@@ -47,6 +48,7 @@ type Exporter struct {
 	readings  *collector.Collector
 	prober    *prober.Prober
 	scheduler *scheduler.Scheduler
+	admin     *adminpoll.Poller
 	targets   atomic.Pointer[[]config.Target]
 
 	mu       sync.Mutex // serializes Apply and Stop
@@ -74,8 +76,10 @@ func New(o Options) *Exporter {
 	e.readings = collector.New()
 	e.prober = prober.New(o.UserAgent)
 	e.scheduler = scheduler.New(e.prober, e.readings, o.Logger)
+	e.admin = adminpoll.New(e.readings, o.Logger)
 	if o.Registry != nil {
 		o.Registry.MustRegister(e.readings.Collectors()...)
+		o.Registry.MustRegister(e.admin)
 	}
 	setGCPercent(false)
 	empty := []config.Target{}
@@ -84,9 +88,9 @@ func New(o Options) *Exporter {
 }
 
 // Apply makes cfg the running config of every part, or of none: it first
-// prepares what can fail (HTTP clients, the keys the proxy reads, the
-// proxy's listener), then commits, which cannot fail. A refused config
-// changes nothing.
+// prepares what can fail (HTTP clients, the admin sources' included, the
+// keys the proxy reads, the proxy's listener), then commits, which cannot
+// fail. A refused config changes nothing.
 func (e *Exporter) Apply(cfg *config.Config) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -94,6 +98,10 @@ func (e *Exporter) Apply(cfg *config.Config) error {
 		return errors.New("the exporter is stopping")
 	}
 	clients, err := e.prober.Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	adminPlan, err := e.admin.Prepare(cfg)
 	if err != nil {
 		return err
 	}
@@ -105,10 +113,11 @@ func (e *Exporter) Apply(cfg *config.Config) error {
 	targets := cfg.Targets()
 	e.prober.Use(clients)
 	e.readings.Apply(cfg)
+	e.admin.Use(adminPlan) // after the readings know the keys it gives limits to
 	e.scheduler.Apply(cfg)
 	commitProxy()
 	e.targets.Store(&targets)
-	level.Info(e.logger).Log("msg", "Loaded config", "keys", len(cfg.Keys), "targets", len(targets), "mode", cfg.Probe.Mode)
+	level.Info(e.logger).Log("msg", "Loaded config", "keys", len(cfg.Keys), "targets", len(targets), "mode", cfg.Probe.Mode, "admin_sources", len(cfg.Admin))
 	return nil
 }
 
@@ -229,10 +238,12 @@ func (e *Exporter) StopProxy() {
 	e.draining.Wait()
 }
 
-// Stop stops the proxy as StopProxy does, then cancels the probes.
+// Stop stops the proxy as StopProxy does, then cancels the probes and the
+// admin sources' reads.
 func (e *Exporter) Stop() {
 	e.StopProxy()
 	e.scheduler.Stop()
+	e.admin.Stop()
 }
 
 // defaultGCPercent replaces Go's GOGC=100 unless GOGC is set. Most of the

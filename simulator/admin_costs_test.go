@@ -20,7 +20,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
 
-const adminKey = "sk-admin-sim-CANARY-4b1d"
+const costsAdminKey = "sk-admin-sim-CANARY-4b1d"
 
 // june is the start of a month; the simulator's clock is on its fifth day.
 var (
@@ -50,7 +50,7 @@ func costsServer(t *testing.T, d Dialect, costs []DayCost) (*Simulator, string) 
 	s := NewDialect(d)
 	s.SetClock(func() time.Time { return juneFifth })
 	s.AddKey(simKey, Limits{"requests": {"minute": 10}})
-	s.SetCosts(adminKey, costs)
+	s.SetCosts(costsAdminKey, costs)
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	return s, srv.URL
@@ -76,10 +76,10 @@ func TestCostsThroughTheAdminClients(t *testing.T) {
 		lastPageQuery string
 	}{
 		{OpenAI, func(url string) (admin.CostResult, error) {
-			return (&admin.OpenAI{Key: config.Secret(adminKey), BaseURL: url + "/v1"}).Costs(context.Background(), june)
+			return (&admin.OpenAI{Key: config.Secret(costsAdminKey), BaseURL: url + "/v1"}).Costs(context.Background(), june)
 		}, "proj_abc", "proj_xyz", "bucket_width=1d&group_by=project_id&limit=31&page=page_MjAyNS0wNi0wNVQwMDowMDowMFo%3D&start_time=1748736000"},
 		{Anthropic, func(url string) (admin.CostResult, error) {
-			return (&admin.Anthropic{Key: config.Secret(adminKey), BaseURL: url}).Costs(context.Background(), june)
+			return (&admin.Anthropic{Key: config.Secret(costsAdminKey), BaseURL: url}).Costs(context.Background(), june)
 		}, "wrkspc_01", "wrkspc_02", "bucket_width=1d&group_by%5B%5D=workspace_id&limit=31&page=page_MjAyNS0wNi0wNVQwMDowMDowMFo%3D&starting_at=2025-06-01T00%3A00%3A00Z"},
 	} {
 		t.Run(string(tc.dialect), func(t *testing.T) {
@@ -92,7 +92,7 @@ func TestCostsThroughTheAdminClients(t *testing.T) {
 			if got := costsText(res.Costs); got != want || res.Pages != 3 {
 				t.Errorf("Costs = %d pages,\n%s\nwant 3 pages,\n%s", res.Pages, got, want)
 			}
-			if e, _ := s.LastExchange(adminKey); e.Query != tc.lastPageQuery || e.Status != http.StatusOK {
+			if e, _ := s.LastExchange(costsAdminKey); e.Query != tc.lastPageQuery || e.Status != http.StatusOK {
 				t.Errorf("last page: %q answered %d, want %q answered 200", e.Query, e.Status, tc.lastPageQuery)
 			}
 			if s.Requests() != 0 {
@@ -106,7 +106,7 @@ func TestCostsThroughTheAdminClients(t *testing.T) {
 // for it too, and its pages decode into the SDK's types.
 func TestCostsThroughOpenAIGo(t *testing.T) {
 	s, url := costsServer(t, OpenAI, monthOfCosts("proj_abc", "proj_xyz"))
-	client := openai.NewClient(option.WithBaseURL(url+"/v1"), option.WithAdminAPIKey(adminKey), option.WithMaxRetries(0))
+	client := openai.NewClient(option.WithBaseURL(url+"/v1"), option.WithAdminAPIKey(costsAdminKey), option.WithMaxRetries(0))
 	params := openai.AdminOrganizationUsageCostsParams{StartTime: june.Unix(), GroupBy: []string{"project_id"}, Limit: openai.Int(31)}
 	sums, pages := map[string]float64{}, 0
 	for {
@@ -133,7 +133,7 @@ func TestCostsThroughOpenAIGo(t *testing.T) {
 	if pages != 3 || strings.Join(got, ", ") != `" usd" 0.500000, "proj_abc usd" 4.000000, "proj_xyz usd" 1.070000` {
 		t.Errorf("%d pages, %s; want 3 pages and each project's sum", pages, got)
 	}
-	if e, _ := s.LastExchange(adminKey); !strings.Contains(e.Query, "group_by%5B%5D=project_id") {
+	if e, _ := s.LastExchange(costsAdminKey); !strings.Contains(e.Query, "group_by%5B%5D=project_id") {
 		t.Errorf("openai-go sent %q", e.Query)
 	}
 }
@@ -143,7 +143,7 @@ func TestCostsThroughOpenAIGo(t *testing.T) {
 func TestCostsNeedAnAdminKey(t *testing.T) {
 	for _, d := range []Dialect{OpenAI, Anthropic} {
 		_, url := costsServer(t, d, monthOfCosts("a", "b"))
-		for _, key := range []string{simKey, adminKey + "-wrong"} {
+		for _, key := range []string{simKey, costsAdminKey + "-wrong"} {
 			var err error
 			if d == OpenAI {
 				_, err = (&admin.OpenAI{Key: config.Secret(key), BaseURL: url + "/v1"}).Costs(context.Background(), june)
@@ -205,7 +205,7 @@ func TestCostsQueries(t *testing.T) {
 		{"anthropic, no version", anthropicURL + "/v1/organizations/cost_report?starting_at=2025-06-01T00:00:00Z", func(h http.Header, key string) { h.Set("x-api-key", key) }, 400, `anthropic-version`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, body := getCosts(t, tc.url, adminKey, tc.header)
+			status, body := getCosts(t, tc.url, costsAdminKey, tc.header)
 			if status != tc.status || !strings.Contains(body, tc.body) {
 				t.Errorf("GET = %d %s\nwant %d with %s", status, body, tc.status, tc.body)
 			}
@@ -216,7 +216,7 @@ func TestCostsQueries(t *testing.T) {
 // A dialect without a cost API answers as for any other unknown path.
 func TestCostsOnlyWhereTheProviderHasThem(t *testing.T) {
 	_, url := costsServer(t, Cerebras, monthOfCosts("a", "b"))
-	if status, _ := getCosts(t, url+"/v1/organization/costs?start_time=1748736000", adminKey, bearer); status != http.StatusNotFound {
+	if status, _ := getCosts(t, url+"/v1/organization/costs?start_time=1748736000", costsAdminKey, bearer); status != http.StatusNotFound {
 		t.Errorf("Cerebras's costs: %d, want 404", status)
 	}
 }

@@ -94,6 +94,7 @@ type Simulator struct {
 	requests  int
 	exchanges map[string]Exchange  // by the key a request presented
 	costs     map[string][]DayCost // by admin key (SetCosts)
+	admin     *adminState          // the admin API's keys (admin.go); nil until one is set
 }
 
 // Exchange is the last request a key sent and the answer it got (for tests).
@@ -423,6 +424,9 @@ const maxBody = 1 << 20
 
 // ServeHTTP implements http.Handler.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveAdmin(w, r) {
+		return
+	}
 	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	ans, ok := s.answer(r, body, readErr)
 	if !ok {

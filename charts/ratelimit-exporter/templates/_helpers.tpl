@@ -27,13 +27,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-The config file. A key with api_key would put a secret in a ConfigMap:
-refused, naming the key.
+The config file. A key with api_key, or an admin source with admin_key,
+would put a secret in a ConfigMap: refused, naming the entry.
 */}}
 {{- define "ratelimit-exporter.config" -}}
 {{- range $i, $key := .Values.config.keys }}
 {{- if hasKey $key "api_key" }}
 {{- fail (printf "config.keys[%d]: api_key would put the key in a ConfigMap; put it in the Secret apiKeys.existingSecret and read it with api_key_file: %s/<entry>" $i $.Values.apiKeys.mountPath) }}
+{{- end }}
+{{- end }}
+{{- range $i, $admin := .Values.config.admin }}
+{{- if hasKey $admin "admin_key" }}
+{{- fail (printf "config.admin[%d]: admin_key would put the admin key in a ConfigMap; put it in the Secret apiKeys.existingSecret and read it with admin_key_file: %s/<entry>" $i $.Values.apiKeys.mountPath) }}
 {{- end }}
 {{- end }}
 {{- toYaml .Values.config }}
