@@ -24,8 +24,12 @@ func readmeYAMLBlocks(t *testing.T, heading string) []string {
 	if !ok {
 		t.Fatalf("README.md has no %q heading", heading)
 	}
-	if next := strings.Index(section, "\n## "); next >= 0 {
-		section = section[:next]
+	// The section ends at the next heading of its level or above.
+	level, _, _ := strings.Cut(heading, " ")
+	for l := len(level); l > 1; l-- {
+		if next := strings.Index(section, "\n"+strings.Repeat("#", l)+" "); next >= 0 {
+			section = section[:next]
+		}
 	}
 	var blocks []string
 	for {
