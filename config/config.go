@@ -125,6 +125,9 @@ type Key struct {
 	// models: probe.interval in interval mode, probe.min_interval in
 	// scrape mode, and the provider's own minimum, for this key alone.
 	ProbeInterval *Duration `yaml:"probe_interval"`
+	// Limits are the key's declared limits, which the proxy counts its
+	// traffic against.
+	Limits []Limit `yaml:"limits"`
 }
 
 // Target is one key and one model: what a probe asks about.
@@ -354,6 +357,9 @@ func (c *Config) resolve(dir string) []keyFacts {
 		f.baseURL = k.BaseURL
 		k.BaseURL = strings.TrimRight(k.BaseURL, "/")
 		f.modelsWritten = k.Models != nil
+		for j := range k.Limits {
+			k.Limits[j].Window = canonicalWindow(k.Limits[j].Window)
+		}
 		switch {
 		case !f.known || k.Models != nil:
 		case !f.prov.NeedsModel():
@@ -390,6 +396,7 @@ func (c *Config) validate(doc *document, facts []keyFacts) error {
 		v.probeInterval(at, k, c.Probe.Mode)
 		k.HTTPClient.validate(at+".http_client", v.fail)
 		v.labels(at, k)
+		v.limits(at, k, f, c.Proxy)
 	}
 	return errors.Join(v.errs...)
 }
