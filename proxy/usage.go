@@ -143,6 +143,39 @@ func lastUsage(b []byte, topLevel bool) []byte {
 	}
 }
 
+// hasUsageObject reports whether b names a usage (or usageMetadata) whose
+// value is an object: cheaper than lastUsage on the many chunks of a stream
+// whose usage is null.
+func hasUsageObject(b []byte) bool {
+	for from := 0; ; {
+		// Past the quote, which starts every string of a JSON text: "u"
+		// is rarer, and its search the faster.
+		i := bytes.Index(b[from:], usageKey[1:])
+		if i < 0 {
+			return false
+		}
+		i += from
+		j := i + len(usageKey) - 1
+		from = j
+		if i == 0 || b[i-1] != '"' {
+			continue
+		}
+		switch {
+		case bytes.HasPrefix(b[j:], []byte(`"`)):
+			j++
+		case bytes.HasPrefix(b[j:], []byte(`Metadata"`)):
+			j += len(`Metadata"`)
+		default:
+			continue
+		}
+		if j = skipSpace(b, j); j < len(b) && b[j] == ':' {
+			if j = skipSpace(b, j+1); j < len(b) && b[j] == '{' {
+				return true
+			}
+		}
+	}
+}
+
 // escaped reports whether the quote at b[i] is escaped: after an odd
 // number of backslashes.
 func escaped(b []byte, i int) bool {
@@ -208,6 +241,10 @@ func boundedValueEnd(b []byte, i int) int {
 		}
 		return -1
 	case '{', '[':
+		closer := byte('}')
+		if b[i] == '[' {
+			closer = ']'
+		}
 		depth := 0
 		for i < len(b) {
 			switch b[i] {
@@ -221,6 +258,9 @@ func boundedValueEnd(b []byte, i int) int {
 			case '}', ']':
 				depth--
 				if depth == 0 {
+					if b[i] != closer {
+						return -1
+					}
 					return i + 1
 				}
 			}

@@ -28,6 +28,9 @@ const (
 
 var tailPool = sync.Pool{New: func() any { return new([usageTail]byte) }}
 
+// inflaters reuses gzip readers: a new one allocates some 41 KB.
+var inflaters sync.Pool
+
 // usageKind is where a served body gives its usage.
 type usageKind int
 
@@ -145,16 +148,21 @@ func (b *usageBody) end(whole bool) {
 
 // inflate reads the compressed copy, inflated, into the scanner: false
 // when it is not whole gzip, inflates to more than maxInflatedUsage, or
-// the budget cannot take the inflater.
+// the budget cannot take the inflater and its buffer.
 func (b *usageBody) inflate() bool {
-	if !b.scan.charge(inflaterSize) {
+	if !b.scan.charge(inflaterSize + usageTail) {
 		return false
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(b.compressed))
-	if err != nil {
+	zr, _ := inflaters.Get().(*gzip.Reader)
+	if zr == nil {
+		zr = new(gzip.Reader)
+	}
+	defer inflaters.Put(zr)
+	if zr.Reset(bytes.NewReader(b.compressed)) != nil {
 		return false
 	}
-	var buf [4 << 10]byte
+	buf := tailPool.Get().(*[usageTail]byte)
+	defer tailPool.Put(buf)
 	total := 0
 	for {
 		n, err := zr.Read(buf[:])
@@ -284,7 +292,7 @@ func (s *usageScanner) kept() []byte {
 // line reads one line of an event stream: a data line's usage, if it
 // gives one. A line's "\r" is left on it, which JSON takes as space.
 func (s *usageScanner) line(b []byte) {
-	if s.headLen < len(s.head) || string(s.head[:]) != "data:" || !bytes.Contains(b, usageKey) {
+	if s.headLen < len(s.head) || string(s.head[:]) != "data:" || !hasUsageObject(b) {
 		return
 	}
 	if obj := lastUsage(b, false); obj != nil {

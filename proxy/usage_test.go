@@ -298,7 +298,11 @@ func FuzzUsageScanner(f *testing.F) {
 		f.Add([]byte(s), uint16(7), true)
 		f.Add([]byte(s), uint16(300), false)
 	}
+	f.Add([]byte(`usage"usage":{}`), uint16(0), true)
 	f.Fuzz(func(t *testing.T, body []byte, cut uint16, stream bool) {
+		if lastUsage(body, false) != nil && !hasUsageObject(body) {
+			t.Error("hasUsageObject missed the usage lastUsage finds")
+		}
 		if obj := lastUsage(body, !stream); obj != nil && (obj[0] != '{' || obj[len(obj)-1] != '}') {
 			t.Errorf("found %q", obj)
 		}
