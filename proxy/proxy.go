@@ -418,7 +418,7 @@ func (p *Proxy) countUsage(ex *exchange, resp *http.Response) {
 	if kind == noUsage || coding == unreadable || resp.ContentLength == 0 || resp.Request.Method == http.MethodHead {
 		return
 	}
-	resp.Body = newUsageBody(resp.Body, kind, coding, &p.bodies, ex.copyBudget, func(s tally.Spent) {
+	resp.Body = newUsageBody(resp.Body, resp.ContentLength, kind, coding, &p.bodies, ex.copyBudget, func(s tally.Spent) {
 		usage.Spent = s
 		p.recorder.Spend(usage)
 	})

@@ -41,7 +41,7 @@ func BenchmarkUsageBody(b *testing.B) {
 				for b.Loop() {
 					var body io.ReadCloser = io.NopCloser(bytes.NewReader(tc.body))
 					if counted {
-						body = newUsageBody(body, tc.kind, tc.coding, &budget, 1<<30, func(tally.Spent) {})
+						body = newUsageBody(body, int64(len(tc.body)), tc.kind, tc.coding, &budget, 1<<30, func(tally.Spent) {})
 					}
 					if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{body}, buf); err != nil {
 						b.Fatal(err)

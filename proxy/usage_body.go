@@ -57,16 +57,20 @@ func usageKindOf(contentType string) usageKind {
 // usageBody passes a served body on as it is read, unchanged, and reads
 // the usage in it: what it keeps is bounded by usageTail, or by
 // maxCompressedUsage for a gzipped body, charged to the proxy's body
-// budget. When the body ends (EOF), or is closed first, it calls done
-// once with the tokens its usage gave, if it gave any: an event stream
-// cut short gives what its events gave before the cut; a JSON body or a
-// gzipped one gives nothing unless read whole.
+// budget. When the body ends (EOF, or every byte it announced, before
+// they are passed on, so that the usage is counted before the client has
+// the whole answer), or is closed first, it calls done once with the
+// tokens its usage gave, if it gave any: an event stream cut short gives
+// what its events gave before the cut; a JSON body or a gzipped one gives
+// nothing unless read whole.
 type usageBody struct {
 	io.ReadCloser
-	scan    usageScanner
-	gzipped bool
-	done    func(tally.Spent)
-	ended   bool
+	scan      usageScanner
+	gzipped   bool
+	done      func(tally.Spent)
+	ended     bool
+	announced int64 // the Content-Length; -1 unknown
+	read      int64
 
 	// A gzipped body's compressed bytes, while they fit: it is inflated
 	// and read once whole.
@@ -74,9 +78,10 @@ type usageBody struct {
 	dropped    bool
 }
 
-func newUsageBody(body io.ReadCloser, kind usageKind, coding contentCoding, bodies *bodyBudget, limit int64, done func(tally.Spent)) *usageBody {
+func newUsageBody(body io.ReadCloser, announced int64, kind usageKind, coding contentCoding, bodies *bodyBudget, limit int64, done func(tally.Spent)) *usageBody {
 	return &usageBody{
 		ReadCloser: body,
+		announced:  announced,
 		scan:       usageScanner{stream: kind == eventUsage, bodies: bodies, limit: limit},
 		gzipped:    coding == gzipped,
 		done:       done,
@@ -86,6 +91,7 @@ func newUsageBody(body io.ReadCloser, kind usageKind, coding contentCoding, bodi
 // Read reads the body on: what it returns is the upstream's, unchanged.
 func (b *usageBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	b.read += int64(n)
 	if !b.ended && n > 0 {
 		if b.gzipped {
 			b.keepCompressed(p[:n])
@@ -93,7 +99,7 @@ func (b *usageBody) Read(p []byte) (int, error) {
 			b.scan.write(p[:n])
 		}
 	}
-	if err == io.EOF {
+	if err == io.EOF || err == nil && b.announced >= 0 && b.read >= b.announced {
 		b.end(true)
 	}
 	return n, err

@@ -142,7 +142,7 @@ func TestUsageSpent(t *testing.T) {
 // split does, and returns what the reader got and what done was given.
 func readThrough(t *testing.T, body []byte, kind usageKind, coding contentCoding, split func(io.Reader) io.Reader, budget *bodyBudget) (got []byte, spent []tally.Spent) {
 	t.Helper()
-	ub := newUsageBody(io.NopCloser(split(bytes.NewReader(body))), kind, coding, budget, 1<<30, func(s tally.Spent) { spent = append(spent, s) })
+	ub := newUsageBody(io.NopCloser(split(bytes.NewReader(body))), -1, kind, coding, budget, 1<<30, func(s tally.Spent) { spent = append(spent, s) })
 	got, err := io.ReadAll(ub)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +258,7 @@ func TestUsageBodyBounds(t *testing.T) {
 			}
 			var budget bodyBudget
 			spent := []tally.Spent{}
-			ub := newUsageBody(io.NopCloser(bytes.NewReader(body)), tc.kind, tc.coding, &budget, 1<<30, func(s tally.Spent) { spent = append(spent, s) })
+			ub := newUsageBody(io.NopCloser(bytes.NewReader(body)), -1, tc.kind, tc.coding, &budget, 1<<30, func(s tally.Spent) { spent = append(spent, s) })
 			half := make([]byte, len(body)/2)
 			if _, err := io.ReadFull(ub, half); err != nil {
 				t.Fatal(err)
@@ -321,4 +321,31 @@ func FuzzUsageScanner(f *testing.F) {
 			t.Errorf("whole %v %v, split at %d %v %v", whole, wholeOK, i, split, splitOK)
 		}
 	})
+}
+
+// A body that announced its length is counted once every byte is in,
+// before the last ones are passed on: the client, which has the whole
+// answer once it has them, may act on the count.
+func TestUsageCountedBeforeTheLastBytes(t *testing.T) {
+	body := []byte(openAIChatBody)
+	var spent []tally.Spent
+	var budget bodyBudget
+	ub := newUsageBody(io.NopCloser(iotest.OneByteReader(bytes.NewReader(body))), int64(len(body)), jsonUsage, plain, &budget, 1<<30,
+		func(s tally.Spent) { spent = append(spent, s) })
+	got := make([]byte, len(body))
+	for i := range got {
+		if len(spent) != 0 {
+			t.Fatalf("counted before byte %d", i)
+		}
+		if _, err := ub.Read(got[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := "[{0 19 10 29}]"; fmt.Sprint(spent) != want {
+		t.Errorf("spent %v once the last byte was read, want %s", spent, want)
+	}
+	ub.Close()
+	if len(spent) != 1 || budget.used.Load() != 0 {
+		t.Errorf("spent %v, %d bytes of the budget held", spent, budget.used.Load())
+	}
 }
