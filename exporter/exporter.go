@@ -38,6 +38,8 @@ type Options struct {
 	// when the proxy stops.
 	Grace  time.Duration
 	Logger log.Logger
+	// Clock is the clock of the declared limits' windows; nil: the real one.
+	Clock clockwork.Clock
 }
 
 // Exporter is the running exporter. Create it with New, give it configs
@@ -78,7 +80,10 @@ func New(o Options) *Exporter {
 	e.readings = collector.New()
 	e.prober = prober.New(o.UserAgent)
 	e.scheduler = scheduler.New(e.prober, e.readings, o.Logger)
-	e.tally = tally.New(clockwork.NewRealClock(), declared{e.readings})
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
+	}
+	e.tally = tally.New(o.Clock, declared{e.readings})
 	if o.Registry != nil {
 		o.Registry.MustRegister(e.readings.Collectors()...)
 		o.Registry.MustRegister(e.tally)
