@@ -142,6 +142,9 @@ func TestMixinConfig(t *testing.T) {
 	if !strings.Contains(exprs["RateLimitExhausted"], `ratelimit_remaining{job="ratelimit", namespace="llm", window="hour"}`) {
 		t.Errorf("RateLimitExhausted: the selector was not merged with the window matcher:\n%s", exprs["RateLimitExhausted"])
 	}
+	if !strings.Contains(exprs["window:ratelimit_remaining:ratio"], `ratelimit_configured_limit{job="ratelimit", namespace="llm", source="config"}`) {
+		t.Errorf("window:ratelimit_remaining:ratio: the selector was not merged with the source matcher:\n%s", exprs["window:ratelimit_remaining:ratio"])
+	}
 	for _, rule := range rules {
 		if rule["alert"] == "RateLimitDataStale" && !strings.Contains(fmt.Sprint(object(rule["annotations"])["description"]), "more than 5 probe intervals") {
 			t.Errorf("RateLimitDataStale's description does not say 5 intervals: %v", object(rule["annotations"])["description"])
