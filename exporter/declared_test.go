@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/proxy"
 	"github.com/ratelimit-exporter/ratelimit_exporter/tally"
 )
@@ -94,5 +95,32 @@ ratelimit_proxy_usage_total{key="d",model="",provider="deepseek",resource="token
 	}
 	if n := testutil.CollectAndCount(e.tally); n != 0 {
 		t.Errorf("%d usage series after the limits were dropped", n)
+	}
+}
+
+// What counting one response costs the exporter: the tally's count, and
+// the publication of the key's windows to the readings.
+func BenchmarkSpend(b *testing.B) {
+	e := New(Options{UserAgent: "test", Clock: clockwork.NewRealClock()})
+	b.Cleanup(e.Stop)
+	cfg := `probe: {mode: scrape}
+keys:
+  - {name: d, provider: deepseek, api_key: sk-test-exporter-declared, base_url: "http://127.0.0.1:1",
+     limits: [{resource: requests, window: minute, limit: 10}, {resource: tokens, window: day, limit: 1e6}]}
+proxy:
+  listen_address: 127.0.0.1:0
+  routes: [{path_prefix: /deepseek/, upstream: "http://127.0.0.1:1", provider: deepseek}]
+`
+	parsed, err := config.Parse([]byte(cfg), "bench.yml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Apply(parsed); err != nil {
+		b.Fatal(err)
+	}
+	u := proxy.Usage{Key: "d", Provider: "deepseek", Model: "deepseek-chat", Spent: tally.Spent{InputTokens: 10, OutputTokens: 5, Tokens: 15}}
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Spend(u)
 	}
 }
