@@ -158,3 +158,15 @@ proxy:
 		t.Error("the key shows in /metrics or the log")
 	}
 }
+
+// The README's example of declared limits loads.
+func TestReadmeDeclaredLimitsExampleLoads(t *testing.T) {
+	blocks := readmeYAMLBlocks(t, "### Declared limits, counted from the proxy's traffic")
+	if len(blocks) != 1 {
+		t.Fatalf("%d yaml blocks, want 1", len(blocks))
+	}
+	cfg := testkit.WriteConfig(t, blocks[0])
+	if code, out := runOnce(t, []string{"GEMINI_API_KEY=sk-test-canary-readme-declared"}, "--config.file="+cfg, "--config.check"); code != 0 {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
