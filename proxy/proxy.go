@@ -2,7 +2,8 @@
 // their own requests, with their own keys, to the providers: it forwards
 // them unchanged and reads the rate-limit headers of the answers, and what
 // a refusal's body says as it passes, so that the limits of a key in use
-// cost no probes.
+// cost no probes; for a key that declares limits, it counts what its served
+// answers spend, their usage read as it passes.
 //
 // It is not an open proxy: a request reaches only the upstream of the route
 // whose path_prefix it starts with, whatever its Host, Forwarded or
