@@ -133,6 +133,9 @@ type Key struct {
 	Admin     string `yaml:"admin"`
 	Project   string `yaml:"project"`
 	Workspace string `yaml:"workspace"`
+	// Limits are the key's declared limits, which the proxy counts its
+	// traffic against.
+	Limits []Limit `yaml:"limits"`
 }
 
 // Target is one key and one model: what a probe asks about.
@@ -363,6 +366,9 @@ func (c *Config) resolve(dir string) []keyFacts {
 		f.baseURL = k.BaseURL
 		k.BaseURL = strings.TrimRight(k.BaseURL, "/")
 		f.modelsWritten = k.Models != nil
+		for j := range k.Limits {
+			k.Limits[j].Window = canonicalWindow(k.Limits[j].Window)
+		}
 		switch {
 		case !f.known || k.Models != nil:
 		case !f.prov.NeedsModel():
@@ -400,6 +406,7 @@ func (c *Config) validate(doc *document, facts []keyFacts, adminFacts []adminFac
 		k.HTTPClient.validate(at+".http_client", v.fail)
 		v.labels(at, k)
 		v.keyAdmin(at, k, c)
+		v.limits(at, k, f, c.Proxy)
 	}
 	v.admins(c, adminFacts)
 	return errors.Join(v.errs...)

@@ -167,6 +167,21 @@ func TestLoadBadConfigs(t *testing.T) {
 			`testdata/bad/admin-bounds.yml:8: admin[0].budgets[0].currency: "usd" is not an ISO 4217 currency code: three upper-case letters, such as USD` + "\n" +
 			"testdata/bad/admin-bounds.yml:9: admin[0].budgets[1]: a second budget for project proj_abc in usd: give each project and currency one budget\n" +
 			`testdata/bad/admin-bounds.yml:9: admin[0].budgets[1].currency: "usd" is not an ISO 4217 currency code: three upper-case letters, such as USD`,
+		"limits-bad-fields.yml": `testdata/bad/limits-bad-fields.yml:6: keys[0].limits[0].resource: unknown resource "request": use requests, tokens, input_tokens, output_tokens` + "\n" +
+			`testdata/bad/limits-bad-fields.yml:7: keys[0].limits[1].window: unknown window "fortnight": use second, minute, hour, day, or a number and a unit, such as 10s, 5m, 6h or 7d` + "\n" +
+			"testdata/bad/limits-bad-fields.yml:8: keys[0].limits[2].limit: must be greater than zero, got 0\n" +
+			"testdata/bad/limits-bad-fields.yml:9: keys[0].limits[3].limit: must be greater than zero, got -5\n" +
+			`testdata/bad/limits-bad-fields.yml:10: keys[0].limits[4].model: model name "deepseek chat" contains whitespace or control characters` + "\n" +
+			"testdata/bad/limits-bad-fields.yml:11: keys[0].limits[5]: window is required: second, minute, hour, day, or a number and a unit, such as 10s, 5m, 6h or 7d\n" +
+			"testdata/bad/limits-bad-fields.yml:12: keys[0].limits[6].limit: must be a number greater than zero",
+		"limits-window-bounds.yml": `testdata/bad/limits-window-bounds.yml:6: keys[0].limits[0].window: "32d" must be at least 1s and at most 31d` + "\n" +
+			`testdata/bad/limits-window-bounds.yml:7: keys[0].limits[1].window: unknown window "0s": use second, minute, hour, day, or a number and a unit, such as 10s, 5m, 6h or 7d` + "\n" +
+			`testdata/bad/limits-window-bounds.yml:8: keys[0].limits[2].window: unknown window "500ms": use second, minute, hour, day, or a number and a unit, such as 10s, 5m, 6h or 7d`,
+		"limits-declared-twice.yml": "testdata/bad/limits-declared-twice.yml:9: keys[0].limits[2]: requests per minute is declared twice (first at line 7)\n" +
+			`testdata/bad/limits-declared-twice.yml:11: keys[0].limits[4]: input_tokens per day for "gemini-2.0-flash" is declared twice (first at line 10)` + "\n" +
+			`testdata/bad/limits-declared-twice.yml:12: keys[0].limits[5].model: model name "models/gemini-2.5-pro" cannot be read back from the request's path: give the model's name as gemini's paths do`,
+		"limits-without-route.yml": "testdata/bad/limits-without-route.yml:9: keys[1].limits: declared limits are counted from the proxy's traffic, and no proxy route has provider openai: add one, or leave limits out",
+		"limits-unknown-field.yml": `testdata/bad/limits-unknown-field.yml:6: keys[0].limits[0].per: unknown field "per" (see the configuration reference in README.md)`,
 	}
 	for file, want := range cases {
 		t.Run(file, func(t *testing.T) {

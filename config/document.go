@@ -169,7 +169,11 @@ func yamlError(name string, err error, doc *document) error {
 			e.Msg = anchorPattern.ReplaceAllString(e.Msg, "${1}anchor referenced")
 		}
 		if m := unknownFieldPattern.FindStringSubmatch(e.Msg); m != nil {
-			e.Field = upToField(e.Field, m[1])
+			if named := doc.fieldOnLine(e.Line, m[1]); named != "" {
+				e.Field = named
+			} else {
+				e.Field = upToField(e.Field, m[1])
+			}
 			e.Msg = fmt.Sprintf("unknown field %q (see the configuration reference in README.md)", m[1])
 		} else if m := cannotPattern.FindStringSubmatch(e.Msg); m != nil {
 			// Drop the value itself: it might be a key in the wrong place.
@@ -178,6 +182,26 @@ func yamlError(name string, err error, doc *document) error {
 		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
+}
+
+// fieldOnLine returns the path of the field named field that is written
+// on line, such as an unknown field among others in a flow mapping
+// ({resource: requests, per: minute}); "" if none, or several, are.
+func (d *document) fieldOnLine(line int, field string) string {
+	if d == nil {
+		return ""
+	}
+	found := ""
+	for path, l := range d.lineOfPath {
+		if l != line || !strings.HasSuffix(path, "."+field) && path != field {
+			continue
+		}
+		if found != "" {
+			return ""
+		}
+		found = path
+	}
+	return found
 }
 
 // upToField cuts path after its last element named field: the line of an

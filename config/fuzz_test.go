@@ -1,8 +1,10 @@
 package config
 
 import (
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -49,6 +51,11 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("accepted key %q, whose secret is unreadable (%v) or an earlier key's", k.Name, err)
 			} else {
 				seenSecret[secret] = true
+			}
+			for _, l := range k.Limits {
+				if !slices.Contains(LimitResources, l.Resource) || l.Length() < MinLimitWindow || l.Length() > MaxLimitWindow || !(l.Limit > 0) || math.IsInf(l.Limit, 1) {
+					t.Fatalf("accepted the limit %+v", l)
+				}
 			}
 			for _, m := range k.Models {
 				if !utf8.ValidString(m) || strings.ContainsFunc(m, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {

@@ -165,7 +165,9 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 		}
 	}()
 	// A provisioned Azure deployment (a utilization) and a DeepSeek account
-	// (a balance and its status), so that every family is scraped.
+	// (a balance and its status), so that every family is scraped; the
+	// healthy key declares limits of 2-second windows, so that an
+	// estimate shows within seconds.
 	const ptuKey, balanceKey = "sk-test-e2e-azure-ptu-8d2e", "sk-test-e2e-deepseek-51f7"
 	azure := simulator.NewDialect(simulator.AzureOpenAI, "gpt-4o-mini")
 	azure.AddKey(ptuKey, simulator.Limits{"deployment": {"minute": 1000}})
@@ -179,7 +181,8 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 	proxyAddr := testkit.FreeAddr(t)
 	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {interval: 1s, timeout: 900ms}
 keys:
-  - {name: healthy, api_key: "${RLE_TEST_GOOD_KEY}", base_url: %[1]q, labels: {team: search}}
+  - {name: healthy, api_key: "${RLE_TEST_GOOD_KEY}", base_url: %[1]q, labels: {team: search},
+     limits: [{resource: requests, window: 2s, limit: 1000}, {resource: tokens, window: 2s, limit: 100000}]}
   - {name: exhausted, api_key: %[2]s, base_url: %[1]q}
   - {name: revoked, api_key_file: %[3]s, base_url: %[1]q}
   - {name: ptu, provider: azure_openai, api_key: %[5]s, base_url: %[6]q, models: [gpt-4o-mini]}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/exporter-toolkit/web"
 
@@ -24,7 +25,9 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/proxy"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/scheduler"
+	"github.com/ratelimit-exporter/ratelimit_exporter/tally"
 )
 
 // Options are what New needs.
@@ -36,6 +39,8 @@ type Options struct {
 	// when the proxy stops.
 	Grace  time.Duration
 	Logger log.Logger
+	// Clock is the clock of the declared limits' windows; nil: the real one.
+	Clock clockwork.Clock
 }
 
 // Exporter is the running exporter. Create it with New, give it configs
@@ -49,6 +54,7 @@ type Exporter struct {
 	prober    *prober.Prober
 	scheduler *scheduler.Scheduler
 	admin     *adminpoll.Poller
+	tally     *tally.Tally
 	targets   atomic.Pointer[[]config.Target]
 
 	mu       sync.Mutex // serializes Apply and Stop
@@ -77,9 +83,14 @@ func New(o Options) *Exporter {
 	e.prober = prober.New(o.UserAgent)
 	e.scheduler = scheduler.New(e.prober, e.readings, o.Logger)
 	e.admin = adminpoll.New(e.readings, o.Logger)
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
+	}
+	e.tally = tally.New(o.Clock, declared{e.readings})
 	if o.Registry != nil {
 		o.Registry.MustRegister(e.readings.Collectors()...)
 		o.Registry.MustRegister(e.admin)
+		o.Registry.MustRegister(e.tally)
 	}
 	setGCPercent(false)
 	empty := []config.Target{}
@@ -114,6 +125,7 @@ func (e *Exporter) Apply(cfg *config.Config) error {
 	e.prober.Use(clients)
 	e.readings.Apply(cfg)
 	e.admin.Use(adminPlan) // after the readings know the keys it gives limits to
+	e.tally.Apply(cfg)     // after the readings, which take what it publishes
 	e.scheduler.Apply(cfg)
 	commitProxy()
 	e.targets.Store(&targets)
@@ -211,6 +223,10 @@ func (e *Exporter) Observe(o proxy.Observation) {
 	e.scheduler.Observe(config.TargetID{Key: o.Key, Model: o.Model}, o.Provider, &o.Reading)
 }
 
+// Spend implements proxy.Recorder: what a response spent counts against
+// its key's declared limits.
+func (e *Exporter) Spend(u proxy.Usage) { e.tally.Count(u.Key, u.Model, u.Spent) }
+
 // Targets lists the running config's keys and models.
 func (e *Exporter) Targets() []config.Target { return *e.targets.Load() }
 
@@ -244,6 +260,14 @@ func (e *Exporter) Stop() {
 	e.StopProxy()
 	e.scheduler.Stop()
 	e.admin.Stop()
+	e.tally.Stop()
+}
+
+// declared publishes the tally's windows to the readings, as the config's.
+type declared struct{ readings *collector.Collector }
+
+func (d declared) Publish(key string, byModel map[string][]ratelimit.Window, at time.Time) {
+	d.readings.SetConfigured(collector.SourceConfig, key, byModel, at)
 }
 
 // defaultGCPercent replaces Go's GOGC=100 unless GOGC is set. Most of the

@@ -157,6 +157,9 @@ func TestMixinConfig(t *testing.T) {
 			t.Errorf("%s: expr %q, want %q", name, got, want)
 		}
 	}
+	if !strings.Contains(exprs["window:ratelimit_remaining:ratio"], `ratelimit_configured_limit{job="ratelimit", namespace="llm", source="config"}`) {
+		t.Errorf("window:ratelimit_remaining:ratio: the selector was not merged with the source matcher:\n%s", exprs["window:ratelimit_remaining:ratio"])
+	}
 	if got := strings.Count(exprs["RateLimitDataStale"], `clamp_min(5 * ratelimit_probe_interval_seconds{job="ratelimit", namespace="llm"}, 600)`); got != 2 {
 		t.Errorf("RateLimitDataStale has %d stale thresholds of 5 intervals and 600s, want 2:\n%s", got, exprs["RateLimitDataStale"])
 	}

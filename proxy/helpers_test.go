@@ -33,10 +33,23 @@ const (
 // start is a whole second, so that Date and reset timestamps are exact.
 var start = time.Unix(1795000000, 0)
 
-// recorder keeps what the proxy observes.
+// recorder keeps what the proxy observes, and what it counts.
 type recorder struct {
-	mu  sync.Mutex
-	got []Observation
+	mu    sync.Mutex
+	got   []Observation
+	spent []Usage
+}
+
+func (r *recorder) Spend(u Usage) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.spent = append(r.spent, u)
+}
+
+func (r *recorder) usages() []Usage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.spent)
 }
 
 func (r *recorder) Observe(o Observation) {

@@ -2,7 +2,8 @@
 // their own requests, with their own keys, to the providers: it forwards
 // them unchanged and reads the rate-limit headers of the answers, and what
 // a refusal's body says as it passes, so that the limits of a key in use
-// cost no probes.
+// cost no probes; for a key that declares limits, it counts what its served
+// answers spend, their usage read as it passes.
 //
 // It is not an open proxy: a request reaches only the upstream of the route
 // whose path_prefix it starts with, whatever its Host, Forwarded or
@@ -38,6 +39,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+	"github.com/ratelimit-exporter/ratelimit_exporter/tally"
 )
 
 // Observation is what one proxied response said about a key's limits.
@@ -54,10 +56,17 @@ type Observation struct {
 	ratelimit.Reading // its Time is when the response started
 }
 
-// Recorder takes observations. Observe is called on the response path,
-// before the response is forwarded (a refusal's once its body is read,
-// before the body's last bytes are forwarded): it must not block.
-type Recorder interface{ Observe(o Observation) }
+// Recorder takes observations, and what responses spent of the keys'
+// declared limits. Observe is called on the response path, before the
+// response is forwarded (a refusal's once its body is read, before the
+// body's last bytes are forwarded). Spend is called, for a key and model
+// that declare limits, when a 2xx starts, with its request, and when its
+// body ends, with the tokens of its usage, if it gave any. Neither may
+// block.
+type Recorder interface {
+	Observe(o Observation)
+	Spend(u Usage)
+}
 
 // StatusClientClosedRequest is the code ratelimit_proxy_requests_total
 // counts when the client left before the upstream answered, so that
@@ -87,6 +96,10 @@ type state struct {
 	// maxInflightRequestBytes bounds what p.bodies may hold.
 	maxInflightRequestBytes int64
 	bodyReadTimeout         time.Duration
+	// declared are the models whose traffic each key's declared limits
+	// count, by key name; "" counts all the key's traffic. A key that
+	// declares none is not here, and its answers' bodies are not read.
+	declared map[string]map[string]bool
 }
 
 // route is one path_prefix and where it leads.
@@ -116,7 +129,10 @@ type exchange struct {
 	key    string // who to record under: a key's name or fingerprint
 	record bool
 	model  string
-	client http.ResponseWriter
+	// counted: the key declares limits of the model, so what a 2xx spends
+	// is counted.
+	counted bool
+	client  http.ResponseWriter
 	// copyBudget bounds what the copies of refusals' bodies may take of
 	// the body budget, request bodies included: half of the state's
 	// max_inflight_request_bytes, so that copies, which are not needed to
@@ -200,6 +216,15 @@ func (p *Proxy) build(cfg *config.Config) (*state, error) {
 		maxRequestBytes:         int64(pc.MaxRequestBytes),
 		maxInflightRequestBytes: int64(pc.MaxInflightRequestBytes),
 		bodyReadTimeout:         time.Duration(pc.BodyReadTimeout),
+		declared:                map[string]map[string]bool{},
+	}
+	for i := range cfg.Keys {
+		for model := range cfg.Keys[i].DeclaredLimits() {
+			if s.declared[cfg.Keys[i].Name] == nil {
+				s.declared[cfg.Keys[i].Name] = map[string]bool{}
+			}
+			s.declared[cfg.Keys[i].Name][model] = true
+		}
 	}
 	byProvider := map[string][]knownKey{}
 	for _, r := range pc.Routes {
@@ -295,6 +320,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := &exchange{route: rt, key: who, record: record, client: w, copyBudget: s.maxInflightRequestBytes / 2}
 	if record {
 		ex.model = rt.modelOf(r.URL.Path, body)
+		models := s.declared[who]
+		ex.counted = models[ex.model] || models[""]
 	}
 	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	setBody(out, body)
@@ -351,6 +378,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if !ex.record {
 		return nil
 	}
+	if ex.counted && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		p.countUsage(ex, resp)
+	}
 	reading := ex.route.parser.Read(resp.StatusCode, resp.Header, p.now())
 	if ex.route.servedIsReading && ex.model != "" && resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		reading.Served = true
@@ -375,6 +405,24 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	resp.Body = newRefusalBody(resp.Body, resp.ContentLength, coding, &p.bodies, ex.copyBudget, p.refusalWait, record)
 	return nil
+}
+
+// countUsage counts a served response of a key that declares limits: its
+// request now, and its body's usage when the body ends. A body the proxy
+// cannot read (not JSON nor an event stream, or in an encoding other than
+// gzip) counts its request alone.
+func (p *Proxy) countUsage(ex *exchange, resp *http.Response) {
+	usage := Usage{Key: ex.key, Provider: ex.route.provider, Model: ex.model, Spent: tally.Spent{Requests: 1}}
+	p.recorder.Spend(usage)
+	kind := usageKindOf(resp.Header.Get("Content-Type"))
+	coding := codingOf(resp.Header)
+	if kind == noUsage || coding == unreadable || resp.ContentLength == 0 || resp.Request.Method == http.MethodHead {
+		return
+	}
+	resp.Body = newUsageBody(resp.Body, resp.ContentLength, kind, coding, &p.bodies, ex.copyBudget, func(s tally.Spent) {
+		usage.Spent = s
+		p.recorder.Spend(usage)
+	})
 }
 
 // readBody adds to a refusal's reading what its body says: the windows

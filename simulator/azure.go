@@ -19,7 +19,7 @@ func azureSpec() *spec {
 			{"x-ratelimit-%s-tokens", "tokens", minute, true},
 		},
 		remainingOnly: true, retryAfterMs: true, utilization: "azure-openai-deployment-utilization",
-		reset: wholeSeconds, errors: azureErrors, reply: chatCompletion,
+		reset: wholeSeconds, errors: azureErrors, reply: chatCompletion, stream: chatStream,
 	}
 }
 

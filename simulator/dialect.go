@@ -14,7 +14,10 @@ type Dialect string
 
 // Dialects the simulator speaks. Chat dialects serve POST
 // .../chat/completions with a Bearer key; what each shows of a key's
-// buckets follows its name.
+// buckets follows its name. Chat dialects and Anthropic answer a request
+// with "stream": true as an event stream, written at once, in the
+// provider's events: the usage last (OpenAI's with
+// stream_options.include_usage only).
 const (
 	// Cerebras: x-ratelimit-{limit,remaining,reset}-{requests,tokens}-{minute,hour,day}, reset in float seconds.
 	Cerebras Dialect = "cerebras"
@@ -104,6 +107,8 @@ type spec struct {
 	date          bool   // the API's own Date, which its reset timestamps compare with
 	errors        errorShape
 	reply         func(reply) any
+	// stream is the answer's events to a request that asks for a stream.
+	stream func(reply) []event
 }
 
 // pair is the rate-limit headers of one bucket.
@@ -120,7 +125,7 @@ var (
 	month      = []string{"month"}
 	anyWindow  = windowNames()
 	chatRoles  = []string{"system", "developer", "user", "assistant", "tool"}
-	chatFields = []string{"stream", "temperature", "top_p", "stop"}
+	chatFields = []string{"stream", "stream_options", "temperature", "top_p", "stop"}
 )
 
 func windowNames() []string {
@@ -169,7 +174,7 @@ var specs = map[Dialect]*spec{
 			{"anthropic-ratelimit-input-tokens-%s", "input_tokens", minute, true},
 			{"anthropic-ratelimit-output-tokens-%s", "output_tokens", minute, true},
 		},
-		reset: timestamp, date: true, subscription: true, errors: anthropicErrors, reply: anthropicMessage,
+		reset: timestamp, date: true, subscription: true, errors: anthropicErrors, reply: anthropicMessage, stream: anthropicStream,
 	},
 	// GET /key: what a key may spend and has left, free of charge.
 	OpenRouter: {
@@ -198,7 +203,7 @@ func chat(model, capField string, errors errorShape, reset func(float64, time.Ti
 	return &spec{
 		model: model, method: http.MethodPost, path: "/chat/completions", key: bearerKey,
 		request: &requestShape{capField: capField, roles: chatRoles, optional: chatFields},
-		headers: headers, reset: reset, errors: errors, reply: chatCompletion,
+		headers: headers, reset: reset, errors: errors, reply: chatCompletion, stream: chatStream,
 	}
 }
 

@@ -172,7 +172,8 @@ func chatRefusals(d Dialect) []refusal {
 		{"unknown field", request(http.MethodPost, path, chatBody(`,"foo":1`), bearer...), invalid, ids["400"]},
 		{"the other cap field", request(http.MethodPost, path, chatBody(`,"`+otherCap+`":1`), bearer...), invalid, ids["400"]},
 		{"zero cap", request(http.MethodPost, path, chatBody(`,"`+capFields[d]+`":0`), bearer...), invalid, ids["400"]},
-		{"stream", request(http.MethodPost, path, chatBody(`,"stream":true`), bearer...), invalid, ids["400"]},
+		{"stream_options without a stream", request(http.MethodPost, path, chatBody(`,"stream_options":{"include_usage":true}`), bearer...), invalid, ids["400"]},
+		{"stream not a boolean", request(http.MethodPost, path, chatBody(`,"stream":"yes"`), bearer...), invalid, ids["400"]},
 		{"unknown model", request(http.MethodPost, path, `{"model":"other","messages":[{"role":"user","content":"Hi"}]}`, bearer...), 404, ids["model"]},
 	}
 }

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -182,6 +183,28 @@ func (ans *answer) fail(sp *spec, now time.Time, p problem) {
 		status = problems[p.kind].status
 	}
 	ans.reply(sp, now, status, sp.errors.body(p, status))
+}
+
+// events answers 200 with an event stream, written whole.
+func (ans *answer) events(sp *spec, now time.Time, events []event) {
+	var b bytes.Buffer
+	for _, e := range events {
+		if e.name != "" {
+			b.WriteString("event: " + e.name + "\n")
+		}
+		data, ok := e.data.(string)
+		if !ok {
+			raw, _ := json.Marshal(e.data)
+			data = string(raw)
+		}
+		b.WriteString("data: " + data + "\n\n")
+	}
+	ans.status, ans.body = http.StatusOK, b.Bytes()
+	ans.header.Set("Content-Type", "text/event-stream")
+	ans.header.Set("Cache-Control", "no-cache")
+	if sp.date {
+		ans.header.Set("Date", now.UTC().Format(http.TimeFormat))
+	}
 }
 
 // reply answers with a JSON body.

@@ -39,6 +39,65 @@ func chatCompletion(rp reply) any {
 	}
 }
 
+// event is one event of a stream: its name, if it has one, and its data,
+// written as JSON, or as it is if a string.
+type event struct {
+	name string
+	data any
+}
+
+// chatStream is an OpenAI chat completion as chunks: the role, the
+// content, the finish, and with stream_options.include_usage a last chunk
+// with the usage and no choices, "usage": null on the others; then
+// [DONE] (https://platform.openai.com/docs/api-reference/chat-streaming).
+func chatStream(rp reply) []event {
+	c := rp.call
+	chunk := func(choices []any) event {
+		data := map[string]any{
+			"id": "chatcmpl-simulated", "object": "chat.completion.chunk", "model": c.model, "created": rp.now.Unix(), "choices": choices,
+		}
+		if c.includeUsage {
+			data["usage"] = nil
+		}
+		return event{data: data}
+	}
+	choice := func(delta map[string]string, finish any) []any {
+		return []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}
+	}
+	events := []event{
+		chunk(choice(map[string]string{"role": "assistant", "content": ""}, nil)),
+		chunk(choice(map[string]string{"content": "Hello"}, nil)),
+		chunk(choice(map[string]string{}, "length")),
+	}
+	if c.includeUsage {
+		last := chunk([]any{})
+		last.data.(map[string]any)["usage"] = chatCompletion(rp).(map[string]any)["usage"]
+		events = append(events, last)
+	}
+	return append(events, event{data: "[DONE]"})
+}
+
+// anthropicStream is an Anthropic message as events: message_start with
+// the input tokens and one output token, the text's block, and
+// message_delta with the output tokens so far, the whole count
+// (https://docs.claude.com/en/docs/build-with-claude/streaming).
+func anthropicStream(rp reply) []event {
+	c := rp.call
+	message := anthropicMessage(rp).(map[string]any)
+	message["content"], message["stop_reason"] = []any{}, nil
+	message["usage"] = map[string]int{"input_tokens": c.prompt, "output_tokens": 1}
+	return []event{
+		{"message_start", map[string]any{"type": "message_start", "message": message}},
+		{"content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]string{"type": "text", "text": ""}}},
+		{"ping", map[string]string{"type": "ping"}},
+		{"content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]string{"type": "text_delta", "text": "Hi"}}},
+		{"content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}},
+		{"message_delta", map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "max_tokens", "stop_sequence": nil},
+			"usage": map[string]int{"output_tokens": c.completion}}},
+		{"message_stop", map[string]string{"type": "message_stop"}},
+	}
+}
+
 // anthropicMessage is an Anthropic message cut short by max_tokens.
 func anthropicMessage(rp reply) any {
 	c := rp.call

@@ -26,6 +26,9 @@ type requestShape struct {
 type call struct {
 	model              string
 	prompt, completion int // tokens
+	// stream: the answer is an event stream; includeUsage: it ends with
+	// the usage (OpenAI's stream_options.include_usage).
+	stream, includeUsage bool
 }
 
 // defaultCompletion is how many tokens a request without a cap gets.
@@ -93,9 +96,21 @@ func (rs *requestShape) parse(body []byte, readErr error, pathModel string) (cal
 	} else if rs.capRequired {
 		return call{}, fmt.Errorf("%s: field required", rs.capField)
 	}
-	var stream bool
-	if raw, ok := fields["stream"]; ok && (json.Unmarshal(raw, &stream) != nil || stream) {
-		return call{}, errors.New("stream: the simulator answers only stream false")
+	if raw, ok := fields["stream"]; ok && !isNull(raw) && json.Unmarshal(raw, &c.stream) != nil {
+		return call{}, errors.New("stream: must be true or false")
+	}
+	if raw, ok := fields["stream_options"]; ok && !isNull(raw) {
+		if !c.stream {
+			// OpenAI's words.
+			return call{}, errors.New("stream_options: the 'stream_options' parameter is only allowed when 'stream' is enabled")
+		}
+		var options struct {
+			IncludeUsage *bool `json:"include_usage"`
+		}
+		if json.Unmarshal(raw, &options) != nil {
+			return call{}, errors.New("stream_options: must be an object")
+		}
+		c.includeUsage = options.IncludeUsage != nil && *options.IncludeUsage
 	}
 	return c, nil
 }

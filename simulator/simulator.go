@@ -592,7 +592,12 @@ func (s *Simulator) serve(ans *answer, r *http.Request, body []byte, readErr err
 			exhausted: bs.exhausted(u), retryAfter: retryAfter, model: c.model, fault: a.fault})
 		return
 	}
-	ans.reply(sp, now, http.StatusOK, sp.reply(reply{call: c, buckets: bs, key: key, balance: a.balance, fault: a.fault, now: now, id: s.requests}))
+	rp := reply{call: c, buckets: bs, key: key, balance: a.balance, fault: a.fault, now: now, id: s.requests}
+	if c.stream {
+		ans.events(sp, now, sp.stream(rp))
+		return
+	}
+	ans.reply(sp, now, http.StatusOK, sp.reply(rp))
 }
 
 // record keeps the exchange for LastExchange. s.mu is held.
