@@ -174,12 +174,18 @@ func TestEndToEndWithPrometheus(t *testing.T) {
 	deepseek := simulator.NewDialect(simulator.DeepSeek)
 	deepseek.AddKey(balanceKey, nil)
 	deepseek.SetBalance(balanceKey, simulator.Balance{Available: true, Currencies: []simulator.CurrencyBalance{{Currency: "USD", Granted: 5, ToppedUp: 20}}})
+	// An admin source, so that the admin API's limits (a model no key
+	// probes among them), the budgets and the source's health show.
+	admin, adminURL := startAdminSimulator(t)
+	admin.SetCosts(adminKey, []simulator.DayCost{{Day: time.Now().UTC(), Project: "proj_abc", Currency: "USD", Amount: 12.5}})
 	azureSrv, deepseekSrv := httptest.NewServer(azure), httptest.NewServer(deepseek)
 	t.Cleanup(azureSrv.Close)
 	t.Cleanup(deepseekSrv.Close)
 	keyFile, env := revokedKeyFile(t), []string{"RLE_TEST_GOOD_KEY=" + goodKey}
 	proxyAddr := testkit.FreeAddr(t)
 	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {interval: 1s, timeout: 900ms}
+admin:
+  - {name: org, provider: openai, admin_key_file: %[9]s, base_url: '%[10]s/v1', budgets: [{monthly: 500}, {project: proj_abc, monthly: 100}]}
 keys:
   - {name: healthy, api_key: "${RLE_TEST_GOOD_KEY}", base_url: %[1]q, labels: {team: search},
      limits: [{resource: requests, window: 2s, limit: 1000}, {resource: tokens, window: 2s, limit: 100000}]}
@@ -187,10 +193,11 @@ keys:
   - {name: revoked, api_key_file: %[3]s, base_url: %[1]q}
   - {name: ptu, provider: azure_openai, api_key: %[5]s, base_url: %[6]q, models: [gpt-4o-mini]}
   - {name: wallet, provider: deepseek, api_key: %[7]s, base_url: %[8]q}
+  - {name: project, provider: openai, api_key: %[11]s, base_url: '%[10]s/v1', models: [gpt-4o-mini], admin: org, project: proj_abc}
 proxy:
   listen_address: %[4]s
   routes: [{path_prefix: /c/, upstream: %[1]q, provider: cerebras}]
-`, simURL, exhaustedKey, keyFile, proxyAddr, ptuKey, azureSrv.URL, balanceKey, deepseekSrv.URL))
+`, simURL, exhaustedKey, keyFile, proxyAddr, ptuKey, azureSrv.URL, balanceKey, deepseekSrv.URL, writeAdminKey(t, adminKey), adminURL, adminProbeKey))
 	e := start(t, env, "--config.file="+cfg)
 	target := strings.TrimPrefix(e.URL, "http://")
 	// Bedrock, Vertex AI and the Gemini API through the exporters users run
@@ -306,9 +313,10 @@ proxy:
 	for label, want := range map[string]string{
 		"job":      "ratelimit,stackdriver,yace",
 		"instance": strings.Join(instances, ","),
-		"provider": "azure_openai,bedrock,cerebras,deepseek,gemini,vertex_ai",
-		"key":      "123456789012,exhausted,gemini-project,healthy,ptu,revoked,vertex-project,wallet",
-		"model":    "gemini-1.5-flash,gemini-2.0-flash,gpt-4o-mini,llama3.1-8b,us.anthropic.claude-sonnet-4-20250514-v1:0",
+		"provider": "azure_openai,bedrock,cerebras,deepseek,gemini,openai,vertex_ai",
+		"key":      "123456789012,exhausted,gemini-project,healthy,project,ptu,revoked,vertex-project,wallet",
+		// o3: a model only the admin API lists, which no key probes.
+		"model": "gemini-1.5-flash,gemini-2.0-flash,gpt-4o-mini,llama3.1-8b,o3,us.anthropic.claude-sonnet-4-20250514-v1:0",
 	} {
 		var values []string
 		if err := prom.api(t, "/api/v1/label/"+label+"/values", url.Values{"match[]": {selector}}, &values); err != nil {
