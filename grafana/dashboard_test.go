@@ -179,7 +179,7 @@ func TestHeadroomLeavesOutReadsPastTheirReset(t *testing.T) {
 // Labels every series a panel shows has, whatever the provider.
 var alwaysSet = map[string]bool{"job": true, "instance": true, "provider": true, "key": true, "model": true, "resource": true, "result": true, "source": true,
 	"admin": true, // an admin source's name, which the config requires
-	"api": true} // the admin API read: every ratelimit_admin_* series has it
+	"api":   true} // the admin API read: every ratelimit_admin_* series has it
 
 // organizationFamily is a family of an admin source's organization, not of
 // a key and model: a spend and its budget, an admin source's reads.
