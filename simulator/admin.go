@@ -38,9 +38,11 @@ type AdminLimit struct {
 
 // adminOrg is what an admin key sees: its organization's limits by scope
 // (an OpenAI project; "" for the Anthropic organization, else a
-// workspace's overrides), and the fault its requests meet.
+// workspace's overrides), its costs (SetCosts), and the fault its rate
+// limit requests meet.
 type adminOrg struct {
 	scopes     map[string][]AdminLimit
+	costs      []DayCost
 	status     int
 	retryAfter time.Duration
 }
@@ -60,6 +62,17 @@ type adminState struct {
 func (s *Simulator) SetAdminLimits(adminKey, scope string, limits ...AdminLimit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	org := s.adminOrgLocked(adminKey)
+	copied := make([]AdminLimit, len(limits))
+	for i, l := range limits {
+		copied[i] = AdminLimit{Models: slices.Clone(l.Models), Group: l.Group, Values: maps.Clone(l.Values)}
+	}
+	org.scopes[scope] = copied
+}
+
+// adminOrgLocked returns adminKey's organization, made an admin key if it
+// was not one. s.mu is held.
+func (s *Simulator) adminOrgLocked(adminKey string) *adminOrg {
 	if s.admin == nil {
 		s.admin = &adminState{orgs: map[string]*adminOrg{}}
 	}
@@ -68,14 +81,10 @@ func (s *Simulator) SetAdminLimits(adminKey, scope string, limits ...AdminLimit)
 		org = &adminOrg{scopes: map[string][]AdminLimit{}}
 		s.admin.orgs[adminKey] = org
 	}
-	copied := make([]AdminLimit, len(limits))
-	for i, l := range limits {
-		copied[i] = AdminLimit{Models: slices.Clone(l.Models), Group: l.Group, Values: maps.Clone(l.Values)}
-	}
-	org.scopes[scope] = copied
+	return org
 }
 
-// RevokeAdminKey makes adminKey unknown: its admin requests get 401.
+// RevokeAdminKey makes adminKey unknown: its admin requests, costs included, get 401.
 func (s *Simulator) RevokeAdminKey(adminKey string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,7 +93,7 @@ func (s *Simulator) RevokeAdminKey(adminKey string) {
 	}
 }
 
-// SetAdminFault makes adminKey's admin requests answer status, with a
+// SetAdminFault makes adminKey's admin requests, costs included, answer status, with a
 // Retry-After of retryAfter when it is positive, until status is 0.
 func (s *Simulator) SetAdminFault(adminKey string, status int, retryAfter time.Duration) {
 	s.mu.Lock()

@@ -42,10 +42,7 @@ const CostsPageBuckets = 2
 func (s *Simulator) SetCosts(adminKey string, costs []DayCost) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.costs == nil {
-		s.costs = map[string][]DayCost{}
-	}
-	s.costs[adminKey] = slices.Clone(costs)
+	s.adminOrgLocked(adminKey).costs = slices.Clone(costs)
 }
 
 // costsAPI is a dialect's cost API: where it is and how it reads a query.
@@ -117,13 +114,23 @@ func (s *Simulator) serveCosts(ans *answer, r *http.Request, now time.Time) {
 		return
 	}
 	key, given := api.key(r.Header)
-	costs, admin := s.costs[key]
-	if !given || !admin {
+	var org *adminOrg
+	if s.admin != nil {
+		org = s.admin.orgs[key]
+	}
+	if !given || org == nil {
 		ans.fail(sp, now, problem{kind: unauthorized, message: "invalid admin key", key: key})
 		return
 	}
 	if sp.version != "" && r.Header.Get("anthropic-version") != sp.version {
 		bad("anthropic-version: header is required and must be " + sp.version)
+		return
+	}
+	if org.status != 0 { // SetAdminFault
+		*ans = s.adminError(*ans, org.status, "simulated admin fault")
+		if org.retryAfter > 0 {
+			ans.header.Set("Retry-After", strconv.Itoa(int(org.retryAfter/time.Second)))
+		}
 		return
 	}
 	q := r.URL.Query()
@@ -168,7 +175,7 @@ func (s *Simulator) serveCosts(ans *answer, r *http.Request, now time.Time) {
 	for start := from; start.Before(until) && len(buckets) < min(limit, CostsPageBuckets); start = start.Add(day) {
 		type group struct{ project, currency string }
 		sums := map[group]float64{}
-		for _, c := range costs {
+		for _, c := range org.costs {
 			if c.Day.UTC().Truncate(day).Equal(start) {
 				g := group{currency: c.Currency}
 				if byProject {

@@ -92,9 +92,8 @@ type Simulator struct {
 	models    map[string]bool
 	accounts  map[string]*account // by API key
 	requests  int
-	exchanges map[string]Exchange  // by the key a request presented
-	costs     map[string][]DayCost // by admin key (SetCosts)
-	admin     *adminState          // the admin API's keys (admin.go); nil until one is set
+	exchanges map[string]Exchange // by the key a request presented
+	admin     *adminState         // the admin API's keys (admin.go); nil until one is set
 }
 
 // Exchange is the last request a key sent and the answer it got (for tests).
