@@ -154,6 +154,9 @@ func (a *Anthropic) List(ctx context.Context) (Result, error) {
 				if a.Workspace != "" && l.Source != nil {
 					source = l.Source.Type
 				}
+				if len(res.Limits)+len(models) > DefaultMaxLimits {
+					return Result{}, tooManyLimits(api, page)
+				}
 				for _, model := range models {
 					res.Limits = append(res.Limits, Limit{
 						Model: model, Group: entry.Group.Type, Workspace: a.Workspace, Source: source,

@@ -111,6 +111,9 @@ func (o *OpenAI) List(ctx context.Context) (Result, error) {
 		res.Pages = page
 		for _, item := range p.Data {
 			res.add(item)
+			if len(res.Limits) > DefaultMaxLimits {
+				return Result{}, tooManyLimits(openAIAPI, page)
+			}
 		}
 		if !p.HasMore {
 			return res, nil
