@@ -278,6 +278,7 @@ func readCostPages[P any](ctx context.Context, client *http.Client, api string, 
 		maxPages = DefaultMaxPages
 	}
 	cursor := ""
+	seen := map[string]bool{} // a cursor that comes back would go round
 	for page := 1; ; page++ {
 		if page > maxPages {
 			return 0, &Error{API: api, Page: page, Reason: "more than " + strconv.Itoa(maxPages) + " pages", Err: ErrTooManyPages}
@@ -297,10 +298,11 @@ func readCostPages[P any](ctx context.Context, client *http.Client, api string, 
 		if next == "" {
 			return page, nil
 		}
-		if next == cursor {
-			return 0, malformedCost(api, page, "next_page repeats the cursor")
+		if seen[next] {
+			return 0, malformedCost(api, page, "next_page repeats a cursor")
 		}
 		cursor = next
+		seen[cursor] = true
 	}
 }
 
