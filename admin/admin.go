@@ -32,6 +32,12 @@ const MaxBodyBytes = 1 << 20
 // DefaultMaxPages bounds how many pages one List reads.
 const DefaultMaxPages = 100
 
+// DefaultMaxLimits bounds the limits one List returns: some ten times what
+// a project lists today (a few hundred models, up to six limits each). A
+// page is bounded in bytes, not in what it expands to (an Anthropic group
+// names many models, each taking every limit), nor are a hundred pages.
+const DefaultMaxLimits = 10000
+
 // Limit is one configured limit of one model: an Observation of Kind
 // ratelimit.Limit, and where it applies.
 type Limit struct {
@@ -79,10 +85,11 @@ type Error struct {
 
 // Sentinels for errors.Is on an Error.
 var (
-	ErrTooManyPages = errors.New("page cap reached")
-	ErrBodyTooLarge = errors.New("body over the size cap")
-	ErrMalformed    = errors.New("malformed body")
-	ErrStatus       = errors.New("unexpected status")
+	ErrTooManyPages  = errors.New("page cap reached")
+	ErrTooManyLimits = errors.New("limit cap reached")
+	ErrBodyTooLarge  = errors.New("body over the size cap")
+	ErrMalformed     = errors.New("malformed body")
+	ErrStatus        = errors.New("unexpected status")
 )
 
 func (e *Error) Error() string {
@@ -168,6 +175,11 @@ func statusReason(status int) string {
 		return "redirect refused"
 	}
 	return "unexpected status"
+}
+
+// tooManyLimits is the error of a List past DefaultMaxLimits at page.
+func tooManyLimits(api string, page int) error {
+	return &Error{API: api, Page: page, Status: http.StatusOK, Reason: "more than " + strconv.Itoa(DefaultMaxLimits) + " limits", Err: ErrTooManyLimits}
 }
 
 // value reads a limit's JSON value: a non-negative number, else ok false

@@ -118,6 +118,7 @@ func (a *Anthropic) List(ctx context.Context) (Result, error) {
 		h.Set("anthropic-version", anthropicVersion)
 	}
 	cursor := ""
+	seen := map[string]bool{} // a cursor that comes back would go round
 	for page := 1; ; page++ {
 		if page > maxPages {
 			return Result{}, &Error{API: api, Page: page, Reason: "more than " + strconv.Itoa(maxPages) + " pages", Err: ErrTooManyPages}
@@ -154,6 +155,9 @@ func (a *Anthropic) List(ctx context.Context) (Result, error) {
 				if a.Workspace != "" && l.Source != nil {
 					source = l.Source.Type
 				}
+				if len(res.Limits)+len(models) > DefaultMaxLimits {
+					return Result{}, tooManyLimits(api, page)
+				}
 				for _, model := range models {
 					res.Limits = append(res.Limits, Limit{
 						Model: model, Group: entry.Group.Type, Workspace: a.Workspace, Source: source,
@@ -165,9 +169,10 @@ func (a *Anthropic) List(ctx context.Context) (Result, error) {
 		if p.NextPage == nil || *p.NextPage == "" {
 			return res, nil
 		}
-		if *p.NextPage == cursor {
-			return Result{}, &Error{API: api, Page: page, Reason: "next_page repeats the cursor", Err: ErrMalformed}
+		if seen[*p.NextPage] {
+			return Result{}, &Error{API: api, Page: page, Reason: "next_page repeats a cursor", Err: ErrMalformed}
 		}
 		cursor = *p.NextPage
+		seen[cursor] = true
 	}
 }

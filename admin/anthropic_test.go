@@ -217,3 +217,25 @@ func TestAnthropicRefusesRedirects(t *testing.T) {
 		t.Fatalf("List = %v, want the 302 refused", err)
 	}
 }
+
+// A model group that names thousands of models, each taking every limit,
+// stops the list at DefaultMaxLimits limits: a page of 1 MiB must not
+// become hundreds of thousands of limits in memory.
+func TestAnthropicLimitCap(t *testing.T) {
+	models := make([]string, DefaultMaxLimits/6+1)
+	for i := range models {
+		models[i] = strconv.Quote(fmt.Sprintf("m%d", i))
+	}
+	var limits []string
+	for limiter := range anthropicLimiters {
+		limits = append(limits, fmt.Sprintf(`{"type":%q,"value":1}`, limiter))
+	}
+	entry := fmt.Sprintf(`{"group":{"type":"model_group"},"models":[%s],"limits":[%s]}`, strings.Join(models, ","), strings.Join(limits, ","))
+	srv, _ := fakeAnthropic(t, anthropicOrgPath, []string{entry})
+	res, err := newAnthropic(srv.URL).List(context.Background())
+	checkNoKey(t, err)
+	var e *Error
+	if !errors.Is(err, ErrTooManyLimits) || !errors.As(err, &e) || e.Page != 1 || len(res.Limits) != 0 {
+		t.Fatalf("List = %d limits, %v; want the limit cap on page 1", len(res.Limits), err)
+	}
+}

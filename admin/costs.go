@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -60,8 +61,12 @@ const MinCostsInterval = time.Minute
 // costSums adds up costs per project and currency.
 type costSums map[[2]string]float64
 
-func (s costSums) add(project, currency string, amount float64) {
-	s[[2]string{project, currency}] += amount
+// add adds amount and reports whether the sum is still a finite number:
+// a sum past the largest float would be a spend of +Inf.
+func (s costSums) add(project, currency string, amount float64) bool {
+	k := [2]string{project, currency}
+	s[k] += amount
+	return !math.IsInf(s[k], 0)
 }
 
 func (s costSums) result(pages int) CostResult {
@@ -148,7 +153,9 @@ func (o *OpenAI) Costs(ctx context.Context, since time.Time) (CostResult, error)
 					if r.ProjectID != nil {
 						project = *r.ProjectID
 					}
-					sums.add(project, strings.ToUpper(r.Amount.Currency), *r.Amount.Value)
+					if !sums.add(project, strings.ToUpper(r.Amount.Currency), *r.Amount.Value) {
+						return "", malformedCost(openAICostsAPI, page, "a sum past the largest number")
+					}
 				}
 			}
 			return nextCursor(openAICostsAPI, page, *p.HasMore, p.NextPage)
@@ -240,7 +247,9 @@ func (a *Anthropic) Costs(ctx context.Context, since time.Time) (CostResult, err
 					if r.WorkspaceID != nil {
 						project = *r.WorkspaceID
 					}
-					sums.add(project, "USD", cents/100)
+					if !sums.add(project, "USD", cents/100) {
+						return "", malformedCost(anthropicCostsAPI, page, "a sum past the largest number")
+					}
 				}
 			}
 			return nextCursor(anthropicCostsAPI, page, *p.HasMore, p.NextPage)
@@ -269,6 +278,7 @@ func readCostPages[P any](ctx context.Context, client *http.Client, api string, 
 		maxPages = DefaultMaxPages
 	}
 	cursor := ""
+	seen := map[string]bool{} // a cursor that comes back would go round
 	for page := 1; ; page++ {
 		if page > maxPages {
 			return 0, &Error{API: api, Page: page, Reason: "more than " + strconv.Itoa(maxPages) + " pages", Err: ErrTooManyPages}
@@ -288,10 +298,11 @@ func readCostPages[P any](ctx context.Context, client *http.Client, api string, 
 		if next == "" {
 			return page, nil
 		}
-		if next == cursor {
-			return 0, malformedCost(api, page, "next_page repeats the cursor")
+		if seen[next] {
+			return 0, malformedCost(api, page, "next_page repeats a cursor")
 		}
 		cursor = next
+		seen[cursor] = true
 	}
 }
 

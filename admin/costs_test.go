@@ -300,6 +300,8 @@ func TestCostsMalformed(t *testing.T) {
 		{name: "value a string", only: openAICostsAPI, body: `{"data":[{"results":[{"amount":{"value":"0.5","currency":"usd"}}]}],"has_more":false}`, want: ErrMalformed},
 		{name: "no currency", only: openAICostsAPI, body: `{"data":[{"results":[{"amount":{"value":0.5}}]}],"has_more":false}`, want: ErrMalformed},
 		{name: "a currency that is no code", only: openAICostsAPI, body: `{"data":[{"results":[{"amount":{"value":0.5,"currency":"KEY"}}]}],"has_more":false}`, want: ErrMalformed},
+		{name: "a sum past the largest float", only: openAICostsAPI, want: ErrMalformed,
+			body: `{"data":[{"results":[{"amount":{"value":1e308,"currency":"usd"}},{"amount":{"value":1e308,"currency":"usd"}}]}],"has_more":false}`},
 		{name: "no amount", only: anthropicCostsAPI, body: `{"data":[{"results":[{"currency":"USD"}]}],"has_more":false}`, want: ErrMalformed},
 		{name: "amount a number", only: anthropicCostsAPI, body: `{"data":[{"results":[{"amount":123.45,"currency":"USD"}]}],"has_more":false}`, want: ErrMalformed},
 		{name: "amount with an exponent", only: anthropicCostsAPI, body: `{"data":[{"results":[{"amount":"1e400","currency":"USD"}]}],"has_more":false}`, want: ErrMalformed},

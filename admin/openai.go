@@ -92,6 +92,7 @@ func (o *OpenAI) List(ctx context.Context) (Result, error) {
 	client := noRedirects(o.Client)
 	auth := func(h http.Header) { h.Set("Authorization", "Bearer "+o.Key.Reveal()) }
 	after := ""
+	seen := map[string]bool{"": true} // a cursor that comes back would go round
 	for page := 1; ; page++ {
 		if page > maxPages {
 			return Result{}, &Error{API: openAIAPI, Page: page, Reason: "more than " + strconv.Itoa(maxPages) + " pages", Err: ErrTooManyPages}
@@ -111,14 +112,18 @@ func (o *OpenAI) List(ctx context.Context) (Result, error) {
 		res.Pages = page
 		for _, item := range p.Data {
 			res.add(item)
+			if len(res.Limits) > DefaultMaxLimits {
+				return Result{}, tooManyLimits(openAIAPI, page)
+			}
 		}
 		if !p.HasMore {
 			return res, nil
 		}
-		if p.LastID == nil || *p.LastID == "" || *p.LastID == after {
+		if p.LastID == nil || seen[*p.LastID] {
 			return Result{}, &Error{API: openAIAPI, Page: page, Reason: "has_more without a new last_id", Err: ErrMalformed}
 		}
 		after = *p.LastID
+		seen[after] = true
 	}
 }
 

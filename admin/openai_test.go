@@ -289,3 +289,28 @@ func TestOpenAITransportErrorNamesNoURL(t *testing.T) {
 		t.Fatalf("List = %v, want a transport error without the URL", err)
 	}
 }
+
+// A project that lists more than DefaultMaxLimits limits is refused, in
+// one page or over several.
+func TestOpenAILimitCap(t *testing.T) {
+	items := make([]string, DefaultMaxLimits/6+1)
+	for i := range items {
+		items[i] = fmt.Sprintf(`{"id":"rl-%d","model":"m%d","max_requests_per_1_minute":1,"max_tokens_per_1_minute":2,"max_requests_per_1_day":3,`+
+			`"max_images_per_1_minute":4,"max_audio_megabytes_per_1_minute":5,"batch_1_day_max_input_tokens":6}`, i, i)
+	}
+	srv, _ := fakeOpenAI(t, items)
+	for _, pageLimit := range []int{len(items), 100} {
+		c := newOpenAI(srv.URL)
+		c.PageLimit = pageLimit
+		res, err := c.List(context.Background())
+		checkNoKey(t, err)
+		if !errors.Is(err, ErrTooManyLimits) || len(res.Limits) != 0 {
+			t.Errorf("limit %d: List = %d limits, %v; want the limit cap", pageLimit, len(res.Limits), err)
+		}
+	}
+	// At the cap, the list is read.
+	srv, _ = fakeOpenAI(t, items[:DefaultMaxLimits/6])
+	if res, err := newOpenAI(srv.URL).List(context.Background()); err != nil || len(res.Limits) != DefaultMaxLimits/6*6 {
+		t.Errorf("List = %d limits, %v; want %d", len(res.Limits), err, DefaultMaxLimits/6*6)
+	}
+}

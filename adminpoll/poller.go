@@ -284,9 +284,12 @@ func (p *Poller) changeLocked(s *source, set settings) {
 		s.apis[apiCosts].pollNow = true
 	}
 	if set.interval != old.interval {
+		// An interval after the last read; a backoff stays if sooner, as
+		// it never waits longer than the interval.
 		for i := range s.apis {
-			if st := &s.apis[i]; st.failures == 0 && !st.last.IsZero() {
-				st.next = st.last.Add(set.interval)
+			st := &s.apis[i]
+			if at := st.last.Add(set.interval); !st.last.IsZero() && (st.failures == 0 || at.Before(st.next)) {
+				st.next = at
 			}
 		}
 	}

@@ -364,6 +364,25 @@ func TestFailureKeepsTheLastReadAndBacksOff(t *testing.T) {
 	}
 }
 
+// A reload to a shorter interval shortens a backoff that has grown past
+// it: the backoff never waits longer than the interval.
+func TestShorterIntervalShortensTheBackoff(t *testing.T) {
+	f := newFixture(t, openAI("1h"))
+	f.openai.SetAdminFault(openAIAdminKey, http.StatusInternalServerError, 0)
+	f.advance(time.Hour + 32*time.Minute) // fails at 1h, then 30s, 1m, ... 32m later
+	want := durations("0s", "1h", "1h0m30s", "1h1m30s", "1h3m30s", "1h7m30s", "1h15m30s", "1h31m30s")
+	if got := f.sentTo(projectPath); !slices.Equal(got, want) {
+		t.Fatalf("read at %v, want %v", got, want)
+	}
+	if err := f.apply(openAI("5m")); err != nil {
+		t.Fatal(err)
+	}
+	f.advance(6 * time.Minute)
+	if got := f.sentTo(projectPath); !slices.Equal(got, append(want, durations("1h36m30s")...)) {
+		t.Errorf("read at %v, want the next 5m after the last failure (1h36m30s), not 32m", got)
+	}
+}
+
 // A Retry-After holds the next read back, beyond the backoff and the
 // interval, and a reload that changes nothing of the key does not go
 // around it; a new admin key reads at once.

@@ -38,7 +38,7 @@ const (
 	ResultHTTPError       = "http_error"       // any other status, redirects included
 	ResultTimeout         = "timeout"          // no answer within requestTimeout
 	ResultNetworkError    = "network_error"    // no answer for another reason
-	ResultInvalidResponse = "invalid_response" // malformed, too large, or too many pages
+	ResultInvalidResponse = "invalid_response" // malformed, too large, or too many pages or limits
 	ResultKeyUnavailable  = "key_unavailable"  // admin_key_file could not be read: nothing was sent
 )
 
@@ -153,7 +153,8 @@ func resultOf(err error) string {
 		return ResultHTTPError
 	case errors.Is(err, context.DeadlineExceeded):
 		return ResultTimeout
-	case errors.Is(err, admin.ErrMalformed), errors.Is(err, admin.ErrBodyTooLarge), errors.Is(err, admin.ErrTooManyPages), errors.Is(err, admin.ErrCurrency):
+	case errors.Is(err, admin.ErrMalformed), errors.Is(err, admin.ErrBodyTooLarge), errors.Is(err, admin.ErrTooManyPages),
+		errors.Is(err, admin.ErrTooManyLimits), errors.Is(err, admin.ErrCurrency):
 		return ResultInvalidResponse
 	}
 	return ResultNetworkError

@@ -228,6 +228,8 @@ func TestResults(t *testing.T) {
 		{&admin.Error{API: "x", Page: 3, Status: 200, Reason: "malformed body", Err: admin.ErrMalformed}, ResultInvalidResponse},
 		{&admin.Error{API: "x", Page: 3, Status: 200, Err: admin.ErrBodyTooLarge}, ResultInvalidResponse},
 		{&admin.Error{API: "x", Page: 3, Err: admin.ErrTooManyPages}, ResultInvalidResponse},
+		{&admin.Error{API: "x", Page: 3, Status: 200, Err: admin.ErrTooManyLimits}, ResultInvalidResponse},
+		{&admin.Error{API: "x", Page: 3, Status: 200, Err: admin.ErrCurrency}, ResultInvalidResponse},
 		{&admin.Error{API: "x", Page: 3, Reason: "request failed", Err: errors.New("connection refused")}, ResultNetworkError},
 	} {
 		if got := resultOf(tc.err); got != tc.result {

@@ -68,22 +68,37 @@ func TestAdminLimitsBesideHeaders(t *testing.T) {
 // names it, and the two are one series. Two candidates name nothing.
 func TestAdminLimitNamesTheHeadersWindow(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		admin  []ratelimit.Window
-		window string
+		name     string
+		admin    []ratelimit.Window
+		declared []ratelimit.Window // what the config says, if anything
+		named    bool               // the headers give a requests/minute window too
+		window   string
 	}{
-		{"one match", []ratelimit.Window{limitWindow("requests", "minute", 500), limitWindow("requests", "day", 10000)}, "minute"},
-		{"no match", []ratelimit.Window{limitWindow("requests", "minute", 600)}, ""},
-		{"two matches", []ratelimit.Window{limitWindow("requests", "minute", 500), limitWindow("requests", "day", 500)}, ""},
-		{"another resource", []ratelimit.Window{limitWindow("tokens", "minute", 500)}, ""},
+		{name: "one match", admin: []ratelimit.Window{limitWindow("requests", "minute", 500), limitWindow("requests", "day", 10000)}, window: "minute"},
+		{name: "no match", admin: []ratelimit.Window{limitWindow("requests", "minute", 600)}},
+		{name: "two matches", admin: []ratelimit.Window{limitWindow("requests", "minute", 500), limitWindow("requests", "day", 500)}},
+		{name: "another resource", admin: []ratelimit.Window{limitWindow("tokens", "minute", 500)}},
+		// The admin API and the config name the same window: one match.
+		{name: "two sources agree", admin: []ratelimit.Window{limitWindow("requests", "minute", 500)},
+			declared: []ratelimit.Window{limitWindow("requests", "minute", 500)}, window: "minute"},
+		// The headers name that window already: naming the other one
+		// after it would make two series of one window.
+		{name: "the window is the headers' already", admin: []ratelimit.Window{limitWindow("requests", "minute", 500)}, named: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, reg, targets := newTestCollector(t, config.Key{Name: "k", Provider: "openai", Models: []string{"m"}})
-			c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: []ratelimit.Observation{
+			obs := []ratelimit.Observation{
 				{Kind: ratelimit.Limit, Resource: "requests", Value: 500},
 				{Kind: ratelimit.Remaining, Resource: "requests", Value: 499},
-			}}, Outcome: prober.Success})
+			}
+			if tc.named {
+				obs = append(obs, ratelimit.Observation{Kind: ratelimit.Limit, Resource: "requests", Window: "minute", Value: 100})
+			}
+			c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: obs}, Outcome: prober.Success})
 			c.SetConfigured(SourceAdminAPI, "k", map[string][]ratelimit.Window{"m": tc.admin}, probeTime)
+			if tc.declared != nil {
+				c.SetConfigured(SourceConfig, "k", map[string][]ratelimit.Window{"m": tc.declared}, probeTime)
+			}
 			text := writeText(t, c)
 			want := `ratelimit_remaining{key="k",model="m",provider="openai",resource="requests",window="` + tc.window + `"} 499`
 			if !strings.Contains(text, want) {
@@ -156,6 +171,19 @@ func TestConfiguredModelsBudget(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(c.dropped.WithLabelValues(DropConfiguredModels)); got != 3 {
 		t.Errorf("%v models dropped, want 3", got)
+	}
+
+	// The models that go give their places to the ones that come.
+	renamed := map[string][]ratelimit.Window{}
+	for i := range maxConfiguredModels {
+		renamed[fmt.Sprintf("renamed-%04d", i)] = []ratelimit.Window{limitWindow("tokens", "minute", 1)}
+	}
+	c.SetConfigured(SourceAdminAPI, "k", renamed, probeTime)
+	if n := testutil.CollectAndCount(c, "ratelimit_limit"); n != maxConfiguredModels {
+		t.Errorf("%d ratelimit_limit series after the models changed, want %d", n, maxConfiguredModels)
+	}
+	if text := writeText(t, c); strings.Contains(text, `model="model-`) || !strings.Contains(text, `model="renamed-0999"`) {
+		t.Error("the models that left stay, or the ones that came are not all shown")
 	}
 }
 

@@ -109,6 +109,11 @@ var (
 	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
 )
 
+// isKey reports whether an id is an OpenAI or Anthropic key (sk-proj-...,
+// sk-admin-..., sk-ant-...), which has an id's characters: pasted as a
+// project or workspace, it would go into logs and check's output.
+func isKey(id string) bool { return strings.HasPrefix(id, "sk-") }
+
 // adminFacts is what resolveAdmins learned of an admin source that its
 // validators need.
 type adminFacts struct {
@@ -238,6 +243,8 @@ func (v *validator) budgets(at string, a *Admin) {
 	for j, b := range a.Budgets {
 		path := fmt.Sprintf("%s.budgets[%d]", at, j)
 		switch {
+		case isKey(b.Project):
+			v.fail(path+".project", "is a key (sk-...), not a project or workspace id")
 		case b.Project != "" && !scopePattern.MatchString(b.Project):
 			// Not quoted: a key pasted in the wrong field must not reach a log.
 			v.fail(path+".project", "is not a project or workspace id: letters, digits, _ and - only")
@@ -299,6 +306,8 @@ func (v *validator) keyAdmin(at string, k *Key, c *Config) {
 			v.fail(at+".workspace", "is an Anthropic workspace: an openai key names its project")
 		case k.Project == "":
 			v.fail(at, "project is required with admin for an openai key: the project id (proj_...) whose rate limits apply to the key")
+		case isKey(k.Project):
+			v.fail(at+".project", "is a key (sk-...), not a project id (proj_...)")
 		case !scopePattern.MatchString(k.Project):
 			v.fail(at+".project", "is not a project id: letters, digits, _ and - only")
 		}
@@ -306,6 +315,8 @@ func (v *validator) keyAdmin(at string, k *Key, c *Config) {
 		switch {
 		case k.Project != "":
 			v.fail(at+".project", "is an OpenAI project: an anthropic key names its workspace, or nothing for the organization's limits")
+		case isKey(k.Workspace):
+			v.fail(at+".workspace", "is a key (sk-...), not a workspace id (wrkspc_...)")
 		case k.Workspace != "" && !scopePattern.MatchString(k.Workspace):
 			v.fail(at+".workspace", "is not a workspace id: letters, digits, _ and - only")
 		}

@@ -113,6 +113,14 @@ func TestAdminErrors(t *testing.T) {
 			"f.yml:4: keys[0].workspace: is an Anthropic workspace: an openai key names its project"},
 		{okAdmin, "  - {name: k, provider: openai, api_key: sk-test-k, admin: a, project: ../x}\n",
 			"f.yml:4: keys[0].project: is not a project id: letters, digits, _ and - only"},
+		// A key pasted as an id has only letters, digits, _ and -: refused
+		// all the same, and not quoted.
+		{okAdmin, "  - {name: k, provider: openai, api_key: sk-test-k, admin: a, project: sk-admin-canary-pasted-1}\n",
+			"f.yml:4: keys[0].project: is a key (sk-...), not a project id (proj_...)"},
+		{anthAdm, "  - {name: c, provider: anthropic, api_key: sk-test-c, admin: a, workspace: sk-ant-admin01-canary-pasted-2}\n",
+			"f.yml:4: keys[0].workspace: is a key (sk-...), not a workspace id (wrkspc_...)"},
+		{"  - {name: a, provider: openai, admin_key: sk-admin-x, budgets: [{project: sk-proj-canary-pasted-3, monthly: 1}]}\n", okKey,
+			openaiAt + ".budgets[0].project: is a key (sk-...), not a project or workspace id"},
 		{anthAdm, "  - {name: c, provider: anthropic, api_key: sk-test-c, admin: a, project: p}\n",
 			"f.yml:4: keys[0].project: is an OpenAI project: an anthropic key names its workspace, or nothing for the organization's limits"},
 		{anthAdm, "  - {name: c, provider: anthropic, api_key: sk-test-c, admin: a, workspace: 'w/1'}\n",
