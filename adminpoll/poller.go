@@ -433,7 +433,14 @@ func (p *Poller) readLimits(ctx context.Context, s *source, set *settings, r rea
 	if p.sources[set.name] != s {
 		return
 	}
-	maps.Copy(s.limits, reads)
+	for scope, read := range reads {
+		// A reload while the read was in flight may have dropped the
+		// scope: kept, it would pass for current when a key named the
+		// scope again, and hold off the read that key needs.
+		if slices.Contains(s.settings.scopes, scope) {
+			s.limits[scope] = read
+		}
+	}
 	for key, use := range p.keys {
 		if read, ok := reads[use.scope]; ok && use.admin == set.name {
 			p.recorder.SetConfigured(collector.SourceAdminAPI, key, read.byModel, read.at)

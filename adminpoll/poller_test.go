@@ -96,6 +96,10 @@ type fixture struct {
 
 	mu   sync.Mutex
 	sent []sent
+	// gate, if set, holds each request whose path ends in gatePath
+	// until it is closed, after saying so on arrived.
+	gate, arrived chan struct{}
+	gatePath      string
 }
 
 type syncBuffer struct {
@@ -149,7 +153,12 @@ func newFixture(t *testing.T, cfg string) *fixture {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.sent = append(f.sent, sent{f.clock.Now(), r.URL.Path})
+		gate, arrived, gated := f.gate, f.arrived, f.gate != nil && strings.HasSuffix(r.URL.Path, f.gatePath)
 		f.mu.Unlock()
+		if gated {
+			arrived <- struct{}{}
+			<-gate
+		}
 		mux.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -483,6 +492,48 @@ func TestReloads(t *testing.T) {
 	f.p.mu.Unlock()
 	if stale {
 		t.Error("a project no key names any more is still kept")
+	}
+}
+
+// A reload that drops a project while its read is in flight: the read,
+// once done, is not kept, so that a key naming the project again has it
+// read at once rather than take the old read for current.
+func TestReloadDropsAProjectInFlight(t *testing.T) {
+	f := newFixture(t, openAI("1h"))
+	f.mu.Lock()
+	f.gate, f.arrived, f.gatePath = make(chan struct{}), make(chan struct{}, 1), "/proj_new/rate_limits"
+	f.mu.Unlock()
+	use := func(text string) {
+		cfg, err := config.Parse([]byte(f.configText(text)), "test.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := f.p.Prepare(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.p.Use(plan)
+	}
+	withNew := openAI("1h") + "  - {name: fresh, provider: openai, api_key: sk-test-poll-fresh, admin: oai, project: proj_new}\n"
+	use(withNew)
+	<-f.arrived
+	use(openAI("1h"))
+	close(f.gate)
+	f.settle()
+	f.p.mu.Lock()
+	_, kept := f.p.sources["oai"].limits["proj_new"]
+	f.p.mu.Unlock()
+	if kept {
+		t.Error("the read of a project the reload dropped was kept")
+	}
+	f.mu.Lock()
+	f.gate = nil
+	f.mu.Unlock()
+	if err := f.apply(withNew); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.sentTo("/proj_new/rate_limits"); len(got) != 2 {
+		t.Errorf("proj_new read at %v: named again, it is read again at once", got)
 	}
 }
 
