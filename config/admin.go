@@ -189,22 +189,8 @@ func (v *validator) adminKey(at string, a *Admin, f *adminFacts) {
 		v.fail(at, "set exactly one of admin_key and admin_key_file, not both")
 	case !f.keyWritten && a.AdminKeyFile == "":
 		v.fail(at, "set exactly one of admin_key and admin_key_file")
-	case len(f.unset) > 0:
-		v.fail(at+".admin_key", "%s", unsetMessage(f.unset))
-	case a.AdminKeyFile == "":
-		if err := checkSecret(a.AdminKey, "key"); err != nil && len(f.refs) > 0 {
-			v.fail(at+".admin_key", "%v after expanding %s (is the variable set?)", err, strings.Join(f.refs, ", "))
-		} else if err != nil {
-			v.fail(at+".admin_key", "%v", err)
-		} else {
-			v.sameSecret(at+".admin_key", "admin", a.Name, a.AdminKey)
-		}
 	default:
-		if secret, err := readSecretFile("admin_key_file", a.AdminKeyFile); err != nil {
-			v.fail(at+".admin_key_file", "%v", err)
-		} else {
-			v.sameSecret(at+".admin_key_file", "admin", a.Name, secret)
-		}
+		v.secretOrFile(at, "admin_key", "admin", a.Name, a.AdminKey, a.AdminKeyFile, f.refs, f.unset)
 	}
 }
 

@@ -488,22 +488,33 @@ func (v *validator) secret(at string, k *Key, f *keyFacts) {
 		v.fail(at, "set exactly one of api_key, api_key_file and bearer_token_file")
 	case !f.apiKeyWritten && k.APIKeyFile == "":
 		v.fail(at, "set exactly one of api_key and api_key_file")
-	case len(f.unset) > 0:
+	default:
+		v.secretOrFile(at, "api_key", "key", k.Name, k.APIKey, k.APIKeyFile, f.refs, f.unset)
+	}
+}
+
+// secretOrFile checks a secret written in the config as field (value,
+// after expanding refs, of which unset were not set) or read from
+// field_file (file), and that no other key or admin source has it; kind
+// and name say whose it is in that error.
+func (v *validator) secretOrFile(at, field, kind, name string, value Secret, file string, refs, unset []string) {
+	switch {
+	case len(unset) > 0:
 		// Name the variables, never the key around them.
-		v.fail(at+".api_key", "%s", unsetMessage(f.unset))
-	case k.APIKeyFile == "":
-		if err := checkSecret(k.APIKey, "key"); err != nil && len(f.refs) > 0 {
-			v.fail(at+".api_key", "%v after expanding %s (is the variable set?)", err, strings.Join(f.refs, ", "))
+		v.fail(at+"."+field, "%s", unsetMessage(unset))
+	case file == "":
+		if err := checkSecret(value, "key"); err != nil && len(refs) > 0 {
+			v.fail(at+"."+field, "%v after expanding %s (is the variable set?)", err, strings.Join(refs, ", "))
 		} else if err != nil {
-			v.fail(at+".api_key", "%v", err)
+			v.fail(at+"."+field, "%v", err)
 		} else {
-			v.sameSecret(at+".api_key", "key", k.Name, k.APIKey)
+			v.sameSecret(at+"."+field, kind, name, value)
 		}
 	default:
-		if secret, err := readSecretFile("api_key_file", k.APIKeyFile); err != nil {
-			v.fail(at+".api_key_file", "%v", err)
+		if secret, err := readSecretFile(field+"_file", file); err != nil {
+			v.fail(at+"."+field+"_file", "%v", err)
 		} else {
-			v.sameSecret(at+".api_key_file", "key", k.Name, secret)
+			v.sameSecret(at+"."+field+"_file", kind, name, secret)
 		}
 	}
 }
