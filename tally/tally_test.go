@@ -322,3 +322,26 @@ func TestOneTimerAcrossReloads(t *testing.T) {
 		t.Error("a timer is left after Stop")
 	}
 }
+
+// A wall clock set back (NTP stepping a clock that ran fast) starts the
+// window the new time is in: what was counted after the old time is not
+// carried into it, its reset is never more than its length, and what is
+// left shows again once a whole window has been counted since the step.
+func TestClockSetBack(t *testing.T) {
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 11, 22, 12, 0, 30, 0, time.UTC))
+	pub := newPublisher()
+	tl := New(clock, pub)
+	defer tl.Stop()
+	tl.Apply(parse(t, "  - {name: g, provider: gemini, api_key: sk-test-tally-g, models: [m], limits: [{resource: requests, window: minute, limit: 10}]}\n"))
+	clock.Advance(40 * time.Second) // 12:01:10: a whole minute is counted
+	tl.Count("g", "m", Spent{Requests: 3})
+	checkText(t, "before the step", pub.last(t, "g"), `m requests/minute limit=10 remaining=7 reset=50`)
+
+	clock.Advance(-time.Hour) // 11:01:10
+	tl.Count("g", "m", Spent{Requests: 1})
+	checkText(t, "after the step", pub.last(t, "g"), `m requests/minute limit=10 reset=50`)
+
+	pub.drain()
+	clock.Advance(50 * time.Second) // 11:02:00: the first minute after the step ends
+	checkText(t, "a whole minute after the step", pub.await(t, "g", clock.Now()), `m requests/minute limit=10 remaining=10 reset=60`)
+}
