@@ -191,7 +191,7 @@ func (b *usageBody) inflate() bool {
 // event stream, the usage of each data line (of its last usageTail bytes),
 // each field's last value winning. Its buffer comes from tailPool, charged
 // to bodies, only when it needs one: a JSON body at once, an event stream
-// for a line that spans two writes.
+// for a line that spans two writes, until that line ends.
 type usageScanner struct {
 	stream  bool
 	bodies  *bodyBudget
@@ -250,8 +250,21 @@ func (s *usageScanner) write(p []byte) {
 			}
 		}
 		s.written, s.pos, s.headLen, s.noTail = 0, 0, 0, false
+		s.returnTail()
 		p = p[nl+1:]
 	}
+}
+
+// returnTail gives a stream's tail back at a line's end: a stream waits
+// for the model between events, and holds none while it waits.
+func (s *usageScanner) returnTail() {
+	if s.tail == nil {
+		return
+	}
+	tailPool.Put(s.tail)
+	s.tail = nil
+	s.bodies.give(usageTail)
+	s.charged -= usageTail
 }
 
 // startLine keeps the first bytes of a line, to tell a data line.

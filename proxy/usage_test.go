@@ -349,3 +349,25 @@ func TestUsageCountedBeforeTheLastBytes(t *testing.T) {
 		t.Errorf("spent %v, %d bytes of the budget held", spent, budget.used.Load())
 	}
 }
+
+// An event stream holds a tail only while a line spans reads: between
+// events, which is where a stream waits for the model, it holds none, so
+// that open streams do not each keep one for their life.
+func TestStreamTailReturnedBetweenLines(t *testing.T) {
+	var budget bodyBudget
+	spent := []tally.Spent{}
+	ub := newUsageBody(io.NopCloser(strings.NewReader("")), -1, eventUsage, plain, &budget, 1<<30, func(s tally.Spent) { spent = append(spent, s) })
+	ub.scan.write([]byte("data: {\"usage\":{\"prompt"))
+	if used := budget.used.Load(); used != usageTail {
+		t.Fatalf("a line spanning reads holds %d bytes, want a tail's %d", used, usageTail)
+	}
+	ub.scan.write([]byte("_tokens\":3}}\n\ndata: [DO"))
+	ub.scan.write([]byte("NE]\n\n"))
+	if used := budget.used.Load(); used != 0 || ub.scan.tail != nil {
+		t.Errorf("between events the stream holds %d bytes of the budget, tail %v", used, ub.scan.tail != nil)
+	}
+	ub.Close()
+	if fmt.Sprint(spent) != "[{0 3 0 3}]" {
+		t.Errorf("spent %v", spent)
+	}
+}

@@ -176,14 +176,14 @@ func (t *Tally) Count(key, model string, s Spent) {
 		return
 	}
 	now := t.clock.Now()
-	counted := false
+	counted, back := false, false
 	for i, m := range [2]string{model, ""} {
 		mt := kt.models[m]
 		if mt == nil || i == 1 && model == "" {
 			continue
 		}
 		for _, w := range mt.windows {
-			w.roll(now)
+			back = w.roll(now) || back
 			w.count += s.of(w.resource)
 		}
 		mt.spent.add(s)
@@ -191,6 +191,9 @@ func (t *Tally) Count(key, model string, s Spent) {
 	}
 	if counted {
 		t.publish(key, kt, now)
+	}
+	if back {
+		t.arm(now) // the timer was set for the end of a span the clock left
 	}
 }
 
@@ -267,11 +270,12 @@ func (t *Tally) windowEnded(generation int) {
 	t.arm(now)
 }
 
-// ended reports whether one of the key's windows has ended by now.
+// ended reports whether one of the key's windows has ended by now, or not
+// begun: the clock was set back.
 func (kt *keyTally) ended(now time.Time) bool {
 	for _, mt := range kt.models {
 		for _, w := range mt.windows {
-			if !now.Before(w.start.Add(w.length)) {
+			if now.Before(w.start) || !now.Before(w.start.Add(w.length)) {
 				return true
 			}
 		}
@@ -280,11 +284,18 @@ func (kt *keyTally) ended(now time.Time) bool {
 }
 
 // roll starts the span of the window that now is in, if the current one
-// has ended.
-func (w *window) roll(now time.Time) {
-	if !now.Before(w.start.Add(w.length)) {
+// has ended, or not begun: a wall clock set back starts the span it is
+// set into, counted whole only from now. It reports whether the clock
+// went back.
+func (w *window) roll(now time.Time) (back bool) {
+	back = now.Before(w.start)
+	if back || !now.Before(w.start.Add(w.length)) {
 		w.start, w.count = align(now, w.length), 0
 	}
+	if now.Before(w.since) {
+		w.since = now
+	}
+	return back
 }
 
 // align returns the start of the span of length that t is in: the last

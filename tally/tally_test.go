@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,15 +295,44 @@ ratelimit_proxy_usage_total{key="g",model="m",provider="gemini",resource="tokens
 	}
 }
 
-// Each Apply replaces the timer: however many configs were applied, a
-// window's end publishes the key once.
+// countingClock counts the timers set and neither fired nor stopped.
+type countingClock struct {
+	*clockwork.FakeClock
+	live atomic.Int64
+}
+
+func (c *countingClock) AfterFunc(d time.Duration, f func()) clockwork.Timer {
+	c.live.Add(1)
+	return &countedTimer{c.FakeClock.AfterFunc(d, func() { c.live.Add(-1); f() }), c}
+}
+
+type countedTimer struct {
+	clockwork.Timer
+	c *countingClock
+}
+
+func (t *countedTimer) Stop() bool {
+	stopped := t.Timer.Stop()
+	if stopped {
+		t.c.live.Add(-1)
+	}
+	return stopped
+}
+
+// One timer serves every key and window, and each Apply replaces it:
+// however many configs were applied, one timer is set, and a window's end
+// publishes the key once.
 func TestOneTimerAcrossReloads(t *testing.T) {
-	clock := clockwork.NewFakeClockAt(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	clock := &countingClock{FakeClock: clockwork.NewFakeClockAt(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))}
 	pub := newPublisher()
 	tl := New(clock, pub)
-	cfg := parse(t, "  - {name: g, provider: gemini, api_key: sk-test-tally-g, models: [m], limits: [{resource: requests, window: second, limit: 1}]}\n")
+	cfg := parse(t, "  - {name: g, provider: gemini, api_key: sk-test-tally-g, models: [m], limits: [{resource: requests, window: second, limit: 1}]}\n"+
+		"  - {name: h, provider: gemini, api_key: sk-test-tally-h, models: [m, n], limits: [{resource: requests, window: minute, limit: 1}, {resource: tokens, window: 31d, limit: 1}]}\n")
 	for range 5 {
 		tl.Apply(cfg)
+	}
+	if live := clock.live.Load(); live != 1 {
+		t.Errorf("%d timers set, want 1", live)
 	}
 	n := pub.count("g")
 	pub.drain()
@@ -316,9 +346,30 @@ func TestOneTimerAcrossReloads(t *testing.T) {
 		t.Errorf("%d publications at the window's end, want 1", got)
 	}
 	tl.Stop()
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	if tl.timer != nil {
-		t.Error("a timer is left after Stop")
+	if live := clock.live.Load(); live != 0 {
+		t.Errorf("%d timers left after Stop", live)
 	}
+}
+
+// A wall clock set back (NTP stepping a clock that ran fast) starts the
+// window the new time is in: what was counted after the old time is not
+// carried into it, its reset is never more than its length, and what is
+// left shows again once a whole window has been counted since the step.
+func TestClockSetBack(t *testing.T) {
+	clock := clockwork.NewFakeClockAt(time.Date(2026, 11, 22, 12, 0, 30, 0, time.UTC))
+	pub := newPublisher()
+	tl := New(clock, pub)
+	defer tl.Stop()
+	tl.Apply(parse(t, "  - {name: g, provider: gemini, api_key: sk-test-tally-g, models: [m], limits: [{resource: requests, window: minute, limit: 10}]}\n"))
+	clock.Advance(40 * time.Second) // 12:01:10: a whole minute is counted
+	tl.Count("g", "m", Spent{Requests: 3})
+	checkText(t, "before the step", pub.last(t, "g"), `m requests/minute limit=10 remaining=7 reset=50`)
+
+	clock.Advance(-time.Hour) // 11:01:10
+	tl.Count("g", "m", Spent{Requests: 1})
+	checkText(t, "after the step", pub.last(t, "g"), `m requests/minute limit=10 reset=50`)
+
+	pub.drain()
+	clock.Advance(50 * time.Second) // 11:02:00: the first minute after the step ends
+	checkText(t, "a whole minute after the step", pub.await(t, "g", clock.Now()), `m requests/minute limit=10 remaining=10 reset=60`)
 }
