@@ -81,8 +81,11 @@ type Proxy struct {
 	recorder Recorder
 	logger   log.Logger
 	requests *prometheus.CounterVec
-	now      func() time.Time
-	bodies   bodyBudget // across reloads: bodies read under an old config are still held
+	// usageUnread counts the answers whose usage could not be read, by
+	// reason: the estimate of a declared window counts their request only.
+	usageUnread *prometheus.CounterVec
+	now         func() time.Time
+	bodies      bodyBudget // across reloads: bodies read under an old config are still held
 	// refusalWait bounds how long a refusal's reading waits for its body:
 	// refusalBodyWait, shorter in tests.
 	refusalWait time.Duration
@@ -161,6 +164,15 @@ func New(cfg *config.Config, rec Recorder, logger log.Logger) (*Proxy, error) {
 			Help: "Requests through the proxy, by route (its path_prefix; \"\" for requests that match none) and the status code answered to the client, " +
 				"the proxy's own refusals and 502s included; 499: the client left before the upstream answered.",
 		}, []string{"route", "code"}),
+		usageUnread: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ratelimit_proxy_usage_unread_total",
+			Help: "Answers of keys that declare limits whose usage the proxy could not read, so that their tokens were not counted (their request was), by reason: " +
+				UnreadBudget + " (the body budget, half of max_inflight_request_bytes, was spent), " + UnreadEncoding + " (br, zstd or deflate), " +
+				UnreadTooLarge + " (a gzipped body over 64 KiB, or its inflated bound).",
+		}, []string{"reason"}),
+	}
+	for _, reason := range []string{UnreadBudget, UnreadEncoding, UnreadTooLarge} {
+		p.usageUnread.WithLabelValues(reason)
 	}
 	p.reverse = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -416,13 +428,19 @@ func (p *Proxy) countUsage(ex *exchange, resp *http.Response) {
 	p.recorder.Spend(usage)
 	kind := usageKindOf(resp.Header.Get("Content-Type"))
 	coding := codingOf(resp.Header)
-	if kind == noUsage || coding == unreadable || resp.ContentLength == 0 || resp.Request.Method == http.MethodHead {
+	if kind == noUsage || resp.ContentLength == 0 || resp.Request.Method == http.MethodHead {
 		return
 	}
-	resp.Body = newUsageBody(resp.Body, resp.ContentLength, kind, coding, &p.bodies, ex.copyBudget, func(s tally.Spent) {
+	if coding == unreadable {
+		p.usageUnread.WithLabelValues(UnreadEncoding).Inc()
+		return
+	}
+	body := newUsageBody(resp.Body, resp.ContentLength, kind, coding, &p.bodies, ex.copyBudget, func(s tally.Spent) {
 		usage.Spent = s
 		p.recorder.Spend(usage)
 	})
+	body.unread = func(reason string) { p.usageUnread.WithLabelValues(reason).Inc() }
+	resp.Body = body
 }
 
 // readBody adds to a refusal's reading what its body says: the windows
@@ -494,7 +512,7 @@ func (p *Proxy) count(routePrefix string, status int) {
 
 // Collectors returns the proxy's own metrics: ratelimit_proxy_requests_total.
 func (p *Proxy) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{p.requests}
+	return []prometheus.Collector{p.requests, p.usageUnread}
 }
 
 // hasDotSegment reports whether a path has a "." or ".." segment, which

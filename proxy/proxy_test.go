@@ -589,7 +589,7 @@ ratelimit_proxy_requests_total{code="404",route="/openai/"} 1
 ratelimit_proxy_requests_total{code="413",route="/openai/"} 1
 ratelimit_proxy_requests_total{code="502",route="/down/"} 1
 `
-	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(want)); err != nil {
+	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(want), "ratelimit_proxy_requests_total"); err != nil {
 		t.Error(err)
 	}
 	if problems, err := testutil.GatherAndLint(e.reg); err != nil || len(problems) != 0 {

@@ -54,6 +54,21 @@ func usageKindOf(contentType string) usageKind {
 	return noUsage
 }
 
+// Why the usage of an answer of a key that declares limits was not read:
+// the reason label of ratelimit_proxy_usage_unread_total. Its request is
+// counted all the same.
+const (
+	// UnreadBudget: the proxy's body budget (half of
+	// max_inflight_request_bytes) had no room for the usage's buffer.
+	UnreadBudget = "budget"
+	// UnreadEncoding: an encoding the proxy does not inflate (br, zstd,
+	// deflate).
+	UnreadEncoding = "encoding"
+	// UnreadTooLarge: a gzipped body over 64 KiB compressed, or over its
+	// bound inflated.
+	UnreadTooLarge = "too_large"
+)
+
 // usageBody passes a served body on as it is read, unchanged, and reads
 // the usage in it: what it keeps is bounded by usageTail, or by
 // maxCompressedUsage for a gzipped body, charged to the proxy's body
@@ -65,9 +80,13 @@ func usageKindOf(contentType string) usageKind {
 // nothing unless read whole.
 type usageBody struct {
 	io.ReadCloser
-	scan      usageScanner
-	gzipped   bool
-	done      func(tally.Spent)
+	scan    usageScanner
+	gzipped bool
+	done    func(tally.Spent)
+	// unread, if set, is told once, at the end, why the usage could not
+	// be read whole: one of the Unread reasons.
+	unread    func(reason string)
+	lost      string // the first such reason
 	ended     bool
 	announced int64 // the Content-Length; -1 unknown
 	read      int64
@@ -118,12 +137,14 @@ func (b *usageBody) keepCompressed(p []byte) {
 	}
 	need := len(b.compressed) + len(p)
 	if need > maxCompressedUsage {
+		b.lose(UnreadTooLarge)
 		b.dropCompressed()
 		return
 	}
 	if need > cap(b.compressed) {
 		size := min(max(int64(firstRefusalBuffer), 2*int64(cap(b.compressed)), int64(need)), maxCompressedUsage)
 		if !b.scan.charge(size) {
+			b.lose(UnreadBudget)
 			b.dropCompressed()
 			return
 		}
@@ -134,6 +155,13 @@ func (b *usageBody) keepCompressed(p []byte) {
 
 func (b *usageBody) dropCompressed() { b.dropped, b.compressed = true, nil }
 
+// lose notes why the usage is not read whole, the first reason only.
+func (b *usageBody) lose(reason string) {
+	if b.lost == "" {
+		b.lost = reason
+	}
+}
+
 // end reads what is left to read, calls done the first time, and returns
 // what was taken of the budget.
 func (b *usageBody) end(whole bool) {
@@ -142,6 +170,14 @@ func (b *usageBody) end(whole bool) {
 	}
 	b.ended = true
 	defer b.scan.release()
+	defer func() {
+		if b.scan.refused {
+			b.lose(UnreadBudget)
+		}
+		if b.lost != "" && b.unread != nil {
+			b.unread(b.lost)
+		}
+	}()
 	if b.gzipped {
 		if !whole || b.dropped || !b.inflate() {
 			return
@@ -157,6 +193,7 @@ func (b *usageBody) end(whole bool) {
 // the budget cannot take the inflater and its buffer.
 func (b *usageBody) inflate() bool {
 	if !b.scan.charge(inflaterSize + usageTail) {
+		b.lose(UnreadBudget)
 		return false
 	}
 	zr, _ := inflaters.Get().(*gzip.Reader)
@@ -174,6 +211,7 @@ func (b *usageBody) inflate() bool {
 		n, err := zr.Read(buf[:])
 		total += n
 		if total > maxInflatedUsage {
+			b.lose(UnreadTooLarge)
 			return false
 		}
 		b.scan.write(buf[:n])
@@ -202,6 +240,7 @@ type usageScanner struct {
 	written int              // bytes of the body, or line, written to tail
 	pos     int              // where tail's next byte goes
 	noTail  bool             // the budget refused a tail: the body, or line, is not read
+	refused bool             // the budget refused a tail once
 	head    [len("data:")]byte
 	headLen int // bytes of the line's start in head
 
@@ -279,7 +318,7 @@ func (s *usageScanner) keep(p []byte) {
 	}
 	if s.tail == nil {
 		if !s.charge(usageTail) {
-			s.noTail = true
+			s.noTail, s.refused = true, true
 			return
 		}
 		s.tail = tailPool.Get().(*[usageTail]byte)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/tally"
 )
@@ -110,4 +112,8 @@ proxy:
 	// A request's body is returned once its handler is done, which may be
 	// just after its client has read the answer.
 	waitFor(t, "the body budget to be returned", func() bool { return e.proxy.bodies.used.Load() == 0 })
+	// The brotli answer's tokens went uncounted, and the count says so.
+	if got := testutil.ToFloat64(e.proxy.usageUnread.WithLabelValues(UnreadEncoding)); got != 1 {
+		t.Errorf("%v answers unread for their encoding, want 1", got)
+	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -369,5 +370,42 @@ func TestStreamTailReturnedBetweenLines(t *testing.T) {
 	ub.Close()
 	if fmt.Sprint(spent) != "[{0 3 0 3}]" {
 		t.Errorf("spent %v", spent)
+	}
+}
+
+// An answer whose usage cannot be read says why, once: the budget had no
+// room, or a gzipped body is too large to keep; one read whole says
+// nothing.
+func TestUsageUnreadSaysWhy(t *testing.T) {
+	random := make([]byte, maxCompressedUsage+1)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(random)
+	large := gzipText(`{"x":"` + base64.StdEncoding.EncodeToString(random) + `","usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
+	for _, tc := range []struct {
+		name   string
+		body   string
+		kind   usageKind
+		coding contentCoding
+		limit  int64
+		want   string
+	}{
+		{"read whole", openAIChatBody, jsonUsage, plain, 1 << 30, "[]"},
+		{"no budget for a JSON body", openAIChatBody, jsonUsage, plain, 100, "[budget]"},
+		{"no budget for a stream's split line", anthropicStream, eventUsage, plain, 100, "[budget]"},
+		{"no budget for a gzipped body", gzipText(openAIChatBody), jsonUsage, gzipped, 100, "[budget]"},
+		{"gzipped past its bound", large, jsonUsage, gzipped, 1 << 30, "[too_large]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var budget bodyBudget
+			var reasons []string
+			ub := newUsageBody(io.NopCloser(iotest.OneByteReader(bytes.NewReader([]byte(tc.body)))), -1, tc.kind, tc.coding, &budget, tc.limit, func(tally.Spent) {})
+			ub.unread = func(reason string) { reasons = append(reasons, reason) }
+			if _, err := io.Copy(io.Discard, ub); err != nil {
+				t.Fatal(err)
+			}
+			ub.Close()
+			if got := fmt.Sprint(reasons); got != tc.want {
+				t.Errorf("unread %s, want %s", got, tc.want)
+			}
+		})
 	}
 }
