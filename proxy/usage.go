@@ -118,22 +118,9 @@ func lastUsage(b []byte, topLevel bool) []byte {
 		if escaped(b, i) {
 			continue
 		}
-		j := i + len(usageKey)
-		switch {
-		case bytes.HasPrefix(b[j:], []byte(`"`)):
-			j++
-		case bytes.HasPrefix(b[j:], []byte(`Metadata"`)):
-			j += len(`Metadata"`)
-		default:
+		j := objectNamedAt(b, i+len(usageKey))
+		if j < 0 {
 			continue
-		}
-		j = skipSpace(b, j)
-		if j >= len(b) || b[j] != ':' {
-			continue
-		}
-		j = skipSpace(b, j+1)
-		if j >= len(b) || b[j] != '{' {
-			continue // null, before a stream's last chunk
 		}
 		k := boundedValueEnd(b, j)
 		if k < 0 || topLevel && !endsDocument(b, k) {
@@ -160,20 +147,32 @@ func hasUsageObject(b []byte) bool {
 		if i == 0 || b[i-1] != '"' {
 			continue
 		}
-		switch {
-		case bytes.HasPrefix(b[j:], []byte(`"`)):
-			j++
-		case bytes.HasPrefix(b[j:], []byte(`Metadata"`)):
-			j += len(`Metadata"`)
-		default:
-			continue
-		}
-		if j = skipSpace(b, j); j < len(b) && b[j] == ':' {
-			if j = skipSpace(b, j+1); j < len(b) && b[j] == '{' {
-				return true
-			}
+		if objectNamedAt(b, j) >= 0 {
+			return true
 		}
 	}
+}
+
+// objectNamedAt returns where the object starts whose member name b[:j]
+// ends with `"usage` (its closing quote, or `Metadata"`, at j), or -1 when
+// the name is another or its value is no object (null, before a stream's
+// last chunk).
+func objectNamedAt(b []byte, j int) int {
+	switch {
+	case bytes.HasPrefix(b[j:], []byte(`"`)):
+		j++
+	case bytes.HasPrefix(b[j:], []byte(`Metadata"`)):
+		j += len(`Metadata"`)
+	default:
+		return -1
+	}
+	if j = skipSpace(b, j); j >= len(b) || b[j] != ':' {
+		return -1
+	}
+	if j = skipSpace(b, j+1); j >= len(b) || b[j] != '{' {
+		return -1
+	}
+	return j
 }
 
 // escaped reports whether the quote at b[i] is escaped: after an odd
