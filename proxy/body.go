@@ -189,7 +189,7 @@ func topLevelModel(body []byte) string {
 		case ',':
 			i = skipSpace(body, i+1)
 		}
-		nameEnd := stringEnd(body, i)
+		nameEnd := valueEnd(body, i)
 		name := body[i:nameEnd]
 		i = skipSpace(body, nameEnd) + 1 // the colon
 		i = skipSpace(body, i)
@@ -217,56 +217,11 @@ func isModelName(quoted []byte) bool {
 	return json.Unmarshal(quoted, &name) == nil && name == "model"
 }
 
-// The walkers below expect valid JSON and an index at the start of what
-// they walk; each returns the index just past it.
-
+// skipSpace returns the index of the first byte from i that is not JSON
+// white space.
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
-	}
-	return i
-}
-
-// stringEnd walks the string that starts at b[i], a double quote.
-func stringEnd(b []byte, i int) int {
-	for i++; ; i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-}
-
-// valueEnd walks the value that starts at b[i].
-func valueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for {
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-	}
-	for ; i < len(b); i++ { // a number, true, false or null
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
 	}
 	return i
 }

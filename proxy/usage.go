@@ -122,7 +122,7 @@ func lastUsage(b []byte, topLevel bool) []byte {
 		if j < 0 {
 			continue
 		}
-		k := boundedValueEnd(b, j)
+		k := valueEnd(b, j)
 		if k < 0 || topLevel && !endsDocument(b, k) {
 			continue
 		}
@@ -204,7 +204,7 @@ func endsDocument(b []byte, i int) bool {
 		if i >= len(b) || b[i] != '"' {
 			return false
 		}
-		if i = boundedValueEnd(b, i); i < 0 {
+		if i = valueEnd(b, i); i < 0 {
 			return false
 		}
 		if i = skipSpace(b, i); i >= len(b) || b[i] != ':' {
@@ -213,7 +213,7 @@ func endsDocument(b []byte, i int) bool {
 		if i = skipSpace(b, i+1); i >= len(b) {
 			return false
 		}
-		if i = boundedValueEnd(b, i); i < 0 {
+		if i = valueEnd(b, i); i < 0 {
 			return false
 		}
 	}
@@ -224,10 +224,11 @@ func endsDocument(b []byte, i int) bool {
 	return i == len(b)
 }
 
-// boundedValueEnd walks the JSON value that starts at b[i], as valueEnd
-// does, but in bytes that may be cut short or not JSON at all: -1 when the
-// value does not end within b.
-func boundedValueEnd(b []byte, i int) int {
+// valueEnd walks the JSON value that starts at b[i], in bytes that may be
+// cut short or not JSON at all (the tail of a body), and returns the index
+// just past it: -1 when the value does not end within b. Over a body
+// json.Valid vouched for (a request's model) it never returns -1.
+func valueEnd(b []byte, i int) int {
 	switch b[i] {
 	case '"':
 		for i++; i < len(b); i++ {
@@ -248,7 +249,7 @@ func boundedValueEnd(b []byte, i int) int {
 		for i < len(b) {
 			switch b[i] {
 			case '"':
-				if i = boundedValueEnd(b, i); i < 0 {
+				if i = valueEnd(b, i); i < 0 {
 					return -1
 				}
 				continue
