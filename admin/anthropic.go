@@ -113,10 +113,6 @@ func (a *Anthropic) List(ctx context.Context) (Result, error) {
 		maxPages = DefaultMaxPages
 	}
 	client := noRedirects(a.Client)
-	auth := func(h http.Header) {
-		h.Set("x-api-key", a.Key.Reveal())
-		h.Set("anthropic-version", anthropicVersion)
-	}
 	cursor := ""
 	seen := map[string]bool{} // a cursor that comes back would go round
 	for page := 1; ; page++ {
@@ -135,7 +131,7 @@ func (a *Anthropic) List(ctx context.Context) (Result, error) {
 		}
 		u.RawQuery = q.Encode()
 		var p anthropicPage
-		if err := getPage(ctx, client, api, page, u, auth, &p); err != nil {
+		if err := getPage(ctx, client, api, page, u, a.auth, &p); err != nil {
 			return Result{}, err
 		}
 		res.Pages = page
@@ -175,4 +171,11 @@ func (a *Anthropic) List(ctx context.Context) (Result, error) {
 		cursor = *p.NextPage
 		seen[cursor] = true
 	}
+}
+
+// auth sets the headers of an Anthropic admin request: the admin key and
+// the API version.
+func (a *Anthropic) auth(h http.Header) {
+	h.Set("x-api-key", a.Key.Reveal())
+	h.Set("anthropic-version", anthropicVersion)
 }

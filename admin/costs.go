@@ -128,7 +128,6 @@ func (o *OpenAI) Costs(ctx context.Context, since time.Time) (CostResult, error)
 		return CostResult{}, err
 	}
 	u := base.JoinPath("organization", "costs")
-	auth := func(h http.Header) { h.Set("Authorization", "Bearer "+o.Key.Reveal()) }
 	query := url.Values{
 		"start_time":   {strconv.FormatInt(since.Unix(), 10)},
 		"bucket_width": {"1d"},
@@ -136,7 +135,7 @@ func (o *OpenAI) Costs(ctx context.Context, since time.Time) (CostResult, error)
 		"limit":        {strconv.Itoa(costBuckets(o.CostBuckets))},
 	}
 	sums := costSums{}
-	pages, err := readCostPages(ctx, noRedirects(o.Client), openAICostsAPI, u, query, o.MaxPages, auth,
+	pages, err := readCostPages(ctx, noRedirects(o.Client), openAICostsAPI, u, query, o.MaxPages, o.auth,
 		func(page int, p *openAICostPage) (string, error) {
 			if p.Data == nil || p.HasMore == nil {
 				return "", malformedCost(openAICostsAPI, page, "no data or has_more")
@@ -214,10 +213,6 @@ func (a *Anthropic) Costs(ctx context.Context, since time.Time) (CostResult, err
 		return CostResult{}, err
 	}
 	u := base.JoinPath("v1", "organizations", "cost_report")
-	auth := func(h http.Header) {
-		h.Set("x-api-key", a.Key.Reveal())
-		h.Set("anthropic-version", anthropicVersion)
-	}
 	query := url.Values{
 		"starting_at":  {since.UTC().Format(time.RFC3339)},
 		"bucket_width": {"1d"},
@@ -225,7 +220,7 @@ func (a *Anthropic) Costs(ctx context.Context, since time.Time) (CostResult, err
 		"limit":        {strconv.Itoa(costBuckets(a.CostBuckets))},
 	}
 	sums := costSums{}
-	pages, err := readCostPages(ctx, noRedirects(a.Client), anthropicCostsAPI, u, query, a.MaxPages, auth,
+	pages, err := readCostPages(ctx, noRedirects(a.Client), anthropicCostsAPI, u, query, a.MaxPages, a.auth,
 		func(page int, p *anthropicCostPage) (string, error) {
 			if p.Data == nil || p.HasMore == nil {
 				return "", malformedCost(anthropicCostsAPI, page, "no data or has_more")

@@ -90,7 +90,6 @@ func (o *OpenAI) List(ctx context.Context) (Result, error) {
 		maxPages = DefaultMaxPages
 	}
 	client := noRedirects(o.Client)
-	auth := func(h http.Header) { h.Set("Authorization", "Bearer "+o.Key.Reveal()) }
 	after := ""
 	seen := map[string]bool{"": true} // a cursor that comes back would go round
 	for page := 1; ; page++ {
@@ -106,7 +105,7 @@ func (o *OpenAI) List(ctx context.Context) (Result, error) {
 		}
 		u.RawQuery = q.Encode()
 		var p openAIPage
-		if err := getPage(ctx, client, openAIAPI, page, u, auth, &p); err != nil {
+		if err := getPage(ctx, client, openAIAPI, page, u, o.auth, &p); err != nil {
 			return Result{}, err
 		}
 		res.Pages = page
@@ -162,3 +161,6 @@ func (r *Result) add(item map[string]json.RawMessage) {
 		}})
 	}
 }
+
+// auth sets the admin key of an OpenAI admin request.
+func (o *OpenAI) auth(h http.Header) { h.Set("Authorization", "Bearer "+o.Key.Reveal()) }
