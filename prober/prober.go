@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-kit/log"
+
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
@@ -218,25 +220,32 @@ func (p *Prober) SetClock(now func() time.Time) { p.now = now }
 
 // Probe sends one request for t and reports what came back. It gives up when ctx ends.
 func (p *Prober) Probe(ctx context.Context, t config.Target) Result {
+	trace := traceOf(ctx)
 	start := p.now()
-	r := p.probe(ctx, t)
+	r, redact := p.probe(ctx, t, trace)
 	r.Time = p.now()
 	r.Duration = r.Time.Sub(start)
 	if r.Duration < 0 {
 		r.Duration = 0
 	}
+	redact.logResult(trace, &r)
 	return r
 }
 
-func (p *Prober) probe(ctx context.Context, t config.Target) Result {
+// probe sends the probe, logging to trace what it sends and receives with
+// the key hidden by the redactor it returns.
+func (p *Prober) probe(ctx context.Context, t config.Target, trace log.Logger) (Result, redactor) {
+	var redact redactor
 	prov, known := provider.Lookup(t.Key.Provider)
 	if !known { // config.Parse refuses such keys
-		return Result{Outcome: NetworkError, Err: fmt.Errorf("unknown provider %q", t.Key.Provider)}
+		return Result{Outcome: NetworkError, Err: fmt.Errorf("unknown provider %q", t.Key.Provider)}, redact
 	}
 	secret, err := readSecret(ctx, t.Key)
 	if err != nil {
-		return Result{Outcome: KeyUnavailable, Err: err}
+		trace.Log("msg", "The key could not be read; nothing was sent")
+		return Result{Outcome: KeyUnavailable, Err: err}, redact
 	}
+	redact.secret = secret.Reveal()
 	template := p.requestFor(t, prov)
 	var body io.Reader
 	if template.Body != nil {
@@ -244,7 +253,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 	}
 	req, err := http.NewRequestWithContext(ctx, template.Method, template.URL, body)
 	if err != nil {
-		return Result{Outcome: NetworkError, Err: fmt.Errorf("building request: %w", err)}
+		return Result{Outcome: NetworkError, Err: fmt.Errorf("building request: %w", err)}, redact
 	}
 	for name, values := range template.Header {
 		req.Header[name] = values
@@ -252,14 +261,18 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 	req.Header.Set("User-Agent", p.userAgent)
 	prov.Authorize(req.Header, secret.Reveal(), t.Key.ProbeOptions())
 
+	trace.Log("msg", "Sending request", "method", req.Method, "url", redact.url(req.URL))
+	redact.logHeader(trace, "Request header", req.Header)
 	resp, err := p.clientFor(t.Key.Name).Do(req)
 	if err != nil {
 		if isTimeout(ctx, err) {
-			return Result{Outcome: Timeout, Err: err}
+			return Result{Outcome: Timeout, Err: err}, redact
 		}
-		return Result{Outcome: NetworkError, Err: err}
+		return Result{Outcome: NetworkError, Err: err}, redact
 	}
 	defer resp.Body.Close()
+	trace.Log("msg", "Received response", "status", resp.Status, "proto", resp.Proto)
+	redact.logHeader(trace, "Response header", resp.Header)
 
 	r := Result{Reading: prov.Parser().Read(resp.StatusCode, resp.Header, p.now()), Free: prov.Probe.Free()}
 	answer := prov.Probe.Read(readBody(resp.Body))
@@ -269,7 +282,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target) Result {
 		answer.ErrorCode = ""
 	}
 	r.take(answer)
-	return r
+	return r, redact
 }
 
 // take adds what the body said, answer, to r, which holds what the

@@ -1,0 +1,98 @@
+package prober
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/go-kit/log"
+)
+
+// A probe's trace shows the request and the response with every value
+// that carries the key hidden: the headers that carry keys, and the key
+// wherever an upstream echoes it.
+func TestTraceHidesTheKey(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Echo", "you sent "+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		w.Header().Set("Set-Cookie", "session=abc")
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	var trace bytes.Buffer
+	ctx := WithTrace(context.Background(), log.NewLogfmtLogger(&trace))
+	r := New("ratelimit_exporter/1.2.3").Probe(ctx, target(srv.URL, canary))
+	if r.Outcome != Unauthorized {
+		t.Fatalf("outcome %s, want unauthorized", r.Outcome)
+	}
+	got := trace.String()
+	for _, want := range []string{
+		`msg="Sending request" method=POST url=` + srv.URL + "/v1/chat/completions\n",
+		`msg="Request header" name=Authorization value=<redacted>` + "\n",
+		`msg="Request header" name=User-Agent value=ratelimit_exporter/1.2.3` + "\n",
+		`msg="Received response" status="401 Unauthorized" proto=HTTP/1.1` + "\n",
+		`msg="Response header" name=Set-Cookie value=<redacted>` + "\n",
+		`msg="Response header" name=X-Echo value="you sent <redacted>"` + "\n",
+		`msg="Probe ended" result=unauthorized`,
+		`err="HTTP 401"`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the trace lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, canary) {
+		t.Errorf("the trace holds the key:\n%s", got)
+	}
+}
+
+// A URL in a trace hides the key in any place it may travel: a key or
+// api_key parameter, whatever it holds, the key itself escaped in the
+// path, and user info.
+func TestTraceURL(t *testing.T) {
+	rd := redactor{secret: "s3cr/t+key"}
+	for _, tc := range []struct{ in, want string }{
+		{"https://h/v1beta/models/m:generateContent?key=s3cr%2Ft%2Bkey", "https://h/v1beta/models/m:generateContent?key=<redacted>"},
+		{"https://h/v1?KEY=other&alt=sse", "https://h/v1?KEY=<redacted>&alt=sse"},
+		{"https://h/v1?api_key=x", "https://h/v1?api_key=<redacted>"},
+		{"https://h/keys/s3cr%2Ft+key/limits", "https://h/keys/<redacted>/limits"},
+		{"https://user:pass@h/v1", "https://h/v1"},
+		{"https://h/v1/chat/completions", "https://h/v1/chat/completions"},
+	} {
+		u, err := url.Parse(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rd.url(u); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// A probe that meets no server ends its trace with the error, which names
+// the URL: a key in the URL is hidden there too.
+func TestTraceOfNetworkError(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close() // its port now refuses connections
+	var trace bytes.Buffer
+	ctx := WithTrace(context.Background(), log.NewLogfmtLogger(&trace))
+	r := New("ratelimit_exporter/1.2.3").Probe(ctx, target(srv.URL+"/"+canary, canary))
+	if r.Outcome != NetworkError {
+		t.Fatalf("outcome %s, want network_error", r.Outcome)
+	}
+	got := trace.String()
+	for _, want := range []string{
+		`msg="Sending request" method=POST url=` + srv.URL + "/<redacted>/v1/chat/completions\n",
+		`msg="Probe ended" result=network_error`,
+		`/<redacted>/v1/chat/completions\": dial tcp`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the trace lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, canary) || strings.Contains(got, "Received response") {
+		t.Errorf("the trace holds the key or a response:\n%s", got)
+	}
+}
