@@ -2,7 +2,9 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,4 +172,30 @@ func TestServedKeepsTheStretch(t *testing.T) {
 	scrape(time.Second, 2) // served
 	scrape(119*time.Second, 2)
 	scrape(time.Second, 3)
+}
+
+// A probe's log ends with what its result made of the schedule, in the
+// fake clock's time: the provider's hold, the backoff, and the next probe.
+func TestProbeLogTellsTheSchedule(t *testing.T) {
+	f := newAnswerFixture(t, intervalProbe(time.Minute, 4, 1), func(int, time.Time) prober.Result {
+		return prober.Result{Reading: ratelimit.Reading{StatusCode: 429, RetryAfter: 10 * time.Minute}, Outcome: prober.RateLimited, Err: errors.New("HTTP 429")}
+	})
+	id := config.TargetID{Key: "k", Model: "m"}
+	got, ok := f.scheduler.ProbeLog(id)
+	if !ok {
+		t.Fatal("no log of the first probe")
+	}
+	hold := f.start.Add(10 * time.Minute).Format(time.RFC3339Nano)
+	for _, want := range []string{
+		`ts=2026-11-22T12:00:00Z msg="Beginning probe" key=k model=m provider=anthropic timeout=`,
+		`msg="Holding off probes as the provider asked" until=` + hold + "\n",
+		`msg="Next probe due" mode=interval at=` + hold + " sent=then\n",
+	} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("the probe's log lacks %q:\n%s", want, got)
+		}
+	}
+	if _, ok := f.scheduler.ProbeLog(config.TargetID{Key: "k", Model: "other"}); ok {
+		t.Error("a log of a target that is not configured")
+	}
 }

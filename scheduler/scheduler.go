@@ -5,6 +5,7 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -89,6 +90,7 @@ type target struct {
 	holdUntil      time.Time     // the provider asked for no probe before then
 	failures       int           // backoff failures in a row
 	backoffUntil   time.Time     // backing off from them
+	lastLog        []byte        // the last probe's trace, for /probe?debug=true
 }
 
 // flight is a probe queued or under way; everyone who wants it waits on done.
@@ -355,7 +357,10 @@ func (s *Scheduler) startQueuedLocked() {
 // run sends one probe, which has timeout from now, and records its result.
 func (s *Scheduler) run(t *target, f *flight, cfg config.Target, timeout time.Duration) {
 	defer s.wg.Done()
-	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	var trace bytes.Buffer
+	logger := log.With(log.NewLogfmtLogger(&trace), "ts", log.TimestampFormat(s.clock.Now, time.RFC3339Nano))
+	logger.Log("msg", "Beginning probe", "key", t.id.Key, "model", t.id.Model, "provider", cfg.Key.Provider, "timeout", timeout)
+	ctx, cancel := context.WithTimeout(prober.WithTrace(s.ctx, logger), timeout)
 	result := s.prober.Probe(ctx, cfg)
 	cancelled := errors.Is(ctx.Err(), context.Canceled)
 	cancel()
@@ -369,7 +374,7 @@ func (s *Scheduler) run(t *target, f *flight, cfg config.Target, timeout time.Du
 		close(f.done)
 		return
 	}
-	s.finish(t, f, cfg, &result)
+	s.finish(t, f, cfg, &result, &trace, logger)
 }
 
 // Refresh, in scrape mode, queues a probe of every target that is due (its
@@ -434,12 +439,13 @@ func (s *Scheduler) refresh(ctx context.Context, wanted func() []*target) {
 
 // finish records a result and works out when the target may be probed
 // next. cfg is what the probe was sent with.
-func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Result) {
+func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Result, trace *bytes.Buffer, traceLogger log.Logger) {
 	s.recorder.Record(t.id, r)
 	defer close(f.done)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { t.lastLog = trace.Bytes() }()
 	s.inFlight--
 	if t.flight == f {
 		t.flight = nil
@@ -454,6 +460,7 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 		// says nothing of the new settings, so it moves no timing and
 		// starts no backoff; the key is probed again as if new.
 		t.last, t.failures, t.backoffUntil = time.Time{}, 0, time.Time{}
+		traceLogger.Log("msg", "The key's settings changed while the probe was out: its result moves no timing, and the key is probed again as if new")
 		s.startQueuedLocked()
 		s.kickDispatcher()
 		return
@@ -486,12 +493,43 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 		t.backoffUntil = r.Time.Add(wait)
 		level.Info(logger).Log("msg", "Backing off after failures", "reason", why, "failures", t.failures, "until", t.backoffUntil)
 	}
+	s.traceScheduleLocked(t, r, traceLogger)
 	s.startQueuedLocked()
 	if s.nextProbeLocked(t).Before(s.nextWake) {
 		s.kickDispatcher()
 	}
 
 	logOutcome(log.With(logger, "result", r.Outcome, "status", r.StatusCode, "duration", r.Duration), previous, r)
+}
+
+// traceScheduleLocked logs to a probe's trace what its result made of
+// the target's schedule. s.mu must be held.
+func (s *Scheduler) traceScheduleLocked(t *target, r *prober.Result, trace log.Logger) {
+	if t.holdUntil.After(r.Time) {
+		trace.Log("msg", "Holding off probes as the provider asked", "until", t.holdUntil.Format(time.RFC3339Nano))
+	}
+	if t.backoffUntil.After(r.Time) {
+		trace.Log("msg", "Backing off after failures", "failures", t.failures, "until", t.backoffUntil.Format(time.RFC3339Nano))
+	}
+	if t.stretchedBy != "" {
+		trace.Log("msg", "Probe interval stretched to keep probes within max_quota_share", "interval", t.interval, "window", t.stretchedBy)
+	}
+	when := "the next scrape from then on"
+	if s.settings.Mode == config.ModeInterval {
+		when = "then"
+	}
+	trace.Log("msg", "Next probe due", "mode", s.settings.Mode, "at", s.nextProbeLocked(t).Format(time.RFC3339Nano), "sent", when)
+}
+
+// ProbeLog returns the log of the last probe of id that ended, and false
+// if id has not been probed since it was configured.
+func (s *Scheduler) ProbeLog(id config.TargetID) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.targets[id]; t != nil && t.lastLog != nil {
+		return t.lastLog, true
+	}
+	return nil, false
 }
 
 // logOutcome logs what a probe changed at info or warn, a target's first
