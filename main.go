@@ -129,6 +129,7 @@ func run() int {
 		MaxRequests:   *maxRequests,
 		Refresh:       exp.Refresh,
 		RefreshTarget: exp.RefreshTarget,
+		ProbeLog:      exp.ProbeLog,
 		Targets:       exp.Targets,
 		ExternalURL:   *externalURL,
 		TimeoutOffset: *timeoutOffset,

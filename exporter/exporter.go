@@ -241,6 +241,9 @@ func (e *Exporter) RefreshTarget(ctx context.Context, id config.TargetID) bool {
 	return e.scheduler.RefreshTarget(ctx, id)
 }
 
+// ProbeLog returns the log of id's last probe; false if none has ended.
+func (e *Exporter) ProbeLog(id config.TargetID) ([]byte, bool) { return e.scheduler.ProbeLog(id) }
+
 // StopProxy closes the proxy's listener and returns once its requests in
 // flight have finished, within the grace period. Later configs start no
 // proxy, nor anything else.

@@ -52,6 +52,9 @@ type Options struct {
 	Refresh func(ctx context.Context)
 	// RefreshTarget is Refresh for one target, before a /probe. It may be nil.
 	RefreshTarget func(ctx context.Context, id config.TargetID) bool
+	// ProbeLog returns the log of a target's last probe, for
+	// /probe?debug=true; false when none has ended. It may be nil.
+	ProbeLog func(id config.TargetID) ([]byte, bool)
 	// Targets lists the configured keys and models, which /probe serves
 	// and /sd lists. Nil: neither endpoint is served.
 	Targets func() []config.Target

@@ -229,3 +229,58 @@ func TestProbeCountsTowardsMaxRequests(t *testing.T) {
 		t.Errorf("/metrics while a /probe waits, with --web.max-requests=1: %d %q, want 503", rec.Code, rec.Body)
 	}
 }
+
+// /probe?debug=true refreshes the target as /probe does, then serves the
+// log of its last probe, its settings without secrets, and its metrics;
+// debug=false is /probe.
+func TestProbeDebug(t *testing.T) {
+	const canary = "sk-test-canary-server-debug-2f6b"
+	key := config.Key{Name: "solo", Provider: "cerebras", APIKey: canary, Models: []string{"llama3.1-8b"}}
+	var refreshed int
+	logs := map[config.TargetID][]byte{{Key: "solo", Model: "llama3.1-8b"}: []byte("msg=\"Probe ended\" result=success\n")}
+	h, err := Handler(Options{
+		MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText("ratelimit_limit 5\n"),
+		Targets: func() []config.Target {
+			return append(testTargets(), (&config.Config{Keys: []config.Key{key}}).Targets()...)
+		},
+		RefreshTarget: func(context.Context, config.TargetID) bool { refreshed++; return true },
+		ProbeLog: func(id config.TargetID) ([]byte, bool) {
+			l, ok := logs[id]
+			return l, ok
+		},
+		Ready: func() bool { return true }, Logger: log.NewNopLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(query string) string {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/probe?"+query, nil))
+		if rec.Code != 200 {
+			t.Fatalf("%s: HTTP %d %q", query, rec.Code, rec.Body)
+		}
+		if strings.Contains(rec.Body.String(), canary) {
+			t.Fatalf("%s shows the key:\n%s", query, rec.Body)
+		}
+		return rec.Header().Get("Content-Type") + "\n" + rec.Body.String()
+	}
+	got := get("key=solo&model=llama3.1-8b&debug=true")
+	for _, want := range []string{
+		"text/plain; charset=utf-8\nLogs for the last probe of this target",
+		"\nmsg=\"Probe ended\" result=success\n\n\nTarget configuration:\nkey:\n    name: solo\n    provider: cerebras\n    api_key: <secret>\n",
+		"\nmodel: llama3.1-8b\n\n\nMetrics that would have been returned:\n# solo/llama3.1-8b\nratelimit_limit 5\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("debug=true lacks %q:\n%s", want, got)
+		}
+	}
+	if refreshed != 1 {
+		t.Errorf("debug=true refreshed the target %d times, want once", refreshed)
+	}
+	if got := get("key=prod&model=qwen-3-32b&debug=1"); !strings.Contains(got, "\nNo probe of this target has ended since it was configured.\n") {
+		t.Errorf("debug=1 of a target never probed:\n%s", got)
+	}
+	if got := get("key=prod&model=llama3.1-8b&debug=false"); got != "text/plain; version=0.0.4; charset=utf-8\n# prod/llama3.1-8b\nratelimit_limit 5\n" {
+		t.Errorf("debug=false: %q", got)
+	}
+}
