@@ -263,6 +263,9 @@ func (p *Prober) probe(ctx context.Context, t config.Target, trace log.Logger) (
 
 	trace.Log("msg", "Sending request", "method", req.Method, "url", redact.url(req.URL))
 	redact.logHeader(trace, "Request header", req.Header)
+	if template.Body != nil {
+		trace.Log("msg", "Request body", "body", redact.value(string(template.Body)))
+	}
 	resp, err := p.clientFor(t.Key.Name).Do(req)
 	if err != nil {
 		if isTimeout(ctx, err) {

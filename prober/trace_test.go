@@ -33,6 +33,7 @@ func TestTraceHidesTheKey(t *testing.T) {
 		`msg="Sending request" method=POST url=` + srv.URL + "/v1/chat/completions\n",
 		`msg="Request header" name=Authorization value=<redacted>` + "\n",
 		`msg="Request header" name=User-Agent value=ratelimit_exporter/1.2.3` + "\n",
+		`msg="Request body" body="{\"max_completion_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"model\":\"llama3.1-8b\"}"` + "\n",
 		`msg="Received response" status="401 Unauthorized" proto=HTTP/1.1` + "\n",
 		`msg="Response header" name=Set-Cookie value=<redacted>` + "\n",
 		`msg="Response header" name=X-Echo value="you sent <redacted>"` + "\n",
