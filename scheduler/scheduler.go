@@ -445,7 +445,7 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	defer func() { t.lastLog = trace.Bytes() }()
+	defer func() { t.lastLog = bytes.Clone(trace.Bytes()) }() // no spare capacity kept per target
 	s.inFlight--
 	if t.flight == f {
 		t.flight = nil
