@@ -116,6 +116,43 @@ func (p Parser) Parse(h http.Header, now time.Time) (obs []Observation, dropped 
 	return kept.obs, kept.dropped
 }
 
+// Unread is a rate-limit header of the family Parse reads that it dropped.
+type Unread struct {
+	Header string
+	Reason string
+}
+
+// Unread lists the headers of h that Parse drops by their name or their
+// value, sorted by name, for a probe's log. Values past MaxObservations and
+// the IETF draft's fields are counted by Parse alone.
+func (p Parser) Unread(h http.Header, now time.Time) []Unread {
+	ref := now
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		ref = date
+	}
+	var unread []Unread
+	for name, values := range h {
+		lower := strings.ToLower(name)
+		if isDraftField(lower) || !isFamilyHeader(lower) {
+			continue
+		}
+		kind, _, _, ok := parseName(strings.TrimPrefix(lower, llmProviderPrefix))
+		switch {
+		case !ok:
+			unread = append(unread, Unread{name, "a rate-limit header name of no known kind, resource and window"})
+		case !validValues(kind, values, ref):
+			unread = append(unread, Unread{name, "not a valid value, or several values that differ"})
+		}
+	}
+	slices.SortFunc(unread, func(a, b Unread) int { return strings.Compare(a.Header, b.Header) })
+	return unread
+}
+
+func validValues(kind Kind, values []string, ref time.Time) bool {
+	_, ok := parseValues(kind, values, ref)
+	return ok
+}
+
 // behindGateway reports whether a LiteLLM proxy answered: it names itself
 // in x-litellm-* headers, or forwards the provider's own under
 // llm_provider-. Its unprefixed x-ratelimit-* are then its own limits.
