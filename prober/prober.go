@@ -278,6 +278,11 @@ func (p *Prober) probe(ctx context.Context, t config.Target, trace log.Logger) (
 	redact.logHeader(trace, "Response header", resp.Header)
 
 	r := Result{Reading: prov.Parser().Read(resp.StatusCode, resp.Header, p.now()), Free: prov.Probe.Free()}
+	if r.Dropped > 0 {
+		for _, u := range prov.Parser().Unread(resp.Header, r.Time) {
+			trace.Log("msg", "Rate-limit header dropped", "name", u.Header, "reason", u.Reason)
+		}
+	}
 	answer := prov.Probe.Read(readBody(resp.Body))
 	if code := answer.ErrorCode; code != "" && (strings.Contains(code, secret.Reveal()) || strings.Contains(secret.Reveal(), code)) {
 		// An API that echoes the key it refused as its error code: a key

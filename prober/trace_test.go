@@ -97,3 +97,28 @@ func TestTraceOfNetworkError(t *testing.T) {
 		t.Errorf("the trace holds the key or a response:\n%s", got)
 	}
 }
+
+// A value the parser drops is named in the trace with why.
+func TestTraceNamesDroppedValues(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Ratelimit-Limit-Requests-Day", "10")
+		w.Header().Set("X-Ratelimit-Remaining-Requests-Day", "-")
+	}))
+	defer srv.Close()
+	var trace bytes.Buffer
+	ctx := WithTrace(context.Background(), log.NewLogfmtLogger(&trace))
+	r := New("ratelimit_exporter/1.2.3").Probe(ctx, target(srv.URL, canary))
+	if r.Outcome != Success || r.Dropped != 1 {
+		t.Fatalf("outcome %s, %d dropped; want success, 1", r.Outcome, r.Dropped)
+	}
+	got := trace.String()
+	for _, want := range []string{
+		`msg="Rate-limit header dropped" name=X-Ratelimit-Remaining-Requests-Day reason="not a valid value, or several values that differ"` + "\n",
+		`msg="Observation read" kind=limit resource=requests window=day value=10` + "\n",
+		`msg="Rate-limit values dropped" count=1`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the trace lacks %q:\n%s", want, got)
+		}
+	}
+}
