@@ -124,3 +124,35 @@ keys:
 		}
 	}
 }
+
+// In interval mode /probe?debug=true shows the last probe of the schedule
+// and sends none of its own.
+func TestProbeDebugInIntervalMode(t *testing.T) {
+	sim, url := startSimulator(t)
+	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {mode: interval, interval: 1h}
+keys:
+  - {name: good, api_key: %s, base_url: %s, models: [llama3.1-8b]}
+`, goodKey, url))
+	e := start(t, nil, "--config.file="+cfg)
+	e.waitFor(t, `ratelimit_probe_success{key="good",model="llama3.1-8b",provider="cerebras"} 1`)
+	sent := sim.Requests()
+	var first string
+	for i := 0; i < 3; i++ {
+		_, body := e.get(t, "/probe?key=good&model=llama3.1-8b&debug=true")
+		log, _, _ := strings.Cut(body, "\n\n\nTarget configuration:")
+		if !strings.Contains(log, `msg="Probe ended" result=success`) || !strings.Contains(log, `msg="Next probe due" mode=interval`) {
+			t.Fatalf("debug=true in interval mode:\n%s", body)
+		}
+		if i == 0 {
+			first = log
+		} else if log != first {
+			t.Errorf("the log changed between two debug=true requests:\n%s\nthen:\n%s", first, log)
+		}
+		if strings.Contains(body, goodKey) {
+			t.Fatalf("debug=true shows the key:\n%s", body)
+		}
+	}
+	if got := sim.Requests(); got != sent {
+		t.Errorf("debug=true sent %d probes in interval mode, want none", got-sent)
+	}
+}
