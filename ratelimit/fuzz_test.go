@@ -109,6 +109,10 @@ func checkParseHeaders(t testing.TB, lines string, copies uint8) {
 	if len(obs) > MaxObservations || dropped < 0 {
 		t.Fatalf("%d observations and %d dropped", len(obs), dropped)
 	}
+	// Unread names only headers Parse dropped, each once.
+	if unread := (Parser{}).Unread(h, time.Time{}); len(unread) > dropped {
+		t.Fatalf("Unread names %d headers, Parse dropped %d values: %q", len(unread), dropped, unread)
+	}
 	for i, o := range obs {
 		if math.IsNaN(o.Value) || math.IsInf(o.Value, 0) || math.Signbit(o.Value) {
 			t.Fatalf("invalid value kept: %+v", o)
