@@ -134,6 +134,7 @@ func run() int {
 		ExternalURL:   *externalURL,
 		TimeoutOffset: *timeoutOffset,
 		WriteTimeout:  *writeTimeout,
+		Limits:        exp.Limits,
 		Reload:        reloader.Reload,
 		Dashboard:     grafana.Dashboard,
 		Ready:         func() bool { return reloader.Config() != nil },

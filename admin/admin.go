@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
@@ -193,6 +194,18 @@ func value(raw json.RawMessage) (float64, bool) {
 		return 0, false
 	}
 	return f, true
+}
+
+// MaxModelBytes bounds a model name taken from an admin API, as the proxy
+// bounds one taken from a request: a name is a label value on every
+// series of its model.
+const MaxModelBytes = 256
+
+// modelName reports whether s can be a model's label value: a printable
+// name of at most MaxModelBytes bytes. The limits of any other are
+// dropped, not made into series.
+func modelName(s string) bool {
+	return s != "" && len(s) <= MaxModelBytes && config.Printable(s)
 }
 
 // resourceWindow is the resource and window a documented field maps to.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
@@ -139,6 +140,14 @@ func (a *Anthropic) List(ctx context.Context) (Result, error) {
 			models := entry.Models
 			if models == nil {
 				models = []string{""} // a group of an API surface, not of models
+			} else {
+				models = slices.DeleteFunc(slices.Clone(models), func(m string) bool {
+					if !modelName(m) {
+						res.Dropped++
+						return true
+					}
+					return false
+				})
 			}
 			for _, l := range entry.Limits {
 				rw, known := anthropicLimiters[l.Type]

@@ -239,3 +239,15 @@ func TestAnthropicLimitCap(t *testing.T) {
 		t.Fatalf("List = %d limits, %v; want the limit cap on page 1", len(res.Limits), err)
 	}
 }
+
+// A model group's names that could not be label values are left out, and
+// counted; the group's other names keep its limits.
+func TestAnthropicDropsModelNamesThatAreNoLabel(t *testing.T) {
+	srv, _ := fakeAnthropic(t, anthropicOrgPath, []string{
+		`{"type":"rate_limit","group":{"type":"model_group"},"models":["claude-ok","bad name",` + strconv.Quote(strings.Repeat("x", MaxModelBytes+1)) + `],"limits":[{"type":"requests_per_minute","value":50}]}`,
+	})
+	res, err := newAnthropic(srv.URL).List(context.Background())
+	if err != nil || len(res.Limits) != 1 || res.Limits[0].Model != "claude-ok" || res.Dropped != 2 {
+		t.Fatalf("List = %+v, %v; want claude-ok's limit alone and 2 dropped", res, err)
+	}
+}

@@ -130,7 +130,7 @@ func (o *OpenAI) List(ctx context.Context) (Result, error) {
 // name order; an item without a model is dropped whole.
 func (r *Result) add(item map[string]json.RawMessage) {
 	var model string
-	if err := json.Unmarshal(item["model"], &model); err != nil || model == "" {
+	if err := json.Unmarshal(item["model"], &model); err != nil || !modelName(model) {
 		for name := range item {
 			if !openAIOther[name] {
 				r.Dropped++

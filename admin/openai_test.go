@@ -314,3 +314,19 @@ func TestOpenAILimitCap(t *testing.T) {
 		t.Errorf("List = %d limits, %v; want %d", len(res.Limits), err, DefaultMaxLimits/6*6)
 	}
 }
+
+// A model name that could not be a label value (too long, or with
+// whitespace or control characters) takes its limits with it.
+func TestOpenAIDropsModelNamesThatAreNoLabel(t *testing.T) {
+	long := strings.Repeat("m", MaxModelBytes+1)
+	c := serveOn(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, `{"object":"list","data":[`+
+			`{"id":"a","model":%q,"max_requests_per_1_minute":5},`+
+			`{"id":"b","model":"gpt 4o\n","max_requests_per_1_minute":5},`+
+			`{"id":"c","model":%q,"max_requests_per_1_minute":5}],"has_more":false}`, long, long[1:])
+	})
+	res, err := c.List(context.Background())
+	if err != nil || len(res.Limits) != 1 || res.Limits[0].Model != long[1:] || res.Dropped != 2 {
+		t.Fatalf("List = %d limits, %d dropped, %v; want the %d-byte name's limit alone, 2 dropped", len(res.Limits), res.Dropped, err, MaxModelBytes)
+	}
+}

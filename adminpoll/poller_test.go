@@ -1,7 +1,6 @@
 package adminpoll
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,12 +12,11 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/jonboulle/clockwork"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
@@ -91,7 +89,7 @@ type fixture struct {
 	anthropic *simulator.Simulator
 	url       string
 	rec       *recorder
-	logs      *syncBuffer
+	logs      *testkit.SyncBuffer
 	p         *Poller
 
 	mu   sync.Mutex
@@ -100,23 +98,6 @@ type fixture struct {
 	// until it is closed, after saying so on arrived.
 	gate, arrived chan struct{}
 	gatePath      string
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // The limits the simulators' admin APIs list.
@@ -141,7 +122,7 @@ var (
 // admin APIs, on a fake clock, with the config cfg (see configText).
 func newFixture(t *testing.T, cfg string) *fixture {
 	t.Helper()
-	f := &fixture{t: t, clock: clockwork.NewFakeClockAt(start), rec: &recorder{}, logs: &syncBuffer{},
+	f := &fixture{t: t, clock: clockwork.NewFakeClockAt(start), rec: &recorder{}, logs: &testkit.SyncBuffer{},
 		openai: simulator.NewDialect(simulator.OpenAI), anthropic: simulator.NewDialect(simulator.Anthropic)}
 	f.openai.SetAdminLimits(openAIAdminKey, "proj_abc", openAILimits...)
 	f.openai.SetAdminLimits(openAIAdminKey, "proj_new", openAILimits[1:]...)
@@ -284,7 +265,7 @@ ratelimit_admin_last_success_timestamp_seconds{admin="oai",api="rate_limits",pro
 	if err := testutil.CollectAndCompare(f.p, strings.NewReader(want), "ratelimit_admin_success", "ratelimit_admin_last_success_timestamp_seconds"); err != nil {
 		t.Error(err)
 	}
-	if got := value(t, f.p, "ratelimit_admin_requests_total", "admin", "oai", "api", "rate_limits", "result", "success"); got != 4 {
+	if got := testkit.Value(t, f.p, "ratelimit_admin_requests_total", "admin", "oai", "api", "rate_limits", "result", "success"); got != 4 {
 		t.Errorf("%v successful requests, want 4", got)
 	}
 	if problems, err := testutil.CollectAndLint(f.p); err != nil || len(problems) > 0 {
@@ -332,7 +313,7 @@ func TestFailureKeepsTheLastReadAndBacksOff(t *testing.T) {
 	if n := f.rec.count(); n != 1 {
 		t.Errorf("%d calls after a failed read, want the first one alone: a failure never clears the limits", n)
 	}
-	if got := value(t, f.p, "ratelimit_admin_success", "admin", "oai", "api", "rate_limits"); got != 0 {
+	if got := testkit.Value(t, f.p, "ratelimit_admin_success", "admin", "oai", "api", "rate_limits"); got != 0 {
 		t.Errorf("ratelimit_admin_success = %v after a failure, want 0", got)
 	}
 	f.advance(15 * time.Minute)
@@ -350,7 +331,7 @@ func TestFailureKeepsTheLastReadAndBacksOff(t *testing.T) {
 		t.Errorf("calls after the failures: %+v", got)
 	}
 	for result, want := range map[string]float64{"success": 3, "http_error": 6} {
-		if got := value(t, f.p, "ratelimit_admin_requests_total", "admin", "oai", "api", "rate_limits", "result", result); got != want {
+		if got := testkit.Value(t, f.p, "ratelimit_admin_requests_total", "admin", "oai", "api", "rate_limits", "result", result); got != want {
 			t.Errorf("%v %s requests, want %v", got, result, want)
 		}
 	}
@@ -415,7 +396,7 @@ func TestRetryAfterHoldsReadsBack(t *testing.T) {
 	if logs := f.logs.String(); !strings.Contains(logs, "result=rate_limited err=\"openai project rate limits: page 1: HTTP 429: rate limited (retry after 20m0s)\" retry_in=20m0s") {
 		t.Errorf("the logs lack the wait:\n%s", logs)
 	}
-	if got := value(t, f.p, "ratelimit_admin_requests_total", "admin", "oai", "api", "rate_limits", "result", "rate_limited"); got != 1 {
+	if got := testkit.Value(t, f.p, "ratelimit_admin_requests_total", "admin", "oai", "api", "rate_limits", "result", "rate_limited"); got != 1 {
 		t.Errorf("%v rate_limited requests, want 1", got)
 	}
 
@@ -567,7 +548,7 @@ func TestReloadNewBaseURLAndRemoval(t *testing.T) {
 	if err := f.apply(strings.Replace(openAI("1h"), "%[1]s/openai/v1", "http://127.0.0.1:1/v1", 1)); err != nil {
 		t.Fatal(err)
 	}
-	if got := value(t, f.p, "ratelimit_admin_requests_total", "admin", "oai", "api", "rate_limits", "result", "network_error"); got != 1 {
+	if got := testkit.Value(t, f.p, "ratelimit_admin_requests_total", "admin", "oai", "api", "rate_limits", "result", "network_error"); got != 1 {
 		t.Errorf("%v network errors, want one read at once at the new base_url", got)
 	}
 	if err := f.apply(`keys:
@@ -628,40 +609,4 @@ func TestPrepareRefusesABadClient(t *testing.T) {
 	if _, err := f.p.Prepare(cfg); err == nil || !strings.HasPrefix(err.Error(), "admin oai: http_client: ") {
 		t.Errorf("Prepare: %v", err)
 	}
-}
-
-// value returns the value of the poller's series name with the labels
-// given as name, value pairs; it fails t if there is not exactly one.
-func value(t *testing.T, p *Poller, name string, labels ...string) float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(p)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []float64
-	for _, mf := range families {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == labels[i] && l.GetValue() == labels[i+1] }) {
-					continue metrics
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				found = append(found, m.GetCounter().GetValue())
-			default:
-				found = append(found, m.GetGauge().GetValue())
-			}
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%d series %s%v, want 1", len(found), name, labels)
-	}
-	return found[0]
 }

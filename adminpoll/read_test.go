@@ -17,6 +17,7 @@ import (
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/admin"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
@@ -81,7 +82,7 @@ ratelimit_spend{admin="oai",currency="USD",project="proj_zzz",provider="openai"}
 	if err := testutil.CollectAndCompare(f.p, strings.NewReader(want+spend), "ratelimit_budget", "ratelimit_spend"); err != nil {
 		t.Error(err)
 	}
-	if got := value(t, f.p, "ratelimit_admin_requests_total", "api", "costs", "result", "success"); got != 2 {
+	if got := testkit.Value(t, f.p, "ratelimit_admin_requests_total", "api", "costs", "result", "success"); got != 2 {
 		t.Errorf("%v cost requests, want 2 (pages)", got)
 	}
 	if n := testutil.CollectAndCount(f.p, "ratelimit_admin_success"); n != 1 {
@@ -144,7 +145,7 @@ func TestAdminKeyFile(t *testing.T) {
 	if got := f.sentTo(projectPath); len(got) != 1 {
 		t.Errorf("read at %v, want nothing sent without a key", got)
 	}
-	if got := value(t, f.p, "ratelimit_admin_requests_total", "result", "key_unavailable"); got != 1 {
+	if got := testkit.Value(t, f.p, "ratelimit_admin_requests_total", "result", "key_unavailable"); got != 1 {
 		t.Errorf("%v key_unavailable, want 1", got)
 	}
 	if err := os.WriteFile(path, []byte(openAIAdminKey), 0o600); err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
+
 	"github.com/ratelimit-exporter/ratelimit_exporter/adminpoll"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
@@ -25,7 +27,7 @@ func limitWindow(resource, window string, limit float64) ratelimit.Window {
 // adminReport is a check of an OpenAI key with an admin source: the probe
 // reads the headers' windows, the admin API the same windows named and a
 // model no key probes; an Anthropic source fails for one workspace.
-func adminReport(t *testing.T) Report {
+func adminReport(t *testing.T) snapshot.Report {
 	t.Helper()
 	cfg := &config.Config{
 		Probe: config.Probe{Concurrency: 2, Timeout: config.Duration(7 * time.Second)},
@@ -41,7 +43,7 @@ func adminReport(t *testing.T) Report {
 		"team": {Reading: ratelimit.Reading{Time: probeTime, StatusCode: 401}, Outcome: prober.Unauthorized, Err: errors.New("HTTP 401 (authentication_error)")},
 	}
 	report := Run(context.Background(), cfg, &fakeProber{answers: answers}, func() time.Time { return probeTime.Add(500 * time.Millisecond) })
-	report.addAdmin(cfg, []adminpoll.Read{
+	addAdmin(&report, cfg, []adminpoll.Read{
 		{Admin: "oai", Provider: "openai", Keys: map[string]map[string][]ratelimit.Window{"prod": {
 			"gpt-4o-mini": {limitWindow("requests", "day", 10000), limitWindow("requests", "minute", 500)},
 			"o3":          {limitWindow("tokens", "minute", 30000)},
@@ -106,10 +108,10 @@ func TestJSONWithAdminSources(t *testing.T) {
 		return b.String()
 	}
 	for i, want := range map[int]string{
-		0: `{"key":"prod","provider":"openai","model":"gpt-4o-mini","ok":true,"result":"success","status_code":200,"windows":[` +
-			`{"resource":"requests","window":"","remaining":499,"limit":500,"reset_seconds":0.12,"resets_at":"2026-11-22T12:00:00.12Z"},` +
-			`{"resource":"requests","window":"day","limit":10000,"source":"admin_api"},{"resource":"requests","window":"minute","limit":500,"source":"admin_api"}]}`,
-		1: `{"key":"prod","provider":"openai","model":"o3","ok":true,"result":"not_probed","status_code":0,"windows":[{"resource":"tokens","window":"minute","limit":30000,"source":"admin_api"}]}`,
+		0: `{"key":"prod","provider":"openai","model":"gpt-4o-mini","ok":true,"result":"success","status_code":200,"read_at":"2026-11-22T12:00:00Z","source":"probe","windows":[{"resource":"requests","window":"","remaining":499,"limit":500,"reset_seconds":0.12,"resets_at":"2026-11-22T12:00:00.12Z","source":"probe","read_at":"2026-11-22T12:00:00Z","current":false},` +
+			`{"resource":"requests","window":"day","limit":10000,"source":"admin_api","read_at":"2026-11-22T12:00:00.5Z","current":true},` +
+			`{"resource":"requests","window":"minute","limit":500,"source":"admin_api","read_at":"2026-11-22T12:00:00.5Z","current":true}]}`,
+		1: `{"key":"prod","provider":"openai","model":"o3","ok":true,"result":"not_probed","status_code":0,"windows":[{"resource":"tokens","window":"minute","limit":30000,"source":"admin_api","read_at":"2026-11-22T12:00:00.5Z","current":true}]}`,
 	} {
 		if got := compact(got.Targets[i]); got != want {
 			t.Errorf("target %d:\n%s\nwant\n%s", i, got, want)
@@ -166,8 +168,8 @@ func TestAdminFailureFailsTheCheck(t *testing.T) {
 		{map[string]error{}, true},
 		{map[string]error{"proj_abc": errors.New("openai project rate limits: page 1: HTTP 401: the admin key was refused")}, false},
 	} {
-		report := Report{OK: true, Targets: []Target{}}
-		report.addAdmin(cfg, []adminpoll.Read{{Admin: "oai", Provider: "openai", Failed: tc.failed}})
+		report := snapshot.Report{OK: true, Targets: []snapshot.Target{}}
+		addAdmin(&report, cfg, []adminpoll.Read{{Admin: "oai", Provider: "openai", Failed: tc.failed}})
 		if report.OK != tc.ok {
 			t.Errorf("failed %v: OK %v, want %v", tc.failed, report.OK, tc.ok)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
 // Prober sends one probe.
@@ -25,60 +26,12 @@ type Prober interface {
 	Probe(ctx context.Context, t config.Target) prober.Result
 }
 
-// Target is what one probe of a key and model read.
-type Target struct {
-	Key        string   `json:"key"`
-	Provider   string   `json:"provider"`
-	Model      string   `json:"model"`
-	OK         bool     `json:"ok"` // the probe read rate limits
-	Result     string   `json:"result"`
-	StatusCode int      `json:"status_code"`
-	Error      string   `json:"error,omitempty"` // why not OK; never holds the key
-	Windows    []Window `json:"windows"`
-	// Served: the provider sends values only when a window runs out, and
-	// answered: no window was empty.
-	Served   bool      `json:"served,omitempty"`
-	Balances []Balance `json:"balances,omitempty"`
-}
-
-// Window is one resource and window of a target. A figure the provider did
-// not give is absent (nil, or "" for the status).
-type Window struct {
-	Resource     string     `json:"resource"`
-	Window       string     `json:"window"`
-	Remaining    *float64   `json:"remaining,omitempty"`
-	Limit        *float64   `json:"limit,omitempty"`
-	Utilization  *float64   `json:"utilization,omitempty"` // the share used, from 0 to 1
-	Status       string     `json:"status,omitempty"`      // allowed, allowed_warning or rejected
-	ResetSeconds *float64   `json:"reset_seconds,omitempty"`
-	ResetsAt     *time.Time `json:"resets_at,omitempty"`
-	// Source is SourceAdminAPI for a window an admin API gave; "" for the
-	// probe's response.
-	Source string `json:"source,omitempty"`
-}
-
-// Balance is money left on the account, in one currency.
-type Balance struct {
-	Currency string  `json:"currency"`
-	Amount   float64 `json:"amount"`
-}
-
-// Report is the outcome of a check.
-type Report struct {
-	CheckedAt time.Time `json:"checked_at"`
-	OK        bool      `json:"ok"` // every probe, and every admin source, read rate limits
-	Targets   []Target  `json:"targets"`
-	// Admin says how each admin source's read went; its windows are in
-	// Targets, marked with their source.
-	Admin []AdminSource `json:"admin,omitempty"`
-}
-
 // Run probes every target of cfg once, at most cfg.Probe.Concurrency at a
 // time, each within cfg.Probe.Timeout, and reports them sorted by key and
 // model. now stamps the report.
-func Run(ctx context.Context, cfg *config.Config, p Prober, now func() time.Time) Report {
+func Run(ctx context.Context, cfg *config.Config, p Prober, now func() time.Time) snapshot.Report {
 	targets := cfg.Targets()
-	report := Report{Targets: make([]Target, len(targets)), OK: true}
+	report := snapshot.Report{SchemaVersion: snapshot.Version, Targets: make([]snapshot.Target, len(targets)), OK: true}
 	slots := make(chan struct{}, max(cfg.Probe.Concurrency, 1))
 	var wg sync.WaitGroup
 	for i, t := range targets {
@@ -88,66 +41,31 @@ func Run(ctx context.Context, cfg *config.Config, p Prober, now func() time.Time
 			probeCtx, cancel := context.WithTimeout(ctx, time.Duration(cfg.Probe.Timeout))
 			defer cancel()
 			r := p.Probe(probeCtx, t)
-			report.Targets[i] = targetOf(t, &r)
+			report.Targets[i] = targetOf(t, &r, now())
 		})
 	}
 	wg.Wait()
-	slices.SortStableFunc(report.Targets, compareTargets)
+	slices.SortStableFunc(report.Targets, snapshot.Compare)
 	for _, t := range report.Targets {
 		report.OK = report.OK && t.OK
 	}
-	report.CheckedAt = now()
+	report.GeneratedAt = now()
 	return report
 }
 
-// compareTargets orders targets by key and model.
-func compareTargets(a, b Target) int {
-	if c := strings.Compare(a.Key, b.Key); c != 0 {
-		return c
-	}
-	return strings.Compare(a.Model, b.Model)
-}
-
-func targetOf(t config.Target, r *prober.Result) Target {
-	out := Target{Key: t.Key.Name, Provider: t.Key.Provider, Model: t.Model, OK: r.Success(),
-		Result: string(r.Outcome), StatusCode: r.StatusCode, Windows: []Window{}}
+// targetOf is what the probe r of t read, as the report shows it at now.
+func targetOf(t config.Target, r *prober.Result, now time.Time) snapshot.Target {
+	out := snapshot.Target{Key: t.Key.Name, Provider: t.Key.Provider, Model: t.Model, OK: r.Success(),
+		Result: string(r.Outcome), StatusCode: r.StatusCode, Windows: []snapshot.Window{}}
 	if !out.OK {
-		switch {
-		case r.Err != nil:
-			out.Error = r.Err.Error()
-		case r.StatusCode != 0:
-			out.Error = "HTTP " + strconv.Itoa(r.StatusCode) + " without rate-limit headers"
-		}
-		if r.ErrorCode != "" && !strings.Contains(out.Error, r.ErrorCode) {
-			out.Error += " (" + r.ErrorCode + ")"
-		}
+		out.Error = r.Failure()
+		return out
 	}
+	at := r.Time.UTC()
+	out.ReadAt, out.Source = &at, snapshot.SourceProbe
 	out.Served = r.Served && len(r.Observations) == 0
 	windows, _ := ratelimit.Windows(r.Observations, nil)
-	for _, w := range windows {
-		figure := func(kind ratelimit.Kind) *float64 {
-			if k := ratelimit.KindIndex[kind]; w.Has[k] {
-				v := w.Values[k]
-				return &v
-			}
-			return nil
-		}
-		if balance := figure(ratelimit.Balance); balance != nil {
-			out.Balances = append(out.Balances, Balance{Currency: w.Resource, Amount: *balance})
-			continue
-		}
-		cw := Window{Resource: w.Resource, Window: w.Window}
-		cw.Limit, cw.Remaining, cw.ResetSeconds = figure(ratelimit.Limit), figure(ratelimit.Remaining), figure(ratelimit.Reset)
-		cw.Utilization = figure(ratelimit.Utilization)
-		if status := figure(ratelimit.Status); status != nil && *status >= 0 && int(*status) < len(ratelimit.Statuses) {
-			cw.Status = ratelimit.Statuses[int(*status)]
-		}
-		if cw.ResetSeconds != nil {
-			at := r.Time.Add(time.Duration(*cw.ResetSeconds * float64(time.Second))).UTC()
-			cw.ResetsAt = &at
-		}
-		out.Windows = append(out.Windows, cw)
-	}
+	out.AddWindows(windows, r.Time, snapshot.SourceProbe, now)
 	return out
 }
 
@@ -155,7 +73,7 @@ func targetOf(t config.Target, r *prober.Result) Target {
 var Formats = []string{"table", "json"}
 
 // Write writes the report in format, "table" or "json".
-func Write(w io.Writer, format string, r Report) error {
+func Write(w io.Writer, format string, r snapshot.Report) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
@@ -170,13 +88,13 @@ func Write(w io.Writer, format string, r Report) error {
 // barCells is the width of the bar of what is left.
 const barCells = 20
 
-func writeTable(w io.Writer, r Report) error {
+func writeTable(w io.Writer, r snapshot.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tPROVIDER\tMODEL\tRESOURCE\tWINDOW\tREMAINING OF LIMIT\t\tRESETS IN")
-	var failed []Target
+	var failed []snapshot.Target
 	probed := 0
 	for _, t := range r.Targets {
-		if t.Result != ResultNotProbed {
+		if t.Result != snapshot.ResultNotProbed {
 			probed++
 		}
 		if !t.OK {
@@ -192,7 +110,7 @@ func writeTable(w io.Writer, r Report) error {
 				window = "(not given)"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Key, t.Provider, modelName(t.Model), win.Resource, window,
-				figures(win), bar(win), resetsIn(win, r.CheckedAt))
+				figures(win), bar(win), resetsIn(win, r.GeneratedAt))
 		}
 		for _, b := range t.Balances {
 			fmt.Fprintf(tw, "%s\t%s\t%s\tbalance\t-\t%s %s\t\t-\n", t.Key, t.Provider, modelName(t.Model),
@@ -234,14 +152,14 @@ func modelName(model string) string {
 
 // figures says what the provider gave of a window: what remains of the
 // limit, the share used, the status, as many as it gave.
-func figures(w Window) string {
+func figures(w snapshot.Window) string {
 	text := func(v *float64) string {
 		if v == nil {
 			return "?"
 		}
 		return strconv.FormatFloat(*v, 'f', -1, 64)
 	}
-	if w.Source == SourceAdminAPI {
+	if w.Source == snapshot.SourceAdminAPI {
 		return "limit " + text(w.Limit) + " (admin API)"
 	}
 	var parts []string
@@ -259,23 +177,17 @@ func figures(w Window) string {
 
 // bar draws what is left of the limit, or of a share used, with its share;
 // nothing when the share is unknown.
-func bar(w Window) string {
-	var share float64
-	switch {
-	case w.Remaining != nil && w.Limit != nil && *w.Limit > 0:
-		share = *w.Remaining / *w.Limit
-	case w.Utilization != nil:
-		share = 1 - *w.Utilization
-	default:
+func bar(w snapshot.Window) string {
+	share, ok := w.Left()
+	if !ok {
 		return ""
 	}
-	share = math.Min(math.Max(share, 0), 1)
 	full := int(math.Round(share * barCells))
 	return strings.Repeat("█", full) + strings.Repeat("░", barCells-full) + fmt.Sprintf(" %3.0f%%", share*100)
 }
 
 // resetsIn is how long from now until the window is full again, short.
-func resetsIn(w Window, now time.Time) string {
+func resetsIn(w snapshot.Window, now time.Time) string {
 	if w.ResetsAt == nil {
 		return "-"
 	}

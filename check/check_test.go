@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
+
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
@@ -87,7 +89,7 @@ func testAnswers() map[string]prober.Result {
 	}
 }
 
-func run(t *testing.T, p *fakeProber) Report {
+func run(t *testing.T, p *fakeProber) snapshot.Report {
 	t.Helper()
 	return Run(context.Background(), testConfig(), p, func() time.Time { return probeTime.Add(500 * time.Millisecond) })
 }
@@ -125,20 +127,19 @@ func TestJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		CheckedAt time.Time `json:"checked_at"`
-		OK        *bool     `json:"ok"`
-		Targets   []map[string]any
+		GeneratedAt time.Time `json:"generated_at"`
+		OK          *bool     `json:"ok"`
+		Targets     []map[string]any
 	}
 	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
 		t.Fatal(err)
 	}
-	if !got.CheckedAt.Equal(probeTime.Add(500*time.Millisecond)) || got.OK == nil || *got.OK || len(got.Targets) != 5 {
-		t.Fatalf("checked_at %s, ok %v, %d targets:\n%s", got.CheckedAt, got.OK, len(got.Targets), out.String())
+	if !got.GeneratedAt.Equal(probeTime.Add(500*time.Millisecond)) || got.OK == nil || *got.OK || len(got.Targets) != 5 {
+		t.Fatalf("generated_at %s, ok %v, %d targets:\n%s", got.GeneratedAt, got.OK, len(got.Targets), out.String())
 	}
 	first, _ := json.Marshal(got.Targets[0])
-	const want = `{"key":"alpha","model":"llama-3.3-70b","ok":true,"provider":"cerebras","result":"success","status_code":200,` +
-		`"windows":[{"limit":1000,"remaining":250,"reset_seconds":42.5,"resets_at":"2026-11-22T12:00:42.5Z","resource":"requests","window":"minute"},` +
-		`{"limit":60000,"remaining":0,"reset_seconds":0.006,"resets_at":"2026-11-22T12:00:00.006Z","resource":"tokens","window":""}]}`
+	const want = `{"key":"alpha","model":"llama-3.3-70b","ok":true,"provider":"cerebras","read_at":"2026-11-22T12:00:00Z","result":"success","source":"probe","status_code":200,"windows":[{"current":true,"limit":1000,"read_at":"2026-11-22T12:00:00Z","remaining":250,"reset_seconds":42.5,"resets_at":"2026-11-22T12:00:42.5Z","resource":"requests","source":"probe","window":"minute"},` +
+		`{"current":false,"limit":60000,"read_at":"2026-11-22T12:00:00Z","remaining":0,"reset_seconds":0.006,"resets_at":"2026-11-22T12:00:00.006Z","resource":"tokens","source":"probe","window":""}]}`
 	if string(first) != want {
 		t.Errorf("first target:\n%s\nwant\n%s", first, want)
 	}
@@ -147,7 +148,7 @@ func TestJSON(t *testing.T) {
 		t.Errorf("revoked target:\n%s\nwant\n%s", revoked, want)
 	}
 	router, _ := json.Marshal(got.Targets[3]["windows"])
-	if want := `[{"limit":25,"remaining":12.5,"resource":"credits","window":"month"}]`; string(router) != want {
+	if want := `[{"current":true,"limit":25,"read_at":"2026-11-22T12:00:00Z","remaining":12.5,"resource":"credits","source":"probe","window":"month"}]`; string(router) != want {
 		t.Errorf("a window without a reset: %s, want %s", router, want)
 	}
 	if err := Write(&out, "xml", report); err == nil || err.Error() != `--output="xml": want one of table, json` {
@@ -176,7 +177,7 @@ func TestAllOK(t *testing.T) {
 // Probes run at most probe.concurrency at a time, each with probe.timeout.
 func TestConcurrencyAndTimeout(t *testing.T) {
 	p := &fakeProber{answers: testAnswers(), release: make(chan struct{})}
-	done := make(chan Report)
+	done := make(chan snapshot.Report)
 	go func() { done <- run(t, p) }()
 	// Each release waits until the slots are full: the probes that
 	// could start have started. Before the first, a third probe has 100ms
@@ -214,7 +215,7 @@ func TestResetsIn(t *testing.T) {
 		{2*86400 + 3*3600, "2d3h"},
 	} {
 		at := probeTime.Add(time.Duration(tc.seconds * float64(time.Second)))
-		if got := resetsIn(Window{ResetsAt: &at}, probeTime); got != tc.want {
+		if got := resetsIn(snapshot.Window{ResetsAt: &at}, probeTime); got != tc.want {
 			t.Errorf("%vs: %q, want %q", tc.seconds, got, tc.want)
 		}
 	}
@@ -233,7 +234,7 @@ func TestBar(t *testing.T) {
 		{f(3), nil, ""},
 		{nil, f(3), ""},
 	} {
-		if got := bar(Window{Remaining: tc.remaining, Limit: tc.limit}); got != tc.want {
+		if got := bar(snapshot.Window{Remaining: tc.remaining, Limit: tc.limit}); got != tc.want {
 			t.Errorf("bar(%v of %v) = %q, want %q", tc.remaining, tc.limit, got, tc.want)
 		}
 	}

@@ -49,7 +49,7 @@ func Command(ctx context.Context, load func() (*config.Config, error), format, u
 		fmt.Fprintf(stderr, "Config is invalid:\n%v\n", read.err)
 		return 1
 	}
-	report.addAdmin(cfg, read.reads)
+	addAdmin(&report, cfg, read.reads)
 	if ctx.Err() != nil {
 		// What the cancelled probes would have read is unknown: a table of
 		// them would only say so a thousand times.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
+
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
@@ -15,7 +17,7 @@ import (
 // The windows that give no limit: a subscription's used shares and
 // statuses, a provisioned deployment's utilization beside remaining-only
 // windows, a balance per currency, and a provider that only says it served.
-func newWindowsReport(t *testing.T) Report {
+func newWindowsReport(t *testing.T) snapshot.Report {
 	t.Helper()
 	cfg := &config.Config{
 		Probe: config.Probe{Concurrency: 2, Timeout: config.Duration(7 * time.Second)},
@@ -84,12 +86,12 @@ func TestJSONNewWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, want := range []string{
-		`{"balances":[{"amount":110.5,"currency":"CNY"},{"amount":15.25,"currency":"USD"}],"key":"ds","model":"","ok":true,"provider":"deepseek","result":"success","status_code":200,"windows":[]}`,
-		`{"key":"gem","model":"gemini-2.5-flash","ok":true,"provider":"gemini","result":"success","served":true,"status_code":200,"windows":[]}`,
-		`{"key":"max","model":"claude-sonnet-4-5","ok":true,"provider":"anthropic","result":"success","status_code":200,"windows":[` +
-			`{"reset_seconds":9000,"resets_at":"2026-11-22T14:30:00Z","resource":"unified","status":"allowed","window":""},` +
-			`{"reset_seconds":9000,"resets_at":"2026-11-22T14:30:00Z","resource":"unified","status":"allowed","utilization":0.42,"window":"5h"},` +
-			`{"reset_seconds":262800,"resets_at":"2026-11-25T13:00:00Z","resource":"unified","status":"allowed_warning","utilization":0.815,"window":"7d"}]}`,
+		`{"balances":[{"amount":110.5,"currency":"CNY"},` +
+			`{"amount":15.25,"currency":"USD"}],"key":"ds","model":"","ok":true,"provider":"deepseek","read_at":"2026-11-22T12:00:00Z","result":"success","source":"probe","status_code":200,"windows":[]}`,
+		`{"key":"gem","model":"gemini-2.5-flash","ok":true,"provider":"gemini","read_at":"2026-11-22T12:00:00Z","result":"success","served":true,"source":"probe","status_code":200,"windows":[]}`,
+		`{"key":"max","model":"claude-sonnet-4-5","ok":true,"provider":"anthropic","read_at":"2026-11-22T12:00:00Z","result":"success","source":"probe","status_code":200,"windows":[{"current":true,"read_at":"2026-11-22T12:00:00Z","reset_seconds":9000,"resets_at":"2026-11-22T14:30:00Z","resource":"unified","source":"probe","status":"allowed","window":""},` +
+			`{"current":true,"read_at":"2026-11-22T12:00:00Z","reset_seconds":9000,"resets_at":"2026-11-22T14:30:00Z","resource":"unified","source":"probe","status":"allowed","utilization":0.42,"window":"5h"},` +
+			`{"current":true,"read_at":"2026-11-22T12:00:00Z","reset_seconds":262800,"resets_at":"2026-11-25T13:00:00Z","resource":"unified","source":"probe","status":"allowed_warning","utilization":0.815,"window":"7d"}]}`,
 	} {
 		target, _ := json.Marshal(got.Targets[i])
 		if string(target) != want {

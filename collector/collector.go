@@ -73,8 +73,13 @@ type state struct {
 	success     bool
 	duration    time.Duration
 	statusCode  int
+	outcome     prober.Outcome
+	failure     string    // why the last probe failed: its error and the provider's code
+	probedAt    time.Time // when the last probe ended
 	lastSuccess time.Time
 	observedAt  time.Time
+	readBy      Source             // what read the windows at observedAt
+	served      bool               // the last reading was Served: no window was empty
 	windows     []ratelimit.Window // the last observation, by window
 	interval    time.Duration
 
@@ -144,6 +149,7 @@ type configuredWindows struct {
 // headers give none, and what each configured source says.
 type view struct {
 	w             ratelimit.Window
+	fromHeaders   bool    // the headers gave the window; else a configured source alone
 	resetAt       float64 // Unix seconds, when Has[Reset]
 	configured    [numConfigured]float64
 	hasConfigured [numConfigured]bool
@@ -314,6 +320,10 @@ func (c *Collector) Record(id config.TargetID, r *prober.Result) {
 	s.success = r.Success()
 	s.duration = r.Duration
 	s.statusCode = r.StatusCode
+	s.outcome, s.probedAt, s.failure = r.Outcome, r.Time, ""
+	if !s.success {
+		s.failure = r.Failure()
+	}
 	s.read(SourceProbe, &r.Reading)
 	s.countProbe(r)
 	s.tokens += r.Tokens
@@ -490,7 +500,7 @@ func (s *state) remerge() {
 	limit, remaining, reset := ratelimit.KindIndex[ratelimit.Limit], ratelimit.KindIndex[ratelimit.Remaining], ratelimit.KindIndex[ratelimit.Reset]
 	merged := s.merged[:0]
 	for _, w := range s.windows {
-		v := view{w: w}
+		v := view{w: w, fromHeaders: true}
 		if w.Has[reset] {
 			v.resetAt = unixSeconds(s.observedAt) + w.Values[reset]
 		}
@@ -591,6 +601,8 @@ func (s *state) read(source Source, r *ratelimit.Reading) {
 	}
 	s.lastSuccess = r.Time
 	s.observedAt = r.Time
+	s.readBy = source
+	s.served = len(r.Observations) == 0
 	defer s.remerge()
 	if len(r.Observations) == 0 { // Served: no window is empty now
 		s.windows = limitsOnly(s.windows)

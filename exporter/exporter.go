@@ -27,6 +27,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/proxy"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/scheduler"
+	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 	"github.com/ratelimit-exporter/ratelimit_exporter/tally"
 )
 
@@ -232,6 +233,16 @@ func (e *Exporter) Targets() []config.Target { return *e.targets.Load() }
 
 // Readings is the store of readings that /metrics and /probe write.
 func (e *Exporter) Readings() *collector.Collector { return e.readings }
+
+// Limits is what is known of every key and model at now, as
+// /api/v1/limits and /status show it.
+func (e *Exporter) Limits(now time.Time) snapshot.Report {
+	report := snapshot.Report{SchemaVersion: snapshot.Version, GeneratedAt: now.UTC(), OK: true, Targets: e.readings.Snapshot(now)}
+	for _, t := range report.Targets {
+		report.OK = report.OK && (t.OK || t.Result == snapshot.ResultNotProbed)
+	}
+	return report
+}
 
 // Refresh, in scrape mode, probes the targets that are due before a scrape.
 func (e *Exporter) Refresh(ctx context.Context) { e.scheduler.Refresh(ctx) }

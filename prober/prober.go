@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +64,23 @@ type Result struct {
 	// "token_quota_exceeded", when it is a plain identifier; never free text.
 	ErrorCode string
 	Err       error // why the probe failed; safe to log: it never holds the key or a body
+}
+
+// Failure says why the probe read no rate limits: its error, or the
+// status that came without them, and the provider's error code. It never
+// holds the key.
+func (r *Result) Failure() string {
+	var failure string
+	switch {
+	case r.Err != nil:
+		failure = r.Err.Error()
+	case r.StatusCode != 0:
+		failure = "HTTP " + strconv.Itoa(r.StatusCode) + " without rate-limit headers"
+	}
+	if r.ErrorCode != "" && !strings.Contains(failure, r.ErrorCode) {
+		failure += " (" + r.ErrorCode + ")"
+	}
+	return failure
 }
 
 // Prober sends probes.

@@ -15,6 +15,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
@@ -147,15 +148,15 @@ func TestUnreadableKeyFileIsKeyUnavailable(t *testing.T) {
 	f.step(t, 0, 0) // a first try at once
 	for i := 2; i <= 4; i++ {
 		f.step(t, 5*time.Second, 0) // not before its interval
-		if got := value(t, f.collector, "ratelimit_probes_total", "result", "key_unavailable"); got != float64(i-1) {
+		if got := testkit.Value(t, f.collector, "ratelimit_probes_total", "result", "key_unavailable"); got != float64(i-1) {
 			t.Fatalf("tried again within the interval: key_unavailable = %v, want %d", got, i-1)
 		}
 		f.step(t, 5*time.Second, 0) // every 10s, never backing off, never sending
-		if got := value(t, f.collector, "ratelimit_probes_total", "result", "key_unavailable"); got != float64(i) {
+		if got := testkit.Value(t, f.collector, "ratelimit_probes_total", "result", "key_unavailable"); got != float64(i) {
 			t.Fatalf("after %d tries: key_unavailable = %v, want %d", i, got, i)
 		}
 	}
-	if got := value(t, f.collector, "ratelimit_probes_total", "result", "unauthorized"); got != 0 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probes_total", "result", "unauthorized"); got != 0 {
 		t.Errorf("unauthorized = %v, want 0: the provider never refused the key", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
@@ -163,7 +164,7 @@ func TestServedKeepsTheStretch(t *testing.T) {
 			t.Fatalf("at %s: %d probes in all, want %d", f.clock.Now().Sub(f.start), got, want)
 		}
 		// 10 a minute at 5%: one probe every 120s.
-		if got := value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 120 {
+		if got := testkit.Value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 120 {
 			t.Fatalf("at %s: interval %vs, want 120", f.clock.Now().Sub(f.start), got)
 		}
 	}

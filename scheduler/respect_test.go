@@ -11,6 +11,7 @@ import (
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
@@ -63,10 +64,10 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	f.step(t, 0, 1)             // 429, Retry-After: 10 (one request refills in 10s)
 	f.step(t, 9*time.Second, 1) // held
 	f.step(t, 2*time.Second, 2) // 11s: allowed again
-	if got := value(t, f.collector, "ratelimit_probes_total", "result", "rate_limited", "reason", "request_quota_exceeded"); got != 1 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probes_total", "result", "rate_limited", "reason", "request_quota_exceeded"); got != 1 {
 		t.Errorf("rate_limited probes = %v, want 1", got)
 	}
-	if got := value(t, f.collector, "ratelimit_probes_total", "result", "success"); got != 1 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probes_total", "result", "success"); got != 1 {
 		t.Errorf("successful probes = %v, want 1 after the wait", got)
 	}
 }
@@ -75,10 +76,10 @@ func TestExhaustedWindowWaitsForItsReset(t *testing.T) {
 	f := newScrapeFixture(t, 0, 1, simulator.Limits{"requests": {"minute": 6}})
 	f.sim.Exhaust(keyA, "m")
 	f.step(t, 0, 1) // 429 with headers: remaining 0, reset 60s (Retry-After says 10s)
-	if got := value(t, f.collector, "ratelimit_remaining", "window", "minute"); got != 0 {
+	if got := testkit.Value(t, f.collector, "ratelimit_remaining", "window", "minute"); got != 0 {
 		t.Errorf("remaining = %v, want 0", got)
 	}
-	if got := value(t, f.collector, "ratelimit_probe_success"); got != 1 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probe_success"); got != 1 {
 		t.Errorf("a 429 with headers is a successful observation: success = %v", got)
 	}
 	f.step(t, 30*time.Second, 1)
@@ -120,7 +121,7 @@ func TestServerErrorsBackOffWithJitter(t *testing.T) {
 	f.step(t, 29*time.Second, 2) //
 	f.step(t, 2*time.Second, 3)  //
 	// The values read before the outage stay; success says the truth.
-	if got := value(t, f.collector, "ratelimit_probe_success"); got != 0 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probe_success"); got != 0 {
 		t.Errorf("success = %v during the outage", got)
 	}
 }
@@ -128,11 +129,11 @@ func TestServerErrorsBackOffWithJitter(t *testing.T) {
 func TestQuotaShareStretchesTheInterval(t *testing.T) {
 	limits := simulator.Limits{"requests": {"minute": 1000, "day": 14400}}
 	f := newScrapeFixture(t, time.Minute, 0.05, limits)
-	if got := value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 60 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 60 {
 		t.Errorf("interval before any limit is known = %v, want 60", got)
 	}
 	f.step(t, 0, 1) // reads 14,400 a day: at most 720 probes a day
-	if got := value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 120 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 120 {
 		t.Errorf("interval = %v, want 120 (86,400 s / (0.05 × 14,400))", got)
 	}
 	f.step(t, 61*time.Second, 1)
@@ -238,8 +239,8 @@ func TestFreeProbesAreNotStretched(t *testing.T) {
 		if !free {
 			want, interval = 1, 17280 // 86,400 s / (0.05 × 100)
 		}
-		if a.sent != want || value(t, c, "ratelimit_probe_interval_seconds") != interval {
-			t.Errorf("free=%v: %d probes a minute apart, interval %v; want %d, %v", free, a.sent, value(t, c, "ratelimit_probe_interval_seconds"), want, interval)
+		if a.sent != want || testkit.Value(t, c, "ratelimit_probe_interval_seconds") != interval {
+			t.Errorf("free=%v: %d probes a minute apart, interval %v; want %d, %v", free, a.sent, testkit.Value(t, c, "ratelimit_probe_interval_seconds"), want, interval)
 		}
 	}
 }
@@ -303,7 +304,7 @@ func TestProviderMinInterval(t *testing.T) {
 			defer s.Stop()
 			s.Apply(cfg)
 			if tc.want > 0 { // no series for 0
-				if got := value(t, c, "ratelimit_probe_interval_seconds"); got != tc.want.Seconds() {
+				if got := testkit.Value(t, c, "ratelimit_probe_interval_seconds"); got != tc.want.Seconds() {
 					t.Errorf("interval %vs, want %vs", got, tc.want.Seconds())
 				}
 			}
@@ -340,13 +341,13 @@ func TestServedKeepsTheLimits(t *testing.T) {
 	s.Apply(cfg)
 	s.Refresh(context.Background())
 	const stretched = 17280 // 86,400 s / (0.05 × 100)
-	if got := value(t, c, "ratelimit_probe_interval_seconds"); got != stretched {
+	if got := testkit.Value(t, c, "ratelimit_probe_interval_seconds"); got != stretched {
 		t.Fatalf("interval %v after the 429, want %v", got, stretched)
 	}
 	a.result = prober.Result{Reading: ratelimit.Reading{StatusCode: 200, Served: true}, Outcome: prober.Success}
 	clock.Advance(24 * time.Hour)
 	s.Refresh(context.Background())
-	if a.sent != 2 || value(t, c, "ratelimit_probe_interval_seconds") != stretched {
-		t.Errorf("%d probes; interval %v after a served answer, want %v", a.sent, value(t, c, "ratelimit_probe_interval_seconds"), stretched)
+	if a.sent != 2 || testkit.Value(t, c, "ratelimit_probe_interval_seconds") != stretched {
+		t.Errorf("%d probes; interval %v after a served answer, want %v", a.sent, testkit.Value(t, c, "ratelimit_probe_interval_seconds"), stretched)
 	}
 }

@@ -9,10 +9,10 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/jonboulle/clockwork"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
@@ -75,7 +75,7 @@ func TestParallelScrapesShareOneProbe(t *testing.T) {
 		t.Errorf("a scrape within min_interval probed: %d probes, want 2", got)
 	}
 	for _, key := range []string{"a", "b"} {
-		if got := value(t, f.collector, "ratelimit_probes_total", "key", key, "result", "success"); got != 1 {
+		if got := testkit.Value(t, f.collector, "ratelimit_probes_total", "key", key, "result", "success"); got != 1 {
 			t.Errorf("successful probes of %s = %v, want 1", key, got)
 		}
 	}
@@ -145,45 +145,11 @@ func TestScrapeDeadlineEndsOnlyTheWait(t *testing.T) {
 		t.Errorf("%d probes, want 2: the second scrape should join the probes under way", got)
 	}
 	for _, key := range []string{"a", "b"} {
-		if got := value(t, f.collector, "ratelimit_probes_total", "key", key, "result", "success"); got != 1 {
+		if got := testkit.Value(t, f.collector, "ratelimit_probes_total", "key", key, "result", "success"); got != 1 {
 			t.Errorf("successful probes of %s = %v, want 1", key, got)
 		}
-		if got := value(t, f.collector, "ratelimit_probes_total", "key", key, "result", "timeout"); got != 0 {
+		if got := testkit.Value(t, f.collector, "ratelimit_probes_total", "key", key, "result", "timeout"); got != 0 {
 			t.Errorf("timeouts of %s = %v, want 0: the scraper's deadline is not the probe's", key, got)
 		}
 	}
-}
-
-// value returns the value of the one series of name whose labels include the given name, value pairs.
-func value(t *testing.T, c prometheus.Collector, name string, labelPairs ...string) float64 {
-	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []float64
-	for _, mf := range families {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for i := 0; i+1 < len(labelPairs); i += 2 {
-				if have[labelPairs[i]] != labelPairs[i+1] {
-					continue metrics
-				}
-			}
-			found = append(found, m.GetGauge().GetValue()+m.GetCounter().GetValue())
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%s%v: %d series, want 1", name, labelPairs, len(found))
-	}
-	return found[0]
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
@@ -177,7 +178,7 @@ func TestFirstProbesGoOutAtOnce(t *testing.T) {
 		if times := f.prober.probesOf(key, "m"); len(times) != 1 || !times[0].Equal(f.start) {
 			t.Errorf("%s probed at %v, want once at the start", key, times)
 		}
-		if got := value(t, f.collector, "ratelimit_probe_success", "key", key); got != 1 {
+		if got := testkit.Value(t, f.collector, "ratelimit_probe_success", "key", key); got != 1 {
 			t.Errorf("%s: probe_success = %v, want 1", key, got)
 		}
 	}
@@ -268,7 +269,7 @@ func TestReloadRecomputesDueTimesFromTheLastProbe(t *testing.T) {
 	limits := simulator.Limits{"requests": {"minute": 1000, "day": 14400}}
 	f := newTimingFixture(t, intervalProbe(time.Minute, 16, 0.05), 1, []string{"m"}, limits, noJitter)
 	id := config.TargetID{Key: "k0", Model: "m"}
-	if got := value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 120 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 120 {
 		t.Fatalf("interval = %v, want 120 (86,400 s / (0.05 × 14,400))", got)
 	}
 	gap := 1 + phase(id)
@@ -296,12 +297,12 @@ func TestReloadRecomputesDueTimesFromTheLastProbe(t *testing.T) {
 	unguarded := longer
 	unguarded.Probe.Interval = config.Duration(time.Minute)
 	f.apply(&unguarded) // 1m stretched to 2m still
-	if got := value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 120 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 120 {
 		t.Fatalf("interval = %v, want 120", got)
 	}
 	unguarded.Probe.MaxQuotaShare = 1
 	f.apply(&unguarded)
-	if got := value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 60 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probe_interval_seconds"); got != 60 {
 		t.Fatalf("interval after max_quota_share: 1 = %v, want 60", got)
 	}
 	f.scheduler.mu.Lock()
@@ -331,7 +332,7 @@ func TestReloadStopsProbingRemovedTargets(t *testing.T) {
 func TestQuotaShareInIntervalMode(t *testing.T) {
 	f := newTimingFixture(t, intervalProbe(time.Minute, 4, 0.05), 1, []string{"m"},
 		simulator.Limits{"requests": {"minute": 1000, "day": 14400}}, noJitter)
-	if got := value(t, f.collector, "ratelimit_probe_interval_seconds", "key", "k0"); got != 120 {
+	if got := testkit.Value(t, f.collector, "ratelimit_probe_interval_seconds", "key", "k0"); got != 120 {
 		t.Errorf("interval = %v, want 120", got)
 	}
 	f.advance(3 * time.Hour)

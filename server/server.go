@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
 // TextWriter writes metrics in the text exposition format, telling sized
@@ -67,7 +68,10 @@ type Options struct {
 	// WriteTimeout bounds the writing of a metrics response, counted from
 	// when the metrics are ready; 0 leaves the server's own deadline.
 	WriteTimeout time.Duration
-	Reload       func() error
+	// Limits is what is known of every key and model at a time, for the
+	// JSON view and the status page. It may be nil.
+	Limits func(now time.Time) snapshot.Report
+	Reload func() error
 	// Dashboard is served at DashboardPath when not empty.
 	Dashboard []byte
 	Ready     func() bool

@@ -35,7 +35,7 @@ type Process struct {
 	Addr string // the loopback address it serves on
 	URL  string // "http://" + Addr
 
-	output *syncBuffer
+	output *SyncBuffer
 	done   chan struct{}
 	err    error // how it exited, once done is closed
 }
@@ -87,7 +87,7 @@ func (l Launch) Start() (*Process, error) {
 func (l Launch) start(addr string) (*Process, error) {
 	cmd := exec.Command(l.Binary, append([]string{"--web.listen-address=" + addr}, l.Args...)...)
 	cmd.Env = append(os.Environ(), l.Env...)
-	p := &Process{Cmd: cmd, Addr: addr, URL: "http://" + addr, output: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{Cmd: cmd, Addr: addr, URL: "http://" + addr, output: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -156,19 +156,20 @@ func Start(t testing.TB, l Launch) *Process {
 	return p
 }
 
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
+// SyncBuffer collects what is written to it, such as a process's output
+// or a logger's, while it is read from another goroutine.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
