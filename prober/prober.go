@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-kit/log"
-
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
@@ -64,6 +62,9 @@ type Result struct {
 	// "token_quota_exceeded", when it is a plain identifier; never free text.
 	ErrorCode string
 	Err       error // why the probe failed; safe to log: it never holds the key or a body
+	// Exchange is what the probe sent and received, for its log; it holds
+	// the key, and is shown only through WriteTrace.
+	Exchange *Exchange
 }
 
 // Failure says why the probe read no rate limits: its error, or the
@@ -238,32 +239,30 @@ func (p *Prober) SetClock(now func() time.Time) { p.now = now }
 
 // Probe sends one request for t and reports what came back. It gives up when ctx ends.
 func (p *Prober) Probe(ctx context.Context, t config.Target) Result {
-	trace := traceOf(ctx)
 	start := p.now()
-	r, redact := p.probe(ctx, t, trace)
+	ex := &Exchange{provider: t.Key.Provider}
+	r := p.probe(ctx, t, ex)
+	r.Exchange = ex
 	r.Time = p.now()
 	r.Duration = r.Time.Sub(start)
 	if r.Duration < 0 {
 		r.Duration = 0
 	}
-	redact.logResult(trace, &r)
 	return r
 }
 
-// probe sends the probe, logging to trace what it sends and receives with
-// the key hidden by the redactor it returns.
-func (p *Prober) probe(ctx context.Context, t config.Target, trace log.Logger) (Result, redactor) {
-	var redact redactor
+// probe sends the probe, keeping in ex the request and the response it
+// already holds, for its log.
+func (p *Prober) probe(ctx context.Context, t config.Target, ex *Exchange) Result {
 	prov, known := provider.Lookup(t.Key.Provider)
 	if !known { // config.Parse refuses such keys
-		return Result{Outcome: NetworkError, Err: fmt.Errorf("unknown provider %q", t.Key.Provider)}, redact
+		return Result{Outcome: NetworkError, Err: fmt.Errorf("unknown provider %q", t.Key.Provider)}
 	}
 	secret, err := readSecret(ctx, t.Key)
 	if err != nil {
-		trace.Log("msg", "The key could not be read; nothing was sent")
-		return Result{Outcome: KeyUnavailable, Err: err}, redact
+		return Result{Outcome: KeyUnavailable, Err: err}
 	}
-	redact.secret = secret.Reveal()
+	ex.secret = secret.Reveal()
 	template := p.requestFor(t, prov)
 	var body io.Reader
 	if template.Body != nil {
@@ -271,36 +270,26 @@ func (p *Prober) probe(ctx context.Context, t config.Target, trace log.Logger) (
 	}
 	req, err := http.NewRequestWithContext(ctx, template.Method, template.URL, body)
 	if err != nil {
-		return Result{Outcome: NetworkError, Err: fmt.Errorf("building request: %w", err)}, redact
+		return Result{Outcome: NetworkError, Err: fmt.Errorf("building request: %w", err)}
 	}
 	for name, values := range template.Header {
 		req.Header[name] = values
 	}
 	req.Header.Set("User-Agent", p.userAgent)
 	prov.Authorize(req.Header, secret.Reveal(), t.Key.ProbeOptions())
+	ex.sent, ex.method, ex.url, ex.requestHeader, ex.requestBody = true, req.Method, req.URL, req.Header, template.Body
 
-	trace.Log("msg", "Sending request", "method", req.Method, "url", redact.url(req.URL))
-	redact.logHeader(trace, "Request header", req.Header)
-	if template.Body != nil {
-		trace.Log("msg", "Request body", "body", redact.value(string(template.Body)))
-	}
 	resp, err := p.clientFor(t.Key.Name).Do(req)
 	if err != nil {
 		if isTimeout(ctx, err) {
-			return Result{Outcome: Timeout, Err: err}, redact
+			return Result{Outcome: Timeout, Err: err}
 		}
-		return Result{Outcome: NetworkError, Err: err}, redact
+		return Result{Outcome: NetworkError, Err: err}
 	}
 	defer resp.Body.Close()
-	trace.Log("msg", "Received response", "status", resp.Status, "proto", resp.Proto)
-	redact.logHeader(trace, "Response header", resp.Header)
+	ex.status, ex.proto, ex.responseHeader = resp.Status, resp.Proto, resp.Header
 
 	r := Result{Reading: prov.Parser().Read(resp.StatusCode, resp.Header, p.now()), Free: prov.Probe.Free()}
-	if r.Dropped > 0 {
-		for _, u := range prov.Parser().Unread(resp.Header, r.Time) {
-			trace.Log("msg", "Rate-limit header dropped", "name", u.Header, "reason", u.Reason)
-		}
-	}
 	answer := prov.Probe.Read(readBody(resp.Body))
 	if code := answer.ErrorCode; code != "" && (strings.Contains(code, secret.Reveal()) || strings.Contains(secret.Reveal(), code)) {
 		// An API that echoes the key it refused as its error code: a key
@@ -308,7 +297,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target, trace log.Logger) (
 		answer.ErrorCode = ""
 	}
 	r.take(answer)
-	return r, redact
+	return r
 }
 
 // take adds what the body said, answer, to r, which holds what the

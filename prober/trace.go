@@ -1,39 +1,131 @@
 package prober
 
 import (
-	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-kit/log"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/provider"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
 // Redacted stands in a probe's log for a value that carries the key.
 const Redacted = "<redacted>"
 
-// keyHeaders are the headers that carry a key for some provider: their
-// values are never logged, whatever they hold.
+// keyHeaders are the headers that carry a key for some provider, or a
+// session: their values are never shown, whatever they hold.
 var keyHeaders = []string{"Authorization", "Proxy-Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key", "Cookie", "Set-Cookie"}
 
-type traceKey struct{}
-
-// WithTrace returns ctx with logger as the trace of the probe sent with
-// it: the request, the response and what was read of it, for /probe?debug=true.
-func WithTrace(ctx context.Context, logger log.Logger) context.Context {
-	return context.WithValue(ctx, traceKey{}, logger)
+// Exchange is what a probe sent and received, kept by reference to the
+// request and the response it already had: the probe's log is rendered
+// from it, with the key hidden, only when someone reads it.
+type Exchange struct {
+	provider       string
+	secret         string
+	method         string
+	url            *url.URL
+	requestHeader  http.Header
+	requestBody    []byte
+	status, proto  string
+	responseHeader http.Header
+	sent           bool
 }
 
-// traceOf returns ctx's trace logger; a no-op when there is none.
-func traceOf(ctx context.Context) log.Logger {
-	if logger, ok := ctx.Value(traceKey{}).(log.Logger); ok {
-		return logger
+// Format implements fmt.Formatter: an exchange holds the key, and prints
+// as a placeholder whatever the verb.
+func (*Exchange) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("<probe exchange>")) }
+
+// WriteTrace logs what the probe of r sent and received, what it read and
+// how it ended, each value that carries the key hidden.
+func (r *Result) WriteTrace(trace log.Logger) {
+	ex := r.Exchange
+	if ex == nil {
+		ex = &Exchange{}
 	}
-	return log.NewNopLogger()
+	redact := redactor{secret: ex.secret}
+	if ex.sent {
+		trace.Log("msg", "Sending request", "method", ex.method, "url", redact.url(ex.url))
+		redact.logHeader(trace, "Request header", ex.requestHeader)
+		if ex.requestBody != nil {
+			trace.Log("msg", "Request body", "body", redact.value(string(ex.requestBody)))
+		}
+	} else if r.Outcome == KeyUnavailable {
+		trace.Log("msg", "The key could not be read; nothing was sent")
+	}
+	if ex.responseHeader != nil {
+		trace.Log("msg", "Received response", "status", ex.status, "proto", ex.proto)
+		redact.logHeader(trace, "Response header", ex.responseHeader)
+		if prov, ok := provider.Lookup(ex.provider); ok && r.Dropped > 0 {
+			for _, u := range prov.Parser().Unread(ex.responseHeader, r.Time) {
+				trace.Log("msg", "Rate-limit header dropped", "name", u.Header, "reason", u.Reason)
+			}
+		}
+	}
+	writeReading(trace, &r.Reading)
+	keyvals := []any{"msg", "Probe ended", "result", r.Outcome, "duration", r.Duration}
+	if r.RetryAfter > 0 {
+		keyvals = append(keyvals, "retry_after", r.RetryAfter)
+	}
+	if r.Cause != "" {
+		keyvals = append(keyvals, "cause", r.Cause)
+	}
+	if r.ErrorCode != "" {
+		keyvals = append(keyvals, "error_code", redact.value(r.ErrorCode))
+	}
+	if r.Err != nil {
+		keyvals = append(keyvals, "err", redact.value(r.Err.Error()))
+	}
+	trace.Log(keyvals...)
+}
+
+// WriteReading logs what a response read by the proxy said of the limits.
+// The proxy keeps none of the request or response: only the reading.
+func WriteReading(trace log.Logger, r *ratelimit.Reading) {
+	trace.Log("msg", "Response read by the proxy", "status", r.StatusCode, "at", r.Time.Format(time.RFC3339Nano))
+	writeReading(trace, r)
+	keyvals := []any{"msg", "Reading ended", "result", ReadingResult(r)}
+	if r.RetryAfter > 0 {
+		keyvals = append(keyvals, "retry_after", r.RetryAfter)
+	}
+	if r.Cause != "" {
+		keyvals = append(keyvals, "cause", r.Cause)
+	}
+	trace.Log(keyvals...)
+}
+
+// ReadingResult names what a response read by the proxy said: success
+// when it gave limits, else the outcome a probe would have had.
+func ReadingResult(r *ratelimit.Reading) Outcome {
+	switch status := r.StatusCode; {
+	case r.Success():
+		return Success
+	case status == http.StatusTooManyRequests:
+		return RateLimited
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return Unauthorized
+	case status >= 200 && status < 300:
+		return NoHeaders
+	default:
+		return HTTPError
+	}
+}
+
+func writeReading(trace log.Logger, r *ratelimit.Reading) {
+	for _, o := range r.Observations {
+		trace.Log("msg", "Observation read", "kind", o.Kind, "resource", o.Resource, "window", o.Window, "value", o.Value)
+	}
+	if r.Dropped > 0 {
+		trace.Log("msg", "Rate-limit values dropped", "count", r.Dropped, "reason", "invalid, beyond the "+strconv.Itoa(ratelimit.MaxObservations)+" taken from one response, or the less cautious of two values of one figure")
+	}
+	if r.Served {
+		trace.Log("msg", "Served: no window was empty, and the provider sends no values until one is")
+	}
 }
 
 // redactor hides the key, and the headers that carry keys, from a probe's log.
@@ -43,10 +135,15 @@ func (r redactor) value(v string) string {
 	if r.secret == "" {
 		return v
 	}
-	return strings.ReplaceAll(v, r.secret, Redacted)
+	v = strings.ReplaceAll(v, r.secret, Redacted)
+	v = strings.ReplaceAll(v, url.QueryEscape(r.secret), Redacted)
+	return strings.ReplaceAll(v, url.PathEscape(r.secret), Redacted)
 }
 
 func (r redactor) url(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
 	c := *u
 	c.User = nil
 	query := c.Query()
@@ -58,12 +155,7 @@ func (r redactor) url(u *url.URL) string {
 		}
 	}
 	c.RawQuery = strings.ReplaceAll(query.Encode(), url.QueryEscape(Redacted), Redacted)
-	v := r.value(c.String())
-	if r.secret != "" {
-		v = strings.ReplaceAll(v, url.QueryEscape(r.secret), Redacted)
-		v = strings.ReplaceAll(v, url.PathEscape(r.secret), Redacted)
-	}
-	return v
+	return r.value(c.String())
 }
 
 // logHeader logs each header of h, sorted by name, as msg.
@@ -74,35 +166,12 @@ func (r redactor) logHeader(trace log.Logger, msg string, h http.Header) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
+		secret := slices.ContainsFunc(keyHeaders, func(k string) bool { return strings.EqualFold(k, name) })
 		for _, v := range h[name] {
-			if slices.ContainsFunc(keyHeaders, func(k string) bool { return strings.EqualFold(k, name) }) {
+			if secret {
 				v = Redacted
 			}
 			trace.Log("msg", msg, "name", name, "value", r.value(v))
 		}
 	}
-}
-
-// logResult logs what a probe read and its outcome.
-func (rd redactor) logResult(trace log.Logger, r *Result) {
-	for _, o := range r.Observations {
-		trace.Log("msg", "Observation read", "kind", o.Kind, "resource", o.Resource, "window", o.Window, "value", o.Value)
-	}
-	if r.Dropped > 0 {
-		trace.Log("msg", "Rate-limit values dropped", "count", r.Dropped, "reason", "invalid, beyond the "+strconv.Itoa(ratelimit.MaxObservations)+" taken from one response, or the less cautious of two values of one figure")
-	}
-	if r.Served {
-		trace.Log("msg", "Served: no window was empty, and the provider sends no values until one is")
-	}
-	keyvals := []any{"msg", "Probe ended", "result", r.Outcome, "duration", r.Duration}
-	if r.RetryAfter > 0 {
-		keyvals = append(keyvals, "retry_after", r.RetryAfter)
-	}
-	if r.Cause != "" {
-		keyvals = append(keyvals, "cause", r.Cause)
-	}
-	if r.Err != nil {
-		keyvals = append(keyvals, "err", rd.value(r.Err.Error()))
-	}
-	trace.Log(keyvals...)
 }

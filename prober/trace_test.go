@@ -3,6 +3,7 @@ package prober
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,13 +23,11 @@ func TestTraceHidesTheKey(t *testing.T) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
 	defer srv.Close()
-	var trace bytes.Buffer
-	ctx := WithTrace(context.Background(), log.NewLogfmtLogger(&trace))
-	r := New("ratelimit_exporter/1.2.3").Probe(ctx, target(srv.URL, canary))
+	r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL, canary))
 	if r.Outcome != Unauthorized {
 		t.Fatalf("outcome %s, want unauthorized", r.Outcome)
 	}
-	got := trace.String()
+	got := traceText(&r)
 	for _, want := range []string{
 		`msg="Sending request" method=POST url=` + srv.URL + "/v1/chat/completions\n",
 		`msg="Request header" name=Authorization value=<redacted>` + "\n",
@@ -77,13 +76,11 @@ func TestTraceURL(t *testing.T) {
 func TestTraceOfNetworkError(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	srv.Close() // its port now refuses connections
-	var trace bytes.Buffer
-	ctx := WithTrace(context.Background(), log.NewLogfmtLogger(&trace))
-	r := New("ratelimit_exporter/1.2.3").Probe(ctx, target(srv.URL+"/"+canary, canary))
+	r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL+"/"+canary, canary))
 	if r.Outcome != NetworkError {
 		t.Fatalf("outcome %s, want network_error", r.Outcome)
 	}
-	got := trace.String()
+	got := traceText(&r)
 	for _, want := range []string{
 		`msg="Sending request" method=POST url=` + srv.URL + "/<redacted>/v1/chat/completions\n",
 		`msg="Probe ended" result=network_error`,
@@ -105,13 +102,11 @@ func TestTraceNamesDroppedValues(t *testing.T) {
 		w.Header().Set("X-Ratelimit-Remaining-Requests-Day", "-")
 	}))
 	defer srv.Close()
-	var trace bytes.Buffer
-	ctx := WithTrace(context.Background(), log.NewLogfmtLogger(&trace))
-	r := New("ratelimit_exporter/1.2.3").Probe(ctx, target(srv.URL, canary))
+	r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL, canary))
 	if r.Outcome != Success || r.Dropped != 1 {
 		t.Fatalf("outcome %s, %d dropped; want success, 1", r.Outcome, r.Dropped)
 	}
-	got := trace.String()
+	got := traceText(&r)
 	for _, want := range []string{
 		`msg="Rate-limit header dropped" name=X-Ratelimit-Remaining-Requests-Day reason="not a valid value, or several values that differ"` + "\n",
 		`msg="Observation read" kind=limit resource=requests window=day value=10` + "\n",
@@ -119,6 +114,45 @@ func TestTraceNamesDroppedValues(t *testing.T) {
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the trace lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// traceText renders r's trace as the log does.
+func traceText(r *Result) string {
+	var trace bytes.Buffer
+	r.WriteTrace(log.NewLogfmtLogger(&trace))
+	return trace.String()
+}
+
+// Every header that carries a key for some provider, or a session, is
+// hidden in the log whatever it holds, in the request and the response;
+// and a Result printed with any verb shows no part of its exchange.
+func TestTraceHidesEachKeyHeader(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range keyHeaders {
+			w.Header().Set(name, "plain-"+name)
+		}
+	}))
+	defer srv.Close()
+	r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL, canary))
+	for _, name := range keyHeaders {
+		r.Exchange.requestHeader.Set(name, "plain-"+name)
+	}
+	got := traceText(&r)
+	for _, name := range keyHeaders {
+		for _, msg := range []string{"Request header", "Response header"} {
+			if want := `msg="` + msg + `" name=` + name + " value=<redacted>\n"; !strings.Contains(got, want) {
+				t.Errorf("the trace lacks %q", want)
+			}
+		}
+		if strings.Contains(got, "plain-"+name) {
+			t.Errorf("the trace shows %s:\n%s", name, got)
+		}
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if printed := fmt.Sprintf(verb, r); strings.Contains(printed, canary) || strings.Contains(printed, "plain-") {
+			t.Errorf("%s of a Result shows its exchange: %s", verb, printed)
 		}
 	}
 }
