@@ -1,0 +1,225 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+)
+
+var (
+	noisy = config.TargetID{Key: "noisy", Model: "m"}
+	rare  = config.TargetID{Key: "rare", Model: "m"}
+	at    = time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
+)
+
+func probeEntry(id config.TargetID, outcome prober.Outcome) *Entry {
+	return &Entry{Source: Probe, Target: id, Provider: "openai", Started: at, Result: prober.Result{Outcome: outcome}}
+}
+
+func ids(entries []*Entry) []uint64 {
+	var out []uint64
+	for _, e := range entries {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// A target's last failed probe is kept apart from the recent probes: a
+// thousand successes of another target push it out of those, not out of
+// the history, and its log stays one click away.
+func TestFailureSurvivesSuccessesOfAnother(t *testing.T) {
+	h := New(DefaultLimit)
+	h.Configure([]config.TargetID{noisy, rare})
+	failure := probeEntry(rare, prober.Unauthorized)
+	h.Add(failure)
+	for range 1000 {
+		h.Add(probeEntry(noisy, prober.Success))
+	}
+	if recent := h.Recent(); len(recent) != DefaultLimit || recent[0].ID != 1001 || recent[len(recent)-1].ID != 902 {
+		t.Fatalf("recent probes %v, want 1001 down to 902", ids(recent))
+	}
+	if got, ok := h.Latest(rare); !ok || got != failure {
+		t.Errorf("rare's latest probe: %v %v, want its failure", got, ok)
+	}
+	if got, ok := h.Get(failure.ID); !ok || got != failure {
+		t.Errorf("Get(%d): %v %v, want the failure", failure.ID, got, ok)
+	}
+	if got := h.Failures(); len(got) != 1 || got[0] != failure {
+		t.Errorf("failures %v, want rare's", ids(got))
+	}
+	// A success of rare does not forget its failure; a later failure replaces it.
+	h.Add(probeEntry(rare, prober.Success))
+	if got, _ := h.Latest(rare); got.ID != 1002 {
+		t.Errorf("rare's latest probe %d, want its success 1002", got.ID)
+	}
+	later := probeEntry(rare, prober.Timeout)
+	h.Add(later)
+	if got := h.Failures(); len(got) != 1 || got[0] != later {
+		t.Errorf("failures %v, want rare's later one", ids(got))
+	}
+}
+
+// The history keeps limit entries, newest first; an entry gone from it is
+// not found; 0 keeps none, but still each target's last failure.
+func TestHistoryBound(t *testing.T) {
+	h := New(3)
+	h.Configure([]config.TargetID{noisy})
+	for range 10 {
+		h.Add(probeEntry(noisy, prober.Success))
+	}
+	if got := ids(h.Recent()); fmt.Sprint(got) != "[10 9 8]" {
+		t.Errorf("recent %v, want [10 9 8]", got)
+	}
+	for id, kept := range map[uint64]bool{0: false, 7: false, 8: true, 10: true, 11: false} {
+		if _, ok := h.Get(id); ok != kept {
+			t.Errorf("Get(%d): kept %v, want %v", id, ok, kept)
+		}
+	}
+
+	off := New(0)
+	off.Configure([]config.TargetID{noisy})
+	off.Add(probeEntry(noisy, prober.Success))
+	failure := probeEntry(noisy, prober.RateLimited)
+	off.Add(failure)
+	off.Add(probeEntry(noisy, prober.Success))
+	if got := off.Recent(); len(got) != 0 {
+		t.Errorf("history off keeps %v", ids(got))
+	}
+	if got, ok := off.Latest(noisy); !ok || got != failure {
+		t.Errorf("history off: latest %v %v, want the failure", got, ok)
+	}
+}
+
+// A reload drops what the history holds of targets it removed: their
+// failures, probes and the proxy's readings of their keys. A target never
+// configured keeps no failure.
+func TestConfigureDropsRemovedTargets(t *testing.T) {
+	h := New(10)
+	h.Configure([]config.TargetID{noisy, rare})
+	h.Add(probeEntry(rare, prober.Unauthorized))
+	h.Add(&Entry{Source: Proxy, Target: config.TargetID{Key: "rare", Model: "other"}, Result: prober.Result{Reading: ratelimit.Reading{StatusCode: 429}}})
+	h.Add(probeEntry(noisy, prober.Success))
+	h.Add(probeEntry(config.TargetID{Key: "gone", Model: "m"}, prober.Timeout))
+	h.Configure([]config.TargetID{noisy})
+	if got := ids(h.Recent()); fmt.Sprint(got) != "[3]" {
+		t.Errorf("recent %v, want [3]: noisy's probe alone", got)
+	}
+	if _, ok := h.Latest(rare); ok {
+		t.Error("rare's failure kept after a reload removed it")
+	}
+	if got := h.Failures(); len(got) != 0 {
+		t.Errorf("failures %v, want none", ids(got))
+	}
+}
+
+// An entry's log is rendered when read, from what the probe kept, with
+// the key hidden; a proxy reading shows what it read and no headers.
+func TestEntryLog(t *testing.T) {
+	const canary = "sk-test-canary-history-5d1e"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		w.Header().Set("X-Echo", r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	e := failedProbe(t, prober.New("ratelimit_exporter/test"), srv.URL, canary)
+	e.Schedule = Schedule{Mode: "interval", Timeout: 5 * time.Second, HoldUntil: e.Result.Time.Add(30 * time.Second), Next: e.Result.Time.Add(30 * time.Second)}
+	var out strings.Builder
+	e.WriteLog(&out)
+	for _, want := range []string{
+		`msg="Beginning probe" key=k model=gpt-4o-mini provider=openai timeout=5s`,
+		`msg="Request header" name=Authorization value=<redacted>`,
+		`msg="Response header" name=X-Echo value="Bearer <redacted>"`,
+		`msg="Probe ended" result=rate_limited`,
+		`msg="Holding off probes as the provider asked" until=`,
+		`msg="Next probe due" mode=interval`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the log lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), canary) {
+		t.Errorf("the log shows the key:\n%s", out.String())
+	}
+
+	proxied := &Entry{Source: Proxy, Target: config.TargetID{Key: "k", Model: "gpt-4o"}, Provider: "openai", Started: at,
+		Result: prober.Result{Reading: ratelimit.Reading{Time: at, StatusCode: 200, Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: 9}}}}}
+	out.Reset()
+	proxied.WriteLog(&out)
+	want := `ts=2026-12-05T04:00:00Z msg="Reading of proxied traffic" key=k model=gpt-4o provider=openai
+msg="Response read by the proxy" status=200 at=2026-12-05T04:00:00Z
+msg="Observation read" kind=remaining resource=requests window=minute value=9
+msg="Reading ended" result=success
+`
+	if out.String() != want {
+		t.Errorf("proxy reading's log:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// failedProbe probes url with key as key k's model gpt-4o-mini.
+func failedProbe(t testing.TB, p *prober.Prober, url, key string) *Entry {
+	tg := (&config.Config{Keys: []config.Key{{Name: "k", Provider: "openai", APIKey: config.Secret(key), BaseURL: url + "/v1", Models: []string{"gpt-4o-mini"}}}}).Targets()[0]
+	r := p.Probe(context.Background(), tg)
+	if r.Outcome == prober.Success {
+		t.Fatalf("the probe of %s succeeded", url)
+	}
+	return &Entry{Source: Probe, Target: tg.ID(), Provider: "openai", Started: r.Time.Add(-r.Duration), Result: r}
+}
+
+// The last failure of each of 1,000 targets, each a real probe's refusal
+// with a provider's usual headers, costs a few kilobytes a target.
+func TestMemoryOfFailures(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Retry-After", "20")
+		h.Set("X-Request-Id", "req_0123456789abcdef0123456789abcdef")
+		h.Set("Openai-Processing-Ms", "12")
+		h.Set("X-Ratelimit-Limit-Requests", "10000")
+		h.Set("X-Ratelimit-Remaining-Requests", "0")
+		h.Set("X-Ratelimit-Reset-Requests", "6ms")
+		h.Set("X-Ratelimit-Limit-Tokens", "2000000")
+		h.Set("X-Ratelimit-Remaining-Tokens", "0")
+		h.Set("X-Ratelimit-Reset-Tokens", "20s")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`))
+	}))
+	defer srv.Close()
+	const targets = 1000
+	p := prober.New("ratelimit_exporter/test")
+	failedProbe(t, p, srv.URL, "sk-test-warm") // the connection pool, before the count
+	configured := make([]config.TargetID, targets)
+	for i := range configured {
+		configured[i] = config.TargetID{Key: fmt.Sprintf("k%04d", i), Model: "gpt-4o-mini"}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h := New(DefaultLimit)
+	h.Configure(configured)
+	for i := range targets {
+		e := failedProbe(t, p, srv.URL, fmt.Sprintf("sk-test-%04d", i))
+		e.Target = configured[i]
+		h.Add(e)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d failures kept, %d recent: heap %+d bytes, %d a target", len(h.Failures()), len(h.Recent()), heap, heap/targets)
+	if len(h.Failures()) != targets {
+		t.Fatalf("%d failures kept, want %d", len(h.Failures()), targets)
+	}
+	if heap > 8<<10*targets {
+		t.Errorf("%d bytes a target kept, want under 8 KiB", heap/targets)
+	}
+	runtime.KeepAlive(h)
+}
