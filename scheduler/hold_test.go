@@ -13,6 +13,7 @@ import (
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/history"
 	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
@@ -42,6 +43,8 @@ func newAnswerFixture(t *testing.T, probe config.Probe, answer func(n int, now t
 	f.collector.Apply(f.cfg)
 	f.scheduler = newScheduler(f.prober, f.collector, log.NewNopLogger(), clock, noJitter)
 	t.Cleanup(f.scheduler.Stop)
+	f.history = history.New(history.DefaultLimit)
+	f.scheduler.KeepHistory(f.history)
 	f.scheduler.Apply(f.cfg)
 	f.settle()
 	return f
@@ -182,21 +185,26 @@ func TestProbeLogTellsTheSchedule(t *testing.T) {
 		return prober.Result{Reading: ratelimit.Reading{StatusCode: 429, RetryAfter: 10 * time.Minute}, Outcome: prober.RateLimited, Err: errors.New("HTTP 429")}
 	})
 	id := config.TargetID{Key: "k", Model: "m"}
-	got, ok := f.scheduler.ProbeLog(id)
+	entry, ok := f.scheduler.Debug(context.Background(), id)
 	if !ok {
-		t.Fatal("no log of the first probe")
+		t.Fatal("no record of the first probe")
 	}
+	var got strings.Builder
+	entry.WriteLog(&got)
 	hold := f.start.Add(10 * time.Minute).Format(time.RFC3339Nano)
 	for _, want := range []string{
 		`ts=2026-11-22T12:00:00Z msg="Beginning probe" key=k model=m provider=anthropic timeout=`,
 		`msg="Holding off probes as the provider asked" until=` + hold + "\n",
 		`msg="Next probe due" mode=interval at=` + hold + " sent=then\n",
 	} {
-		if !strings.Contains(string(got), want) {
-			t.Errorf("the probe's log lacks %q:\n%s", want, got)
+		if !strings.Contains(got.String(), want) {
+			t.Errorf("the probe's log lacks %q:\n%s", want, got.String())
 		}
 	}
-	if _, ok := f.scheduler.ProbeLog(config.TargetID{Key: "k", Model: "other"}); ok {
+	if len(f.prober.probesOf("k", "m")) != 1 {
+		t.Error("Debug sent a probe in interval mode")
+	}
+	if _, ok := f.scheduler.Debug(context.Background(), config.TargetID{Key: "k", Model: "other"}); ok {
 		t.Error("a log of a target that is not configured")
 	}
 }

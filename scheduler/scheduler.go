@@ -5,7 +5,6 @@
 package scheduler
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -21,6 +20,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/history"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
@@ -56,6 +56,8 @@ type Scheduler struct {
 	clock    clockwork.Clock
 	random   func() float64 // in [0, 1)
 
+	history *history.History
+
 	ctx    context.Context // ends with Stop; every probe derives from it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -90,17 +92,25 @@ type target struct {
 	holdUntil      time.Time     // the provider asked for no probe before then
 	failures       int           // backoff failures in a row
 	backoffUntil   time.Time     // backing off from them
-	lastLog        []byte        // the last probe's trace, for /probe?debug=true
 }
 
 // flight is a probe queued or under way; everyone who wants it waits on done.
 type flight struct {
-	done chan struct{}
+	done  chan struct{}
+	entry *history.Entry // the probe's, set before done is closed; nil if cancelled
 }
 
 // New returns a scheduler that probes with p and records into r.
 func New(p Prober, r Recorder, logger log.Logger) *Scheduler {
 	return newScheduler(p, r, logger, clockwork.NewRealClock(), rand.Float64)
+}
+
+// KeepHistory makes s add each probe, and each reading of the proxy's
+// traffic, to h. Call it before Apply.
+func (s *Scheduler) KeepHistory(h *history.History) {
+	s.mu.Lock()
+	s.history = h
+	s.mu.Unlock()
 }
 
 // newScheduler is New with the clock and the random source given, for tests.
@@ -195,6 +205,13 @@ func (s *Scheduler) Apply(cfg *config.Config) {
 		}
 	}
 	s.order = order
+	if s.history != nil {
+		ids := make([]config.TargetID, len(targets))
+		for i, tc := range targets {
+			ids[i] = tc.ID()
+		}
+		s.history.Configure(ids)
+	}
 	s.kickDispatcher()
 }
 
@@ -357,10 +374,8 @@ func (s *Scheduler) startQueuedLocked() {
 // run sends one probe, which has timeout from now, and records its result.
 func (s *Scheduler) run(t *target, f *flight, cfg config.Target, timeout time.Duration) {
 	defer s.wg.Done()
-	var trace bytes.Buffer
-	logger := log.With(log.NewLogfmtLogger(&trace), "ts", log.TimestampFormat(s.clock.Now, time.RFC3339Nano))
-	logger.Log("msg", "Beginning probe", "key", t.id.Key, "model", t.id.Model, "provider", cfg.Key.Provider, "timeout", timeout)
-	ctx, cancel := context.WithTimeout(prober.WithTrace(s.ctx, logger), timeout)
+	started := s.clock.Now()
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	result := s.prober.Probe(ctx, cfg)
 	cancelled := errors.Is(ctx.Err(), context.Canceled)
 	cancel()
@@ -374,7 +389,7 @@ func (s *Scheduler) run(t *target, f *flight, cfg config.Target, timeout time.Du
 		close(f.done)
 		return
 	}
-	s.finish(t, f, cfg, &result, &trace, logger)
+	s.finish(t, f, cfg, &result, &history.Entry{Source: history.Probe, Target: t.id, Provider: cfg.Key.Provider, Started: started, Schedule: history.Schedule{Timeout: timeout}})
 }
 
 // Refresh, in scrape mode, queues a probe of every target that is due (its
@@ -401,12 +416,13 @@ func (s *Scheduler) RefreshTarget(ctx context.Context, id config.TargetID) bool 
 	return found
 }
 
-// refresh does Refresh for the targets that wanted returns under s.mu.
-func (s *Scheduler) refresh(ctx context.Context, wanted func() []*target) {
+// refresh does Refresh for the targets that wanted returns under s.mu,
+// and returns the probes it waited for.
+func (s *Scheduler) refresh(ctx context.Context, wanted func() []*target) []*flight {
 	s.mu.Lock()
 	if s.settings.Mode != config.ModeScrape {
 		s.mu.Unlock()
-		return
+		return nil
 	}
 	now := s.clock.Now()
 	var due []*target
@@ -430,22 +446,29 @@ func (s *Scheduler) refresh(ctx context.Context, wanted func() []*target) {
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return
+			return waits
 		case <-s.ctx.Done():
-			return
+			return waits
 		}
 	}
+	return waits
 }
 
 // finish records a result and works out when the target may be probed
 // next. cfg is what the probe was sent with.
-func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Result, trace *bytes.Buffer, traceLogger log.Logger) {
+// entry, the probe's history entry, gets the result and the schedule.
+func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Result, entry *history.Entry) {
 	s.recorder.Record(t.id, r)
+	entry.Result = *r
+	f.entry = entry
 	defer close(f.done)
+	if s.history != nil { // set before Apply, so before any probe
+		defer s.history.Add(entry)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	defer func() { t.lastLog = bytes.Clone(trace.Bytes()) }() // no spare capacity kept per target
+	entry.Schedule.Mode = string(s.settings.Mode)
 	s.inFlight--
 	if t.flight == f {
 		t.flight = nil
@@ -460,7 +483,7 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 		// says nothing of the new settings, so it moves no timing and
 		// starts no backoff; the key is probed again as if new.
 		t.last, t.failures, t.backoffUntil = time.Time{}, 0, time.Time{}
-		traceLogger.Log("msg", "The key's settings changed while the probe was out: its result moves no timing, and the key is probed again as if new")
+		entry.Schedule.Stale = true
 		s.startQueuedLocked()
 		s.kickDispatcher()
 		return
@@ -493,7 +516,8 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 		t.backoffUntil = r.Time.Add(wait)
 		level.Info(logger).Log("msg", "Backing off after failures", "reason", why, "failures", t.failures, "until", t.backoffUntil)
 	}
-	s.traceScheduleLocked(t, r, traceLogger)
+	entry.Schedule.HoldUntil, entry.Schedule.Failures, entry.Schedule.BackoffUntil = t.holdUntil, t.failures, t.backoffUntil
+	entry.Schedule.Interval, entry.Schedule.StretchedBy, entry.Schedule.Next = t.interval, t.stretchedBy, s.nextProbeLocked(t)
 	s.startQueuedLocked()
 	if s.nextProbeLocked(t).Before(s.nextWake) {
 		s.kickDispatcher()
@@ -502,34 +526,31 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 	logOutcome(log.With(logger, "result", r.Outcome, "status", r.StatusCode, "duration", r.Duration), previous, r)
 }
 
-// traceScheduleLocked logs to a probe's trace what its result made of
-// the target's schedule. s.mu must be held.
-func (s *Scheduler) traceScheduleLocked(t *target, r *prober.Result, trace log.Logger) {
-	if t.holdUntil.After(r.Time) {
-		trace.Log("msg", "Holding off probes as the provider asked", "until", t.holdUntil.Format(time.RFC3339Nano))
+// Debug returns the record of id's latest probe, for /probe?debug=true:
+// in scrape mode it first sends one if id is due, as /probe does, and
+// returns that probe's record; in interval mode it sends none and returns
+// the newest kept, its last failure or its newest history entry. False if
+// there is none, or id is not configured.
+func (s *Scheduler) Debug(ctx context.Context, id config.TargetID) (*history.Entry, bool) {
+	waits := s.refresh(ctx, func() []*target {
+		if t := s.targets[id]; t != nil {
+			return []*target{t}
+		}
+		return nil
+	})
+	for _, f := range waits {
+		select {
+		case <-f.done:
+			if f.entry != nil {
+				return f.entry, true
+			}
+		default: // the request's deadline came first
+		}
 	}
-	if t.backoffUntil.After(r.Time) {
-		trace.Log("msg", "Backing off after failures", "failures", t.failures, "until", t.backoffUntil.Format(time.RFC3339Nano))
+	if s.history == nil {
+		return nil, false
 	}
-	if t.stretchedBy != "" {
-		trace.Log("msg", "Probe interval stretched to keep probes within max_quota_share", "interval", t.interval, "window", t.stretchedBy)
-	}
-	when := "the next scrape from then on"
-	if s.settings.Mode == config.ModeInterval {
-		when = "then"
-	}
-	trace.Log("msg", "Next probe due", "mode", s.settings.Mode, "at", s.nextProbeLocked(t).Format(time.RFC3339Nano), "sent", when)
-}
-
-// ProbeLog returns the log of the last probe of id that ended, and false
-// if id has not been probed since it was configured.
-func (s *Scheduler) ProbeLog(id config.TargetID) ([]byte, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t := s.targets[id]; t != nil && t.lastLog != nil {
-		return t.lastLog, true
-	}
-	return nil, false
+	return s.history.Latest(id)
 }
 
 // logOutcome logs what a probe changed at info or warn, a target's first
@@ -585,6 +606,9 @@ func (t *target) hold(r *ratelimit.Reading, logger log.Logger) {
 // for its Retry-After.
 func (s *Scheduler) Observe(id config.TargetID, provider string, r *ratelimit.Reading) {
 	s.recorder.Observe(id, provider, r)
+	if s.history != nil { // set before Apply, so before any reading
+		s.history.Add(&history.Entry{Source: history.Proxy, Target: id, Provider: provider, Started: r.Time, Result: prober.Result{Reading: *r}})
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.targets[id]

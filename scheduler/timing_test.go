@@ -15,6 +15,7 @@ import (
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/history"
 	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
@@ -71,6 +72,7 @@ type timingFixture struct {
 	prober    *recordingProber
 	collector *collector.Collector
 	scheduler *Scheduler
+	history   *history.History
 	cfg       *config.Config
 }
 
