@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/demo"
 	"github.com/ratelimit-exporter/ratelimit_exporter/exporter"
 	"github.com/ratelimit-exporter/ratelimit_exporter/grafana"
+	"github.com/ratelimit-exporter/ratelimit_exporter/history"
 	"github.com/ratelimit-exporter/ratelimit_exporter/internal/drain"
 	"github.com/ratelimit-exporter/ratelimit_exporter/logging"
 	"github.com/ratelimit-exporter/ratelimit_exporter/server"
@@ -51,6 +53,7 @@ func run() int {
 		writeTimeout  = app.Flag("web.write-timeout", "Most time to write one response to a client; a client that reads slower is cut off.").Default("30s").Duration()
 		gracePeriod   = app.Flag("web.shutdown-grace-period", "On SIGTERM or SIGINT, how long scrapes in flight may take to finish.").Default("5s").Duration()
 		externalURL   = app.Flag("web.external-url", "The URL under which Prometheus reaches the exporter, given as the targets' address in /sd. Default: the host the /sd request was sent to.").URL()
+		historyLimit  = app.Flag("history.limit", "Recent probes and proxy readings the landing page lists, each with its log; 0 keeps none. The last failed probe of each target is kept apart.").Default(strconv.Itoa(history.DefaultLimit)).Uint()
 		demoMode      = app.Flag("demo", "Probe built-in simulators of several providers (Cerebras, Groq, Anthropic, OpenRouter, OpenAI) with demo keys instead of real APIs.").Bool()
 		webFlags      = kingpinflag.AddFlags(app, ":10429")
 		logConfig     = logging.AddFlags(app)
@@ -114,7 +117,7 @@ func run() int {
 	)
 	// The rate-limit metrics are rendered when probes end and written after
 	// the registry's, so they are not registered.
-	exp := exporter.New(exporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger})
+	exp := exporter.New(exporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger, HistoryLimit: int(*historyLimit)})
 	defer exp.Stop()
 	reloader, err := config.NewReloader(load, exp.Apply, registry)
 	if err != nil {
@@ -129,7 +132,8 @@ func run() int {
 		MaxRequests:   *maxRequests,
 		Refresh:       exp.Refresh,
 		RefreshTarget: exp.RefreshTarget,
-		ProbeLog:      exp.ProbeLog,
+		Debug:         exp.Debug,
+		History:       exp.History(),
 		Targets:       exp.Targets,
 		ExternalURL:   *externalURL,
 		TimeoutOffset: *timeoutOffset,

@@ -23,6 +23,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/adminpoll"
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/history"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/proxy"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
@@ -42,6 +43,9 @@ type Options struct {
 	Logger log.Logger
 	// Clock is the clock of the declared limits' windows; nil: the real one.
 	Clock clockwork.Clock
+	// HistoryLimit is how many recent probes and proxy readings are kept
+	// for the landing page; 0 keeps none but each target's last failure.
+	HistoryLimit int
 }
 
 // Exporter is the running exporter. Create it with New, give it configs
@@ -54,6 +58,7 @@ type Exporter struct {
 	readings  *collector.Collector
 	prober    *prober.Prober
 	scheduler *scheduler.Scheduler
+	history   *history.History
 	admin     *adminpoll.Poller
 	tally     *tally.Tally
 	targets   atomic.Pointer[[]config.Target]
@@ -83,6 +88,8 @@ func New(o Options) *Exporter {
 	e.readings = collector.New()
 	e.prober = prober.New(o.UserAgent)
 	e.scheduler = scheduler.New(e.prober, e.readings, o.Logger)
+	e.history = history.New(o.HistoryLimit)
+	e.scheduler.KeepHistory(e.history)
 	e.admin = adminpoll.New(e.readings, o.Logger)
 	if o.Clock == nil {
 		o.Clock = clockwork.NewRealClock()
@@ -252,8 +259,14 @@ func (e *Exporter) RefreshTarget(ctx context.Context, id config.TargetID) bool {
 	return e.scheduler.RefreshTarget(ctx, id)
 }
 
-// ProbeLog returns the log of id's last probe; false if none has ended.
-func (e *Exporter) ProbeLog(id config.TargetID) ([]byte, bool) { return e.scheduler.ProbeLog(id) }
+// Debug returns the record of id's latest probe, for /probe?debug=true:
+// in scrape mode, one it sends if id is due.
+func (e *Exporter) Debug(ctx context.Context, id config.TargetID) (*history.Entry, bool) {
+	return e.scheduler.Debug(ctx, id)
+}
+
+// History is the recent probes and proxy readings, and each target's last failure.
+func (e *Exporter) History() *history.History { return e.history }
 
 // StopProxy closes the proxy's listener and returns once its requests in
 // flight have finished, within the grace period. Later configs start no

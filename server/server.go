@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/history"
 	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
@@ -53,9 +54,13 @@ type Options struct {
 	Refresh func(ctx context.Context)
 	// RefreshTarget is Refresh for one target, before a /probe. It may be nil.
 	RefreshTarget func(ctx context.Context, id config.TargetID) bool
-	// ProbeLog returns the log of a target's last probe, for
-	// /probe?debug=true; false when none has ended. It may be nil.
-	ProbeLog func(id config.TargetID) ([]byte, bool)
+	// Debug returns the record of a target's latest probe for
+	// /probe?debug=true, sending one first in scrape mode; false when
+	// there is none. It may be nil.
+	Debug func(ctx context.Context, id config.TargetID) (*history.Entry, bool)
+	// History is the recent probes the landing page lists and
+	// ProbeLogPath shows. It may be nil.
+	History *history.History
 	// Targets lists the configured keys and models, which /probe serves
 	// and /sd lists. Nil: neither endpoint is served.
 	Targets func() []config.Target
@@ -101,7 +106,7 @@ func CheckMetricsPath(path string) error {
 	case cleanPath(path) != path:
 		return fmt.Errorf("--web.telemetry-path %q must be a clean path: no //, . or .. segments", path)
 	}
-	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath, ProbePath, SDPath} {
+	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath, ProbePath, SDPath, ProbeLogPath} {
 		if path == own || strings.HasPrefix(own, strings.TrimSuffix(path, "/")+"/") && strings.HasSuffix(path, "/") {
 			return fmt.Errorf("--web.telemetry-path %q clashes with the endpoint %s", path, own)
 		}
@@ -151,6 +156,7 @@ func Handler(o Options) (_ http.Handler, err error) {
 	if o.Targets != nil {
 		mux.Handle("GET "+ProbePath, limit(probeHandler(o)))
 		mux.Handle("GET "+SDPath, sdHandler(o))
+		mux.Handle("GET "+ProbeLogPath, probeLogHandler(o))
 	}
 
 	if len(o.Dashboard) > 0 {
@@ -198,12 +204,13 @@ func Handler(o Options) (_ http.Handler, err error) {
 				{Address: "/-/healthy", Text: "Health", Description: "200 while the exporter serves"},
 				{Address: "/-/ready", Text: "Readiness", Description: "200 once a configuration is loaded"},
 			},
-			ExtraHTML: `<p>Reload the configuration with <code>POST /-/reload</code> or SIGHUP.</p>`,
+			ExtraHTML: `<p>Reload the configuration with <code>POST /-/reload</code> or SIGHUP.</p>` + recentProbesMarker,
+			ExtraCSS:  recentProbesCSS,
 		})
 		if err != nil {
 			return nil, err
 		}
-		mux.Handle("/", landing)
+		mux.Handle("/", landingWithHistory(landing, o.History))
 	}
 	return mux, nil
 }

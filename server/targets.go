@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/go-kit/log/level"
-	"gopkg.in/yaml.v3"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 )
@@ -36,58 +34,19 @@ func probeHandler(o Options) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		if debug, _ := strconv.ParseBool(r.URL.Query().Get("debug")); debug {
+			serveDebug(w, r, o, id)
+			return
+		}
 		if o.RefreshTarget != nil {
 			ctx, cancel := scrapeContext(r, o.TimeoutOffset)
 			o.RefreshTarget(ctx, id)
 			cancel()
 		}
-		if debug, _ := strconv.ParseBool(r.URL.Query().Get("debug")); debug {
-			serveDebug(w, o, id)
-			return
-		}
 		serveText(w, r, nil, func(out io.Writer, sized func(int)) error {
 			return o.Observations.WriteTargetText(out, id, sized)
 		}, o.WriteTimeout, o.Logger)
 	})
-}
-
-// serveDebug answers /probe?debug=true: the log of the target's last
-// probe, its settings without secrets, and the metrics /probe serves.
-func serveDebug(w http.ResponseWriter, o Options, id config.TargetID) {
-	var out bytes.Buffer
-	out.WriteString("Logs for the last probe of this target (in scrape mode, this request refreshed it as any /probe does; in interval mode, it sent no probe of its own):\n")
-	if probeLog, ok := probeLogOf(o, id); ok {
-		out.Write(probeLog)
-	} else {
-		out.WriteString("No probe of this target has ended since it was configured.\n")
-	}
-	out.WriteString("\n\nTarget configuration:\n")
-	for _, t := range o.Targets() {
-		if t.ID() == id {
-			settings, err := yaml.Marshal(struct {
-				Key   *config.Key `yaml:"key"`
-				Model string      `yaml:"model"`
-			}{t.Key, t.Model})
-			if err != nil {
-				settings = []byte(fmt.Sprintf("Error marshalling the settings: %v\n", err))
-			}
-			out.Write(settings)
-			break
-		}
-	}
-	out.WriteString("\n\nMetrics that would have been returned:\n")
-	if err := o.Observations.WriteTargetText(&out, id, func(int) {}); err != nil {
-		fmt.Fprintf(&out, "Error rendering the metrics: %v\n", err)
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write(out.Bytes())
-}
-
-func probeLogOf(o Options, id config.TargetID) ([]byte, bool) {
-	if o.ProbeLog == nil {
-		return nil, false
-	}
-	return o.ProbeLog(id)
 }
 
 // probeTarget reads the target a /probe request names. Its errors name the

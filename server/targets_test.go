@@ -14,6 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/history"
+	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
 var testKeys = []config.Key{
@@ -230,21 +233,27 @@ func TestProbeCountsTowardsMaxRequests(t *testing.T) {
 	}
 }
 
-// /probe?debug=true refreshes the target as /probe does, then serves the
-// log of its last probe, its settings without secrets, and its metrics;
-// debug=false is /probe.
+// /probe?debug=true asks for the target's latest probe (Debug refreshes it
+// in scrape mode) and serves its log, its settings without secrets, and its
+// metrics; debug=false is /probe.
 func TestProbeDebug(t *testing.T) {
 	const canary = "sk-test-canary-server-debug-2f6b"
 	key := config.Key{Name: "solo", Provider: "cerebras", APIKey: canary, Models: []string{"llama3.1-8b"}}
-	var refreshed int
-	logs := map[config.TargetID][]byte{{Key: "solo", Model: "llama3.1-8b"}: []byte("msg=\"Probe ended\" result=success\n")}
+	var refreshed, plainRefreshes int
+	at := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
+	logs := map[config.TargetID]*history.Entry{{Key: "solo", Model: "llama3.1-8b"}: {
+		Source: history.Probe, Target: config.TargetID{Key: "solo", Model: "llama3.1-8b"}, Provider: "cerebras", Started: at,
+		Result:   prober.Result{Outcome: prober.Success, Reading: ratelimit.Reading{Time: at}},
+		Schedule: history.Schedule{Mode: "scrape", Next: at.Add(time.Minute)},
+	}}
 	h, err := Handler(Options{
 		MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText("ratelimit_limit 5\n"),
 		Targets: func() []config.Target {
 			return append(testTargets(), (&config.Config{Keys: []config.Key{key}}).Targets()...)
 		},
-		RefreshTarget: func(context.Context, config.TargetID) bool { refreshed++; return true },
-		ProbeLog: func(id config.TargetID) ([]byte, bool) {
+		RefreshTarget: func(context.Context, config.TargetID) bool { plainRefreshes++; return true },
+		Debug: func(_ context.Context, id config.TargetID) (*history.Entry, bool) {
+			refreshed++
 			l, ok := logs[id]
 			return l, ok
 		},
@@ -267,7 +276,7 @@ func TestProbeDebug(t *testing.T) {
 	got := get("key=solo&model=llama3.1-8b&debug=true")
 	for _, want := range []string{
 		"text/plain; charset=utf-8\nLogs for the last probe of this target",
-		"\nmsg=\"Probe ended\" result=success\n\n\nTarget configuration:\nkey:\n    name: solo\n    provider: cerebras\n    api_key: <secret>\n",
+		"\nts=2026-12-05T04:00:00Z msg=\"Probe ended\" result=success duration=0s\nmsg=\"Next probe due\" mode=scrape at=2026-12-05T04:01:00Z sent=\"the next scrape from then on\"\n\n\nTarget configuration:\nkey:\n    name: solo\n    provider: cerebras\n    api_key: <secret>\n",
 		"\nmodel: llama3.1-8b\n\n\nMetrics that would have been returned:\n# solo/llama3.1-8b\nratelimit_limit 5\n",
 	} {
 		if !strings.Contains(got, want) {
@@ -275,10 +284,13 @@ func TestProbeDebug(t *testing.T) {
 		}
 	}
 	if refreshed != 1 {
-		t.Errorf("debug=true refreshed the target %d times, want once", refreshed)
+		t.Errorf("debug=true asked for the target's probe %d times, want once", refreshed)
 	}
-	if got := get("key=prod&model=qwen-3-32b&debug=1"); !strings.Contains(got, "\nNo probe of this target has ended since it was configured.\n") {
+	if got := get("key=prod&model=qwen-3-32b&debug=1"); !strings.Contains(got, "\nNo probe of this target is kept:") {
 		t.Errorf("debug=1 of a target never probed:\n%s", got)
+	}
+	if plainRefreshes != 0 {
+		t.Errorf("debug=true refreshed the target as /probe does besides, %d times", plainRefreshes)
 	}
 	if got := get("key=prod&model=llama3.1-8b&debug=false"); got != "text/plain; version=0.0.4; charset=utf-8\n# prod/llama3.1-8b\nratelimit_limit 5\n" {
 		t.Errorf("debug=false: %q", got)
