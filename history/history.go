@@ -77,7 +77,8 @@ func (e *Entry) WriteLog(w io.Writer) {
 	}
 	s := e.Schedule
 	logger.Log("ts", e.Started.Format(time.RFC3339Nano), "msg", "Beginning probe", "key", e.Target.Key, "model", e.Target.Model, "provider", e.Provider, "timeout", s.Timeout)
-	e.Result.WriteTrace(log.With(logger, "ts", e.Result.Time.Format(time.RFC3339Nano)))
+	logger = log.With(logger, "ts", e.Result.Time.Format(time.RFC3339Nano))
+	e.Result.WriteTrace(logger)
 	if s.Stale {
 		logger.Log("msg", "The key's settings changed while the probe was out: its result moves no timing, and the key is probed again as if new")
 		return

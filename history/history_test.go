@@ -223,3 +223,14 @@ func TestMemoryOfFailures(t *testing.T) {
 	}
 	runtime.KeepAlive(h)
 }
+
+// BenchmarkAdd is what the proxy pays for each reading it records.
+func BenchmarkAdd(b *testing.B) {
+	h := New(DefaultLimit)
+	h.Configure([]config.TargetID{noisy})
+	r := ratelimit.Reading{Time: at, StatusCode: 200, Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: 9}}}
+	b.ReportAllocs()
+	for range b.N {
+		h.Add(&Entry{Source: Proxy, Target: noisy, Provider: "openai", Started: at, Result: prober.Result{Reading: r}})
+	}
+}

@@ -276,7 +276,7 @@ func TestProbeDebug(t *testing.T) {
 	got := get("key=solo&model=llama3.1-8b&debug=true")
 	for _, want := range []string{
 		"text/plain; charset=utf-8\nLogs for the last probe of this target",
-		"\nts=2026-12-05T04:00:00Z msg=\"Probe ended\" result=success duration=0s\nmsg=\"Next probe due\" mode=scrape at=2026-12-05T04:01:00Z sent=\"the next scrape from then on\"\n\n\nTarget configuration:\nkey:\n    name: solo\n    provider: cerebras\n    api_key: <secret>\n",
+		"\nts=2026-12-05T04:00:00Z msg=\"Probe ended\" result=success duration=0s\nts=2026-12-05T04:00:00Z msg=\"Next probe due\" mode=scrape at=2026-12-05T04:01:00Z sent=\"the next scrape from then on\"\n\n\nTarget configuration:\nkey:\n    name: solo\n    provider: cerebras\n    api_key: <secret>\n",
 		"\nmodel: llama3.1-8b\n\n\nMetrics that would have been returned:\n# solo/llama3.1-8b\nratelimit_limit 5\n",
 	} {
 		if !strings.Contains(got, want) {
