@@ -52,6 +52,8 @@ type Schedule struct {
 	Next         time.Time
 	// Stale: the key's settings changed while the probe was out.
 	Stale bool
+	// Removed: a reload removed the target while the probe was out.
+	Removed bool
 }
 
 // Outcome is the entry's result.
@@ -79,6 +81,10 @@ func (e *Entry) WriteLog(w io.Writer) {
 	logger.Log("ts", e.Started.Format(time.RFC3339Nano), "msg", "Beginning probe", "key", e.Target.Key, "model", e.Target.Model, "provider", e.Provider, "timeout", s.Timeout)
 	logger = log.With(logger, "ts", e.Result.Time.Format(time.RFC3339Nano))
 	e.Result.WriteTrace(logger)
+	if s.Removed {
+		logger.Log("msg", "A reload removed the target while the probe was out: nothing more is scheduled")
+		return
+	}
 	if s.Stale {
 		logger.Log("msg", "The key's settings changed while the probe was out: its result moves no timing, and the key is probed again as if new")
 		return

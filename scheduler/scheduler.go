@@ -475,6 +475,7 @@ func (s *Scheduler) finish(t *target, f *flight, cfg config.Target, r *prober.Re
 	}
 	if s.targets[t.id] != t {
 		delete(s.leaving, t.id) // left the config; nothing to schedule
+		entry.Schedule.Removed = true
 		s.startQueuedLocked()
 		return
 	}
