@@ -129,6 +129,7 @@ func traceText(r *Result) string {
 // hidden in the log whatever it holds, in the request and the response;
 // and a Result printed with any verb shows no part of its exchange.
 func TestTraceHidesEachKeyHeader(t *testing.T) {
+	keyHeaders := []string{"Authorization", "Proxy-Authorization", "X-Api-Key", "Api-Key", "X-Goog-Api-Key", "Cookie", "Set-Cookie"}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, name := range keyHeaders {
 			w.Header().Set(name, "plain-"+name)

@@ -201,6 +201,7 @@ func TestProbeLogTellsTheSchedule(t *testing.T) {
 			t.Errorf("the probe's log lacks %q:\n%s", want, got.String())
 		}
 	}
+	f.settle() // a probe Debug queued would have ended
 	if len(f.prober.probesOf("k", "m")) != 1 {
 		t.Error("Debug sent a probe in interval mode")
 	}
