@@ -57,7 +57,7 @@ fuzz:
 # Figures for BENCHMARKS.md: Go benchmarks, then the built binary against the
 # simulator and Debian's prometheus-blackbox-exporter.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./ratelimit ./server
+	$(GO) test -run '^$$' -bench . -benchmem ./ratelimit ./server ./prober ./history
 	@command -v prometheus-blackbox-exporter >/dev/null || { echo "bench: apt-get install prometheus-blackbox-exporter"; exit 1; }
 	$(GO) run ./bench
 
