@@ -35,8 +35,9 @@ const ResultPending = "pending"
 type Report struct {
 	SchemaVersion int       `json:"schema_version"`
 	GeneratedAt   time.Time `json:"generated_at"`
-	// OK: every target's last probe, and every admin source, read rate
-	// limits.
+	// OK: every target the exporter probes read rate limits at its last
+	// probe (one not probed yet is not OK), and every admin source read
+	// every project or workspace (see Healthy).
 	OK      bool          `json:"ok"`
 	Targets []Target      `json:"targets"` // sorted by key, then model
 	Admin   []AdminSource `json:"admin,omitempty"`
@@ -77,7 +78,8 @@ type Window struct {
 	Utilization *float64 `json:"utilization,omitempty"` // the share used, from 0 to 1
 	Status      string   `json:"status,omitempty"`      // allowed, allowed_warning or rejected
 	// ResetSeconds is how long after ReadAt the window is full again;
-	// ResetsAt is that time.
+	// ResetsAt is that time, which ratelimit_reset_timestamp_seconds
+	// shows.
 	ResetSeconds *float64   `json:"reset_seconds,omitempty"`
 	ResetsAt     *time.Time `json:"resets_at,omitempty"`
 	// RemainingEstimate is the declared limit less what the proxy counted
@@ -103,17 +105,40 @@ type Balance struct {
 type AdminSource struct {
 	Name     string `json:"name"`
 	Provider string `json:"provider"`
-	OK       bool   `json:"ok"` // every project or workspace its keys name was read
-	// Read and Failed are the projects or workspaces read and not read
-	// ("" is an Anthropic organization's limits).
+	// OK: the last read of every project or workspace its keys name
+	// worked. A source not read yet is not OK, and has no ReadAt.
+	OK bool `json:"ok"`
+	// Read and Failed are the projects or workspaces whose last read
+	// worked and failed ("" is an Anthropic organization's limits).
 	Read   []string `json:"read"`
 	Failed []Failed `json:"failed,omitempty"`
+	// ReadAt is when the source's rate limits were last read, whether
+	// every project or workspace worked or not.
+	ReadAt *time.Time `json:"read_at,omitempty"`
 }
 
 // Failed is a project or workspace whose limits were not read, and why.
 type Failed struct {
 	Scope string `json:"scope"`
 	Error string `json:"error"` // never holds the admin key
+}
+
+// Healthy reports whether every target the exporter probes read rate
+// limits at its last probe and every admin source read every project or
+// workspace: the report's OK. A target not probed is left out, as no probe
+// of it can fail; one not probed yet is not healthy.
+func (r *Report) Healthy() bool {
+	for i := range r.Targets {
+		if t := &r.Targets[i]; !t.OK && t.Result != ResultNotProbed {
+			return false
+		}
+	}
+	for i := range r.Admin {
+		if !r.Admin[i].OK {
+			return false
+		}
+	}
+	return true
 }
 
 // AddWindows adds windows, read at readAt by source, to t: a balance to
