@@ -25,7 +25,7 @@ func (c *Collector) Snapshot(now time.Time) []snapshot.Target {
 // snapshot is what is known of the target at now.
 func (s *state) snapshot(now time.Time) snapshot.Target {
 	lv := s.labelValues
-	t := snapshot.Target{Key: lv[0], Provider: lv[1], Model: lv[2], Windows: []snapshot.Window{}}
+	t := snapshot.Target{Key: lv[0], Provider: lv[1], Model: lv[2], Windows: make([]snapshot.Window, 0, s.windowCount())}
 	if names := s.descs.names[famSuccess][3:]; len(names) > 0 {
 		t.Labels = make(map[string]string, len(names))
 		for i, name := range names {
@@ -73,9 +73,14 @@ func (s *state) snapshot(now time.Time) snapshot.Target {
 		win := &t.Windows[n]
 		if win.ResetSeconds != nil {
 			// The reset of a merged window may count from another
-			// source's time: resetAt is the one the families show.
+			// source's time: resetAt is the one the families show, and
+			// reset_seconds then counts to it from the window's read_at.
 			at := time.Unix(0, int64(resetAt*1e9)).UTC()
 			win.ResetsAt, win.Current = &at, at.After(now)
+			if resetAt != unixSeconds(readAt)+*win.ResetSeconds {
+				seconds := resetAt - unixSeconds(readAt)
+				win.ResetSeconds = &seconds
+			}
 		}
 		if v != nil && v.hasEstimate {
 			estimate := v.estimate
