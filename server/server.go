@@ -98,7 +98,7 @@ func CheckMetricsPath(path string) error {
 	case cleanPath(path) != path:
 		return fmt.Errorf("--web.telemetry-path %q must be a clean path: no //, . or .. segments", path)
 	}
-	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath, ProbePath, SDPath} {
+	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath, ProbePath, SDPath, LimitsPath} {
 		if path == own || strings.HasPrefix(own, strings.TrimSuffix(path, "/")+"/") && strings.HasSuffix(path, "/") {
 			return fmt.Errorf("--web.telemetry-path %q clashes with the endpoint %s", path, own)
 		}
@@ -149,6 +149,9 @@ func Handler(o Options) (_ http.Handler, err error) {
 		mux.Handle("GET "+ProbePath, limit(probeHandler(o)))
 		mux.Handle("GET "+SDPath, sdHandler(o))
 	}
+	if o.Limits != nil {
+		mux.Handle("GET "+LimitsPath, limitsHandler(o))
+	}
 
 	if len(o.Dashboard) > 0 {
 		mux.HandleFunc("GET "+DashboardPath, func(w http.ResponseWriter, _ *http.Request) {
@@ -191,6 +194,7 @@ func Handler(o Options) (_ http.Handler, err error) {
 			Links: []web.LandingLinks{
 				{Address: o.MetricsPath, Text: "Metrics", Description: "Rate limits of every configured key and model"},
 				{Address: SDPath, Text: "Service discovery", Description: "Every key and model as a target of /probe?key=NAME&model=MODEL, for Prometheus's http_sd_configs"},
+				{Address: LimitsPath, Text: "Limits as JSON", Description: "What is left of every key and model's limits, for routers and scripts (?key=NAME&model=MODEL filter)"},
 				{Address: DashboardPath, Text: "Grafana dashboard", Description: "Import it into Grafana, or provision it from a file"},
 				{Address: "/-/healthy", Text: "Health", Description: "200 while the exporter serves"},
 				{Address: "/-/ready", Text: "Readiness", Description: "200 once a configuration is loaded"},
