@@ -6,6 +6,7 @@ package snapshot
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,7 +157,11 @@ func (t *Target) AddWindows(windows []ratelimit.Window, readAt time.Time, source
 			return nil
 		}
 		if balance := figure(ratelimit.Balance); balance != nil {
-			t.Balances = append(t.Balances, Balance{Currency: w.Resource, Amount: *balance})
+			// One amount per currency, the first, as ratelimit_balance
+			// shows it: a balance has no window.
+			if !slices.ContainsFunc(t.Balances, func(b Balance) bool { return b.Currency == w.Resource }) {
+				t.Balances = append(t.Balances, Balance{Currency: w.Resource, Amount: *balance})
+			}
 			continue
 		}
 		out := Window{Resource: w.Resource, Window: w.Window, Source: source, Current: true}
