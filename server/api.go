@@ -36,11 +36,13 @@ func limitsHandler(o Options) http.Handler {
 			filtered := report.Targets[:0]
 			known := make([]bool, len(keys))
 			for _, t := range report.Targets {
-				i := slices.Index(keys, t.Key)
-				if i >= 0 {
-					known[i] = true
+				named := false
+				for i, key := range keys {
+					if key == t.Key {
+						known[i], named = true, true
+					}
 				}
-				if (keys == nil || i >= 0) && (models == nil || slices.Contains(models, t.Model)) {
+				if (keys == nil || named) && (models == nil || slices.Contains(models, t.Model)) {
 					filtered = append(filtered, t)
 				}
 			}
