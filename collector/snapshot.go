@@ -4,7 +4,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
@@ -65,21 +64,18 @@ func (s *state) snapshot(now time.Time) snapshot.Target {
 				t.OK = true
 			}
 		}
-		n := len(t.Windows)
-		t.AddWindows([]ratelimit.Window{*w}, readAt, source, now)
-		if len(t.Windows) == n {
+		win := t.AddWindow(w, readAt, source, now)
+		if win == nil {
 			continue // a balance
 		}
-		win := &t.Windows[n]
-		if win.ResetSeconds != nil {
+		if win.ResetsAt != nil {
 			// The reset of a merged window may count from another
 			// source's time: resetAt is the one the families show, and
 			// reset_seconds then counts to it from the window's read_at.
-			at := time.Unix(0, int64(resetAt*1e9)).UTC()
-			win.ResetsAt, win.Current = &at, at.After(now)
+			*win.ResetsAt = time.Unix(0, int64(resetAt*1e9)).UTC()
+			win.Current = win.ResetsAt.After(now)
 			if resetAt != unixSeconds(readAt)+*win.ResetSeconds {
-				seconds := resetAt - unixSeconds(readAt)
-				win.ResetSeconds = &seconds
+				*win.ResetSeconds = resetAt - unixSeconds(readAt)
 			}
 		}
 		if v != nil && v.hasEstimate {

@@ -136,7 +136,7 @@ func Handler(o Options) (_ http.Handler, err error) {
 	// /metrics and /probe share one bound: both may wait for probes.
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ratelimit_exporter_scrapes_refused_total",
-		Help: "Scrapes (/metrics, /probe) answered 503 by --web.max-requests, by reason: max_requests (that many wait for probes or gather at once) or per_address (that many in flight from the client's address, answers still being written included).",
+		Help: "Scrapes (/metrics, /probe) and JSON views (/api/v1/limits) answered 503 by --web.max-requests, by reason: max_requests (that many wait for probes or gather at once) or per_address (that many in flight from the client's address, answers still being written included).",
 	}, []string{"reason"})
 	if o.Registry != nil {
 		if err := o.Registry.Register(refused); err != nil {
@@ -150,7 +150,8 @@ func Handler(o Options) (_ http.Handler, err error) {
 		mux.Handle("GET "+SDPath, sdHandler(o))
 	}
 	if o.Limits != nil {
-		mux.Handle("GET "+LimitsPath, limitsHandler(o))
+		// A whole report costs some 40 scrapes of /metrics (BENCHMARKS.md).
+		mux.Handle("GET "+LimitsPath, limit(limitsHandler(o)))
 	}
 
 	if len(o.Dashboard) > 0 {

@@ -146,40 +146,53 @@ func (r *Report) Healthy() bool {
 // its balances, every other window to its windows. Each window's reset is
 // counted from readAt; a window is current while that reset is after now.
 func (t *Target) AddWindows(windows []ratelimit.Window, readAt time.Time, source string, now time.Time) {
-	at := readAt.UTC()
 	for i := range windows {
-		w := &windows[i]
-		figure := func(kind ratelimit.Kind) *float64 {
-			if k := ratelimit.KindIndex[kind]; w.Has[k] {
-				v := w.Values[k]
-				return &v
-			}
-			return nil
-		}
-		if balance := figure(ratelimit.Balance); balance != nil {
-			// One amount per currency, the first, as ratelimit_balance
-			// shows it: a balance has no window.
-			if !slices.ContainsFunc(t.Balances, func(b Balance) bool { return b.Currency == w.Resource }) {
-				t.Balances = append(t.Balances, Balance{Currency: w.Resource, Amount: *balance})
-			}
-			continue
-		}
-		out := Window{Resource: w.Resource, Window: w.Window, Source: source, Current: true}
-		if !at.IsZero() {
-			out.ReadAt = &at
-		}
-		out.Limit, out.Remaining, out.ResetSeconds = figure(ratelimit.Limit), figure(ratelimit.Remaining), figure(ratelimit.Reset)
-		out.Utilization = figure(ratelimit.Utilization)
-		if status := figure(ratelimit.Status); status != nil && *status >= 0 && int(*status) < len(ratelimit.Statuses) {
-			out.Status = ratelimit.Statuses[int(*status)]
-		}
-		if out.ResetSeconds != nil && !at.IsZero() {
-			resets := at.Add(time.Duration(*out.ResetSeconds * float64(time.Second)))
-			out.ResetsAt = &resets
-			out.Current = resets.After(now)
-		}
-		t.Windows = append(t.Windows, out)
+		t.AddWindow(&windows[i], readAt, source, now)
 	}
+}
+
+// AddWindow is AddWindows of one window. It returns the window added, nil
+// for a balance; the pointer holds until the next window is added.
+func (t *Target) AddWindow(w *ratelimit.Window, readAt time.Time, source string, now time.Time) *Window {
+	if k := ratelimit.KindIndex[ratelimit.Balance]; w.Has[k] {
+		// One amount per currency, the first, as ratelimit_balance shows
+		// it: a balance has no window.
+		if !slices.ContainsFunc(t.Balances, func(b Balance) bool { return b.Currency == w.Resource }) {
+			t.Balances = append(t.Balances, Balance{Currency: w.Resource, Amount: w.Values[k]})
+		}
+		return nil
+	}
+	// A window's figures and times in one allocation: a report of
+	// thousands of targets has tens of thousands of windows.
+	f := &figures{values: w.Values}
+	figure := func(kind ratelimit.Kind) *float64 {
+		if k := ratelimit.KindIndex[kind]; w.Has[k] {
+			return &f.values[k]
+		}
+		return nil
+	}
+	out := Window{Resource: w.Resource, Window: w.Window, Source: source, Current: true}
+	if f.readAt = readAt.UTC(); !readAt.IsZero() {
+		out.ReadAt = &f.readAt
+	}
+	out.Limit, out.Remaining, out.ResetSeconds = figure(ratelimit.Limit), figure(ratelimit.Remaining), figure(ratelimit.Reset)
+	out.Utilization = figure(ratelimit.Utilization)
+	if status := figure(ratelimit.Status); status != nil && *status >= 0 && int(*status) < len(ratelimit.Statuses) {
+		out.Status = ratelimit.Statuses[int(*status)]
+	}
+	if out.ResetSeconds != nil && !readAt.IsZero() {
+		f.resetsAt = f.readAt.Add(time.Duration(*out.ResetSeconds * float64(time.Second)))
+		out.ResetsAt = &f.resetsAt
+		out.Current = f.resetsAt.After(now)
+	}
+	t.Windows = append(t.Windows, out)
+	return &t.Windows[len(t.Windows)-1]
+}
+
+// figures are what a Window's pointers point to.
+type figures struct {
+	values           [len(ratelimit.Kinds)]float64
+	readAt, resetsAt time.Time
 }
 
 // Left returns the share of the window that is left, from 0 to 1: the
