@@ -216,3 +216,23 @@ func unixSecondsOf(t *time.Time) *float64 {
 	v := float64(t.UnixNano()) / 1e9
 	return &v
 }
+
+// The README's example of the JSON view is the schema: it decodes strictly.
+func TestLimitsJSONReadmeExample(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## JSON view: /api/v1/limits\n")
+	if !ok {
+		t.Fatal("README.md has no JSON view section")
+	}
+	_, example, ok := strings.Cut(section, "\n```json\n")
+	if example, _, ok = strings.Cut(example, "\n```\n"); !ok {
+		t.Fatal("the JSON view section has no ```json example")
+	}
+	r := decodeReport(t, "the README's example", example)
+	if len(r.Targets) == 0 || len(r.Targets[0].Windows) == 0 {
+		t.Errorf("the README's example shows no window: %+v", r)
+	}
+}

@@ -150,7 +150,7 @@ func Handler(o Options) (_ http.Handler, err error) {
 		mux.Handle("GET "+SDPath, sdHandler(o))
 	}
 	if o.Limits != nil {
-		// A whole report costs some 40 scrapes of /metrics (BENCHMARKS.md).
+		// A whole report costs 15 to 40 scrapes of /metrics (BENCHMARKS.md).
 		mux.Handle("GET "+LimitsPath, limit(limitsHandler(o)))
 	}
 
