@@ -54,12 +54,14 @@ func (s *state) snapshot(now time.Time) snapshot.Target {
 		w, resetAt, v := s.window(i)
 		source, readAt := sourceNames[s.readBy], s.observedAt
 		if v != nil && !v.fromHeaders {
-			for src := range numConfigured {
-				if v.hasConfigured[src] || ConfiguredSource(src) == SourceConfig && v.hasEstimate {
-					source, readAt = configuredNames[src], s.configured[src].at
-					break
-				}
+			// The count's estimate and reset change as traffic flows, an
+			// admin API's limit seldom: read_at is the count's where it
+			// gives them, else the first source's that gives a limit.
+			src := SourceConfig
+			if i := slices.Index(v.hasConfigured[:], true); !v.hasEstimate && i >= 0 {
+				src = ConfiguredSource(i)
 			}
+			source, readAt = configuredNames[src], s.configured[src].at
 			if s.unprobed {
 				t.OK = true
 			}

@@ -48,7 +48,7 @@ func TestSnapshot(t *testing.T) {
 	// An admin API read an hour ago: a window the headers do not give, and
 	// a model no key probes.
 	c.SetConfigured(SourceAdminAPI, "live", map[string][]ratelimit.Window{
-		"m":  {limitWindow("requests", "day", 14400)},
+		"m":  {limitWindow("requests", "day", 14400), limitWindow("tokens", "day", 2e6)},
 		"o3": {limitWindow("tokens", "minute", 30000)},
 	}, probeTime.Add(-time.Hour))
 	c.SetConfigured(SourceAdminAPI, "failing", map[string][]ratelimit.Window{"m": {limitWindow("requests", "day", 14400)}}, probeTime.Add(-time.Hour))
@@ -80,7 +80,8 @@ func TestSnapshot(t *testing.T) {
 			`{"resource":"requests","window":"day","limit":14400,"source":"admin_api","read_at":"2026-11-18T10:06:40Z","current":true},` +
 			// Its reset passed 10 seconds ago: it has refilled since.
 			`{"resource":"requests","window":"minute","remaining":29,"limit":30,"reset_seconds":10,"resets_at":"2026-11-18T11:06:50Z","source":"probe","read_at":"2026-11-18T11:06:40Z","current":false},` +
-			`{"resource":"tokens","window":"day","limit":1000000,"reset_seconds":3600,"resets_at":"2026-11-18T12:06:45Z","remaining_estimate":500000,"source":"config","read_at":"2026-11-18T11:06:45Z","current":true},` +
+			// The admin API's limit, the config's count: read_at is the count's.
+			`{"resource":"tokens","window":"day","limit":2000000,"reset_seconds":3600,"resets_at":"2026-11-18T12:06:45Z","remaining_estimate":500000,"source":"config","read_at":"2026-11-18T11:06:45Z","current":true},` +
 			`{"resource":"tokens","window":"minute","remaining":900,"limit":1000,"reset_seconds":100,"resets_at":"2026-11-18T11:08:20Z","source":"probe","read_at":"2026-11-18T11:06:40Z","current":true}]}`,
 		`{"key":"live","provider":"cerebras","model":"o3","labels":{"team":"search"},"ok":true,"result":"not_probed","status_code":0,"windows":[` +
 			`{"resource":"tokens","window":"minute","limit":30000,"source":"admin_api","read_at":"2026-11-18T10:06:40Z","current":true}]}`,
