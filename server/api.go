@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-kit/log/level"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
 // LimitsPath serves what is known of every key and model as JSON, in the
@@ -33,7 +36,7 @@ func limitsHandler(o Options) http.Handler {
 		report := o.Limits(time.Now())
 		keys, models := query["key"], query["model"]
 		if keys != nil || models != nil {
-			filtered := report.Targets[:0]
+			filtered := make([]snapshot.Target, 0, len(report.Targets)) // never null, and Limits's slice untouched
 			known := make([]bool, len(keys))
 			for _, t := range report.Targets {
 				named := false
@@ -64,7 +67,8 @@ func limitsHandler(o Options) http.Handler {
 // checkLimitsQuery refuses parameters the JSON view does not know, so that
 // a misspelt filter is not taken for no filter.
 func checkLimitsQuery(query url.Values) error {
-	for name, values := range query {
+	for _, name := range slices.Sorted(maps.Keys(query)) { // the same message every time
+		values := query[name]
 		switch name {
 		case "key":
 			if slices.Contains(values, "") {

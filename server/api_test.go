@@ -172,3 +172,20 @@ func TestLimitsCountTowardsMaxRequests(t *testing.T) {
 		t.Errorf("the JSON view: %d", code)
 	}
 }
+
+// A filter that matches nothing gives an empty list, not null, and leaves
+// the report Limits gave untouched.
+func TestLimitsFilterKeepsTheReport(t *testing.T) {
+	report := limitsReport(time.Now())
+	h := limitsHandler(Options{Limits: func(time.Time) snapshot.Report { return report }, Logger: log.NewNopLogger()})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", LimitsPath+"?model=gpt-5", nil))
+	if !strings.Contains(rec.Body.String(), `"targets":[]`) {
+		t.Errorf("no target matches: %s", rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", LimitsPath+"?key=b", nil))
+	if report.Targets[0].Key != "a" || len(report.Admin) != 1 {
+		t.Errorf("filtering changed the report Limits gave: %+v", report)
+	}
+}
