@@ -24,6 +24,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
 // Recorder takes what an admin source says of a key's models: the
@@ -110,6 +111,7 @@ type apiState struct {
 	lastSuccess time.Time
 	requests    map[string]float64 // by result
 	results     map[string]string  // the last read's result, by scope
+	errors      map[string]string  // the last read's error, by scope that failed
 }
 
 type limitsRead struct {
@@ -251,7 +253,7 @@ func (p *Poller) startLocked(set settings) *source {
 	s := &source{settings: set, cancel: cancel, wake: make(chan struct{}, 1), limits: map[string]limitsRead{}}
 	s.reader = p.newReader(&s.settings)
 	for i := range s.apis {
-		s.apis[i] = apiState{pollNow: true, requests: map[string]float64{}, results: map[string]string{}}
+		s.apis[i] = apiState{pollNow: true, requests: map[string]float64{}, results: map[string]string{}, errors: map[string]string{}}
 	}
 	p.wg.Add(1)
 	go p.run(ctx, s)
@@ -507,8 +509,10 @@ func (p *Poller) finishLocked(s *source, set *settings, a api, outcomes map[stri
 		previous := st.results[scope]
 		st.results[scope] = result
 		if err == nil {
+			delete(st.errors, scope)
 			continue
 		}
+		st.errors[scope] = err.Error()
 		logger := level.Debug(p.logger)
 		if result != previous {
 			logger = level.Warn(p.logger)
@@ -518,6 +522,41 @@ func (p *Poller) finishLocked(s *source, set *settings, a api, outcomes map[stri
 		logger.Log("msg", "Reading an admin API failed; what it last read is kept", "admin", set.name, "api", apiNames[a],
 			"scope", scope, "result", result, "err", err, "retry_in", wait)
 	}
+}
+
+// Sources says how the last read of each source's rate limits went, by
+// source name, for the JSON view: the projects or workspaces its keys name
+// that were read, and those that failed, with the error, which holds no
+// key. A source that reads no rate limits (only costs) is left out.
+func (p *Poller) Sources() []snapshot.AdminSource {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]snapshot.AdminSource, 0, len(p.sources))
+	for _, name := range slices.Sorted(maps.Keys(p.sources)) {
+		s := p.sources[name]
+		if !s.settings.used(apiRateLimits) {
+			continue
+		}
+		st := &s.apis[apiRateLimits]
+		src := snapshot.AdminSource{Name: name, Provider: s.settings.provider, Read: []string{}}
+		if st.polled {
+			at := st.last.UTC()
+			src.ReadAt = &at
+		}
+		for _, scope := range s.settings.scopes {
+			switch {
+			case st.results[scope] == ResultSuccess:
+				src.Read = append(src.Read, scope)
+			case st.errors[scope] != "":
+				src.Failed = append(src.Failed, snapshot.Failed{Scope: scope, Error: st.errors[scope]})
+			}
+		}
+		// A scope not read yet, as after a reload that added it, is
+		// neither: the source is not OK until it is read.
+		src.OK = st.polled && len(src.Read) == len(s.settings.scopes)
+		out = append(out, src)
+	}
+	return out
 }
 
 // settled reports whether every source's loop waits, has seen every

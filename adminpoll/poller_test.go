@@ -1,6 +1,7 @@
 package adminpoll
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -608,5 +609,75 @@ func TestPrepareRefusesABadClient(t *testing.T) {
 	cfg.Admin[0].HTTPClient.TLSConfig.CAFile = "/nonexistent/ca.pem" // gone since the config loaded
 	if _, err := f.p.Prepare(cfg); err == nil || !strings.HasPrefix(err.Error(), "admin oai: http_client: ") {
 		t.Errorf("Prepare: %v", err)
+	}
+}
+
+// Sources says how each source's last read of its rate limits went, scope
+// by scope, with the errors, which never hold the admin key; a source of
+// costs alone is not listed, and one with a scope not read yet is not OK.
+func TestSources(t *testing.T) {
+	f := newFixture(t, `admin:
+  - {name: oai, provider: openai, admin_key: %[2]s, base_url: '%[1]s/openai/v1', interval: 1h}
+  - {name: ant, provider: anthropic, admin_key: %[3]s, base_url: '%[1]s/anthropic', interval: 1h}
+  - {name: spend, provider: openai, admin_key: sk-admin-test-canary-poll-spend-3b7e, base_url: '%[1]s/openai/v1', budgets: [{monthly: 500}]}
+keys:
+  - {name: prod, provider: openai, api_key: sk-test-poll-prod, admin: oai, project: proj_abc}
+  - {name: org, provider: anthropic, api_key: sk-test-poll-org, admin: ant}
+  - {name: gone, provider: anthropic, api_key: sk-test-poll-gone, admin: ant, workspace: wrkspc_gone}
+`)
+	want := `[{"name":"ant","provider":"anthropic","ok":false,"read":[""],"failed":[{"scope":"wrkspc_gone","error":"anthropic workspace rate limits: page 1: HTTP 404: not found"}],"read_at":"2026-11-22T12:00:00Z"},` +
+		`{"name":"oai","provider":"openai","ok":true,"read":["proj_abc"],"read_at":"2026-11-22T12:00:00Z"}]`
+	got, err := json.Marshal(f.p.Sources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("sources\n%s\nwant\n%s", got, want)
+	}
+
+	// A refused admin key: every scope fails, and the error says so
+	// without the key. ant, failing since 12:00, backs off: its last read
+	// was at 12:31:30.
+	f.anthropic.SetAdminFault(anthropicAdminKey, http.StatusUnauthorized, 0)
+	f.openai.SetAdminFault(openAIAdminKey, http.StatusUnauthorized, 0)
+	f.advance(time.Hour)
+	got, _ = json.Marshal(f.p.Sources())
+	want = `[{"name":"ant","provider":"anthropic","ok":false,"read":[],"failed":[{"scope":"","error":"anthropic organization rate limits: page 1: HTTP 401: the admin key was refused"},` +
+		`{"scope":"wrkspc_gone","error":"anthropic workspace rate limits: page 1: HTTP 401: the admin key was refused"}],"read_at":"2026-11-22T12:31:30Z"},` +
+		`{"name":"oai","provider":"openai","ok":false,"read":[],"failed":[{"scope":"proj_abc","error":"openai project rate limits: page 1: HTTP 401: the admin key was refused"}],"read_at":"2026-11-22T13:00:00Z"}]`
+	if string(got) != want {
+		t.Errorf("sources\n%s\nwant\n%s", got, want)
+	}
+	if strings.Contains(string(got), openAIAdminKey) || strings.Contains(string(got), anthropicAdminKey) {
+		t.Errorf("the sources hold an admin key: %s", got)
+	}
+
+	// A project a reload adds, while its first read is in flight: neither
+	// read nor failed, and the source is not OK. (oai read again at
+	// 13:00:30, after its backoff.)
+	f.openai.SetAdminFault(openAIAdminKey, 0, 0)
+	f.advance(time.Hour)
+	f.mu.Lock()
+	f.gate, f.arrived, f.gatePath = make(chan struct{}), make(chan struct{}, 1), "/proj_new/rate_limits"
+	f.mu.Unlock()
+	cfg, err := config.Parse([]byte(f.configText(openAI("1h")+"  - {name: fresh, provider: openai, api_key: sk-test-poll-fresh, admin: oai, project: proj_new}\n")), "test.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := f.p.Prepare(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.p.Use(plan)
+	<-f.arrived
+	got, _ = json.Marshal(f.p.Sources())
+	if want := `[{"name":"oai","provider":"openai","ok":false,"read":["proj_abc"],"read_at":"2026-11-22T13:00:30Z"}]`; string(got) != want {
+		t.Errorf("sources while a new project is read\n%s\nwant\n%s", got, want)
+	}
+	close(f.gate)
+	f.settle()
+	got, _ = json.Marshal(f.p.Sources())
+	if want := `[{"name":"oai","provider":"openai","ok":true,"read":["proj_abc","proj_new"],"read_at":"2026-11-22T14:00:00Z"}]`; string(got) != want {
+		t.Errorf("sources once read\n%s\nwant\n%s", got, want)
 	}
 }

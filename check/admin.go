@@ -15,7 +15,8 @@ import (
 // source went. The report is OK only if every source read every scope.
 func addAdmin(r *snapshot.Report, cfg *config.Config, reads []adminpoll.Read) {
 	for _, read := range reads {
-		src := snapshot.AdminSource{Name: read.Admin, Provider: read.Provider, OK: len(read.Failed) == 0, Read: []string{}}
+		at := r.GeneratedAt
+		src := snapshot.AdminSource{Name: read.Admin, Provider: read.Provider, OK: len(read.Failed) == 0, Read: []string{}, ReadAt: &at}
 		scopes := map[string]bool{}
 		for i := range cfg.Keys {
 			if k := &cfg.Keys[i]; k.Admin == read.Admin {
@@ -30,7 +31,6 @@ func addAdmin(r *snapshot.Report, cfg *config.Config, reads []adminpoll.Read) {
 			}
 		}
 		r.Admin = append(r.Admin, src)
-		r.OK = r.OK && src.OK
 		for key, byModel := range read.Keys {
 			for model, windows := range byModel {
 				addAdminWindows(r, key, read.Provider, model, windows)
@@ -38,6 +38,7 @@ func addAdmin(r *snapshot.Report, cfg *config.Config, reads []adminpoll.Read) {
 		}
 	}
 	slices.SortStableFunc(r.Targets, snapshot.Compare)
+	r.OK = r.Healthy()
 }
 
 // addAdminWindows adds an admin API's windows to the key's model, each

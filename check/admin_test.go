@@ -118,8 +118,8 @@ func TestJSONWithAdminSources(t *testing.T) {
 		}
 	}
 	for i, want := range []string{
-		`{"name":"oai","provider":"openai","ok":true,"read":["proj_abc"]}`,
-		`{"name":"ant","provider":"anthropic","ok":false,"read":[],"failed":[{"scope":"wrkspc_01","error":"anthropic workspace rate limits: page 1: HTTP 401: the admin key was refused"}]}`,
+		`{"name":"oai","provider":"openai","ok":true,"read":["proj_abc"],"read_at":"2026-11-22T12:00:00.5Z"}`,
+		`{"name":"ant","provider":"anthropic","ok":false,"read":[],"failed":[{"scope":"wrkspc_01","error":"anthropic workspace rate limits: page 1: HTTP 401: the admin key was refused"}],"read_at":"2026-11-22T12:00:00.5Z"}`,
 	} {
 		if got := compact(got.Admin[i]); got != want {
 			t.Errorf("admin %d:\n%s\nwant\n%s", i, got, want)

@@ -46,9 +46,7 @@ func Run(ctx context.Context, cfg *config.Config, p Prober, now func() time.Time
 	}
 	wg.Wait()
 	slices.SortStableFunc(report.Targets, snapshot.Compare)
-	for _, t := range report.Targets {
-		report.OK = report.OK && t.OK
-	}
+	report.OK = report.Healthy()
 	report.GeneratedAt = now()
 	return report
 }

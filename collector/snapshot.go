@@ -4,7 +4,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
@@ -25,7 +24,7 @@ func (c *Collector) Snapshot(now time.Time) []snapshot.Target {
 // snapshot is what is known of the target at now.
 func (s *state) snapshot(now time.Time) snapshot.Target {
 	lv := s.labelValues
-	t := snapshot.Target{Key: lv[0], Provider: lv[1], Model: lv[2], Windows: []snapshot.Window{}}
+	t := snapshot.Target{Key: lv[0], Provider: lv[1], Model: lv[2], Windows: make([]snapshot.Window, 0, s.windowCount())}
 	if names := s.descs.names[famSuccess][3:]; len(names) > 0 {
 		t.Labels = make(map[string]string, len(names))
 		for i, name := range names {
@@ -55,27 +54,31 @@ func (s *state) snapshot(now time.Time) snapshot.Target {
 		w, resetAt, v := s.window(i)
 		source, readAt := sourceNames[s.readBy], s.observedAt
 		if v != nil && !v.fromHeaders {
-			for src := range numConfigured {
-				if v.hasConfigured[src] || ConfiguredSource(src) == SourceConfig && v.hasEstimate {
-					source, readAt = configuredNames[src], s.configured[src].at
-					break
-				}
+			// The count's estimate and reset change as traffic flows, an
+			// admin API's limit seldom: read_at is the count's where it
+			// gives them, else the first source's that gives a limit.
+			src := SourceConfig
+			if i := slices.Index(v.hasConfigured[:], true); !v.hasEstimate && i >= 0 {
+				src = ConfiguredSource(i)
 			}
+			source, readAt = configuredNames[src], s.configured[src].at
 			if s.unprobed {
 				t.OK = true
 			}
 		}
-		n := len(t.Windows)
-		t.AddWindows([]ratelimit.Window{*w}, readAt, source, now)
-		if len(t.Windows) == n {
+		win := t.AddWindow(w, readAt, source, now)
+		if win == nil {
 			continue // a balance
 		}
-		win := &t.Windows[n]
-		if win.ResetSeconds != nil {
+		if win.ResetsAt != nil {
 			// The reset of a merged window may count from another
-			// source's time: resetAt is the one the families show.
-			at := time.Unix(0, int64(resetAt*1e9)).UTC()
-			win.ResetsAt, win.Current = &at, at.After(now)
+			// source's time: resetAt is the one the families show, and
+			// reset_seconds then counts to it from the window's read_at.
+			*win.ResetsAt = time.Unix(0, int64(resetAt*1e9)).UTC()
+			win.Current = win.ResetsAt.After(now)
+			if resetAt != unixSeconds(readAt)+*win.ResetSeconds {
+				*win.ResetSeconds = resetAt - unixSeconds(readAt)
+			}
 		}
 		if v != nil && v.hasEstimate {
 			estimate := v.estimate

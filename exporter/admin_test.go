@@ -1,12 +1,14 @@
 package exporter
 
 import (
+	"encoding/json"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
+	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
 const adminKey = "sk-admin-test-canary-exporter-3b7e"
@@ -51,6 +53,19 @@ func TestAdminSourceThroughReloads(t *testing.T) {
 		}
 	}
 	reads := sim.AdminRequests()
+	// The JSON view tells how the source went; the targets, in scrape
+	// mode and never scraped, are not probed yet, so the report is not OK.
+	report := e.Limits(time.Now())
+	b, err := json.Marshal(report.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), `[{"name":"oai","provider":"openai","ok":true,"read":["proj_abc"],"read_at":"`) || len(report.Admin) != 1 {
+		t.Errorf("admin sources %s, want oai read", b)
+	}
+	if report.OK || len(report.Targets) != 2 || report.Targets[0].Result != snapshot.ResultPending || report.Targets[1].Result != snapshot.ResultNotProbed {
+		t.Errorf("ok %v, targets %+v: want gpt-4o-mini pending, o3 not probed, and not OK", report.OK, report.Targets)
+	}
 
 	second := "  - {name: prod2, provider: openai, api_key: sk-test-exporter-prod2, base_url: '" + srv.URL + "/v1', admin: oai, project: proj_abc}\n"
 	if err := e.Apply(parse(t, adminConfig(srv.URL, second))); err != nil {

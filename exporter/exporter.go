@@ -244,10 +244,8 @@ func (e *Exporter) Readings() *collector.Collector { return e.readings }
 // Limits is what is known of every key and model at now, as
 // /api/v1/limits and /status show it.
 func (e *Exporter) Limits(now time.Time) snapshot.Report {
-	report := snapshot.Report{SchemaVersion: snapshot.Version, GeneratedAt: now.UTC(), OK: true, Targets: e.readings.Snapshot(now)}
-	for _, t := range report.Targets {
-		report.OK = report.OK && (t.OK || t.Result == snapshot.ResultNotProbed)
-	}
+	report := snapshot.Report{SchemaVersion: snapshot.Version, GeneratedAt: now.UTC(), Targets: e.readings.Snapshot(now), Admin: e.admin.Sources()}
+	report.OK = report.Healthy()
 	return report
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
 // fullObservations is the 18-value Cerebras header set.
@@ -149,5 +150,24 @@ func TestProbeAllocatesLittle(t *testing.T) {
 	perRequest := (after.TotalAlloc - before.TotalAlloc) / runs
 	if limit := uint64(4 * rec.Body.Len()); perRequest > limit {
 		t.Errorf("a /probe of a %d-byte target allocates %d bytes, want at most %d", rec.Body.Len(), perRequest, limit)
+	}
+}
+
+// BenchmarkLimits serves /api/v1/limits of n keys x 3 models: the whole
+// report, and one key's, which costs a whole snapshot too.
+func BenchmarkLimits(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		c := benchCollector(n)
+		limits := func(now time.Time) snapshot.Report {
+			r := snapshot.Report{SchemaVersion: snapshot.Version, GeneratedAt: now, Targets: c.Snapshot(now)}
+			r.OK = r.Healthy()
+			return r
+		}
+		h := limitsHandler(Options{Limits: limits, Logger: log.NewNopLogger()})
+		for _, query := range []string{"", fmt.Sprintf("?key=key-%04d", n/2)} {
+			b.Run(fmt.Sprintf("keys=%d/%s", n, query), func(b *testing.B) {
+				benchRequest(b, h, httptest.NewRequest("GET", LimitsPath+query, nil))
+			})
+		}
 	}
 }

@@ -106,7 +106,7 @@ func CheckMetricsPath(path string) error {
 	case cleanPath(path) != path:
 		return fmt.Errorf("--web.telemetry-path %q must be a clean path: no //, . or .. segments", path)
 	}
-	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath, ProbePath, SDPath, ProbeLogPath} {
+	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath, ProbePath, SDPath, ProbeLogPath, LimitsPath} {
 		if path == own || strings.HasPrefix(own, strings.TrimSuffix(path, "/")+"/") && strings.HasSuffix(path, "/") {
 			return fmt.Errorf("--web.telemetry-path %q clashes with the endpoint %s", path, own)
 		}
@@ -144,7 +144,7 @@ func Handler(o Options) (_ http.Handler, err error) {
 	// /metrics and /probe share one bound: both may wait for probes.
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ratelimit_exporter_scrapes_refused_total",
-		Help: "Scrapes (/metrics, /probe) answered 503 by --web.max-requests, by reason: max_requests (that many wait for probes or gather at once) or per_address (that many in flight from the client's address, answers still being written included).",
+		Help: "Scrapes (/metrics, /probe) and JSON views (/api/v1/limits) answered 503 by --web.max-requests, by reason: max_requests (that many wait for probes or gather at once) or per_address (that many in flight from the client's address, answers still being written included).",
 	}, []string{"reason"})
 	if o.Registry != nil {
 		if err := o.Registry.Register(refused); err != nil {
@@ -157,6 +157,10 @@ func Handler(o Options) (_ http.Handler, err error) {
 		mux.Handle("GET "+ProbePath, limit(probeHandler(o)))
 		mux.Handle("GET "+SDPath, sdHandler(o))
 		mux.Handle("GET "+ProbeLogPath, probeLogHandler(o))
+	}
+	if o.Limits != nil {
+		// A whole report costs 15 to 40 scrapes of /metrics (BENCHMARKS.md).
+		mux.Handle("GET "+LimitsPath, limit(limitsHandler(o)))
 	}
 
 	if len(o.Dashboard) > 0 {
@@ -200,6 +204,7 @@ func Handler(o Options) (_ http.Handler, err error) {
 			Links: []web.LandingLinks{
 				{Address: o.MetricsPath, Text: "Metrics", Description: "Rate limits of every configured key and model"},
 				{Address: SDPath, Text: "Service discovery", Description: "Every key and model as a target of /probe?key=NAME&model=MODEL, for Prometheus's http_sd_configs"},
+				{Address: LimitsPath, Text: "Limits as JSON", Description: "What is left of every key and model's limits, for routers and scripts (?key=NAME&model=MODEL filter)"},
 				{Address: DashboardPath, Text: "Grafana dashboard", Description: "Import it into Grafana, or provision it from a file"},
 				{Address: "/-/healthy", Text: "Health", Description: "200 while the exporter serves"},
 				{Address: "/-/ready", Text: "Readiness", Description: "200 once a configuration is loaded"},

@@ -6,6 +6,7 @@ package snapshot
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,8 +36,9 @@ const ResultPending = "pending"
 type Report struct {
 	SchemaVersion int       `json:"schema_version"`
 	GeneratedAt   time.Time `json:"generated_at"`
-	// OK: every target's last probe, and every admin source, read rate
-	// limits.
+	// OK: every target the exporter probes read rate limits at its last
+	// probe (one not probed yet is not OK), and every admin source read
+	// every project or workspace (see Healthy).
 	OK      bool          `json:"ok"`
 	Targets []Target      `json:"targets"` // sorted by key, then model
 	Admin   []AdminSource `json:"admin,omitempty"`
@@ -77,7 +79,8 @@ type Window struct {
 	Utilization *float64 `json:"utilization,omitempty"` // the share used, from 0 to 1
 	Status      string   `json:"status,omitempty"`      // allowed, allowed_warning or rejected
 	// ResetSeconds is how long after ReadAt the window is full again;
-	// ResetsAt is that time.
+	// ResetsAt is that time, which ratelimit_reset_timestamp_seconds
+	// shows.
 	ResetSeconds *float64   `json:"reset_seconds,omitempty"`
 	ResetsAt     *time.Time `json:"resets_at,omitempty"`
 	// RemainingEstimate is the declared limit less what the proxy counted
@@ -103,11 +106,16 @@ type Balance struct {
 type AdminSource struct {
 	Name     string `json:"name"`
 	Provider string `json:"provider"`
-	OK       bool   `json:"ok"` // every project or workspace its keys name was read
-	// Read and Failed are the projects or workspaces read and not read
-	// ("" is an Anthropic organization's limits).
+	// OK: the last read of every project or workspace its keys name
+	// worked. A source not read yet is not OK, and has no ReadAt.
+	OK bool `json:"ok"`
+	// Read and Failed are the projects or workspaces whose last read
+	// worked and failed ("" is an Anthropic organization's limits).
 	Read   []string `json:"read"`
 	Failed []Failed `json:"failed,omitempty"`
+	// ReadAt is when the source's rate limits were last read, whether
+	// every project or workspace worked or not.
+	ReadAt *time.Time `json:"read_at,omitempty"`
 }
 
 // Failed is a project or workspace whose limits were not read, and why.
@@ -116,40 +124,75 @@ type Failed struct {
 	Error string `json:"error"` // never holds the admin key
 }
 
+// Healthy reports whether every target the exporter probes read rate
+// limits at its last probe and every admin source read every project or
+// workspace: the report's OK. A target not probed is left out, as no probe
+// of it can fail; one not probed yet is not healthy.
+func (r *Report) Healthy() bool {
+	for i := range r.Targets {
+		if t := &r.Targets[i]; !t.OK && t.Result != ResultNotProbed {
+			return false
+		}
+	}
+	for i := range r.Admin {
+		if !r.Admin[i].OK {
+			return false
+		}
+	}
+	return true
+}
+
 // AddWindows adds windows, read at readAt by source, to t: a balance to
 // its balances, every other window to its windows. Each window's reset is
 // counted from readAt; a window is current while that reset is after now.
 func (t *Target) AddWindows(windows []ratelimit.Window, readAt time.Time, source string, now time.Time) {
-	at := readAt.UTC()
 	for i := range windows {
-		w := &windows[i]
-		figure := func(kind ratelimit.Kind) *float64 {
-			if k := ratelimit.KindIndex[kind]; w.Has[k] {
-				v := w.Values[k]
-				return &v
-			}
-			return nil
-		}
-		if balance := figure(ratelimit.Balance); balance != nil {
-			t.Balances = append(t.Balances, Balance{Currency: w.Resource, Amount: *balance})
-			continue
-		}
-		out := Window{Resource: w.Resource, Window: w.Window, Source: source, Current: true}
-		if !at.IsZero() {
-			out.ReadAt = &at
-		}
-		out.Limit, out.Remaining, out.ResetSeconds = figure(ratelimit.Limit), figure(ratelimit.Remaining), figure(ratelimit.Reset)
-		out.Utilization = figure(ratelimit.Utilization)
-		if status := figure(ratelimit.Status); status != nil && *status >= 0 && int(*status) < len(ratelimit.Statuses) {
-			out.Status = ratelimit.Statuses[int(*status)]
-		}
-		if out.ResetSeconds != nil && !at.IsZero() {
-			resets := at.Add(time.Duration(*out.ResetSeconds * float64(time.Second)))
-			out.ResetsAt = &resets
-			out.Current = resets.After(now)
-		}
-		t.Windows = append(t.Windows, out)
+		t.AddWindow(&windows[i], readAt, source, now)
 	}
+}
+
+// AddWindow is AddWindows of one window. It returns the window added, nil
+// for a balance; the pointer holds until the next window is added.
+func (t *Target) AddWindow(w *ratelimit.Window, readAt time.Time, source string, now time.Time) *Window {
+	if k := ratelimit.KindIndex[ratelimit.Balance]; w.Has[k] {
+		// One amount per currency, the first, as ratelimit_balance shows
+		// it: a balance has no window.
+		if !slices.ContainsFunc(t.Balances, func(b Balance) bool { return b.Currency == w.Resource }) {
+			t.Balances = append(t.Balances, Balance{Currency: w.Resource, Amount: w.Values[k]})
+		}
+		return nil
+	}
+	// A window's figures and times in one allocation: a report of
+	// thousands of targets has tens of thousands of windows.
+	f := &figures{values: w.Values}
+	figure := func(kind ratelimit.Kind) *float64 {
+		if k := ratelimit.KindIndex[kind]; w.Has[k] {
+			return &f.values[k]
+		}
+		return nil
+	}
+	out := Window{Resource: w.Resource, Window: w.Window, Source: source, Current: true}
+	if f.readAt = readAt.UTC(); !readAt.IsZero() {
+		out.ReadAt = &f.readAt
+	}
+	out.Limit, out.Remaining, out.ResetSeconds = figure(ratelimit.Limit), figure(ratelimit.Remaining), figure(ratelimit.Reset)
+	out.Utilization = figure(ratelimit.Utilization)
+	if status := figure(ratelimit.Status); status != nil && *status >= 0 && int(*status) < len(ratelimit.Statuses) {
+		out.Status = ratelimit.Statuses[int(*status)]
+	}
+	if out.ResetSeconds != nil && !readAt.IsZero() {
+		f.resetsAt = f.readAt.Add(time.Duration(*out.ResetSeconds * float64(time.Second)))
+		out.ResetsAt = &f.resetsAt
+		out.Current = f.resetsAt.After(now)
+	}
+	t.Windows = append(t.Windows, out)
+	return &t.Windows[len(t.Windows)-1]
+}
+
+// figures are what a Window's pointers point to.
+type figures struct {
+	values           [len(ratelimit.Kinds)]float64
+	readAt, resetsAt time.Time
 }
 
 // Left returns the share of the window that is left, from 0 to 1: the
