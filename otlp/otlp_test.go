@@ -102,9 +102,12 @@ func TestPushesWhatMetricsServes(t *testing.T) {
 	if len(want) < 10 {
 		t.Fatalf("only %d series to compare:\n%s", len(want), text)
 	}
-	req := receiver.WaitFor(t, 10*time.Second, func(r testkit.OTLPRequest) bool {
+	req, ok := receiver.WaitFor(10*time.Second, func(r testkit.OTLPRequest) bool {
 		return len(testkit.OTLPPoints(r.Metrics, "ratelimit_")) > 0
 	})
+	if !ok {
+		t.Fatal("no push in 10s")
+	}
 	if got := testkit.OTLPPoints(req.Metrics, "ratelimit_"); !maps.Equal(got, want) {
 		t.Errorf("pushed series:\n%v\nwant, from /metrics:\n%v", got, want)
 	}
