@@ -192,3 +192,15 @@ func TestStopGivesUpAfterGrace(t *testing.T) {
 		t.Errorf("Stop took %v with a grace of 200ms", took)
 	}
 }
+
+// --otlp.endpoint is used as is, and wins over the variables.
+func TestFlagEndpointWins(t *testing.T) {
+	receiver := testkit.NewOTLPReceiver(t)
+	setPushEnv(t, "http://127.0.0.1:1")
+	registry, readings, _ := sources(t)
+	p := start(t, Options{Endpoint: receiver.URL + "/custom/path", Registry: registry, Readings: readings})
+	defer p.Stop(time.Second)
+	if req, ok := receiver.WaitFor(10*time.Second, func(testkit.OTLPRequest) bool { return true }); !ok || req.Path != "/custom/path" {
+		t.Fatalf("pushed: %v, to %q", ok, req.Path)
+	}
+}
