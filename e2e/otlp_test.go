@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +116,39 @@ func TestOTLPRefusesGRPC(t *testing.T) {
 		"--config.file="+otlpConfig(t, "http://127.0.0.1:9/v1"), "--web.listen-address=127.0.0.1:0")
 	if code != 1 || !strings.Contains(out, `msg="Error starting the OTLP push" err="OTEL_EXPORTER_OTLP_PROTOCOL is \"grpc\": only http/protobuf is supported (OTLP over HTTP)"`) {
 		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
+// A collector that takes pushes and never answers delays no scrape, no
+// probe and no health check.
+func TestOTLPHangingEndpointBlocksNothing(t *testing.T) {
+	_, url := startSimulator(t)
+	reached := make(chan struct{}, 1)
+	release := make(chan struct{})
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case reached <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hanging.Close()
+	defer close(release)
+	e := start(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + hanging.URL, "OTEL_METRIC_EXPORT_INTERVAL=50", "OTEL_EXPORTER_OTLP_TIMEOUT=60000"},
+		"--config.file="+otlpConfig(t, url))
+	select {
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no push reached the endpoint")
+	}
+	for _, path := range []string{"/-/ready", "/-/healthy", "/metrics", "/probe?key=good&model=llama3.1-8b"} {
+		began := time.Now()
+		code, _ := e.get(t, path)
+		if took := time.Since(began); code != http.StatusOK || took > 2*time.Second {
+			t.Errorf("%s: %d in %v while a push hangs", path, code, took)
+		}
 	}
 }
