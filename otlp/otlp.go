@@ -137,7 +137,8 @@ func env(name string) string { return strings.TrimSpace(os.Getenv(name)) }
 
 // checkEnv returns an error for a setting the SDK would ignore, or log and
 // ignore, at every push. It names the variable but never echoes a header
-// or an endpoint: either may hold a credential.
+// or an endpoint: either may hold a credential. The variables are the
+// specification's: https://opentelemetry.io/docs/specs/otel/protocol/exporter/
 func checkEnv(endpoint string) error {
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
 		if v := env(name); v != "" {
