@@ -34,6 +34,7 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/history"
 	"github.com/ratelimit-exporter/ratelimit_exporter/internal/drain"
 	"github.com/ratelimit-exporter/ratelimit_exporter/logging"
+	"github.com/ratelimit-exporter/ratelimit_exporter/otlp"
 	"github.com/ratelimit-exporter/ratelimit_exporter/server"
 )
 
@@ -55,6 +56,7 @@ func run() int {
 		externalURL   = app.Flag("web.external-url", "The URL under which Prometheus reaches the exporter, given as the targets' address in /sd. Default: the host the /sd request was sent to.").URL()
 		historyLimit  = app.Flag("history.limit", "Recent probes and proxy readings the landing page lists, each with its log; 0 keeps none. The last failed probe of each target is kept apart.").Default(strconv.Itoa(history.DefaultLimit)).Uint()
 		demoMode      = app.Flag("demo", "Probe built-in simulators of several providers (Cerebras, Groq, Anthropic, OpenRouter, OpenAI) with demo keys instead of real APIs.").Bool()
+		otlpEndpoint  = app.Flag("otlp.endpoint", "Also push the metrics of /metrics to this OTLP/HTTP URL, used as is (e.g. http://collector:4318/v1/metrics). OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT turn the push on too; the other OTEL_EXPORTER_OTLP_* variables apply (see the README).").String()
 		webFlags      = kingpinflag.AddFlags(app, ":10429")
 		logConfig     = logging.AddFlags(app)
 		_             = app.Command("serve", "Probe the keys and serve their rate limits (the default).").Default()
@@ -148,6 +150,12 @@ func run() int {
 		level.Error(logger).Log("msg", "Error building the handlers", "err", err)
 		return 1
 	}
+	pusher, err := otlp.Start(otlp.Options{Endpoint: *otlpEndpoint, Registry: registry, Readings: exp.Readings(), Version: version.Version, Logger: logger})
+	if err != nil {
+		level.Error(logger).Log("msg", "Error starting the OTLP push", "err", err)
+		return 1
+	}
+	defer pusher.Stop(*gracePeriod) // after the exporter stops: the last push has the last readings
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
