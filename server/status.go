@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -48,6 +49,9 @@ var (
 
 	statusTemplate = template.Must(template.New("status").Parse(statusHTML))
 )
+
+// statusSize is the size of the last page, to allocate the next at once.
+var statusSize atomic.Int64
 
 // statusPage is what the template renders.
 type statusPage struct {
@@ -98,11 +102,13 @@ func statusHandler(limits func(time.Time) snapshot.Report, logger log.Logger) ht
 		}
 		// Rendered into memory first: a slow reader holds nothing up.
 		var page bytes.Buffer
+		page.Grow(int(statusSize.Load()))
 		if err := statusTemplate.Execute(&page, newStatusPage(report, now)); err != nil {
 			level.Error(logger).Log("msg", "Error rendering the status page", "err", err)
 			http.Error(w, "Error rendering the status page", http.StatusInternalServerError)
 			return
 		}
+		statusSize.Store(int64(page.Len()))
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
