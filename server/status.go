@@ -156,9 +156,10 @@ func newStatusPage(report snapshot.Report, now time.Time) statusPage {
 		RefreshSeconds:  int(statusRefresh / time.Second),
 		Total:           len(report.Targets),
 		Admin:           report.Admin,
-		StylePath:       StatusStylePath,
-		Script:          StatusScriptPath,
-		Icon:            StatusIconPath,
+		// Relative, so that the page works behind a proxy's path prefix.
+		StylePath: strings.TrimPrefix(StatusStylePath, "/"),
+		Script:    strings.TrimPrefix(StatusScriptPath, "/"),
+		Icon:      strings.TrimPrefix(StatusIconPath, "/"),
 	}
 	page.Targets = make([]statusTarget, 0, len(report.Targets))
 	for i := range report.Targets {

@@ -140,7 +140,7 @@ func checkStrict(t *testing.T, page string) {
 			if a.Key == "style" || strings.HasPrefix(a.Key, "on") {
 				t.Errorf("<%s %s=%q>: blocked by the policy", tok.Data, a.Key, a.Val)
 			}
-			if (a.Key == "src" || a.Key == "href") && !strings.HasPrefix(a.Val, "/") {
+			if (a.Key == "src" || a.Key == "href") && (strings.Contains(a.Val, ":") || strings.HasPrefix(a.Val, "//")) {
 				t.Errorf("<%s %s=%q>: not of this origin", tok.Data, a.Key, a.Val)
 			}
 		}
