@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -126,6 +127,24 @@ func TestStatusPageInABrowser(t *testing.T) {
 	if !strings.HasPrefix(first.Note, "Refreshes every 5 seconds") {
 		t.Errorf("refresh note %q", first.Note)
 	}
+
+	// Hidden, the page stops refreshing (one fetch may be under way); shown
+	// again, it refreshes at once. Three refresh periods, 5s each, tell:
+	// a page that went on would fetch at least twice.
+	b.setHidden(t, true)
+	hiddenFrom := b.seen("/status")
+	time.Sleep(16 * time.Second)
+	if n := b.seen("/status") - hiddenFrom; n > 1 {
+		t.Errorf("hidden for 16s, the page fetched /status %d times", n)
+	}
+	b.setHidden(t, false)
+	shownFrom := b.seen("/status")
+	eventually(t, 3*time.Second, "shown again, the page refreshes at once", func() error {
+		if b.seen("/status") == shownFrom {
+			return fmt.Errorf("no fetch of /status")
+		}
+		return nil
+	})
 
 	// No key anywhere: in the DOM, or in any response the page loaded.
 	html, err := chromedp.Run(b.ctx, chromedp.OuterHTML("html"))
@@ -402,12 +421,29 @@ type browser struct {
 	// violations among them.
 	console   []string
 	responses []*response
+	received  map[string]int // responses by path, as they arrive
 }
 
 type response struct {
 	url, policy string
 	body        []byte
 	err         error
+}
+
+// visibility lets the test hide the page: a headless tab is never hidden.
+const visibility = `Object.defineProperty(Document.prototype, 'hidden', { get() { return !!window.testHidden; } });
+Object.defineProperty(Document.prototype, 'visibilityState', { get() { return window.testHidden ? 'hidden' : 'visible'; } });`
+
+func (b *browser) setHidden(t *testing.T, hidden bool) {
+	t.Helper()
+	b.do(t, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`window.testHidden = %t; document.dispatchEvent(new Event('visibilitychange'))`, hidden)))
+}
+
+// seen returns how many responses for path the page has received.
+func (b *browser) seen(path string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.received[path]
 }
 
 // cspViolations reports each Content-Security-Policy violation on the
@@ -428,7 +464,7 @@ func openBrowser(t *testing.T, chromium string) *browser {
 		cancel()
 		cancelAlloc()
 	})
-	b := &browser{ctx: ctx}
+	b := &browser{ctx: ctx, received: map[string]int{}}
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("starting %s: %v", chromium, err)
 	}
@@ -455,6 +491,11 @@ func openBrowser(t *testing.T, chromium string) *browser {
 				r.policy = p
 			}
 			byID[ev.RequestID] = r
+			if u, err := url.Parse(r.url); err == nil {
+				b.mu.Lock()
+				b.received[u.Path]++
+				b.mu.Unlock()
+			}
 		case *network.EventLoadingFinished:
 			r := byID[ev.RequestID]
 			if r == nil {
@@ -475,8 +516,10 @@ func openBrowser(t *testing.T, chromium string) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspViolations}); err != nil {
-		t.Fatal(err)
+	for _, script := range []string{cspViolations, visibility} {
+		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return b
 }
