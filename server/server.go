@@ -106,7 +106,7 @@ func CheckMetricsPath(path string) error {
 	case cleanPath(path) != path:
 		return fmt.Errorf("--web.telemetry-path %q must be a clean path: no //, . or .. segments", path)
 	}
-	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath, ProbePath, SDPath, ProbeLogPath, LimitsPath} {
+	for _, own := range []string{HealthyPath, ReadyPath, ReloadPath, DashboardPath, ProbePath, SDPath, ProbeLogPath, LimitsPath, StatusPath, StatusStylePath, StatusScriptPath, StatusIconPath} {
 		if path == own || strings.HasPrefix(own, strings.TrimSuffix(path, "/")+"/") && strings.HasSuffix(path, "/") {
 			return fmt.Errorf("--web.telemetry-path %q clashes with the endpoint %s", path, own)
 		}
@@ -162,6 +162,11 @@ func Handler(o Options) (_ http.Handler, err error) {
 		// A whole report costs 15 to 40 scrapes of /metrics (BENCHMARKS.md).
 		mux.Handle("GET "+LimitsPath, limit(limitsHandler(o)))
 	}
+	// A page of 1,000 keys costs as much as many scrapes: it shares their bound.
+	mux.Handle("GET "+StatusPath, limit(statusHandler(o.Limits, o.Logger)))
+	mux.Handle("GET "+StatusStylePath, staticHandler("text/css; charset=utf-8", statusCSS))
+	mux.Handle("GET "+StatusScriptPath, staticHandler("text/javascript; charset=utf-8", statusJS))
+	mux.Handle("GET "+StatusIconPath, staticHandler("image/svg+xml", statusIcon))
 
 	if len(o.Dashboard) > 0 {
 		mux.HandleFunc("GET "+DashboardPath, func(w http.ResponseWriter, _ *http.Request) {
@@ -203,6 +208,7 @@ func Handler(o Options) (_ http.Handler, err error) {
 			Profiling:   "false",
 			Links: []web.LandingLinks{
 				{Address: o.MetricsPath, Text: "Metrics", Description: "Rate limits of every configured key and model"},
+				{Address: StatusPath, Text: "Status", Description: "Every key and model's windows as bars, failing and least left first, with their resets counting down"},
 				{Address: SDPath, Text: "Service discovery", Description: "Every key and model as a target of /probe?key=NAME&model=MODEL, for Prometheus's http_sd_configs"},
 				{Address: LimitsPath, Text: "Limits as JSON", Description: "What is left of every key and model's limits, for routers and scripts (?key=NAME&model=MODEL filter)"},
 				{Address: DashboardPath, Text: "Grafana dashboard", Description: "Import it into Grafana, or provision it from a file"},

@@ -54,6 +54,7 @@ var toolInstalls = map[string]string{
 	"make":             "install make (Debian/Ubuntu: apt-get install make); the exporter is built with make build, as the Dockerfile builds it",
 	"prometheus":       "install Prometheus (Debian/Ubuntu: apt-get install prometheus; elsewhere: the release tarball from prometheus.io)",
 	"promtool":         "install Prometheus (Debian/Ubuntu: apt-get install prometheus; elsewhere: the release tarball from prometheus.io)",
+	"chromium":         "install Chromium (Debian/Ubuntu: apt-get install chromium); the status page's test drives it with chromedp",
 	"helm":             "go install helm.sh/helm/v3/cmd/helm@" + HelmVersion,
 	"kubectl-validate": "go install sigs.k8s.io/kubectl-validate@" + KubectlValidateVersion,
 }
