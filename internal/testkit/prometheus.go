@@ -29,11 +29,17 @@ func Prometheus3Path() string {
 	if path := os.Getenv("RLE_PROMETHEUS3"); path != "" {
 		return path
 	}
+	return filepath.Join(prometheus3Cache(), "prometheus")
+}
+
+// prometheus3Cache returns the folder .ci/prometheus3 builds into:
+// ${XDG_CACHE_HOME:-$HOME/.cache}/rle-prometheus/<version>.
+func prometheus3Cache() string {
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
 	}
-	return filepath.Join(cache, "rle-prometheus", Prometheus3Version, "prometheus")
+	return filepath.Join(cache, "rle-prometheus", Prometheus3Version)
 }
 
 var reportedVersion = regexp.MustCompile(`^prometheus, version (\S+) `)
@@ -72,7 +78,7 @@ func RequirePrometheus3(t testing.TB) string {
 		err = fmt.Errorf("%s is Prometheus %s", path, version)
 	}
 	msg := fmt.Sprintf("Prometheus %s is not built (%v): run .ci/prometheus3 (or make prometheus3), which builds it from the Go module proxy "+
-		"into %s, about 10 minutes; or set RLE_PROMETHEUS3 to its path", Prometheus3Release(), err, filepath.Dir(Prometheus3Path()))
+		"into %s, about 10 minutes; or set RLE_PROMETHEUS3 to its path", Prometheus3Release(), err, prometheus3Cache())
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}
