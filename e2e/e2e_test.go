@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -377,19 +378,28 @@ proxy:
 	t.Logf("dashboard: ran %d queries, %d returned data", len(queries), withData)
 
 	// What the clouds' exporters published, as the windows of the schema:
-	// limit less the last minute's use.
-	for expr, want := range map[string]string{
-		`ratelimit_remaining{provider="bedrock", resource="tokens", window="minute"}`:     "300000",
-		`ratelimit_remaining{provider="bedrock", resource="requests", window="minute"}`:   "40",
-		`ratelimit_remaining{provider="vertex_ai", resource="requests", window="minute"}`: "50",
-		`ratelimit_remaining{provider="gemini", key="gemini-project", window="minute"}`:   "10",
-		`ratelimit_limit{provider="gemini", key="gemini-project", window="day"}`:          "1500",
-	} {
-		samples, err := prom.query(t, expr)
-		if err != nil || len(samples) != 1 || samples[0].Value[1] != want {
-			t.Errorf("%s = %v (%v), want one sample of %s", expr, samples, err, want)
+	// limit less the last minute's use. Their first scrapes, and the rules'
+	// runs on them, may come after the exporter's target is up (each target
+	// starts at its own offset in the interval), so they have time to arrive.
+	eventually(t, 30*time.Second, "the clouds' windows", func() error {
+		var problems []string
+		for expr, want := range map[string]string{
+			`ratelimit_remaining{provider="bedrock", resource="tokens", window="minute"}`:     "300000",
+			`ratelimit_remaining{provider="bedrock", resource="requests", window="minute"}`:   "40",
+			`ratelimit_remaining{provider="vertex_ai", resource="requests", window="minute"}`: "50",
+			`ratelimit_remaining{provider="gemini", key="gemini-project", window="minute"}`:   "10",
+			`ratelimit_limit{provider="gemini", key="gemini-project", window="day"}`:          "1500",
+		} {
+			samples, err := prom.query(t, expr)
+			if err != nil || len(samples) != 1 || samples[0].Value[1] != want {
+				problems = append(problems, fmt.Sprintf("%s = %v (%v), want one sample of %s", expr, samples, err, want))
+			}
 		}
-	}
+		if len(problems) > 0 {
+			return errors.New(strings.Join(problems, "\n"))
+		}
+		return nil
+	})
 
 	// The dashboard's variables, queried as Grafana's label_values does
 	// with the job variable's selector: the clouds' accounts, projects and
