@@ -15,7 +15,7 @@ LDFLAGS   := -s -w \
 	-X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
 	-X $(VERSION_PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: all build test vet fuzz bench demo clean
+.PHONY: all build test vet fuzz bench demo clean prometheus3
 
 all: test build
 
@@ -60,6 +60,11 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./ratelimit ./server ./prober ./history
 	@command -v prometheus-blackbox-exporter >/dev/null || { echo "bench: apt-get install prometheus-blackbox-exporter"; exit 1; }
 	$(GO) run ./bench
+
+# Prometheus 3 for the end-to-end tests, which find it in the cache folder
+# this prints (or at RLE_PROMETHEUS3); built once per version.
+prometheus3:
+	.ci/prometheus3
 
 demo:
 	$(GO) run . --demo

@@ -110,13 +110,15 @@ func TestLoadBadConfigs(t *testing.T) {
 		"proxy-bounds.yml": "testdata/bad/proxy-bounds.yml:5: proxy.max_inflight_request_bytes: must be at least max_request_bytes (10MiB), got 1MiB\n" +
 			"testdata/bad/proxy-bounds.yml:6: proxy.body_read_timeout: must be greater than zero, got 0s\n" +
 			"testdata/bad/proxy-bounds.yml:7: proxy.max_connections: must be at least 1, got 0",
-		"proxy-basic-auth.yml":        `testdata/bad/proxy-basic-auth.yml:4: proxy.basic_auth_users: unknown field "basic_auth_users" (see the configuration reference in README.md)`,
-		"anthropic-v1.yml":            `testdata/bad/anthropic-v1.yml:5: keys[0].base_url: "https://api.anthropic.com/v1" ends in /v1, which the probe adds itself (it would send https://api.anthropic.com/v1/v1/messages): leave it out`,
-		"chat-path-in-base-url.yml":   `testdata/bad/chat-path-in-base-url.yml:4: keys[0].base_url: "https://api.cerebras.ai/v1/chat/completions" ends in /chat/completions, which the probe adds itself (it would send https://api.cerebras.ai/v1/chat/completions/chat/completions): leave it out`,
-		"openrouter-with-models.yml":  "testdata/bad/openrouter-with-models.yml:5: keys[0].models: provider openrouter's probe is one per key, whatever the model: leave models out",
-		"duplicate-model.yml":         `testdata/bad/duplicate-model.yml:4: keys[0].models[1]: duplicate model "m"`,
-		"reserved-label.yml":          `testdata/bad/reserved-label.yml:5: keys[0].labels.reason: "reason" clashes with the exporter's own labels (key, provider, model, resource, window, result, reason, source, cause, status, currency)`,
-		"invalid-label.yml":           `testdata/bad/invalid-label.yml:5: keys[0].labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
+		"proxy-basic-auth.yml":       `testdata/bad/proxy-basic-auth.yml:4: proxy.basic_auth_users: unknown field "basic_auth_users" (see the configuration reference in README.md)`,
+		"anthropic-v1.yml":           `testdata/bad/anthropic-v1.yml:5: keys[0].base_url: "https://api.anthropic.com/v1" ends in /v1, which the probe adds itself (it would send https://api.anthropic.com/v1/v1/messages): leave it out`,
+		"chat-path-in-base-url.yml":  `testdata/bad/chat-path-in-base-url.yml:4: keys[0].base_url: "https://api.cerebras.ai/v1/chat/completions" ends in /chat/completions, which the probe adds itself (it would send https://api.cerebras.ai/v1/chat/completions/chat/completions): leave it out`,
+		"openrouter-with-models.yml": "testdata/bad/openrouter-with-models.yml:5: keys[0].models: provider openrouter's probe is one per key, whatever the model: leave models out",
+		"duplicate-model.yml":        `testdata/bad/duplicate-model.yml:4: keys[0].models[1]: duplicate model "m"`,
+		"reserved-label.yml":         `testdata/bad/reserved-label.yml:5: keys[0].labels.reason: "reason" clashes with the exporter's own labels (key, provider, model, resource, window, result, reason, source, cause, status, currency)`,
+		"invalid-label.yml":          `testdata/bad/invalid-label.yml:5: keys[0].labels.team-name: "team-name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
+		// Prometheus 3 takes UTF-8 names; the exporter keeps to names no scrape format escapes.
+		"utf8-label.yml":              `testdata/bad/utf8-label.yml:5: keys[0].labels.service.name: "service.name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)`,
 		"unknown-field.yml":           `testdata/bad/unknown-field.yml:4: keys[0].api_keys: unknown field "api_keys" (see the configuration reference in README.md)`,
 		"unknown-field-flow-list.yml": `testdata/bad/unknown-field-flow-list.yml:4: keys[0].modles: unknown field "modles" (see the configuration reference in README.md)`,
 		"wrong-type.yml":              "testdata/bad/wrong-type.yml:2: probe.concurrency: expected an integer, got a string",

@@ -39,6 +39,16 @@ func TestCIInstallsPinnedTools(t *testing.T) {
 			t.Errorf(".ci/run does not %s", want)
 		}
 	}
+	prometheus3, err := os.ReadFile("../.ci/prometheus3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "\nPROMETHEUS3_VERSION=" + testkit.Prometheus3Version + "\n"; !strings.Contains(string(prometheus3), want) {
+		t.Errorf(".ci/prometheus3 does not build Prometheus %s", testkit.Prometheus3Version)
+	}
+	if !strings.Contains(string(script), `RLE_PROMETHEUS3="$(.ci/prometheus3)/prometheus"`) {
+		t.Error(".ci/run does not build Prometheus 3 with .ci/prometheus3 and export RLE_PROMETHEUS3")
+	}
 }
 
 // prometheusOperatorCRDs returns the folder of prometheus-operator's CRDs,

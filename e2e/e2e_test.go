@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +24,17 @@ import (
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
 )
 
-// The shipped rule files pass promtool's checks and unit tests.
+// The shipped rule files pass the checks and unit tests of the promtool
+// beside each Prometheus.
 func TestPrometheusRules(t *testing.T) {
-	promtool := testkit.RequireTool(t, "promtool")
+	withEachPrometheus(t, prometheusRules)
+}
+
+func prometheusRules(t *testing.T, prometheus string) {
+	promtool := filepath.Join(filepath.Dir(prometheus), "promtool")
+	if _, err := os.Stat(promtool); err != nil {
+		t.Fatalf("no promtool beside %s: %v", prometheus, err)
+	}
 	root := testkit.RepoRoot(t)
 	for _, args := range [][]string{
 		{"check", "rules", "prometheus/rules.yml", "prometheus/alerts.yml", "prometheus/cloud.rules.yml"},
@@ -44,21 +55,40 @@ type prometheusServer struct {
 	url string
 }
 
-func startPrometheus(t *testing.T, target string) *prometheusServer {
-	t.Helper()
-	return startPrometheusWith(t, fmt.Sprintf(`scrape_configs:
-  - job_name: ratelimit
-    static_configs:
-      - targets: [%q]
-`, target))
+// prometheusRelease is a Prometheus that the end-to-end tests scrape with.
+type prometheusRelease struct {
+	version string                  // what it reports, or will once installed
+	binary  func(testing.TB) string // its path; skips or fails the test without it
 }
 
-// startPrometheusWith runs Prometheus with the shipped rules and
-// ruleFiles, scraping every second with scrapeConfigs, a YAML
+// prometheusReleases are Debian's Prometheus 2 on PATH and the Prometheus 3
+// that .ci/prometheus3 builds: users run both.
+func prometheusReleases() []prometheusRelease {
+	debian := prometheusRelease{version: "2", binary: func(t testing.TB) string { return testkit.RequireTool(t, "prometheus") }}
+	if path, err := exec.LookPath("prometheus"); err == nil {
+		if v, err := testkit.PrometheusVersion(path); err == nil {
+			debian.version = v
+		}
+	}
+	return []prometheusRelease{debian, {version: testkit.Prometheus3Release(), binary: testkit.RequirePrometheus3}}
+}
+
+// withEachPrometheus runs test in parallel subtests, one for each of
+// prometheusReleases, named by its version.
+func withEachPrometheus(t *testing.T, test func(t *testing.T, prometheus string)) {
+	for _, release := range prometheusReleases() {
+		t.Run(release.version, func(t *testing.T) {
+			t.Parallel()
+			test(t, release.binary(t))
+		})
+	}
+}
+
+// startPrometheusWith runs the prometheus binary with the shipped rules
+// and ruleFiles, scraping every second with scrapeConfigs, a YAML
 // scrape_configs section.
-func startPrometheusWith(t *testing.T, scrapeConfigs string, ruleFiles ...string) *prometheusServer {
+func startPrometheusWith(t *testing.T, binary, scrapeConfigs string, ruleFiles ...string) *prometheusServer {
 	t.Helper()
-	binary := testkit.RequireTool(t, "prometheus")
 	dir := t.TempDir()
 	repo := testkit.RepoRoot(t)
 	cfg := "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files:\n"
@@ -135,6 +165,53 @@ func (p *prometheusServer) alerts(t *testing.T) []activeAlert {
 	return data.Alerts
 }
 
+// scrapeRecorder passes scrapes on to an exporter, noting what the scraper
+// asked for and what it was given.
+type scrapeRecorder struct {
+	mu                  sync.Mutex
+	accept, contentType string
+}
+
+// recordScrapes starts a scrapeRecorder in front of the exporter at
+// exporterURL and returns it with its address, the target to scrape.
+func recordScrapes(t *testing.T, exporterURL string) (*scrapeRecorder, string) {
+	t.Helper()
+	upstream, err := url.Parse(exporterURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &scrapeRecorder{}
+	proxy := httputil.NewSingleHostReverseProxy(upstream)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		rec.accept, rec.contentType = resp.Request.Header.Get("Accept"), resp.Header.Get("Content-Type")
+		return nil
+	}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	return rec, strings.TrimPrefix(srv.URL, "http://")
+}
+
+// last returns the last scrape's Accept and Content-Type headers.
+func (r *scrapeRecorder) last() (accept, contentType string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accept, r.contentType
+}
+
+// acceptsText004 reports whether an Accept header takes the text format
+// 0.0.4, as Prometheus 2 and 3 write it (text/plain;version=0.0.4;q=...).
+func acceptsText004(accept string) bool {
+	for _, media := range strings.Split(accept, ",") {
+		params := strings.Split(strings.ReplaceAll(media, " ", ""), ";")
+		if params[0] == "text/plain" && slices.Contains(params[1:], "version=0.0.4") && !slices.Contains(params[1:], "q=0") {
+			return true
+		}
+	}
+	return false
+}
+
 // eventually retries check until it returns nil or the time is up.
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
 	t.Helper()
@@ -152,7 +229,10 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 // dashboard query works and returns data, and the alerts fire for the
 // right keys only.
 func TestEndToEndWithPrometheus(t *testing.T) {
-	testkit.RequireTool(t, "prometheus")
+	withEachPrometheus(t, endToEnd)
+}
+
+func endToEnd(t *testing.T, prometheus string) {
 	const exhaustedKey = "sk-test-e2e-exhausted-31c0"
 	sim, simURL := startSimulator(t)
 	sim.AddKey(exhaustedKey, simulator.FreeTrial())
@@ -199,11 +279,13 @@ proxy:
   routes: [{path_prefix: /c/, upstream: %[1]q, provider: cerebras}]
 `, simURL, exhaustedKey, keyFile, proxyAddr, ptuKey, azureSrv.URL, balanceKey, deepseekSrv.URL, writeAdminKey(t, adminKey), adminURL, adminProbeKey))
 	e := start(t, env, "--config.file="+cfg)
-	target := strings.TrimPrefix(e.URL, "http://")
+	// Prometheus scrapes through a recorder of the exposition format it
+	// asks for and gets.
+	scrapes, target := recordScrapes(t, e.URL)
 	// Bedrock, Vertex AI and the Gemini API through the exporters users run
 	// for them, mapped by prometheus/cloud.rules.yml.
 	cloudScrapes, cloudTarget, quotaRules := startCloudExporters(t)
-	prom := startPrometheusWith(t, fmt.Sprintf(`scrape_configs:
+	prom := startPrometheusWith(t, prometheus, fmt.Sprintf(`scrape_configs:
   - job_name: ratelimit
     static_configs:
       - targets: [%q]
@@ -230,6 +312,17 @@ proxy:
 		}
 		return err
 	})
+
+	// Prometheus takes the text format 0.0.4 that the exporter serves
+	// (README: "Exposition format"), whatever it would rather have.
+	accept, contentType := scrapes.last()
+	t.Logf("Prometheus asks for %s", accept)
+	if contentType != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Errorf("the exporter answered a scrape with Content-Type %q, want text 0.0.4", contentType)
+	}
+	if !acceptsText004(accept) {
+		t.Errorf("Prometheus no longer takes the text format 0.0.4; it asks for %s", accept)
+	}
 
 	// Every dashboard query, with its variables as Grafana would fill them.
 	var dash struct {
@@ -285,19 +378,28 @@ proxy:
 	t.Logf("dashboard: ran %d queries, %d returned data", len(queries), withData)
 
 	// What the clouds' exporters published, as the windows of the schema:
-	// limit less the last minute's use.
-	for expr, want := range map[string]string{
-		`ratelimit_remaining{provider="bedrock", resource="tokens", window="minute"}`:     "300000",
-		`ratelimit_remaining{provider="bedrock", resource="requests", window="minute"}`:   "40",
-		`ratelimit_remaining{provider="vertex_ai", resource="requests", window="minute"}`: "50",
-		`ratelimit_remaining{provider="gemini", key="gemini-project", window="minute"}`:   "10",
-		`ratelimit_limit{provider="gemini", key="gemini-project", window="day"}`:          "1500",
-	} {
-		samples, err := prom.query(t, expr)
-		if err != nil || len(samples) != 1 || samples[0].Value[1] != want {
-			t.Errorf("%s = %v (%v), want one sample of %s", expr, samples, err, want)
+	// limit less the last minute's use. Their first scrapes, and the rules'
+	// runs on them, may come after the exporter's target is up (each target
+	// starts at its own offset in the interval), so they have time to arrive.
+	eventually(t, 30*time.Second, "the clouds' windows", func() error {
+		var problems []string
+		for expr, want := range map[string]string{
+			`ratelimit_remaining{provider="bedrock", resource="tokens", window="minute"}`:     "300000",
+			`ratelimit_remaining{provider="bedrock", resource="requests", window="minute"}`:   "40",
+			`ratelimit_remaining{provider="vertex_ai", resource="requests", window="minute"}`: "50",
+			`ratelimit_remaining{provider="gemini", key="gemini-project", window="minute"}`:   "10",
+			`ratelimit_limit{provider="gemini", key="gemini-project", window="day"}`:          "1500",
+		} {
+			samples, err := prom.query(t, expr)
+			if err != nil || len(samples) != 1 || samples[0].Value[1] != want {
+				problems = append(problems, fmt.Sprintf("%s = %v (%v), want one sample of %s", expr, samples, err, want))
+			}
 		}
-	}
+		if len(problems) > 0 {
+			return errors.New(strings.Join(problems, "\n"))
+		}
+		return nil
+	})
 
 	// The dashboard's variables, queried as Grafana's label_values does
 	// with the job variable's selector: the clouds' accounts, projects and

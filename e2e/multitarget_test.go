@@ -50,7 +50,10 @@ func readmeYAMLBlocks(t *testing.T, heading string) []string {
 // with its own rate-limit series, the shards split the targets without
 // overlap, and all their scrapes together cost one probe per target.
 func TestMultiTargetWithPrometheus(t *testing.T) {
-	testkit.RequireTool(t, "prometheus")
+	withEachPrometheus(t, multiTarget)
+}
+
+func multiTarget(t *testing.T, prometheus string) {
 	blocks := readmeYAMLBlocks(t, "## Multi-target: /probe and service discovery")
 	if len(blocks) != 2 {
 		t.Fatalf("the README's multi-target section has %d yaml blocks, want 2: the scrape config and its hashmod form", len(blocks))
@@ -75,9 +78,9 @@ keys:
 		t.Fatalf(`the README's hashmod config keeps no regex: "0":%s`, shard)
 	}
 	servers := map[string]*prometheusServer{
-		"whole":   startPrometheusWith(t, whole),
-		"shard 0": startPrometheusWith(t, shard),
-		"shard 1": startPrometheusWith(t, strings.Replace(shard, `regex: "0"`, `regex: "1"`, 1)),
+		"whole":   startPrometheusWith(t, prometheus, whole),
+		"shard 0": startPrometheusWith(t, prometheus, shard),
+		"shard 1": startPrometheusWith(t, prometheus, strings.Replace(shard, `regex: "0"`, `regex: "1"`, 1)),
 	}
 	// targetsUp lists the key/model of each up series of a server, sorted,
 	// once each has been scraped at least three times.

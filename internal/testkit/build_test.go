@@ -29,3 +29,10 @@ RUN make build BIN=/out/x \
 		}
 	}
 }
+
+// The module version of Prometheus 3 reads as the release it is.
+func TestPrometheus3Release(t *testing.T) {
+	if got := Prometheus3Release(); got != "3.16.0" {
+		t.Errorf("Prometheus3Release() = %q for %s, want 3.16.0", got, Prometheus3Version)
+	}
+}
