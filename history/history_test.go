@@ -121,6 +121,27 @@ func TestConfigureDropsRemovedTargets(t *testing.T) {
 	}
 }
 
+// A proxy reading that ends after a reload removed its key is not kept,
+// as the collector drops it: the reload has dropped the key's entries, and
+// none may come back. A key known by its fingerprint is kept until the
+// next reload, as the collector keeps it.
+func TestProxyReadingOfRemovedKeyIsDropped(t *testing.T) {
+	h := New(10)
+	h.Configure([]config.TargetID{noisy, rare})
+	h.Configure([]config.TargetID{noisy})
+	reading := prober.Result{Reading: ratelimit.Reading{StatusCode: 200}}
+	h.Add(&Entry{Source: Proxy, Target: rare, Result: reading})
+	h.Add(&Entry{Source: Proxy, Target: config.TargetID{Key: "noisy", Model: "unlisted"}, Result: reading})
+	h.Add(&Entry{Source: Proxy, Target: config.TargetID{Key: config.FingerprintPrefix + "0123456789ab", Model: "m"}, Result: reading})
+	var kept []string
+	for _, e := range h.Recent() {
+		kept = append(kept, e.Target.Key+"/"+e.Target.Model)
+	}
+	if got, want := fmt.Sprint(kept), "[sha256:0123456789ab/m noisy/unlisted]"; got != want {
+		t.Errorf("kept %s, want %s", got, want)
+	}
+}
+
 // An entry's log is rendered when read, from what the probe kept, with
 // the key hidden; a proxy reading shows what it read and no headers.
 func TestEntryLog(t *testing.T) {
