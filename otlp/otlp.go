@@ -132,7 +132,7 @@ func (p *Pusher) Stop(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := p.provider.Shutdown(ctx); err != nil {
-		level.Warn(p.logger).Log("msg", "Last OTLP push failed", "err", err)
+		level.Warn(p.logger).Log("msg", "Last OTLP push failed", "err", cut(err.Error()))
 	}
 }
 

@@ -179,6 +179,32 @@ func TestFailingEndpointLogsOnce(t *testing.T) {
 	}
 }
 
+// An endpoint that answers with a large body, as a web server that is not
+// a collector may, gets a log line of a bounded size: the SDK's error holds
+// up to 4 MiB of the body.
+func TestFailingEndpointsBodyIsCut(t *testing.T) {
+	reached := make(chan struct{})
+	var count atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte("<html>" + strings.Repeat("not a collector\x1b[31m ", 50000)))
+		if count.Add(1) == 2 {
+			close(reached)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	setPushEnv(t, srv.URL, "OTEL_METRIC_EXPORT_INTERVAL", "10")
+	registry, readings, _ := sources(t)
+	var logs testkit.SyncBuffer
+	p := start(t, Options{Registry: registry, Readings: readings, Logger: log.NewLogfmtLogger(&logs)})
+	waitOrFail(t, reached)
+	p.Stop(time.Second)
+	out := logs.String()
+	if !strings.Contains(out, "404 Not Found (body: <html>not a collector") || !strings.Contains(out, "bytes left out") || len(out) > 4<<10 {
+		t.Errorf("%d bytes logged, want the start of the body and a bound:\n%.2000s", len(out), out)
+	}
+}
+
 // A push that an endpoint keeps retrying costs Stop no more than its grace.
 func TestStopGivesUpAfterGrace(t *testing.T) {
 	url, reached := refusing(t, http.StatusServiceUnavailable, 1)
