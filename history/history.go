@@ -6,6 +6,7 @@ package history
 
 import (
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,6 +114,7 @@ type History struct {
 	ring     []*Entry // entry n is at (n-1) % len(ring)
 	last     uint64   // the last ID given
 	failures map[config.TargetID]*Entry
+	keys     map[string]bool // the configured keys
 }
 
 // New returns a history of the last limit entries; 0 keeps none, though
@@ -122,9 +124,15 @@ func New(limit int) *History {
 }
 
 // Add gives e its ID and keeps it. It takes a short lock and copies
-// nothing: the proxy calls it for every reading.
+// nothing: the proxy calls it for every reading. A proxy reading of a key
+// no longer configured, which ended after the reload that removed it, is
+// not kept, as the collector does not keep it.
 func (h *History) Add(e *Entry) {
 	h.mu.Lock()
+	if e.Source == Proxy && !h.keys[e.Target.Key] && !strings.HasPrefix(e.Target.Key, config.FingerprintPrefix) {
+		h.mu.Unlock()
+		return
+	}
 	h.last++
 	e.ID = h.last
 	if len(h.ring) > 0 {
@@ -216,7 +224,7 @@ func (h *History) Configure(targets []config.TargetID) {
 		failures[id] = h.failures[id]
 		keys[id.Key] = true
 	}
-	h.failures = failures
+	h.failures, h.keys = failures, keys
 	for i, e := range h.ring {
 		if e == nil {
 			continue

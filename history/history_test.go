@@ -121,6 +121,69 @@ func TestConfigureDropsRemovedTargets(t *testing.T) {
 	}
 }
 
+// A target's latest probe is a probe: a proxy reading of its key and
+// model since then is not what /probe?debug=true shows.
+func TestLatestIsAProbe(t *testing.T) {
+	h := New(10)
+	h.Configure([]config.TargetID{noisy})
+	probe := probeEntry(noisy, prober.Success)
+	h.Add(probe)
+	h.Add(&Entry{Source: Proxy, Target: noisy, Result: prober.Result{Reading: ratelimit.Reading{StatusCode: 200}}})
+	if got, ok := h.Latest(noisy); !ok || got != probe {
+		t.Errorf("latest: %v %v, want the probe %d", got, ok, probe.ID)
+	}
+}
+
+// A probe's log ends with what it made of the schedule: the hold, the
+// backoff, the stretched interval and the next probe.
+func TestEntryLogSchedule(t *testing.T) {
+	e := probeEntry(noisy, prober.RateLimited)
+	e.Result.Time = at
+	e.Schedule = Schedule{Mode: "scrape", Timeout: time.Second, HoldUntil: at.Add(time.Minute), Failures: 2, BackoffUntil: at.Add(2 * time.Minute),
+		Interval: time.Hour, StretchedBy: "requests/day", Next: at.Add(time.Hour)}
+	var out strings.Builder
+	e.WriteLog(&out)
+	for _, want := range []string{
+		`msg="Holding off probes as the provider asked" until=2026-12-05T04:01:00Z`,
+		`msg="Backing off after failures" failures=2 until=2026-12-05T04:02:00Z`,
+		`msg="Probe interval stretched to keep probes within max_quota_share" interval=1h0m0s window=requests/day`,
+		`msg="Next probe due" mode=scrape at=2026-12-05T05:00:00Z sent="the next scrape from then on"`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, out.String())
+		}
+	}
+	e.Schedule = Schedule{Mode: "scrape", Next: at.Add(time.Hour), HoldUntil: at, BackoffUntil: at.Add(-time.Second)}
+	out.Reset()
+	e.WriteLog(&out)
+	for _, gone := range []string{"Holding off", "Backing off", "stretched"} {
+		if strings.Contains(out.String(), gone) {
+			t.Errorf("a hold and a backoff over by the probe's end, and no stretch, are logged:\n%s", out.String())
+		}
+	}
+}
+
+// A proxy reading that ends after a reload removed its key is not kept,
+// as the collector drops it: the reload has dropped the key's entries, and
+// none may come back. A key known by its fingerprint is kept until the
+// next reload, as the collector keeps it.
+func TestProxyReadingOfRemovedKeyIsDropped(t *testing.T) {
+	h := New(10)
+	h.Configure([]config.TargetID{noisy, rare})
+	h.Configure([]config.TargetID{noisy})
+	reading := prober.Result{Reading: ratelimit.Reading{StatusCode: 200}}
+	h.Add(&Entry{Source: Proxy, Target: rare, Result: reading})
+	h.Add(&Entry{Source: Proxy, Target: config.TargetID{Key: "noisy", Model: "unlisted"}, Result: reading})
+	h.Add(&Entry{Source: Proxy, Target: config.TargetID{Key: config.FingerprintPrefix + "0123456789ab", Model: "m"}, Result: reading})
+	var kept []string
+	for _, e := range h.Recent() {
+		kept = append(kept, e.Target.Key+"/"+e.Target.Model)
+	}
+	if got, want := fmt.Sprint(kept), "[sha256:0123456789ab/m noisy/unlisted]"; got != want {
+		t.Errorf("kept %s, want %s", got, want)
+	}
+}
+
 // An entry's log is rendered when read, from what the probe kept, with
 // the key hidden; a proxy reading shows what it read and no headers.
 func TestEntryLog(t *testing.T) {

@@ -50,7 +50,7 @@ func BenchmarkPush(b *testing.B) {
 	}
 	defer p.Stop(time.Second)
 	series := 0
-	families, _ := Gatherer(prometheus.NewRegistry(), readings)
+	families := Gatherer(prometheus.NewRegistry(), readings)
 	mfs, err := families.Gather()
 	if err != nil {
 		b.Fatal(err)

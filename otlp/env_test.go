@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/collector"
+	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 )
 
 // No endpoint, or the SDK disabled: no push, and nothing checked.
@@ -52,6 +53,8 @@ func TestBadSettings(t *testing.T) {
 		{env: []string{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "grpc://" + secret + "@collector:4317"},
 			want: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: not an http:// or https:// URL with a host`},
 		{env: []string{"OTEL_EXPORTER_OTLP_HEADERS", "x-org=1,Authorization: Bearer " + secret},
+			want: `OTEL_EXPORTER_OTLP_HEADERS: header 2 is not name=value`},
+		{env: []string{"OTEL_EXPORTER_OTLP_HEADERS", "x-org=1,Authorization: Bearer=" + secret},
 			want: `OTEL_EXPORTER_OTLP_HEADERS: header 2 is not name=value`},
 		{env: []string{"OTEL_EXPORTER_OTLP_METRICS_HEADERS", "authorization=Bearer %" + secret},
 			want: `OTEL_EXPORTER_OTLP_METRICS_HEADERS: header 1 (authorization): the value is not URL-encoded`},
@@ -125,5 +128,27 @@ level=warn msg="OpenTelemetry SDK: invalid value, ignoring"
 `
 	if out.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// The start's log says where the push goes, without the endpoint's password.
+func TestStartLogHidesThePassword(t *testing.T) {
+	const secret = "s3cr3t-canary"
+	for name, tc := range map[string]struct{ flag, env, want string }{
+		"flag":     {flag: "http://tenant:" + secret + "@127.0.0.1:1/v1/metrics", want: "endpoint=http://tenant:xxxxx@127.0.0.1:1/v1/metrics"},
+		"variable": {env: "https://tenant:" + secret + "@127.0.0.1:1/", want: "endpoint=https://tenant:xxxxx@127.0.0.1:1/v1/metrics"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", tc.env)
+			var logs testkit.SyncBuffer
+			p, err := Start(Options{Endpoint: tc.flag, Registry: prometheus.NewRegistry(), Readings: collector.New(), Logger: log.NewLogfmtLogger(&logs)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Stop(time.Second)
+			if !strings.Contains(logs.String(), tc.want) || strings.Contains(logs.String(), secret) {
+				t.Errorf("log:\n%s\nwant %s and no password", logs.String(), tc.want)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +40,20 @@ func (l *errorLog) Handle(err error) {
 	suppressed := l.suppressed
 	l.last, l.suppressed = now, 0
 	l.mu.Unlock()
-	level.Error(l.logger).Log("msg", "OTLP push", "err", err, "errors_not_logged", suppressed, "next_log_after", l.interval)
+	level.Error(l.logger).Log("msg", "OTLP push", "err", cut(err.Error()), "errors_not_logged", suppressed, "next_log_after", l.interval)
+}
+
+// maxErrorBytes bounds a logged error: the SDK's holds the endpoint's
+// answer, up to 4 MiB of it.
+const maxErrorBytes = 1 << 10
+
+// cut returns msg, or its start and how much was left out if it is longer
+// than maxErrorBytes.
+func cut(msg string) string {
+	if len(msg) <= maxErrorBytes {
+		return msg
+	}
+	return strings.ToValidUTF8(msg[:maxErrorBytes], "") + fmt.Sprintf("... (%d bytes left out)", len(msg)-maxErrorBytes)
 }
 
 // newLogr is the SDK's internal logger: its errors go to errorLog and its

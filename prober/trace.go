@@ -2,6 +2,7 @@ package prober
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -34,7 +35,42 @@ type Exchange struct {
 	requestBody    []byte
 	status, proto  string
 	responseHeader http.Header
+	headersLeftOut int // response headers not kept: past maxKeptHeaderBytes
 	sent           bool
+}
+
+// maxKeptHeaderBytes bounds the response headers an exchange keeps: the
+// history keeps the last failed probe of every target, and an upstream
+// may send a megabyte of headers.
+const maxKeptHeaderBytes = 64 << 10
+
+// keptHeader returns h itself when it is small, as nearly every answer's
+// is; else a copy of its first headers by name that fits in
+// maxKeptHeaderBytes, and how many it left out.
+func keptHeader(h http.Header) (http.Header, int) {
+	size := 0
+	for name, values := range h {
+		for _, v := range values {
+			size += len(name) + len(v)
+		}
+	}
+	if size <= maxKeptHeaderBytes {
+		return h, 0
+	}
+	kept, left, budget := http.Header{}, 0, maxKeptHeaderBytes
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		n := 0
+		for _, v := range h[name] {
+			n += len(name) + len(v)
+		}
+		if n > budget {
+			left++
+			continue
+		}
+		budget -= n
+		kept[name] = slices.Clone(h[name])
+	}
+	return kept, left
 }
 
 // Format implements fmt.Formatter: an exchange holds the key, and prints
@@ -61,6 +97,9 @@ func (r *Result) WriteTrace(trace log.Logger) {
 	if ex.responseHeader != nil {
 		trace.Log("msg", "Received response", "status", ex.status, "proto", ex.proto)
 		redact.logHeader(trace, "Response header", ex.responseHeader)
+		if ex.headersLeftOut > 0 {
+			trace.Log("msg", "Response headers left out", "count", ex.headersLeftOut, "reason", "past the "+strconv.Itoa(maxKeptHeaderBytes>>10)+" KiB of headers a probe's log keeps")
+		}
 		if prov, ok := provider.Lookup(ex.provider); ok && r.Dropped > 0 {
 			for _, u := range prov.Parser().Unread(ex.responseHeader, r.Time) {
 				trace.Log("msg", "Rate-limit header dropped", "name", u.Header, "reason", u.Reason)

@@ -157,3 +157,36 @@ func TestTraceHidesEachKeyHeader(t *testing.T) {
 		}
 	}
 }
+
+// An upstream that answers with a megabyte of headers (Go's client takes
+// up to 1.1 MB) leaves no more than maxKeptHeaderBytes of them in the
+// probe's exchange, which the history keeps per target and per recent
+// probe; the log says how many were left out.
+func TestExchangeKeepsBoundedHeaders(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 1000 {
+			w.Header().Set(fmt.Sprintf("X-Filler-%04d", i), strings.Repeat("f", 1000))
+		}
+		w.Header().Set("X-Echo", r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL, canary))
+	if r.Outcome != RateLimited {
+		t.Fatalf("outcome %s (%v), want rate_limited", r.Outcome, r.Err)
+	}
+	kept := 0
+	for name, values := range r.Exchange.responseHeader {
+		for _, v := range values {
+			kept += len(name) + len(v)
+		}
+	}
+	got := traceText(&r)
+	if kept > maxKeptHeaderBytes || !strings.Contains(got, `msg="Response headers left out" count=`) ||
+		!strings.Contains(got, `msg="Response header" name=X-Echo value="Bearer <redacted>"`) {
+		t.Errorf("%d bytes of headers kept, want at most %d, the log saying what was left out, and X-Echo kept", kept, maxKeptHeaderBytes)
+	}
+	if strings.Contains(got, canary) {
+		t.Error("the trace holds the key")
+	}
+}

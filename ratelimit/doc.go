@@ -40,6 +40,7 @@
 //     A RateLimit-Limit List ("100, 100;w=60") gives all three the w of the
 //     first member whose quota is the limit.
 //
+// A resource named in more than 128 bytes, with its window, is dropped.
 // A window that neither the name nor a policy gives is the Parser's Windows
 // for the resource, else "". Values are finite, non-negative decimals (-1,
 // which some APIs send for "unknown", is dropped as invalid); resets may

@@ -206,6 +206,29 @@ func TestParseHeadersCapsObservations(t *testing.T) {
 	}
 }
 
+// A hostile upstream's long names are dropped, so that what one response
+// leaves in the observations (kept by the collector and, per proxied
+// response, by the history) stays small whatever its headers: here 3 MB
+// of them, three times what the proxy reads.
+func TestParseHeadersBoundsNames(t *testing.T) {
+	h := http.Header{}
+	long := strings.Repeat("a", 15000)
+	for i := range MaxObservations + 3 {
+		suffix := fmt.Sprintf("-%02d", i)
+		h.Set("X-Ratelimit-Remaining-"+long+suffix, "5")
+		h.Set("Anthropic-Ratelimit-"+long+suffix+"-Limit", "5")
+		h.Set("Anthropic-Ratelimit-Unified-"+long+suffix+"-Utilization", "0.5")
+		h.Set("RateLimit-Policy", `"`+long+`";q=100;w=60`)
+	}
+	h.Set("X-Ratelimit-Remaining-"+strings.Repeat("a", maxNameBytes-len("-minute"))+"-minute", "7")
+	obs, dropped := Parser{}.Parse(h, time.Time{})
+	want := []Observation{{Kind: Remaining, Resource: strings.Repeat("a", maxNameBytes-len("-minute")), Window: "minute", Value: 7}}
+	if !slices.Equal(obs, want) || dropped != 3*(MaxObservations+3)+1 {
+		t.Errorf("got %d observations, %d dropped; want only the one whose name is %d bytes, and %d dropped",
+			len(obs), dropped, maxNameBytes, 3*(MaxObservations+3)+1)
+	}
+}
+
 // TestParseHeadersCapIsDeterministic parses one response with more valid
 // headers than MaxObservations many times, each built afresh in a shuffled
 // order: the kept observations are always the first in sort order.

@@ -192,9 +192,15 @@ func intern(s string) string {
 	return s
 }
 
-// validNamePart accepts lower-case letters, digits, '_' and inner hyphens.
+// maxNameBytes bounds a resource's name, with its window: an observation
+// is kept by the collector and by each history entry of a proxied response,
+// and an upstream may send 1 MiB of names.
+const maxNameBytes = 128
+
+// validNamePart accepts lower-case letters, digits, '_' and inner hyphens,
+// up to maxNameBytes.
 func validNamePart(s string) bool {
-	if s == "" || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+	if s == "" || len(s) > maxNameBytes || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
 		return false
 	}
 	for _, c := range []byte(s) {
