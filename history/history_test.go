@@ -234,3 +234,49 @@ func BenchmarkAdd(b *testing.B) {
 		h.Add(&Entry{Source: Proxy, Target: noisy, Provider: "openai", Started: at, Result: prober.Result{Reading: r}})
 	}
 }
+
+// An upstream that answers every probe with a megabyte of headers and a
+// long status line costs the history a bounded amount a target: the
+// failures of 100 targets, each kept apart, stay under 64 KiB each.
+func TestMemoryOfHostileFailures(t *testing.T) {
+	filler := strings.Repeat("x", 1000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 900 {
+			w.Header().Set(fmt.Sprintf("X-Filler-%03d", i), filler)
+		}
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	const targets = 100
+	p := prober.New("ratelimit_exporter/test")
+	if e := failedProbe(t, p, srv.URL, "sk-test-warm"); e.Result.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the upstream's answer was not read: %s", e.Result.Failure())
+	}
+	configured := make([]config.TargetID, targets)
+	for i := range configured {
+		configured[i] = config.TargetID{Key: fmt.Sprintf("k%04d", i), Model: "gpt-4o-mini"}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h := New(DefaultLimit)
+	h.Configure(configured)
+	for i := range targets {
+		e := failedProbe(t, p, srv.URL, fmt.Sprintf("sk-test-%04d", i))
+		e.Target = configured[i]
+		h.Add(e)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d failures kept: heap %+d bytes, %d a target", len(h.Failures()), heap, heap/targets)
+	if heap > 64<<10*targets {
+		t.Errorf("%d bytes a target kept, want under 64 KiB", heap/targets)
+	}
+	var log strings.Builder
+	h.Failures()[0].WriteLog(&log)
+	if !strings.Contains(log.String(), "not kept") {
+		t.Errorf("the log does not say that headers were left out:\n%.2000s", log.String())
+	}
+	runtime.KeepAlive(h)
+}

@@ -287,7 +287,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target, ex *Exchange) Resul
 		return Result{Outcome: NetworkError, Err: err}
 	}
 	defer resp.Body.Close()
-	ex.status, ex.proto, ex.responseHeader = resp.Status, resp.Proto, resp.Header
+	ex.keep(resp)
 
 	r := Result{Reading: prov.Parser().Read(resp.StatusCode, resp.Header, p.now()), Free: prov.Probe.Free()}
 	answer := prov.Probe.Read(readBody(resp.Body))

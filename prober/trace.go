@@ -34,7 +34,54 @@ type Exchange struct {
 	requestBody    []byte
 	status, proto  string
 	responseHeader http.Header
-	sent           bool
+	// omitted counts the response header values beyond maxKeptHeaderBytes.
+	omitted int
+	sent    bool
+}
+
+// maxKeptHeaderBytes bounds the response headers, and maxKeptStatusBytes
+// the status line, an exchange keeps: the history keeps the last failure of
+// every target, and an upstream may send a megabyte of headers each time.
+const (
+	maxKeptHeaderBytes = 16 << 10
+	maxKeptStatusBytes = 256
+)
+
+// keep records the response's status and headers, within
+// maxKeptStatusBytes and maxKeptHeaderBytes. Headers that fit are kept as
+// they are, uncopied; else a copy keeps those that fit, in name order.
+func (ex *Exchange) keep(resp *http.Response) {
+	ex.status, ex.proto = resp.Status, resp.Proto
+	if len(ex.status) > maxKeptStatusBytes {
+		ex.status = strings.ToValidUTF8(ex.status[:maxKeptStatusBytes], "") + "..."
+	}
+	size := 0
+	for name, values := range resp.Header {
+		for _, v := range values {
+			size += len(name) + len(v)
+		}
+	}
+	if size <= maxKeptHeaderBytes {
+		ex.responseHeader = resp.Header
+		return
+	}
+	names := make([]string, 0, len(resp.Header))
+	for name := range resp.Header {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	kept, left := http.Header{}, maxKeptHeaderBytes
+	for _, name := range names {
+		for _, v := range resp.Header[name] {
+			if len(name)+len(v) > left {
+				ex.omitted++
+				continue
+			}
+			left -= len(name) + len(v)
+			kept[name] = append(kept[name], strings.Clone(v))
+		}
+	}
+	ex.responseHeader = kept
 }
 
 // Format implements fmt.Formatter: an exchange holds the key, and prints
@@ -61,6 +108,9 @@ func (r *Result) WriteTrace(trace log.Logger) {
 	if ex.responseHeader != nil {
 		trace.Log("msg", "Received response", "status", ex.status, "proto", ex.proto)
 		redact.logHeader(trace, "Response header", ex.responseHeader)
+		if ex.omitted > 0 {
+			trace.Log("msg", "Response headers not kept", "count", ex.omitted, "reason", "beyond the "+strconv.Itoa(maxKeptHeaderBytes>>10)+" KiB of headers a probe's log keeps")
+		}
 		if prov, ok := provider.Lookup(ex.provider); ok && r.Dropped > 0 {
 			for _, u := range prov.Parser().Unread(ex.responseHeader, r.Time) {
 				trace.Log("msg", "Rate-limit header dropped", "name", u.Header, "reason", u.Reason)

@@ -1,9 +1,12 @@
 package prober
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -154,6 +157,51 @@ func TestTraceHidesEachKeyHeader(t *testing.T) {
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 		if printed := fmt.Sprintf(verb, r); strings.Contains(printed, canary) || strings.Contains(printed, "plain-") {
 			t.Errorf("%s of a Result shows its exchange: %s", verb, printed)
+		}
+	}
+}
+
+// An upstream's status line and headers reach a probe's log, and so the
+// history, within a bound however long the upstream makes them, and the
+// log says what it left out.
+func TestTraceKeepsBoundedResponse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+			return
+		}
+		var resp strings.Builder
+		resp.WriteString("HTTP/1.1 429 " + strings.Repeat("r", 100<<10) + "\r\n")
+		for i := range 500 {
+			fmt.Fprintf(&resp, "X-Filler-%03d: %s\r\n", i, strings.Repeat("x", 1000))
+		}
+		resp.WriteString("Content-Length: 0\r\nConnection: close\r\n\r\n")
+		_, _ = io.WriteString(conn, resp.String())
+	}()
+	r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), target("http://"+ln.Addr().String(), canary))
+	if r.Outcome != RateLimited {
+		t.Fatalf("outcome %s (%v), want rate_limited", r.Outcome, r.Err)
+	}
+	got := traceText(&r)
+	if len(got) > 32<<10 {
+		t.Errorf("the trace is %d bytes, want under 32 KiB", len(got))
+	}
+	for _, want := range []string{
+		`msg="Received response" status="429 rrrr`,
+		`msg="Response header" name=X-Filler-000 value=xxxx`,
+		`msg="Response headers not kept" count=`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the trace lacks %q:\n%.3000s", want, got)
 		}
 	}
 }
