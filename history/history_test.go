@@ -280,3 +280,34 @@ func TestMemoryOfHostileFailures(t *testing.T) {
 	}
 	runtime.KeepAlive(h)
 }
+
+// A history costs what it keeps, not its limit: --history.limit set far
+// beyond what a process holds allocates nothing up front, and keeps and
+// finds its entries as any other.
+func TestHugeLimitCostsWhatItKeeps(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h := New(1 << 40)
+	h.Configure([]config.TargetID{noisy})
+	for range 3 {
+		h.Add(probeEntry(noisy, prober.Success))
+	}
+	runtime.ReadMemStats(&after)
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 1<<20 {
+		t.Errorf("a history of limit 2^40 with 3 entries allocated %d bytes", allocated)
+	}
+	if got := ids(h.Recent()); fmt.Sprint(got) != "[3 2 1]" {
+		t.Errorf("recent %v, want [3 2 1]", got)
+	}
+	if e, ok := h.Get(1); !ok || e.ID != 1 {
+		t.Errorf("Get(1) = %v, %v", e, ok)
+	}
+	if e, ok := h.Latest(noisy); !ok || e.ID != 3 {
+		t.Errorf("Latest = %v, %v", e, ok)
+	}
+	if h.Limit() != 1<<40 {
+		t.Errorf("Limit() = %d", h.Limit())
+	}
+	runtime.KeepAlive(h)
+}
