@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,8 +59,18 @@ func limitsHandler(o Options) http.Handler {
 			report.Targets, report.Admin = filtered, nil
 			report.OK = report.Healthy()
 		}
+		// Encoded into memory first: a slow reader then holds no slot of
+		// --web.max-requests while its answer is written.
+		var body bytes.Buffer
+		if err := json.NewEncoder(&body).Encode(report); err != nil {
+			level.Error(o.Logger).Log("msg", "Error encoding the limits", "err", err)
+			http.Error(w, "Error encoding the limits", http.StatusInternalServerError)
+			return
+		}
+		releaseSlot(r)
 		w.Header().Set("Content-Type", "application/json")
-		if err := json.NewEncoder(w).Encode(report); err != nil {
+		w.Header().Set("Content-Length", strconv.Itoa(body.Len()))
+		if _, err := body.WriteTo(w); err != nil {
 			level.Debug(o.Logger).Log("msg", "Error writing the limits", "err", err)
 		}
 	})
