@@ -39,6 +39,8 @@ func serveDebug(w http.ResponseWriter, r *http.Request, o Options, id config.Tar
 	if err := o.Observations.WriteTargetText(&out, id, func(int) {}); err != nil {
 		fmt.Fprintf(&out, "Error rendering the metrics: %v\n", err)
 	}
+	// Only writing is left: a slow reader holds no slot of --web.max-requests.
+	releaseSlot(r)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write(out.Bytes())
 }

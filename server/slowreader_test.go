@@ -31,12 +31,12 @@ func (a *announcedWrites) Write(p []byte) (int, error) {
 	return a.ResponseWriter.Write(p)
 }
 
-// Readers of the status page and the JSON view that never read hold no
-// slot of --web.max-requests while their answers wait to be written: the
-// pages are rendered into memory first, so /metrics, /status and
-// /api/v1/limits answer another address.
+// Readers of the status page, the JSON view and a probe's debug log that
+// never read hold no slot of --web.max-requests while their answers wait
+// to be written: the pages are rendered into memory first, so /metrics,
+// /status and /api/v1/limits answer another address.
 func TestStalledPageReadersStarveNoOtherAddress(t *testing.T) {
-	for _, path := range []string{StatusPath, LimitsPath} {
+	for _, path := range []string{StatusPath, LimitsPath, ProbePath + "?key=router&debug=true"} {
 		t.Run(strings.TrimPrefix(path, "/"), func(t *testing.T) { stalledReaders(t, path) })
 	}
 }
@@ -51,8 +51,8 @@ func stalledReaders(t *testing.T, stalledPath string) {
 	}
 	writing := make(chan string, 2*maxRequests)
 	h, err := Handler(Options{
-		MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText("m 1\n"),
-		MaxRequests: maxRequests, Limits: func(time.Time) snapshot.Report { return big },
+		MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText("key-1999 " + strings.Repeat("m 1\n", 64<<10)),
+		MaxRequests: maxRequests, Targets: testTargets, Limits: func(time.Time) snapshot.Report { return big },
 		Ready: func() bool { return true }, Logger: log.NewNopLogger(),
 	})
 	if err != nil {
