@@ -66,6 +66,12 @@ func TestFailureSurvivesSuccessesOfAnother(t *testing.T) {
 	if got := h.Failures(); len(got) != 1 || got[0] != later {
 		t.Errorf("failures %v, want rare's later one", ids(got))
 	}
+	// A refusal read from the proxy's traffic is no failed probe: it
+	// replaces nothing.
+	h.Add(&Entry{Source: Proxy, Target: rare, Provider: "openai", Started: at, Result: prober.Result{Reading: ratelimit.Reading{Time: at, StatusCode: 429}}})
+	if got := h.Failures(); len(got) != 1 || got[0] != later {
+		t.Errorf("failures %v after a proxy's refusal, want rare's last failed probe", ids(got))
+	}
 }
 
 // The history keeps limit entries, newest first; an entry gone from it is
@@ -109,6 +115,7 @@ func TestConfigureDropsRemovedTargets(t *testing.T) {
 	h.Add(&Entry{Source: Proxy, Target: config.TargetID{Key: "rare", Model: "other"}, Result: prober.Result{Reading: ratelimit.Reading{StatusCode: 429}}})
 	h.Add(probeEntry(noisy, prober.Success))
 	h.Add(probeEntry(config.TargetID{Key: "gone", Model: "m"}, prober.Timeout))
+	h.Add(probeEntry(config.TargetID{Key: "noisy", Model: "removed"}, prober.Success)) // a model removed from a key kept
 	h.Configure([]config.TargetID{noisy})
 	if got := ids(h.Recent()); fmt.Sprint(got) != "[3]" {
 		t.Errorf("recent %v, want [3]: noisy's probe alone", got)
