@@ -61,6 +61,7 @@ func TestTraceURL(t *testing.T) {
 		{"https://h/v1?KEY=other&alt=sse", "https://h/v1?KEY=<redacted>&alt=sse"},
 		{"https://h/v1?api_key=x", "https://h/v1?api_key=<redacted>"},
 		{"https://h/keys/s3cr%2Ft+key/limits", "https://h/keys/<redacted>/limits"},
+		{"https://h/v1?token=s3cr%2Ft%2Bkey", "https://h/v1?token=<redacted>"},
 		{"https://user:pass@h/v1", "https://h/v1"},
 		{"https://h/v1/chat/completions", "https://h/v1/chat/completions"},
 	} {
