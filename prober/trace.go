@@ -113,7 +113,7 @@ func (r *Result) WriteTrace(trace log.Logger) {
 		}
 		if prov, ok := provider.Lookup(ex.provider); ok && r.Dropped > 0 {
 			for _, u := range prov.Parser().Unread(ex.responseHeader, r.Time) {
-				trace.Log("msg", "Rate-limit header dropped", "name", u.Header, "reason", u.Reason)
+				trace.Log("msg", "Rate-limit header dropped", "name", redact.name(u.Header), "reason", u.Reason)
 			}
 		}
 	}
@@ -190,6 +190,31 @@ func (r redactor) value(v string) string {
 	return strings.ReplaceAll(v, url.PathEscape(r.secret), Redacted)
 }
 
+// name hides the key in a header name, whatever its case: Go
+// canonicalizes the names of the headers it reads, so a key an upstream
+// echoes in a name comes back with its case changed.
+func (r redactor) name(name string) string {
+	secret := strings.ToLower(r.secret)
+	if secret == "" || len(secret) != len(r.secret) {
+		return r.value(name)
+	}
+	lower := strings.ToLower(name)
+	if len(lower) != len(name) {
+		return r.value(name)
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(lower, secret)
+		if i < 0 {
+			b.WriteString(name)
+			return b.String()
+		}
+		b.WriteString(name[:i])
+		b.WriteString(Redacted)
+		name, lower = name[i+len(secret):], lower[i+len(secret):]
+	}
+}
+
 func (r redactor) url(u *url.URL) string {
 	if u == nil {
 		return ""
@@ -221,7 +246,7 @@ func (r redactor) logHeader(trace log.Logger, msg string, h http.Header) {
 			if secret {
 				v = Redacted
 			}
-			trace.Log("msg", msg, "name", name, "value", r.value(v))
+			trace.Log("msg", msg, "name", r.name(name), "value", r.value(v))
 		}
 	}
 }

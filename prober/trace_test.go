@@ -23,6 +23,7 @@ func TestTraceHidesTheKey(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Echo", "you sent "+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
 		w.Header().Set("Set-Cookie", "session=abc")
+		w.Header()["X-Key-"+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] = []string{"1"} // as sent, not canonical
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
 	defer srv.Close()
@@ -39,6 +40,7 @@ func TestTraceHidesTheKey(t *testing.T) {
 		`msg="Received response" status="401 Unauthorized" proto=HTTP/1.1` + "\n",
 		`msg="Response header" name=Set-Cookie value=<redacted>` + "\n",
 		`msg="Response header" name=X-Echo value="you sent <redacted>"` + "\n",
+		`msg="Response header" name=X-Key-<redacted> value=1` + "\n",
 		`msg="Probe ended" result=unauthorized`,
 		`err="HTTP 401"`,
 	} {
@@ -46,7 +48,7 @@ func TestTraceHidesTheKey(t *testing.T) {
 			t.Errorf("the trace lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, canary) {
+	if strings.Contains(strings.ToLower(got), strings.ToLower(canary)) {
 		t.Errorf("the trace holds the key:\n%s", got)
 	}
 }
@@ -99,26 +101,32 @@ func TestTraceOfNetworkError(t *testing.T) {
 	}
 }
 
-// A value the parser drops is named in the trace with why.
+// A value the parser drops is named in the trace with why, and a name
+// that echoes the key with the key hidden.
 func TestTraceNamesDroppedValues(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Ratelimit-Limit-Requests-Day", "10")
 		w.Header().Set("X-Ratelimit-Remaining-Requests-Day", "-")
+		w.Header()["X-Ratelimit-Bogus-"+strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] = []string{"1"}
 	}))
 	defer srv.Close()
 	r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL, canary))
-	if r.Outcome != Success || r.Dropped != 1 {
-		t.Fatalf("outcome %s, %d dropped; want success, 1", r.Outcome, r.Dropped)
+	if r.Outcome != Success || r.Dropped != 2 {
+		t.Fatalf("outcome %s, %d dropped; want success, 2", r.Outcome, r.Dropped)
 	}
 	got := traceText(&r)
 	for _, want := range []string{
 		`msg="Rate-limit header dropped" name=X-Ratelimit-Remaining-Requests-Day reason="not a valid value, or several values that differ"` + "\n",
 		`msg="Observation read" kind=limit resource=requests window=day value=10` + "\n",
-		`msg="Rate-limit values dropped" count=1`,
+		`msg="Rate-limit values dropped" count=2`,
+		`msg="Rate-limit header dropped" name=X-Ratelimit-Bogus-<redacted> reason="a rate-limit header name of no known kind, resource and window"` + "\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the trace lacks %q:\n%s", want, got)
 		}
+	}
+	if strings.Contains(strings.ToLower(got), strings.ToLower(canary)) {
+		t.Errorf("the trace holds the key:\n%s", got)
 	}
 }
 
