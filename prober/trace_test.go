@@ -214,3 +214,20 @@ func TestTraceKeepsBoundedResponse(t *testing.T) {
 		}
 	}
 }
+
+// A key in the base URL's path, which some gateways take, is hidden from
+// the probe's error wherever it goes: the exporter's log, /status and
+// /api/v1/limits show Failure, not the trace.
+func TestErrorHidesTheKey(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close() // its port now refuses connections
+	r := New("ratelimit_exporter/1.2.3").Probe(context.Background(), target(srv.URL+"/"+canary, canary))
+	if r.Outcome != NetworkError {
+		t.Fatalf("outcome %s, want network_error", r.Outcome)
+	}
+	for _, got := range []string{r.Failure(), r.Err.Error(), fmt.Sprintf("%+v", r.Err)} {
+		if strings.Contains(got, canary) || !strings.Contains(got, "/<redacted>/v1/chat/completions\": dial tcp") {
+			t.Errorf("the probe's error shows the key, or not its cause: %s", got)
+		}
+	}
+}
