@@ -51,7 +51,7 @@ func TestLandingPageEscapesTheHistory(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/probe/log?id=2", nil))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `msg="Reading ended" result=rate_limited`) {
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `msg="Reading ended" result=rate_limited`) || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("/probe/log?id=2: %d\n%s", rec.Code, rec.Body)
 	}
 	rec = httptest.NewRecorder()
