@@ -119,7 +119,7 @@ func run() int {
 	)
 	// The rate-limit metrics are rendered when probes end and written after
 	// the registry's, so they are not registered.
-	exp := exporter.New(exporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger, HistoryLimit: int(*historyLimit)})
+	exp := exporter.New(exporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger, HistoryLimit: int(min(*historyLimit, math.MaxInt))})
 	defer exp.Stop()
 	reloader, err := config.NewReloader(load, exp.Apply, registry)
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/internal/testkit"
 	"github.com/ratelimit-exporter/ratelimit_exporter/simulator"
@@ -115,6 +117,19 @@ keys:
 			if shown != metrics {
 				t.Errorf("the debug page's metrics differ from /probe's:\n%s\n/probe:\n%s", shown, metrics)
 			}
+		}
+	}
+	// In scrape mode a due target is probed by the debug request itself:
+	// the log shown begins after the request was sent.
+	for range 2 {
+		sent := time.Now()
+		_, body := e.get(t, "/probe?key=gem&model="+geminiModel+"&debug=true")
+		m := regexp.MustCompile(`ts=(\S+) msg="Beginning probe"`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("gem's debug log has no probe:\n%s", body)
+		}
+		if began, err := time.Parse(time.RFC3339Nano, m[1]); err != nil || began.Before(sent) {
+			t.Errorf("gem is due at every scrape, but its debug log shows a probe begun at %s, before the request at %s (%v)", m[1], sent.UTC().Format(time.RFC3339Nano), err)
 		}
 	}
 	_, logs := e.get(t, "/metrics")

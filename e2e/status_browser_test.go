@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,9 +29,9 @@ const statusPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; i
 // The status page of the demo, in Debian's chromium driven by chromedp:
 // it loads with no console error, exception or policy violation; it shows
 // every key and model; each bar is the share left that /metrics gives; the
-// order is the documented one; the countdowns move and the script
-// refreshes the page; and no demo key is in the DOM or in any response the
-// page loaded.
+// order is the documented one; the countdowns move, the script refreshes
+// the page while it is shown and never while hidden; and no demo key is in
+// the DOM or in any response the page loaded.
 func TestStatusPageInABrowser(t *testing.T) {
 	chromium := testkit.RequireTool(t, "chromium")
 	e := start(t, nil, "--demo")
@@ -103,48 +102,47 @@ func TestStatusPageInABrowser(t *testing.T) {
 	}
 	checkOrder(t, shown)
 
-	// The countdowns move between two refreshes (the script's, not the
-	// server's), and say how long is left; then a refresh lands.
+	// The countdowns move (the script's, not the server's: refreshes wait
+	// for the test, see heldTimers), and say how long is left.
 	first := b.view(t)
-	moved, refreshed := false, false
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && !(moved && refreshed); time.Sleep(100 * time.Millisecond) {
+	eventually(t, 15*time.Second, "a countdown moves", func() error {
 		now := b.view(t)
 		if now.GeneratedAt != first.GeneratedAt {
-			refreshed, first = true, now
-			continue
+			return fmt.Errorf("the page refreshed on its own, from %s to %s", first.GeneratedAt, now.GeneratedAt)
 		}
-		if !moved && now.countdowns() != first.countdowns() {
-			moved = true
-			checkCountdowns(t, now, time.Now())
+		if now.countdowns() == first.countdowns() {
+			return fmt.Errorf("no countdown moved: %s", first.countdowns())
 		}
-	}
-	if !moved {
-		t.Errorf("no countdown moved between refreshes in 15s: %s", first.countdowns())
-	}
-	if !refreshed {
-		t.Error("the script did not refresh the page in 15s")
-	}
+		checkCountdowns(t, now, time.Now())
+		return nil
+	})
 	if !strings.HasPrefix(first.Note, "Refreshes every 5 seconds") {
 		t.Errorf("refresh note %q", first.Note)
 	}
 
-	// Hidden, the page stops refreshing (one fetch may be under way); shown
-	// again, it refreshes at once. Three refresh periods, 5s each, tell:
-	// a page that went on would fetch at least twice.
+	// Time for a refresh: the one timer pending fetches the page, which
+	// schedules the next.
+	b.refresh(t, "shown, its refresh timer fetches the page", "testTimers.fire()", 1)
+	if n := b.timers(t); n != 1 {
+		t.Errorf("shown, %d refresh timers are pending after a refresh; want 1", n)
+	}
+	// Hidden, the page cancels its refresh: however much time passes,
+	// nothing fetches it.
 	b.setHidden(t, true)
-	hiddenFrom := b.seen("/status")
-	time.Sleep(16 * time.Second)
-	if n := b.seen("/status") - hiddenFrom; n > 1 {
-		t.Errorf("hidden for 16s, the page fetched /status %d times", n)
+	if n := b.timers(t); n != 0 {
+		t.Errorf("hidden, %d refresh timers are pending; want none", n)
+	}
+	// Shown again, it refreshes at once; hidden while that refresh is
+	// under way, it schedules no other once the refresh lands.
+	b.refresh(t, "shown again, the page refreshes at once", "window.testHidden = false; document.dispatchEvent(new Event('visibilitychange')); testTimers.fire()", 0)
+	b.refresh(t, "a refresh lands while the page is hidden", "(() => { const fired = testTimers.fire(); window.testHidden = true; document.dispatchEvent(new Event('visibilitychange')); return fired; })()", 1)
+	if n := b.timers(t); n != 0 {
+		t.Errorf("hidden while a refresh was under way, %d refresh timers are pending once it landed; want none", n)
+	}
+	if n, err := chromedp.Run(b.ctx, chromedp.Evaluate[int]("testTimers.fire() + testTimers.hiddenFetches")); err != nil || n != 0 {
+		t.Errorf("hidden, the page has %d refresh timers or fetches (%v); want none", n, err)
 	}
 	b.setHidden(t, false)
-	shownFrom := b.seen("/status")
-	eventually(t, 3*time.Second, "shown again, the page refreshes at once", func() error {
-		if b.seen("/status") == shownFrom {
-			return fmt.Errorf("no fetch of /status")
-		}
-		return nil
-	})
 
 	// No key anywhere: in the DOM, or in any response the page loaded.
 	html, err := chromedp.Run(b.ctx, chromedp.OuterHTML("html"))
@@ -421,13 +419,73 @@ type browser struct {
 	// violations among them.
 	console   []string
 	responses []*response
-	received  map[string]int // responses by path, as they arrive
 }
 
 type response struct {
 	url, policy string
 	body        []byte
 	err         error
+}
+
+// heldTimers holds the page's timeouts of a second or more, its refresh
+// timers, until the test fires them: the test decides when time for a
+// refresh has come, and sees which refreshes are pending. It counts the
+// fetches the page starts while hidden.
+const heldTimers = `(() => {
+  const realSetTimeout = window.setTimeout, realClearTimeout = window.clearTimeout, realFetch = window.fetch;
+  const held = new Map();
+  let next = 1e9; // apart from the browser's own ids
+  window.testTimers = {
+    hiddenFetches: 0,
+    pending: () => held.size,
+    fire: () => {
+      const due = Array.from(held.values());
+      held.clear();
+      due.forEach(t => t.fn(...t.args));
+      return due.length;
+    },
+  };
+  window.setTimeout = function (fn, delay, ...args) {
+    if (typeof fn !== 'function' || !(delay >= 1000)) return realSetTimeout.apply(window, arguments);
+    held.set(next, { fn, args });
+    return next++;
+  };
+  window.clearTimeout = function (id) { if (!held.delete(id)) realClearTimeout(id); };
+  window.fetch = function () {
+    if (document.hidden) window.testTimers.hiddenFetches++;
+    return realFetch.apply(this, arguments);
+  };
+})();`
+
+// timers returns how many refresh timers the page has pending.
+func (b *browser) timers(t *testing.T) int {
+	t.Helper()
+	n, err := chromedp.Run(b.ctx, chromedp.Evaluate[int]("testTimers.pending()"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// refresh runs script, which must start one refresh and give the number of
+// refresh timers it fired, want; then waits for that refresh to land, by
+// the page's time of generation.
+func (b *browser) refresh(t *testing.T, what, script string, want int) {
+	t.Helper()
+	before := b.view(t).GeneratedAt
+	n, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != want {
+		t.Errorf("%s: %d timers fired, want %d", what, n, want)
+	}
+	eventually(t, 10*time.Second, what, func() error {
+		if v := b.view(t); v.GeneratedAt == before {
+			return fmt.Errorf("no refresh landed: still the page of %s; %s", before, v.Note)
+		}
+		return nil
+	})
 }
 
 // visibility lets the test hide the page: a headless tab is never hidden.
@@ -437,13 +495,6 @@ Object.defineProperty(Document.prototype, 'visibilityState', { get() { return wi
 func (b *browser) setHidden(t *testing.T, hidden bool) {
 	t.Helper()
 	b.do(t, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`window.testHidden = %t; document.dispatchEvent(new Event('visibilitychange'))`, hidden)))
-}
-
-// seen returns how many responses for path the page has received.
-func (b *browser) seen(path string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.received[path]
 }
 
 // cspViolations reports each Content-Security-Policy violation on the
@@ -464,7 +515,7 @@ func openBrowser(t *testing.T, chromium string) *browser {
 		cancel()
 		cancelAlloc()
 	})
-	b := &browser{ctx: ctx, received: map[string]int{}}
+	b := &browser{ctx: ctx}
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("starting %s: %v", chromium, err)
 	}
@@ -491,11 +542,6 @@ func openBrowser(t *testing.T, chromium string) *browser {
 				r.policy = p
 			}
 			byID[ev.RequestID] = r
-			if u, err := url.Parse(r.url); err == nil {
-				b.mu.Lock()
-				b.received[u.Path]++
-				b.mu.Unlock()
-			}
 		case *network.EventLoadingFinished:
 			r := byID[ev.RequestID]
 			if r == nil {
@@ -516,7 +562,7 @@ func openBrowser(t *testing.T, chromium string) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, script := range []string{cspViolations, visibility} {
+	for _, script := range []string{cspViolations, visibility, heldTimers} {
 		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script}); err != nil {
 			t.Fatal(err)
 		}

@@ -111,7 +111,8 @@ func (e *Entry) WriteLog(w io.Writer) {
 // nothing; use New.
 type History struct {
 	mu       sync.Mutex
-	ring     []*Entry // entry n is at (n-1) % len(ring)
+	limit    uint64
+	ring     []*Entry // entry n is at (n-1) % limit; grows to limit as entries come
 	last     uint64   // the last ID given
 	failures map[config.TargetID]*Entry
 	keys     map[string]bool // the configured keys
@@ -120,7 +121,9 @@ type History struct {
 // New returns a history of the last limit entries; 0 keeps none, though
 // the last failure of each target is kept still.
 func New(limit int) *History {
-	return &History{ring: make([]*Entry, max(limit, 0)), failures: map[config.TargetID]*Entry{}}
+	// The ring grows as entries come: a limit far beyond what is ever
+	// kept costs nothing up front.
+	return &History{limit: uint64(max(limit, 0)), failures: map[config.TargetID]*Entry{}}
 }
 
 // Add gives e its ID and keeps it. It takes a short lock and copies
@@ -135,8 +138,12 @@ func (h *History) Add(e *Entry) {
 	}
 	h.last++
 	e.ID = h.last
-	if len(h.ring) > 0 {
-		h.ring[(e.ID-1)%uint64(len(h.ring))] = e
+	if h.limit > 0 {
+		if i := (e.ID - 1) % h.limit; i < uint64(len(h.ring)) {
+			h.ring[i] = e
+		} else {
+			h.ring = append(h.ring, e) // IDs come in order: i is len(h.ring)
+		}
 	}
 	if e.Source == Probe && e.Failed() {
 		if _, configured := h.failures[e.Target]; configured {
@@ -152,10 +159,7 @@ func (h *History) Recent() []*Entry {
 	defer h.mu.Unlock()
 	out := make([]*Entry, 0, len(h.ring))
 	for i := range uint64(len(h.ring)) {
-		if i >= h.last {
-			break
-		}
-		if e := h.ring[(h.last-1-i)%uint64(len(h.ring))]; e != nil {
+		if e := h.ring[(h.last-1-i)%h.limit]; e != nil {
 			out = append(out, e)
 		}
 	}
@@ -167,8 +171,8 @@ func (h *History) Recent() []*Entry {
 func (h *History) Get(id uint64) (*Entry, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if n := uint64(len(h.ring)); id > 0 && id <= h.last && h.last-id < n {
-		if e := h.ring[(id-1)%n]; e != nil {
+	if id > 0 && id <= h.last && h.last-id < uint64(len(h.ring)) {
+		if e := h.ring[(id-1)%h.limit]; e != nil {
 			return e, true
 		}
 	}
@@ -186,9 +190,8 @@ func (h *History) Latest(target config.TargetID) (*Entry, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	latest := h.failures[target]
-	n := uint64(len(h.ring))
-	for i := uint64(0); i < n && i < h.last; i++ {
-		e := h.ring[(h.last-1-i)%n]
+	for i := range uint64(len(h.ring)) {
+		e := h.ring[(h.last-1-i)%h.limit]
 		if e != nil && e.Source == Probe && e.Target == target {
 			if latest == nil || e.ID > latest.ID {
 				latest = e
@@ -236,4 +239,4 @@ func (h *History) Configure(targets []config.TargetID) {
 }
 
 // Limit is how many recent entries h keeps.
-func (h *History) Limit() int { return len(h.ring) }
+func (h *History) Limit() int { return int(h.limit) }

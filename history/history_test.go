@@ -66,6 +66,12 @@ func TestFailureSurvivesSuccessesOfAnother(t *testing.T) {
 	if got := h.Failures(); len(got) != 1 || got[0] != later {
 		t.Errorf("failures %v, want rare's later one", ids(got))
 	}
+	// A refusal read from the proxy's traffic is no failed probe: it
+	// replaces nothing.
+	h.Add(&Entry{Source: Proxy, Target: rare, Provider: "openai", Started: at, Result: prober.Result{Reading: ratelimit.Reading{Time: at, StatusCode: 429}}})
+	if got := h.Failures(); len(got) != 1 || got[0] != later {
+		t.Errorf("failures %v after a proxy's refusal, want rare's last failed probe", ids(got))
+	}
 }
 
 // The history keeps limit entries, newest first; an entry gone from it is
@@ -109,6 +115,7 @@ func TestConfigureDropsRemovedTargets(t *testing.T) {
 	h.Add(&Entry{Source: Proxy, Target: config.TargetID{Key: "rare", Model: "other"}, Result: prober.Result{Reading: ratelimit.Reading{StatusCode: 429}}})
 	h.Add(probeEntry(noisy, prober.Success))
 	h.Add(probeEntry(config.TargetID{Key: "gone", Model: "m"}, prober.Timeout))
+	h.Add(probeEntry(config.TargetID{Key: "noisy", Model: "removed"}, prober.Success)) // a model removed from a key kept
 	h.Configure([]config.TargetID{noisy})
 	if got := ids(h.Recent()); fmt.Sprint(got) != "[3]" {
 		t.Errorf("recent %v, want [3]: noisy's probe alone", got)
@@ -296,4 +303,81 @@ func BenchmarkAdd(b *testing.B) {
 	for range b.N {
 		h.Add(&Entry{Source: Proxy, Target: noisy, Provider: "openai", Started: at, Result: prober.Result{Reading: r}})
 	}
+}
+
+// An upstream that answers every probe with a megabyte of headers and a
+// long status line costs the history a bounded amount a target: the
+// failures of 100 targets, each kept apart, stay under 64 KiB each.
+func TestMemoryOfHostileFailures(t *testing.T) {
+	filler := strings.Repeat("x", 1000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 900 {
+			w.Header().Set(fmt.Sprintf("X-Filler-%03d", i), filler)
+		}
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	const targets = 100
+	p := prober.New("ratelimit_exporter/test")
+	if e := failedProbe(t, p, srv.URL, "sk-test-warm"); e.Result.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the upstream's answer was not read: %s", e.Result.Failure())
+	}
+	configured := make([]config.TargetID, targets)
+	for i := range configured {
+		configured[i] = config.TargetID{Key: fmt.Sprintf("k%04d", i), Model: "gpt-4o-mini"}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h := New(DefaultLimit)
+	h.Configure(configured)
+	for i := range targets {
+		e := failedProbe(t, p, srv.URL, fmt.Sprintf("sk-test-%04d", i))
+		e.Target = configured[i]
+		h.Add(e)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d failures kept: heap %+d bytes, %d a target", len(h.Failures()), heap, heap/targets)
+	if heap > 64<<10*targets {
+		t.Errorf("%d bytes a target kept, want under 64 KiB", heap/targets)
+	}
+	var log strings.Builder
+	h.Failures()[0].WriteLog(&log)
+	if !strings.Contains(log.String(), "not kept") {
+		t.Errorf("the log does not say that headers were left out:\n%.2000s", log.String())
+	}
+	runtime.KeepAlive(h)
+}
+
+// A history costs what it keeps, not its limit: --history.limit set far
+// beyond what a process holds allocates nothing up front, and keeps and
+// finds its entries as any other.
+func TestHugeLimitCostsWhatItKeeps(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h := New(1 << 40)
+	h.Configure([]config.TargetID{noisy})
+	for range 3 {
+		h.Add(probeEntry(noisy, prober.Success))
+	}
+	runtime.ReadMemStats(&after)
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 1<<20 {
+		t.Errorf("a history of limit 2^40 with 3 entries allocated %d bytes", allocated)
+	}
+	if got := ids(h.Recent()); fmt.Sprint(got) != "[3 2 1]" {
+		t.Errorf("recent %v, want [3 2 1]", got)
+	}
+	if e, ok := h.Get(1); !ok || e.ID != 1 {
+		t.Errorf("Get(1) = %v, %v", e, ok)
+	}
+	if e, ok := h.Latest(noisy); !ok || e.ID != 3 {
+		t.Errorf("Latest = %v, %v", e, ok)
+	}
+	if h.Limit() != 1<<40 {
+		t.Errorf("Limit() = %d", h.Limit())
+	}
+	runtime.KeepAlive(h)
 }

@@ -84,6 +84,12 @@ func (r *Result) Failure() string {
 	return failure
 }
 
+// redactedError is an error whose message held the key, with the key
+// hidden. It wraps nothing: the cause would show the key.
+type redactedError string
+
+func (e redactedError) Error() string { return string(e) }
+
 // Prober sends probes.
 type Prober struct {
 	userAgent string
@@ -243,6 +249,13 @@ func (p *Prober) Probe(ctx context.Context, t config.Target) Result {
 	ex := &Exchange{provider: t.Key.Provider}
 	r := p.probe(ctx, t, ex)
 	r.Exchange = ex
+	if r.Err != nil {
+		// The URL in a transport's error may hold the key: base_url's path
+		// may carry it, for some gateways.
+		if msg, hidden := r.Err.Error(), (redactor{secret: ex.secret}).value(r.Err.Error()); hidden != msg {
+			r.Err = redactedError(hidden)
+		}
+	}
 	r.Time = p.now()
 	r.Duration = r.Time.Sub(start)
 	if r.Duration < 0 {
@@ -287,8 +300,7 @@ func (p *Prober) probe(ctx context.Context, t config.Target, ex *Exchange) Resul
 		return Result{Outcome: NetworkError, Err: err}
 	}
 	defer resp.Body.Close()
-	ex.status, ex.proto = resp.Status, resp.Proto
-	ex.responseHeader, ex.headersLeftOut = keptHeader(resp.Header)
+	ex.keep(resp)
 
 	r := Result{Reading: prov.Parser().Read(resp.StatusCode, resp.Header, p.now()), Free: prov.Probe.Free()}
 	answer := prov.Probe.Read(readBody(resp.Body))

@@ -2,7 +2,6 @@ package prober
 
 import (
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -35,42 +34,54 @@ type Exchange struct {
 	requestBody    []byte
 	status, proto  string
 	responseHeader http.Header
-	headersLeftOut int // response headers not kept: past maxKeptHeaderBytes
-	sent           bool
+	// omitted counts the response header values beyond maxKeptHeaderBytes.
+	omitted int
+	sent    bool
 }
 
-// maxKeptHeaderBytes bounds the response headers an exchange keeps: the
-// history keeps the last failed probe of every target, and an upstream
-// may send a megabyte of headers.
-const maxKeptHeaderBytes = 64 << 10
+// maxKeptHeaderBytes bounds the response headers, and maxKeptStatusBytes
+// the status line, an exchange keeps: the history keeps the last failure of
+// every target, and an upstream may send a megabyte of headers each time.
+const (
+	maxKeptHeaderBytes = 16 << 10
+	maxKeptStatusBytes = 256
+)
 
-// keptHeader returns h itself when it is small, as nearly every answer's
-// is; else a copy of its first headers by name that fits in
-// maxKeptHeaderBytes, and how many it left out.
-func keptHeader(h http.Header) (http.Header, int) {
+// keep records the response's status and headers, within
+// maxKeptStatusBytes and maxKeptHeaderBytes. Headers that fit are kept as
+// they are, uncopied; else a copy keeps those that fit, in name order.
+func (ex *Exchange) keep(resp *http.Response) {
+	ex.status, ex.proto = resp.Status, resp.Proto
+	if len(ex.status) > maxKeptStatusBytes {
+		ex.status = strings.ToValidUTF8(ex.status[:maxKeptStatusBytes], "") + "..."
+	}
 	size := 0
-	for name, values := range h {
+	for name, values := range resp.Header {
 		for _, v := range values {
 			size += len(name) + len(v)
 		}
 	}
 	if size <= maxKeptHeaderBytes {
-		return h, 0
+		ex.responseHeader = resp.Header
+		return
 	}
-	kept, left, budget := http.Header{}, 0, maxKeptHeaderBytes
-	for _, name := range slices.Sorted(maps.Keys(h)) {
-		n := 0
-		for _, v := range h[name] {
-			n += len(name) + len(v)
-		}
-		if n > budget {
-			left++
-			continue
-		}
-		budget -= n
-		kept[name] = slices.Clone(h[name])
+	names := make([]string, 0, len(resp.Header))
+	for name := range resp.Header {
+		names = append(names, name)
 	}
-	return kept, left
+	slices.Sort(names)
+	kept, left := http.Header{}, maxKeptHeaderBytes
+	for _, name := range names {
+		for _, v := range resp.Header[name] {
+			if len(name)+len(v) > left {
+				ex.omitted++
+				continue
+			}
+			left -= len(name) + len(v)
+			kept[name] = append(kept[name], strings.Clone(v))
+		}
+	}
+	ex.responseHeader = kept
 }
 
 // Format implements fmt.Formatter: an exchange holds the key, and prints
@@ -97,12 +108,12 @@ func (r *Result) WriteTrace(trace log.Logger) {
 	if ex.responseHeader != nil {
 		trace.Log("msg", "Received response", "status", ex.status, "proto", ex.proto)
 		redact.logHeader(trace, "Response header", ex.responseHeader)
-		if ex.headersLeftOut > 0 {
-			trace.Log("msg", "Response headers left out", "count", ex.headersLeftOut, "reason", "past the "+strconv.Itoa(maxKeptHeaderBytes>>10)+" KiB of headers a probe's log keeps")
+		if ex.omitted > 0 {
+			trace.Log("msg", "Response headers not kept", "count", ex.omitted, "reason", "beyond the "+strconv.Itoa(maxKeptHeaderBytes>>10)+" KiB of headers a probe's log keeps")
 		}
 		if prov, ok := provider.Lookup(ex.provider); ok && r.Dropped > 0 {
 			for _, u := range prov.Parser().Unread(ex.responseHeader, r.Time) {
-				trace.Log("msg", "Rate-limit header dropped", "name", u.Header, "reason", u.Reason)
+				trace.Log("msg", "Rate-limit header dropped", "name", redact.name(u.Header), "reason", u.Reason)
 			}
 		}
 	}
@@ -179,6 +190,31 @@ func (r redactor) value(v string) string {
 	return strings.ReplaceAll(v, url.PathEscape(r.secret), Redacted)
 }
 
+// name hides the key in a header name, whatever its case: Go
+// canonicalizes the names of the headers it reads, so a key an upstream
+// echoes in a name comes back with its case changed.
+func (r redactor) name(name string) string {
+	secret := strings.ToLower(r.secret)
+	if secret == "" || len(secret) != len(r.secret) {
+		return r.value(name)
+	}
+	lower := strings.ToLower(name)
+	if len(lower) != len(name) {
+		return r.value(name)
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(lower, secret)
+		if i < 0 {
+			b.WriteString(name)
+			return b.String()
+		}
+		b.WriteString(name[:i])
+		b.WriteString(Redacted)
+		name, lower = name[i+len(secret):], lower[i+len(secret):]
+	}
+}
+
 func (r redactor) url(u *url.URL) string {
 	if u == nil {
 		return ""
@@ -210,7 +246,7 @@ func (r redactor) logHeader(trace log.Logger, msg string, h http.Header) {
 			if secret {
 				v = Redacted
 			}
-			trace.Log("msg", msg, "name", name, "value", r.value(v))
+			trace.Log("msg", msg, "name", r.name(name), "value", r.value(v))
 		}
 	}
 }

@@ -58,7 +58,15 @@ func limitsHandler(o Options) http.Handler {
 			report.OK = report.Healthy()
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if err := json.NewEncoder(w).Encode(report); err != nil {
+		// The encoder writes the report once it is whole, in one write:
+		// a slow reader then holds no slot of --web.max-requests.
+		out := &releasingWriter{ResponseWriter: w, r: r}
+		if err := json.NewEncoder(out).Encode(report); err != nil {
+			if !out.wrote {
+				level.Error(o.Logger).Log("msg", "Error encoding the limits", "err", err)
+				http.Error(w, "Error encoding the limits", http.StatusInternalServerError)
+				return
+			}
 			level.Debug(o.Logger).Log("msg", "Error writing the limits", "err", err)
 		}
 	})
@@ -107,4 +115,20 @@ func ordinal(n int) string {
 		suffix = "rd"
 	}
 	return fmt.Sprint(n) + suffix
+}
+
+// releasingWriter gives back r's slot of --web.max-requests at its first
+// write, when the answer is ready and only writing it is left.
+type releasingWriter struct {
+	http.ResponseWriter
+	r     *http.Request
+	wrote bool
+}
+
+func (w *releasingWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.wrote = true
+		releaseSlot(w.r)
+	}
+	return w.ResponseWriter.Write(p)
 }

@@ -39,8 +39,18 @@ func serveDebug(w http.ResponseWriter, r *http.Request, o Options, id config.Tar
 	if err := o.Observations.WriteTargetText(&out, id, func(int) {}); err != nil {
 		fmt.Fprintf(&out, "Error rendering the metrics: %v\n", err)
 	}
+	// Only writing is left: a slow reader holds no slot of --web.max-requests.
+	releaseSlot(r)
+	writeLogText(w, out.Bytes())
+}
+
+// writeLogText answers with a probe's log: plain text that holds what
+// came from traffic, such as a model name with markup, so no browser may
+// take it for anything else.
+func writeLogText(w http.ResponseWriter, text []byte) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write(out.Bytes())
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(text)
 }
 
 // writeTargetConfig writes id's settings, secrets hidden, if it is configured.
@@ -84,7 +94,6 @@ func probeLogHandler(o Options) http.Handler {
 		fmt.Fprintf(&out, "Log of %s %d of key %s, model %s, at %s:\n", entry.Source, entry.ID, entry.Target.Key, entry.Target.Model, entry.Started.UTC().Format(time.RFC3339))
 		entry.WriteLog(&out)
 		writeTargetConfig(&out, o, entry.Target)
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write(out.Bytes())
+		writeLogText(w, out.Bytes())
 	})
 }

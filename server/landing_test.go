@@ -22,7 +22,8 @@ func TestLandingPageEscapesTheHistory(t *testing.T) {
 	h := history.New(10)
 	at := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
 	hostile := config.TargetID{Key: "prod", Model: `<script>alert("x")</script>`}
-	h.Configure([]config.TargetID{{Key: "prod", Model: "m"}})
+	h.Configure([]config.TargetID{{Key: "prod", Model: "m"}, {Key: "prod", Model: "older"}})
+	h.Add(&history.Entry{Source: history.Probe, Target: config.TargetID{Key: "prod", Model: "older"}, Provider: "openai", Started: at.Add(-time.Hour), Result: prober.Result{Outcome: prober.Unauthorized}})
 	h.Add(&history.Entry{Source: history.Proxy, Target: hostile, Provider: "openai", Started: at, Result: prober.Result{Reading: ratelimit.Reading{Time: at, StatusCode: 429}}})
 	h.Add(&history.Entry{Source: history.Probe, Target: config.TargetID{Key: "prod", Model: "m"}, Provider: "openai", Started: at, Result: prober.Result{Outcome: prober.Timeout, Duration: 1500 * time.Millisecond}})
 	handler, err := Handler(Options{MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText(""),
@@ -35,9 +36,11 @@ func TestLandingPageEscapesTheHistory(t *testing.T) {
 	body := rec.Body.String()
 	for _, want := range []string{
 		`<a href="/metrics">Metrics</a>`,
-		"<h2>Last failure of each target</h2>\n<table class=\"probes\">",
-		`<tr><td>2026-12-05 04:00:00Z</td><td>prod</td><td>m</td><td>probe</td><td class="failed">timeout</td><td>1.5s</td><td><a href="/probe/log?id=2">log</a></td></tr>`,
-		`<td>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</td><td>proxy</td><td class="failed">rate_limited</td><td></td><td><a href="/probe/log?id=1">log</a>`,
+		// The failures, newest first.
+		"<h2>Last failure of each target</h2>\n<table class=\"probes\">\n<tr><th>Time</th><th>Key</th><th>Model</th><th>Source</th><th>Result</th><th>Duration</th><th></th></tr>\n" +
+			`<tr><td>2026-12-05 04:00:00Z</td><td>prod</td><td>m</td>`,
+		`<tr><td>2026-12-05 04:00:00Z</td><td>prod</td><td>m</td><td>probe</td><td class="failed">timeout</td><td>1.5s</td><td><a href="/probe/log?id=3">log</a></td></tr>`,
+		`<td>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</td><td>proxy</td><td class="failed">rate_limited</td><td></td><td><a href="/probe/log?id=2">log</a>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the landing page lacks %q:\n%s", want, body)
@@ -47,13 +50,13 @@ func TestLandingPageEscapesTheHistory(t *testing.T) {
 		t.Errorf("the landing page holds markup from traffic, or is not HTML:\n%s", body)
 	}
 	rec = httptest.NewRecorder()
-	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/probe/log?id=1", nil))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `msg="Reading ended" result=rate_limited`) {
-		t.Errorf("/probe/log?id=1: %d\n%s", rec.Code, rec.Body)
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/probe/log?id=2", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `msg="Reading ended" result=rate_limited`) || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("/probe/log?id=2: %d\n%s", rec.Code, rec.Body)
 	}
 	rec = httptest.NewRecorder()
-	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/probe/log?id=3", nil))
+	handler.ServeHTTP(rec, httptest.NewRequest("GET", "/probe/log?id=4", nil))
 	if rec.Code != 404 {
-		t.Errorf("/probe/log?id=3: %d", rec.Code)
+		t.Errorf("/probe/log?id=4: %d", rec.Code)
 	}
 }

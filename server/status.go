@@ -109,6 +109,8 @@ func statusHandler(limits func(time.Time) snapshot.Report, logger log.Logger) ht
 			return
 		}
 		statusSize.Store(int64(page.Len()))
+		// Only writing is left: a slow reader holds no slot of --web.max-requests.
+		releaseSlot(r)
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Cache-Control", "no-store")

@@ -244,3 +244,65 @@ func BenchmarkStatusPage(b *testing.B) {
 		})
 	}
 }
+
+// A target with a window that has nothing left is marked exhausted; a
+// share left is floored, so a window nearly full never shows 100%; an
+// admin source that failed names the scope and why, escaped.
+func TestStatusPageExhaustedAndAdmin(t *testing.T) {
+	rec := serveStatus(t, func(now time.Time) snapshot.Report {
+		return snapshot.Report{SchemaVersion: snapshot.Version, GeneratedAt: now, Targets: []snapshot.Target{
+			{Key: "empty", Provider: "openai", Model: "m", OK: true, Result: "success", Windows: []snapshot.Window{
+				{Resource: "requests", Window: "minute", Remaining: ptr(0.0), Limit: ptr(100.0), Current: true},
+			}},
+			{Key: "nearly-full", Provider: "openai", Model: "m", OK: true, Result: "success", Windows: []snapshot.Window{
+				{Resource: "requests", Window: "minute", Remaining: ptr(999.0), Limit: ptr(1000.0), Current: true},
+			}},
+		}, Admin: []snapshot.AdminSource{{Name: "org", Provider: "openai", Failed: []snapshot.Failed{{Scope: "proj_1", Error: "HTTP 403 <i>"}}}}}
+	})
+	page := rec.Body.String()
+	for _, want := range []string{
+		`<section class="target exhausted" data-key="empty"`,
+		`<h2>empty <span class="model">m</span> <span class="badge">exhausted</span></h2>`,
+		`value="0.999"></meter> <span class="percent">99%</span>`,
+		`<li class="failing">org (openai): failing; proj_1: <span class="error">HTTP 403 &lt;i&gt;</span></li>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s:\n%s", want, page)
+		}
+	}
+	if strings.Count(page, "exhausted") != 2 { // empty's class and badge
+		t.Errorf("exhausted marks a target with something left:\n%s", page)
+	}
+}
+
+// A page of every key costs many scrapes: it shares their bound,
+// --web.max-requests.
+func TestStatusCountsTowardsMaxRequests(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	h, err := Handler(Options{MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText(""), MaxRequests: 1,
+		Limits: func(now time.Time) snapshot.Report {
+			entered <- struct{}{}
+			<-release
+			return statusReport(now)
+		},
+		Ready: func() bool { return true }, Logger: log.NewNopLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan int)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", StatusPath, nil))
+		first <- rec.Code
+	}()
+	<-entered
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 503 {
+		t.Errorf("a scrape while the status page is built: %d, want 503", rec.Code)
+	}
+	close(release)
+	if code := <-first; code != 200 {
+		t.Errorf("the status page: %d", code)
+	}
+}

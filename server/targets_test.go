@@ -271,6 +271,9 @@ func TestProbeDebug(t *testing.T) {
 		if strings.Contains(rec.Body.String(), canary) {
 			t.Fatalf("%s shows the key:\n%s", query, rec.Body)
 		}
+		if debug := strings.Contains(query, "debug=t") || strings.Contains(query, "debug=1"); debug != (rec.Header().Get("X-Content-Type-Options") == "nosniff") {
+			t.Errorf("%s: X-Content-Type-Options %q", query, rec.Header().Get("X-Content-Type-Options"))
+		}
 		return rec.Header().Get("Content-Type") + "\n" + rec.Body.String()
 	}
 	got := get("key=solo&model=llama3.1-8b&debug=true")
