@@ -141,35 +141,39 @@ func TestLimitsRoute(t *testing.T) {
 	}
 }
 
-// A whole report costs tens of /metrics scrapes: the JSON view shares
-// their bound, --web.max-requests.
-func TestLimitsCountTowardsMaxRequests(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	h, err := Handler(Options{MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText(""), MaxRequests: 1,
-		Limits: func(now time.Time) snapshot.Report {
-			entered <- struct{}{}
-			<-release
-			return limitsReport(now)
-		},
-		Ready: func() bool { return true }, Logger: log.NewNopLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan int)
-	go func() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", LimitsPath, nil))
-		first <- rec.Code
-	}()
-	<-entered
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if rec.Code != 503 {
-		t.Errorf("a scrape while a JSON view is built: %d, want 503", rec.Code)
-	}
-	close(release)
-	if code := <-first; code != 200 {
-		t.Errorf("the JSON view: %d", code)
+// A whole report, or a page of every key, costs tens of /metrics scrapes:
+// the JSON view and the status page share their bound, --web.max-requests.
+func TestPagesCountTowardsMaxRequests(t *testing.T) {
+	for path, report := range map[string]func(time.Time) snapshot.Report{LimitsPath: limitsReport, StatusPath: statusReport} {
+		t.Run(path, func(t *testing.T) {
+			entered, release := make(chan struct{}), make(chan struct{})
+			h, err := Handler(Options{MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText(""), MaxRequests: 1,
+				Limits: func(now time.Time) snapshot.Report {
+					entered <- struct{}{}
+					<-release
+					return report(now)
+				},
+				Ready: func() bool { return true }, Logger: log.NewNopLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := make(chan int)
+			go func() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+				first <- rec.Code
+			}()
+			<-entered
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			if rec.Code != 503 {
+				t.Errorf("a scrape while %s is built: %d, want 503", path, rec.Code)
+			}
+			close(release)
+			if code := <-first; code != 200 {
+				t.Errorf("%s: %d", path, code)
+			}
+		})
 	}
 }
 

@@ -274,35 +274,3 @@ func TestStatusPageExhaustedAndAdmin(t *testing.T) {
 		t.Errorf("exhausted marks a target with something left:\n%s", page)
 	}
 }
-
-// A page of every key costs many scrapes: it shares their bound,
-// --web.max-requests.
-func TestStatusCountsTowardsMaxRequests(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	h, err := Handler(Options{MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText(""), MaxRequests: 1,
-		Limits: func(now time.Time) snapshot.Report {
-			entered <- struct{}{}
-			<-release
-			return statusReport(now)
-		},
-		Ready: func() bool { return true }, Logger: log.NewNopLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan int)
-	go func() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", StatusPath, nil))
-		first <- rec.Code
-	}()
-	<-entered
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if rec.Code != 503 {
-		t.Errorf("a scrape while the status page is built: %d, want 503", rec.Code)
-	}
-	close(release)
-	if code := <-first; code != 200 {
-		t.Errorf("the status page: %d", code)
-	}
-}
