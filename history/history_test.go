@@ -267,23 +267,7 @@ func TestMemoryOfFailures(t *testing.T) {
 	const targets = 1000
 	p := prober.New("ratelimit_exporter/test")
 	failedProbe(t, p, srv.URL, "sk-test-warm") // the connection pool, before the count
-	configured := make([]config.TargetID, targets)
-	for i := range configured {
-		configured[i] = config.TargetID{Key: fmt.Sprintf("k%04d", i), Model: "gpt-4o-mini"}
-	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	h := New(DefaultLimit)
-	h.Configure(configured)
-	for i := range targets {
-		e := failedProbe(t, p, srv.URL, fmt.Sprintf("sk-test-%04d", i))
-		e.Target = configured[i]
-		h.Add(e)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	h, heap := heapOfFailures(t, p, srv.URL, targets)
 	t.Logf("%d failures kept, %d recent: heap %+d bytes, %d a target", len(h.Failures()), len(h.Recent()), heap, heap/targets)
 	if len(h.Failures()) != targets {
 		t.Fatalf("%d failures kept, want %d", len(h.Failures()), targets)
@@ -322,23 +306,7 @@ func TestMemoryOfHostileFailures(t *testing.T) {
 	if e := failedProbe(t, p, srv.URL, "sk-test-warm"); e.Result.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("the upstream's answer was not read: %s", e.Result.Failure())
 	}
-	configured := make([]config.TargetID, targets)
-	for i := range configured {
-		configured[i] = config.TargetID{Key: fmt.Sprintf("k%04d", i), Model: "gpt-4o-mini"}
-	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	h := New(DefaultLimit)
-	h.Configure(configured)
-	for i := range targets {
-		e := failedProbe(t, p, srv.URL, fmt.Sprintf("sk-test-%04d", i))
-		e.Target = configured[i]
-		h.Add(e)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	h, heap := heapOfFailures(t, p, srv.URL, targets)
 	t.Logf("%d failures kept: heap %+d bytes, %d a target", len(h.Failures()), heap, heap/targets)
 	if heap > 64<<10*targets {
 		t.Errorf("%d bytes a target kept, want under 64 KiB", heap/targets)
@@ -380,4 +348,27 @@ func TestHugeLimitCostsWhatItKeeps(t *testing.T) {
 		t.Errorf("Limit() = %d", h.Limit())
 	}
 	runtime.KeepAlive(h)
+}
+
+// heapOfFailures keeps the failed probe of each of that many targets, each
+// a probe of url, and returns the history and the heap it grew by.
+func heapOfFailures(t *testing.T, p *prober.Prober, url string, targets int) (*History, int64) {
+	t.Helper()
+	configured := make([]config.TargetID, targets)
+	for i := range configured {
+		configured[i] = config.TargetID{Key: fmt.Sprintf("k%04d", i), Model: "gpt-4o-mini"}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h := New(DefaultLimit)
+	h.Configure(configured)
+	for i := range targets {
+		e := failedProbe(t, p, url, fmt.Sprintf("sk-test-%04d", i))
+		e.Target = configured[i]
+		h.Add(e)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return h, int64(after.HeapAlloc) - int64(before.HeapAlloc)
 }
