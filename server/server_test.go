@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -310,15 +309,7 @@ func TestStalledClientsStarveNoOtherAddress(t *testing.T) {
 		srv.Close()
 	}()
 
-	stalled := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) {
-			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		}); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
+	stalled := stalledDialer()
 	for i := range maxRequests {
 		conn, err := stalled.Dial("tcp", srv.Listener.Addr().String())
 		if err != nil {
@@ -341,10 +332,7 @@ func TestStalledClientsStarveNoOtherAddress(t *testing.T) {
 		}
 	}
 
-	// Another address: 127.0.0.2 is loopback too on Linux.
-	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
-		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)},
-	}).DialContext}}
+	other := otherAddressClient()
 	defer other.CloseIdleConnections()
 	for _, path := range []string{"/metrics", "/probe?key=router"} {
 		resp, err := other.Get(srv.URL + path)

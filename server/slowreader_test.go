@@ -71,15 +71,7 @@ func stalledReaders(t *testing.T, stalledPath string) {
 		srv.Close()
 	}()
 
-	stalled := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var err error
-		if cerr := c.Control(func(fd uintptr) {
-			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		}); cerr != nil {
-			return cerr
-		}
-		return err
-	}}
+	stalled := stalledDialer()
 	for range maxRequests {
 		conn, err := stalled.Dial("tcp", srv.Listener.Addr().String())
 		if err != nil {
@@ -98,10 +90,7 @@ func stalledReaders(t *testing.T, stalledPath string) {
 		}
 	}
 
-	// Another address: 127.0.0.2 is loopback too on Linux.
-	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
-		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)},
-	}).DialContext}}
+	other := otherAddressClient()
 	defer other.CloseIdleConnections()
 	for _, path := range []string{"/metrics", StatusPath, LimitsPath} {
 		resp, err := other.Get(srv.URL + path)
@@ -114,4 +103,26 @@ func stalledReaders(t *testing.T, stalledPath string) {
 			t.Errorf("%s from another address beside %d stalled readers: %d %v, %.200q", path, maxRequests, resp.StatusCode, err, body)
 		}
 	}
+}
+
+// stalledDialer dials with a small receive buffer, so that a client that
+// never reads stalls the server's writes soon.
+func stalledDialer() net.Dialer {
+	return net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+}
+
+// otherAddressClient connects from 127.0.0.2, loopback too on Linux: a
+// client apart from the stalled ones' address.
+func otherAddressClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)},
+	}).DialContext}}
 }
