@@ -144,7 +144,7 @@ func Handler(o Options) (_ http.Handler, err error) {
 	// /metrics and /probe share one bound: both may wait for probes.
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ratelimit_exporter_scrapes_refused_total",
-		Help: "Scrapes (/metrics, /probe) and JSON views (/api/v1/limits) answered 503 by --web.max-requests, by reason: max_requests (that many wait for probes or gather at once) or per_address (that many in flight from the client's address, answers still being written included).",
+		Help: "Scrapes (/metrics, /probe) and pages (/api/v1/limits, /status) answered 503 by --web.max-requests, by reason: max_requests (that many wait for probes or gather at once) or per_address (that many in flight from the client's address, answers still being written included).",
 	}, []string{"reason"})
 	if o.Registry != nil {
 		if err := o.Registry.Register(refused); err != nil {
