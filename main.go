@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,6 +54,7 @@ func run() int {
 		maxRequests   = app.Flag("web.max-requests", "Most scrapes (/metrics, /probe) refreshing or gathering their metrics at once, and most in flight to one client address, counting answers still being written; more are answered 503. 0 means no limit.").Default("40").Int()
 		writeTimeout  = app.Flag("web.write-timeout", "Most time to write one response to a client; a client that reads slower is cut off.").Default("30s").Duration()
 		gracePeriod   = app.Flag("web.shutdown-grace-period", "On SIGTERM or SIGINT, how long scrapes in flight may take to finish.").Default("5s").Duration()
+		shutdownDelay = app.Flag("web.shutdown-delay", "On SIGTERM or SIGINT, how long to go on serving and accepting, /-/ready answering 503, before the grace period starts: time for a load balancer or a Kubernetes Service to stop sending new requests.").Default("0s").Duration()
 		externalURL   = app.Flag("web.external-url", "The URL under which Prometheus reaches the exporter, given as the targets' address in /sd. Default: the host the /sd request was sent to.").URL()
 		historyLimit  = app.Flag("history.limit", "Recent probes and proxy readings the landing page lists, each with its log; 0 keeps none. The last failed probe of each target is kept apart.").Default(strconv.Itoa(history.DefaultLimit)).Uint()
 		demoMode      = app.Flag("demo", "Probe built-in simulators of several providers (Cerebras, Groq, Anthropic, OpenRouter, OpenAI) with demo keys instead of real APIs.").Bool()
@@ -121,6 +123,8 @@ func run() int {
 	// the registry's, so they are not registered.
 	exp := exporter.New(exporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger, HistoryLimit: int(min(*historyLimit, math.MaxInt))})
 	defer exp.Stop()
+	// draining: a SIGTERM came; /-/ready answers 503 from then on.
+	var draining atomic.Bool
 	reloader, err := config.NewReloader(load, exp.Apply, registry)
 	if err != nil {
 		level.Error(logger).Log("msg", "Error loading config", "err", err)
@@ -143,7 +147,7 @@ func run() int {
 		Limits:        exp.Limits,
 		Reload:        reloader.Reload,
 		Dashboard:     grafana.Dashboard,
-		Ready:         func() bool { return reloader.Config() != nil },
+		Ready:         func() bool { return reloader.Config() != nil && !draining.Load() },
 		Logger:        logger,
 	})
 	if err != nil {
@@ -177,6 +181,10 @@ func run() int {
 		level.Error(logger).Log("msg", "Error serving", "err", err)
 		return 1
 	case sig := <-terms:
+		draining.Store(true)
+		if second, ok := delayShutdown(logger, *shutdownDelay, terms); !ok {
+			return exitNow(logger, srv, second)
+		}
 		return shutdown(logger, srv, exp, sig, terms, *gracePeriod)
 	}
 }
@@ -226,6 +234,23 @@ func reloadOnHangup(reloader *config.Reloader, logger log.Logger) (stop func()) 
 		}
 	}()
 	return func() { signal.Stop(hangups) }
+}
+
+// delayShutdown goes on serving for delay, with /-/ready answering 503 (the
+// caller has said so), so that a load balancer stops sending new requests
+// before the listeners close. It returns false, and the signal, if a second
+// signal came first.
+func delayShutdown(logger log.Logger, delay time.Duration, signals <-chan os.Signal) (os.Signal, bool) {
+	if delay <= 0 {
+		return nil, true
+	}
+	level.Info(logger).Log("msg", "Not ready: serving on until the shutdown delay ends", "shutdown_delay", delay)
+	select {
+	case <-time.After(delay):
+		return nil, true
+	case sig := <-signals:
+		return sig, false
+	}
 }
 
 // shutdown stops accepting scrapes, lets those in flight finish within

@@ -109,3 +109,92 @@ func TestSIGTERMEndsAnAdminReadInFlight(t *testing.T) {
 		t.Errorf("the read cancelled at shutdown was logged as a failure:\n%s", logs)
 	}
 }
+
+// --web.shutdown-delay: on SIGTERM, /-/ready answers 503 at once while the
+// exporter and its proxy go on accepting new connections, so that a load
+// balancer stops sending before the listeners close; a second signal ends
+// the wait, and the process, at once.
+func TestSIGTERMWithShutdownDelayServesOnNotReady(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{}`)
+	}))
+	t.Cleanup(upstream.Close)
+	proxyAddr := testkit.FreeAddr(t)
+	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {mode: scrape, timeout: 5s}
+keys:
+  - {name: good, api_key: %s, base_url: %s/v1, models: [llama3.1-8b]}
+proxy:
+  listen_address: %s
+  routes: [{path_prefix: /c/, upstream: %s, provider: cerebras}]
+`, goodKey, upstream.URL, proxyAddr, upstream.URL))
+	e := start(t, nil, "--config.file="+cfg, "--web.shutdown-delay=10m", "--web.shutdown-grace-period=1s")
+	if code, _ := e.get(t, "/-/ready"); code != http.StatusOK {
+		t.Fatalf("/-/ready before SIGTERM: %d", code)
+	}
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Each request on a connection of its own: the listeners must accept.
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	status := func(method, url string) int {
+		req, _ := http.NewRequest(method, url, strings.NewReader(`{"model":"llama3.1-8b"}`))
+		req.Header.Set("Authorization", "Bearer "+goodKey)
+		resp, err := fresh.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s after SIGTERM, within the shutdown delay: %v", method, url, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for deadline := time.Now().Add(10 * time.Second); status(http.MethodGet, e.URL+"/-/ready") != http.StatusServiceUnavailable; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("/-/ready still answers 200 10s after SIGTERM")
+		}
+	}
+	if code := status(http.MethodGet, e.URL+"/metrics"); code != http.StatusOK {
+		t.Errorf("/metrics within the shutdown delay: %d", code)
+	}
+	if code := status(http.MethodPost, "http://"+proxyAddr+"/c/v1/chat/completions"); code != http.StatusOK {
+		t.Errorf("a proxied request within the shutdown delay: %d", code)
+	}
+	select {
+	case <-e.Done():
+		t.Fatal("the exporter exited within a shutdown delay of 10m")
+	default:
+	}
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second SIGTERM did not end the shutdown delay within 10s")
+	}
+	if !strings.Contains(e.Logs(), "Not ready: serving on until the shutdown delay ends") {
+		t.Errorf("the log does not say that the exporter serves on, not ready:\n%s", e.Logs())
+	}
+}
+
+// Once the shutdown delay ends, the shutdown goes on as without one, and
+// the exit is clean.
+func TestShutdownDelayEndsInACleanExit(t *testing.T) {
+	cfg := testkit.WriteConfig(t, fmt.Sprintf(`probe: {mode: scrape}
+keys:
+  - {name: good, api_key: %s, base_url: http://127.0.0.1:1/v1, models: [m]}
+`, goodKey))
+	e := start(t, nil, "--config.file="+cfg, "--web.shutdown-delay=200ms")
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit within 30s of SIGTERM with a shutdown delay of 200ms")
+	}
+	if err := e.Err(); err != nil {
+		t.Errorf("exit after the shutdown delay: %v\n%s", err, e.Logs())
+	}
+	if !strings.Contains(e.Logs(), `msg="Shut down"`) {
+		t.Errorf("the shutdown did not finish:\n%s", e.Logs())
+	}
+}

@@ -180,7 +180,7 @@ func Handler(o Options) (_ http.Handler, err error) {
 	})
 	mux.HandleFunc(ReadyPath, func(w http.ResponseWriter, _ *http.Request) {
 		if !o.Ready() {
-			http.Error(w, "Not ready: no configuration loaded", http.StatusServiceUnavailable)
+			http.Error(w, "Not ready: no configuration loaded yet, or shutting down", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "Ready")
