@@ -909,9 +909,13 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 				!w.Has[kindOf[famUtilization]] && !w.Has[kindOf[famWindowStatus]] {
 				continue // a balance: its series have a currency, not a window
 			}
-			if _, readAt := s.windowSource(v); !readAt.IsZero() {
-				fn(append(append(append(values[:0], lv[:3]...), w.Resource, w.Window), lv[3:]...), unixSeconds(readAt))
+			if v != nil && !v.fromHeaders {
+				// Only the config or an admin API gives it: no response
+				// was read. A declared window's estimate is a count,
+				// which replicas add up rather than take the freshest of.
+				continue
 			}
+			fn(append(append(append(values[:0], lv[:3]...), w.Resource, w.Window), lv[3:]...), unixSeconds(s.observedAt))
 		}
 	case famLimit, famRemaining, famReset, famResetTimestamp, famUtilization:
 		k := kindOf[f]

@@ -99,7 +99,7 @@ ratelimit_reset_timestamp_seconds` + w("requests", "minute") + ` 1.7950000412049
 ratelimit_reset_timestamp_seconds` + w("tokens", "day") + ` 1.7950468412049165e+09
 ratelimit_reset_timestamp_seconds` + w("tokens", "hour") + ` 1.7950024412049165e+09
 ratelimit_reset_timestamp_seconds` + w("tokens", "minute") + ` 1.7950000412049165e+09
-# HELP ratelimit_reading_timestamp_seconds When the window's figures were read (Unix seconds): by a probe, from the proxy's traffic, or, for a window only the config or an admin API gives, when that source last gave it. Replicas each serve their own: take the freshest.
+# HELP ratelimit_reading_timestamp_seconds When the window's figures were last read from a provider's response (Unix seconds): a probe's or one the proxy carried. Replicas each serve their own: take the freshest.
 # TYPE ratelimit_reading_timestamp_seconds gauge
 ratelimit_reading_timestamp_seconds` + w("requests", "day") + ` 1.795e+09
 ratelimit_reading_timestamp_seconds` + w("requests", "hour") + ` 1.795e+09

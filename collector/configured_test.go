@@ -241,10 +241,10 @@ func checkTextMatches(t *testing.T, c *Collector, reg interface {
 	}
 }
 
-// Each window says when its figures were read: a probe's and a later proxy
-// reading's windows at the reading's time, a window only the config gives
-// at the count's, one only the admin API gives at its read, a balance not
-// at all (its series have a currency, not a window).
+// Each window a response gave says when it was read: a probe's and a later
+// proxy reading's windows at the reading's time. A window only the config
+// or the admin API gives was read from no response, and a balance's series
+// have a currency, not a window: neither has a reading time.
 func TestReadingTimestampPerWindow(t *testing.T) {
 	c, reg, targets := newTestCollector(t, config.Key{Name: "k", Provider: "deepseek", Models: []string{"m"}})
 	c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: []ratelimit.Observation{
@@ -259,11 +259,9 @@ func TestReadingTimestampPerWindow(t *testing.T) {
 	w := func(resource, window string) string {
 		return `{key="k",model="m",provider="deepseek",resource="` + resource + `",window="` + window + `"}`
 	}
-	const help = "# HELP ratelimit_reading_timestamp_seconds When the window's figures were read (Unix seconds): by a probe, from the proxy's traffic, or, for a window only the config or an admin API gives, when that source last gave it. Replicas each serve their own: take the freshest.\n# TYPE ratelimit_reading_timestamp_seconds gauge\n"
+	const help = "# HELP ratelimit_reading_timestamp_seconds When the window's figures were last read from a provider's response (Unix seconds): a probe's or one the proxy carried. Replicas each serve their own: take the freshest.\n# TYPE ratelimit_reading_timestamp_seconds gauge\n"
 	want := help +
-		"ratelimit_reading_timestamp_seconds" + w("requests", "day") + " 1.7949964e+09\n" +
-		"ratelimit_reading_timestamp_seconds" + w("requests", "minute") + " 1.795e+09\n" +
-		"ratelimit_reading_timestamp_seconds" + w("tokens", "minute") + " 1.795000002e+09\n"
+		"ratelimit_reading_timestamp_seconds" + w("requests", "minute") + " 1.795e+09\n"
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ratelimit_reading_timestamp_seconds"); err != nil {
 		t.Error(err)
 	}
