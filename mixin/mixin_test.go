@@ -258,7 +258,7 @@ func TestAlertsFollowMixinConventions(t *testing.T) {
 			if !strings.Contains(description, "{{ $labels.admin }}") || !strings.Contains(description, "$labels.project") {
 				t.Errorf("%s: the description %q does not name the admin source and the project", name, description)
 			}
-		case strings.HasPrefix(expr, "ratelimit_admin_"):
+		case strings.Contains(expr, "ratelimit_admin_"):
 			if !strings.Contains(description, "{{ $labels.admin }}") {
 				t.Errorf("%s: the description %q does not name the admin source", name, description)
 			}
