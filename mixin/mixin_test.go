@@ -149,10 +149,9 @@ func TestMixinConfig(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]string{
-		"RateLimitNearlyExhausted":                            "window:ratelimit_remaining:ratio <= 0.2",
-		"window:ratelimit_reset:seconds_until":                "clamp_min(window:ratelimit_reset_timestamp_seconds:freshest - time(), 0)",
-		"window:ratelimit_remaining:deriv1h":                  "deriv(window:ratelimit_remaining:freshest[1h])",
-		"window:ratelimit_reading_timestamp_seconds:freshest": `max without (instance, pod) (ratelimit_reading_timestamp_seconds{job="ratelimit", namespace="llm"})`,
+		"RateLimitNearlyExhausted":             "window:ratelimit_remaining:ratio <= 0.2",
+		"window:ratelimit_reset:seconds_until": "clamp_min(window:ratelimit_reset_timestamp_seconds:freshest - time(), 0)",
+		"window:ratelimit_remaining:deriv1h":   "deriv(window:ratelimit_remaining:freshest[1h])",
 	} {
 		if got := exprs[name]; got != want {
 			t.Errorf("%s: expr %q, want %q", name, got, want)
