@@ -46,6 +46,7 @@ type Panel struct {
 		} `json:"defaults"`
 	} `json:"fieldConfig"`
 	Targets []struct {
+		RefID        string `json:"refId"`
 		Expr         string `json:"expr"`
 		LegendFormat string `json:"legendFormat"`
 		Datasource   struct {

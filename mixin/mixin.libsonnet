@@ -70,12 +70,12 @@ local withSelector(expr, selector) =
   local defaultRunbooks = 'https://github.com/ratelimit-exporter/ratelimit_exporter/blob/main/README.md#',
 
   local tuneAlert(rule) =
-    local stale = '%d * ratelimit_probe_interval_seconds, %d' % [c.staleProbeIntervals, c.staleMinimumSeconds];
+    local stale = '%d * max by (job, key, provider, model) (ratelimit_probe_interval_seconds), %d' % [c.staleProbeIntervals, c.staleMinimumSeconds];
     local expr =
       if rule.alert == 'RateLimitNearlyExhausted' then
         replace(rule.expr, '<= 0.1', '<= %g' % c.nearlyExhaustedRatio)
       else if rule.alert == 'RateLimitDataStale' then
-        replace(rule.expr, '3 * ratelimit_probe_interval_seconds, 300', stale, count=2)
+        replace(rule.expr, '3 * max by (job, key, provider, model) (ratelimit_probe_interval_seconds), 300', stale, count=2)
       else rule.expr;
     rule {
       expr: withSelector(expr, c.ratelimitSelector),

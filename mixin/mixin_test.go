@@ -97,9 +97,9 @@ func TestMixinIsTheShippedFiles(t *testing.T) {
 // matchers if any; recording rules' names (window:ratelimit_...) are not.
 var rawSelector = regexp.MustCompile(`(?:^|[^a-zA-Z0-9_:])(ratelimit_[a-z_]+(?:\{[^}]*\})?)`)
 
-// recorded is an expression that starts with a recording rule's name
-// (level:metric:operations), whose rule carries the selector.
-var recorded = regexp.MustCompile(`^[a-z_]+:ratelimit_[a-z_]+:[a-z0-9_]+`)
+// recorded is a recording rule's name (level:metric:operations) in an
+// expression: its rule carries the selector.
+var recorded = regexp.MustCompile(`(?:^|[^a-zA-Z0-9_:])[a-z_]+:ratelimit_[a-z_]+:[a-z0-9_]+`)
 
 // Each _config setting changes what it says it changes, and what comes out
 // is still valid for Prometheus.
@@ -150,8 +150,8 @@ func TestMixinConfig(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"RateLimitNearlyExhausted":             "window:ratelimit_remaining:ratio <= 0.2",
-		"window:ratelimit_reset:seconds_until": `clamp_min(ratelimit_reset_timestamp_seconds{job="ratelimit", namespace="llm"} - time(), 0)`,
-		"window:ratelimit_remaining:deriv1h":   `deriv(ratelimit_remaining{job="ratelimit", namespace="llm"}[1h])`,
+		"window:ratelimit_reset:seconds_until": "clamp_min(window:ratelimit_reset_timestamp_seconds:freshest - time(), 0)",
+		"window:ratelimit_remaining:deriv1h":   "deriv(window:ratelimit_remaining:freshest[1h])",
 	} {
 		if got := exprs[name]; got != want {
 			t.Errorf("%s: expr %q, want %q", name, got, want)
@@ -160,11 +160,17 @@ func TestMixinConfig(t *testing.T) {
 	if !strings.Contains(exprs["window:ratelimit_remaining:ratio"], `ratelimit_configured_limit{job="ratelimit", namespace="llm", source="config"}`) {
 		t.Errorf("window:ratelimit_remaining:ratio: the selector was not merged with the source matcher:\n%s", exprs["window:ratelimit_remaining:ratio"])
 	}
-	if got := strings.Count(exprs["RateLimitDataStale"], `clamp_min(5 * ratelimit_probe_interval_seconds{job="ratelimit", namespace="llm"}, 600)`); got != 2 {
+	if got := strings.Count(exprs["RateLimitDataStale"], `clamp_min(5 * max by (job, key, provider, model) (ratelimit_probe_interval_seconds{job="ratelimit", namespace="llm"}), 600)`); got != 2 {
 		t.Errorf("RateLimitDataStale has %d stale thresholds of 5 intervals and 600s, want 2:\n%s", got, exprs["RateLimitDataStale"])
 	}
-	if !strings.Contains(exprs["RateLimitExhausted"], `ratelimit_remaining{job="ratelimit", namespace="llm", window="hour"}`) {
-		t.Errorf("RateLimitExhausted: the selector was not merged with the window matcher:\n%s", exprs["RateLimitExhausted"])
+	if !strings.Contains(exprs["RateLimitQuotaRefused"], `ratelimit_probes_total{job="ratelimit", namespace="llm", cause=~"quota_exhausted|spend_limit"}`) {
+		t.Errorf("RateLimitQuotaRefused: the selector was not merged with the cause matcher:\n%s", exprs["RateLimitQuotaRefused"])
+	}
+	// The freshest replica is chosen among the selected series only.
+	if want := `ratelimit_reading_timestamp_seconds{job="ratelimit", namespace="llm"}
+  == ignoring (instance, pod) group_left
+max without (instance, pod) (ratelimit_reading_timestamp_seconds{job="ratelimit", namespace="llm"})`; !strings.Contains(exprs["replica:ratelimit_reading_timestamp_seconds:freshest"], want) {
+		t.Errorf("replica:ratelimit_reading_timestamp_seconds:freshest lacks the selector:\n%s", exprs["replica:ratelimit_reading_timestamp_seconds:freshest"])
 	}
 	for _, want := range []string{`ratelimit_spend{job="ratelimit", namespace="llm"} / (ratelimit_budget{job="ratelimit", namespace="llm"} > 0)`,
 		`month(ratelimit_admin_last_success_timestamp_seconds{job="ratelimit", namespace="llm", api="costs"})`} {
@@ -251,7 +257,7 @@ func TestAlertsFollowMixinConventions(t *testing.T) {
 			if !strings.Contains(description, "{{ $labels.admin }}") || !strings.Contains(description, "$labels.project") {
 				t.Errorf("%s: the description %q does not name the admin source and the project", name, description)
 			}
-		case strings.HasPrefix(expr, "ratelimit_admin_"):
+		case strings.Contains(expr, "ratelimit_admin_"):
 			if !strings.Contains(description, "{{ $labels.admin }}") {
 				t.Errorf("%s: the description %q does not name the admin source", name, description)
 			}
