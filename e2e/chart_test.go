@@ -570,6 +570,11 @@ func TestHelmChartReplicas(t *testing.T) {
 			`extraArgs: --web.shutdown-grace-period is the chart's to set: use shutdown.delay, shutdown.gracePeriod or replicas`},
 		{[]string{"--set", "extraArgs={--probe.on-request-only}"},
 			`extraArgs: --probe.on-request-only is the chart's to set`},
+		// values.schema.json
+		{[]string{"--set", "replicas=-1"}, `at '/replicas': minimum: got -1, want 0`},
+		{[]string{"--set", "shutdown.gracePeriod=1d"}, `at '/shutdown/gracePeriod': '1d' does not match pattern`},
+		{[]string{"--set", "topologySpread.whenUnsatisfiable=Never"}, `at '/topologySpread/whenUnsatisfiable'`},
+		{[]string{"--set", "readinessProbe.failureThreshold=0"}, `at '/readinessProbe/failureThreshold'`},
 	} {
 		if _, err := helmTemplate(t, helm, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("helm template %v: %v, want a refusal with\n%s", c.args, err, c.want)
@@ -644,5 +649,82 @@ func TestHelmChartScrapeConfig(t *testing.T) {
 	}
 	if sc := r.objects["ScrapeConfig"]; sc != nil {
 		t.Errorf("a ScrapeConfig with one replica: %v", sc)
+	}
+}
+
+// The README's scrape_configs for Prometheus without prometheus-operator
+// load in Prometheus 3 (promtool check config) and do what the chart's
+// ServiceMonitor and ScrapeConfig do: each pod's /metrics, and /probe with
+// its targets from the /sd of the Service the README's install makes,
+// under the same job.
+func TestHelmChartReadmePrometheusExample(t *testing.T) {
+	helm := testkit.RequireTool(t, "helm")
+	promtool := filepath.Join(filepath.Dir(testkit.RequirePrometheus3(t)), "promtool")
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n### Replicas\n")
+	if !ok {
+		t.Fatal(`README.md has no "### Replicas" heading`)
+	}
+	_, block, ok := strings.Cut(section, "\n```yaml\nscrape_configs:\n")
+	if !ok {
+		t.Fatal("the Replicas section of README.md has no ```yaml block of scrape_configs")
+	}
+	block, _, _ = strings.Cut(block, "\n```\n")
+	block = "scrape_configs:\n" + block + "\n"
+	file := filepath.Join(t.TempDir(), "prometheus.yml")
+	if err := os.WriteFile(file, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "config", file).CombinedOutput(); err != nil {
+		t.Errorf("promtool check config on the README's scrape_configs: %v\n%s", err, out)
+	}
+
+	var config struct {
+		ScrapeConfigs []struct {
+			JobName        string                 `yaml:"job_name"`
+			MetricsPath    string                 `yaml:"metrics_path"`
+			HonorLabels    bool                   `yaml:"honor_labels"`
+			HTTPSDConfigs  []struct{ URL string } `yaml:"http_sd_configs"`
+			RelabelConfigs []struct {
+				TargetLabel string `yaml:"target_label"`
+				Replacement string
+			} `yaml:"relabel_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal([]byte(block), &config); err != nil || len(config.ScrapeConfigs) != 2 {
+		t.Fatalf("the README's scrape_configs: %v, %d jobs, want 2", err, len(config.ScrapeConfigs))
+	}
+	metrics, probe := config.ScrapeConfigs[0], config.ScrapeConfigs[1]
+	job := probe.JobName
+	for _, r := range probe.RelabelConfigs {
+		if r.TargetLabel == "job" {
+			job = r.Replacement
+		}
+	}
+	if job != metrics.JobName {
+		t.Errorf("the README's /probe job has the job label %q, its /metrics job %q: one job, two scrape configs", job, metrics.JobName)
+	}
+	// The README installs the release ratelimit; the scrape configs name
+	// the namespace monitoring.
+	out, err := exec.Command(helm, "template", "ratelimit", chartDir, "--namespace", "monitoring", "-f", proxyValues, "--set", "serviceMonitor.enabled=true").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var url string
+	for dec := yaml.NewDecoder(bytes.NewReader(out)); ; {
+		var doc map[string]any
+		if dec.Decode(&doc) != nil {
+			break
+		}
+		if doc["kind"] == "ScrapeConfig" {
+			url, _ = at(doc, "spec", "httpSDConfigs", 0, "url").(string)
+		}
+	}
+	if probe.MetricsPath != "/probe" || !probe.HonorLabels || len(probe.HTTPSDConfigs) != 1 || probe.HTTPSDConfigs[0].URL != url {
+		t.Errorf("the README's /probe job: metrics_path %q, honor_labels %v, http_sd_configs %v; want /probe, true, the chart's %s",
+			probe.MetricsPath, probe.HonorLabels, probe.HTTPSDConfigs, url)
 	}
 }
