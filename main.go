@@ -56,6 +56,7 @@ func run() int {
 		gracePeriod   = app.Flag("web.shutdown-grace-period", "On SIGTERM or SIGINT, how long scrapes in flight may take to finish.").Default("5s").Duration()
 		shutdownDelay = app.Flag("web.shutdown-delay", "On SIGTERM or SIGINT, how long to go on serving and accepting, /-/ready answering 503, before the grace period starts: time for a load balancer or a Kubernetes Service to stop sending new requests.").Default("0s").Duration()
 		externalURL   = app.Flag("web.external-url", "The URL under which Prometheus reaches the exporter, given as the targets' address in /sd. Default: the host the /sd request was sent to.").URL()
+		onRequestOnly = app.Flag("probe.on-request-only", "Send no probe of this replica's own accord: none on the interval-mode timer, none for a /metrics scrape. In scrape mode a /probe request still probes its target and answers with that probe's gauges alone, which /metrics then leaves out. For replicas behind one Service or load balancer that Prometheus scrapes /probe through, so that each probe is sent once whatever the number of replicas; in interval mode, turns probing off on this replica (README \"Kubernetes\").").Bool()
 		historyLimit  = app.Flag("history.limit", "Recent probes and proxy readings the landing page lists, each with its log; 0 keeps none. The last failed probe of each target is kept apart.").Default(strconv.Itoa(history.DefaultLimit)).Uint()
 		demoMode      = app.Flag("demo", "Probe built-in simulators of several providers (Cerebras, Groq, Anthropic, OpenRouter, OpenAI) with demo keys instead of real APIs.").Bool()
 		otlpEndpoint  = app.Flag("otlp.endpoint", "Also push the metrics of /metrics to this OTLP/HTTP URL, used as is (e.g. http://collector:4318/v1/metrics). OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT turn the push on too; the other OTEL_EXPORTER_OTLP_* variables apply (see the README).").String()
@@ -99,6 +100,9 @@ func run() int {
 
 	level.Info(logger).Log("msg", "Starting "+name, "version", version.Info())
 	level.Info(logger).Log("msg", "Build context", "build_context", version.BuildContext())
+	if *onRequestOnly {
+		level.Info(logger).Log("msg", "No probe of this replica's own accord (--probe.on-request-only): in scrape mode only /probe requests probe, and /metrics leaves the probes' gauges to /probe")
+	}
 	setMemoryLimit(logger)
 
 	// Listen before the first probe: a busy port ends the start at once.
@@ -121,7 +125,8 @@ func run() int {
 	)
 	// The rate-limit metrics are rendered when probes end and written after
 	// the registry's, so they are not registered.
-	exp := exporter.New(exporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger, HistoryLimit: int(min(*historyLimit, math.MaxInt))})
+	exp := exporter.New(exporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger, HistoryLimit: int(min(*historyLimit, math.MaxInt)),
+		ProbeOnRequestOnly: *onRequestOnly})
 	defer exp.Stop()
 	// draining: a SIGTERM came; /-/ready answers 503 from then on.
 	var draining atomic.Bool

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,9 @@ type Collector struct {
 	// proxied: the config has a proxy, so every target shows its 429s.
 	proxied bool
 	dropped *prometheus.CounterVec
+	// split: WriteText leaves the probe gauges to WriteTargetText, which
+	// writes them alone (SplitProbeGauges).
+	split atomic.Bool
 }
 
 // configuredKey is what Observe needs of a configured key.
@@ -716,19 +720,37 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // while it writes: a scraper that reads slowly, or not at all, delays
 // nothing but its own response.
 func (c *Collector) WriteText(w io.Writer, sized func(int)) error {
-	return writeTexts(w, sized, c.texts(nil))
+	split := c.split.Load()
+	return writeTexts(w, sized, c.texts(nil), func(f family) bool { return !split || !probeGauge[f] })
 }
 
 // WriteTargetText is WriteText for the target id alone; it writes nothing
 // if id is not a target.
 func (c *Collector) WriteTargetText(w io.Writer, id config.TargetID, sized func(int)) error {
-	return writeTexts(w, sized, c.texts(&id))
+	split := c.split.Load()
+	return writeTexts(w, sized, c.texts(&id), func(f family) bool { return !split || probeGauge[f] })
 }
 
-func writeTexts(w io.Writer, sized func(int), texts []*rendered) error {
+// probeGauge marks the families of a target's latest probe.
+var probeGauge = [numFamilies]bool{famSuccess: true, famDuration: true, famStatusCode: true, famLastSuccess: true, famInterval: true}
+
+// SplitProbeGauges makes WriteText leave out the gauges of each target's
+// latest probe (ratelimit_probe_success, _duration_seconds, _status_code,
+// _last_success_timestamp_seconds, _interval_seconds) and WriteTargetText
+// write them alone. Replicas that share the probing, each probe sent by
+// whichever replica a /probe request reached, so serve each family from
+// one place: the probe's gauges from the /probe that sent it, and from
+// each replica's /metrics the readings and the counters, which only add
+// up per replica.
+func (c *Collector) SplitProbeGauges() { c.split.Store(true) }
+
+func writeTexts(w io.Writer, sized func(int), texts []*rendered, wanted func(family) bool) error {
 	var headers [numFamilies]string
 	size := 0
 	for f, fam := range families {
+		if !wanted(family(f)) {
+			continue
+		}
 		n := 0
 		for _, r := range texts {
 			n += r.offsets[f+1] - r.offsets[f]
@@ -879,6 +901,17 @@ func (s *state) each(f family, fn func(labelValues []string, v float64)) {
 	case famRetryAfterTimestamp:
 		if s.retryAfter > 0 {
 			fn(lv[:3], unixSeconds(s.retryAsked)+s.retryAfter.Seconds())
+		}
+	case famReadingTimestamp:
+		for i := range s.windowCount() {
+			w, _, v := s.window(i)
+			if !w.Has[kindOf[famLimit]] && !w.Has[kindOf[famRemaining]] && !w.Has[kindOf[famReset]] &&
+				!w.Has[kindOf[famUtilization]] && !w.Has[kindOf[famWindowStatus]] {
+				continue // a balance: its series have a currency, not a window
+			}
+			if _, readAt := s.windowSource(v); !readAt.IsZero() {
+				fn(append(append(append(values[:0], lv[:3]...), w.Resource, w.Window), lv[3:]...), unixSeconds(readAt))
+			}
 		}
 	case famLimit, famRemaining, famReset, famResetTimestamp, famUtilization:
 		k := kindOf[f]

@@ -99,6 +99,14 @@ ratelimit_reset_timestamp_seconds` + w("requests", "minute") + ` 1.7950000412049
 ratelimit_reset_timestamp_seconds` + w("tokens", "day") + ` 1.7950468412049165e+09
 ratelimit_reset_timestamp_seconds` + w("tokens", "hour") + ` 1.7950024412049165e+09
 ratelimit_reset_timestamp_seconds` + w("tokens", "minute") + ` 1.7950000412049165e+09
+# HELP ratelimit_reading_timestamp_seconds When the window's figures were read (Unix seconds): by a probe, from the proxy's traffic, or, for a window only the config or an admin API gives, when that source last gave it. Replicas each serve their own: take the freshest.
+# TYPE ratelimit_reading_timestamp_seconds gauge
+ratelimit_reading_timestamp_seconds` + w("requests", "day") + ` 1.795e+09
+ratelimit_reading_timestamp_seconds` + w("requests", "hour") + ` 1.795e+09
+ratelimit_reading_timestamp_seconds` + w("requests", "minute") + ` 1.795e+09
+ratelimit_reading_timestamp_seconds` + w("tokens", "day") + ` 1.795e+09
+ratelimit_reading_timestamp_seconds` + w("tokens", "hour") + ` 1.795e+09
+ratelimit_reading_timestamp_seconds` + w("tokens", "minute") + ` 1.795e+09
 # HELP ratelimit_probe_success Whether the last probe read rate-limit headers.
 # TYPE ratelimit_probe_success gauge
 ratelimit_probe_success{` + lbl + `,team="search"} 1
@@ -615,4 +623,49 @@ ratelimit_probe_tokens_total{key="k",model="m",provider="anthropic"} 0
 func expfmtParser() *expfmt.TextParser {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	return &p
+}
+
+// Split, /metrics has every family but the latest probe's gauges and a
+// target's text has those gauges alone: between them, every family once.
+func TestSplitProbeGauges(t *testing.T) {
+	c, _, targets := newTestCollector(t, config.Key{Name: "prod", Provider: "cerebras", Models: []string{"llama3.1-8b"}})
+	c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)}, Duration: time.Second, Outcome: prober.Success})
+	c.SetInterval(targets[0].ID(), time.Minute)
+	familiesOf := func(text string) []string {
+		var names []string
+		for line := range strings.Lines(text) {
+			if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
+				names = append(names, strings.Fields(name)[0])
+			}
+		}
+		return names
+	}
+	var target strings.Builder
+	if err := c.WriteTargetText(&target, targets[0].ID(), nil); err != nil {
+		t.Fatal(err)
+	}
+	whole, one := familiesOf(writeText(t, c)), familiesOf(target.String())
+	if !slices.Contains(whole, "ratelimit_probe_success") || !slices.Equal(whole, one) {
+		t.Fatalf("not split yet: /metrics and /probe should both have every family:\n%v\n%v", whole, one)
+	}
+
+	c.SplitProbeGauges()
+	target.Reset()
+	if err := c.WriteTargetText(&target, targets[0].ID(), nil); err != nil {
+		t.Fatal(err)
+	}
+	gauges := []string{"ratelimit_probe_success", "ratelimit_probe_duration_seconds", "ratelimit_probe_status_code",
+		"ratelimit_probe_last_success_timestamp_seconds", "ratelimit_probe_interval_seconds"}
+	if got := familiesOf(target.String()); !slices.Equal(got, gauges) {
+		t.Errorf("a target's text has %v, want the probe's gauges alone: %v", got, gauges)
+	}
+	rest := familiesOf(writeText(t, c))
+	for _, name := range gauges {
+		if slices.Contains(rest, name) {
+			t.Errorf("/metrics still has %s", name)
+		}
+	}
+	if len(rest)+len(gauges) != len(whole) {
+		t.Errorf("split, %d + %d families, want the %d of before: %v", len(rest), len(gauges), len(whole), rest)
+	}
 }

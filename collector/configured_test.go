@@ -240,3 +240,39 @@ func checkTextMatches(t *testing.T, c *Collector, reg interface {
 		t.Errorf("the text differs from Collect: %v", err)
 	}
 }
+
+// Each window says when its figures were read: a probe's and a later proxy
+// reading's windows at the reading's time, a window only the config gives
+// at the count's, one only the admin API gives at its read, a balance not
+// at all (its series have a currency, not a window).
+func TestReadingTimestampPerWindow(t *testing.T) {
+	c, reg, targets := newTestCollector(t, config.Key{Name: "k", Provider: "deepseek", Models: []string{"m"}})
+	c.Record(targets[0].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: []ratelimit.Observation{
+		{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: 29},
+		{Kind: ratelimit.Balance, Resource: "USD", Value: 4.2},
+	}}, Outcome: prober.Success})
+	declared := limitWindow("tokens", "minute", 1000)
+	setValue(&declared, ratelimit.Remaining, 900)
+	c.SetConfigured(SourceConfig, "k", map[string][]ratelimit.Window{"m": {declared}}, probeTime.Add(2*time.Second))
+	c.SetConfigured(SourceAdminAPI, "k", map[string][]ratelimit.Window{"m": {limitWindow("requests", "day", 14400)}}, probeTime.Add(-time.Hour))
+
+	w := func(resource, window string) string {
+		return `{key="k",model="m",provider="deepseek",resource="` + resource + `",window="` + window + `"}`
+	}
+	const help = "# HELP ratelimit_reading_timestamp_seconds When the window's figures were read (Unix seconds): by a probe, from the proxy's traffic, or, for a window only the config or an admin API gives, when that source last gave it. Replicas each serve their own: take the freshest.\n# TYPE ratelimit_reading_timestamp_seconds gauge\n"
+	want := help +
+		"ratelimit_reading_timestamp_seconds" + w("requests", "day") + " 1.7949964e+09\n" +
+		"ratelimit_reading_timestamp_seconds" + w("requests", "minute") + " 1.795e+09\n" +
+		"ratelimit_reading_timestamp_seconds" + w("tokens", "minute") + " 1.795000002e+09\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ratelimit_reading_timestamp_seconds"); err != nil {
+		t.Error(err)
+	}
+
+	c.Observe(targets[0].ID(), "deepseek", &ratelimit.Reading{Time: probeTime.Add(5 * time.Second), StatusCode: 200, Observations: []ratelimit.Observation{
+		{Kind: ratelimit.Remaining, Resource: "requests", Window: "minute", Value: 20},
+	}})
+	if !strings.Contains(writeText(t, c), "ratelimit_reading_timestamp_seconds"+w("requests", "minute")+" 1.795000005e+09") {
+		t.Errorf("the proxy's later reading did not move the window's reading time:\n%s", writeText(t, c))
+	}
+	checkTextMatches(t, c, reg)
+}

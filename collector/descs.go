@@ -17,6 +17,7 @@ const (
 	famRemaining
 	famReset
 	famResetTimestamp
+	famReadingTimestamp
 	famUtilization
 	famWindowStatus
 	famBalance
@@ -62,6 +63,7 @@ var families = [numFamilies]struct {
 	famRemaining:           {"ratelimit_remaining", "What is left of a window's rate limit, as the provider gives it.", dto.MetricType_GAUGE, windowLabels},
 	famReset:               {"ratelimit_reset_seconds", "Seconds from the probe until the window is full again, as the provider gives it; absolute resets are counted from the response's Date.", dto.MetricType_GAUGE, windowLabels},
 	famResetTimestamp:      {"ratelimit_reset_timestamp_seconds", "When the window is full again: probe time plus reset_seconds (Unix seconds).", dto.MetricType_GAUGE, windowLabels},
+	famReadingTimestamp:    {"ratelimit_reading_timestamp_seconds", "When the window's figures were read (Unix seconds): by a probe, from the proxy's traffic, or, for a window only the config or an admin API gives, when that source last gave it. Replicas each serve their own: take the freshest.", dto.MetricType_GAUGE, windowLabels},
 	famUtilization:         {"ratelimit_utilization", "Share of a window's limit used, from 0 to 1, for windows that give a share rather than a remaining (Anthropic's unified windows, Azure's provisioned deployments).", dto.MetricType_GAUGE, windowLabels},
 	famWindowStatus:        {"ratelimit_window_status", "A window's status as the provider gives it: 1 for the current status (allowed, allowed_warning or rejected), 0 for the others.", dto.MetricType_GAUGE, statusLabels},
 	famBalance:             {"ratelimit_balance", "Money left on the account, by currency, as the provider gives it (DeepSeek's balance).", dto.MetricType_GAUGE, currencyLabels},

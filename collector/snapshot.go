@@ -52,19 +52,9 @@ func (s *state) snapshot(now time.Time) snapshot.Target {
 	outdated := s.probed && !s.success && s.probedAt.After(s.observedAt)
 	for i := range s.windowCount() {
 		w, resetAt, v := s.window(i)
-		source, readAt := sourceNames[s.readBy], s.observedAt
-		if v != nil && !v.fromHeaders {
-			// The count's estimate and reset change as traffic flows, an
-			// admin API's limit seldom: read_at is the count's where it
-			// gives them, else the first source's that gives a limit.
-			src := SourceConfig
-			if i := slices.Index(v.hasConfigured[:], true); !v.hasEstimate && i >= 0 {
-				src = ConfiguredSource(i)
-			}
-			source, readAt = configuredNames[src], s.configured[src].at
-			if s.unprobed {
-				t.OK = true
-			}
+		source, readAt := s.windowSource(v)
+		if v != nil && !v.fromHeaders && s.unprobed {
+			t.OK = true
 		}
 		win := t.AddWindow(w, readAt, source, now)
 		if win == nil {
@@ -89,4 +79,20 @@ func (s *state) snapshot(now time.Time) snapshot.Target {
 		}
 	}
 	return t
+}
+
+// windowSource is what gave the figures of the window whose view is v (nil:
+// the headers alone), and when. The count's estimate and reset change as
+// traffic flows, an admin API's limit seldom: a window no header gives
+// is the count's where it gives an estimate, else the first configured
+// source's that gives a limit.
+func (s *state) windowSource(v *view) (source string, readAt time.Time) {
+	if v == nil || v.fromHeaders {
+		return sourceNames[s.readBy], s.observedAt
+	}
+	src := SourceConfig
+	if i := slices.Index(v.hasConfigured[:], true); !v.hasEstimate && i >= 0 {
+		src = ConfiguredSource(i)
+	}
+	return configuredNames[src], s.configured[src].at
 }

@@ -46,6 +46,10 @@ type Options struct {
 	// HistoryLimit is how many recent probes and proxy readings are kept
 	// for the landing page; 0 keeps none but each target's last failure.
 	HistoryLimit int
+	// ProbeOnRequestOnly: no probe but those /probe requests ask for, and
+	// each family served from one place (collector.SplitProbeGauges), for
+	// replicas that share the probing.
+	ProbeOnRequestOnly bool
 }
 
 // Exporter is the running exporter. Create it with New, give it configs
@@ -88,6 +92,10 @@ func New(o Options) *Exporter {
 	e.readings = collector.New()
 	e.prober = prober.New(o.UserAgent)
 	e.scheduler = scheduler.New(e.prober, e.readings, o.Logger)
+	if o.ProbeOnRequestOnly {
+		e.scheduler.ProbeOnRequestOnly()
+		e.readings.SplitProbeGauges()
+	}
 	e.history = history.New(o.HistoryLimit)
 	e.scheduler.KeepHistory(e.history)
 	e.admin = adminpoll.New(e.readings, o.Logger)

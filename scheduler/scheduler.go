@@ -57,6 +57,9 @@ type Scheduler struct {
 	random   func() float64 // in [0, 1)
 
 	history *history.History
+	// onRequest: no probe of its own accord, only those RefreshTarget asks
+	// for (ProbeOnRequestOnly).
+	onRequest bool
 
 	ctx    context.Context // ends with Stop; every probe derives from it
 	cancel context.CancelFunc
@@ -110,6 +113,17 @@ func New(p Prober, r Recorder, logger log.Logger) *Scheduler {
 func (s *Scheduler) KeepHistory(h *history.History) {
 	s.mu.Lock()
 	s.history = h
+	s.mu.Unlock()
+}
+
+// ProbeOnRequestOnly makes s send no probe of its own accord: none on the
+// interval-mode timer, none for Refresh; in scrape mode, RefreshTarget
+// still probes its target when due. Replicas behind one Service so share
+// the probing: each /probe request reaches one of them. Call it before
+// Apply.
+func (s *Scheduler) ProbeOnRequestOnly() {
+	s.mu.Lock()
+	s.onRequest = true
 	s.mu.Unlock()
 }
 
@@ -305,7 +319,7 @@ func (s *Scheduler) dispatch() {
 		s.mu.Lock()
 		s.seen = s.kicks
 		wait := maxWait
-		if s.settings.Mode == config.ModeInterval {
+		if s.settings.Mode == config.ModeInterval && !s.onRequest {
 			now := s.clock.Now()
 			var due []*target
 			for _, t := range s.order {
@@ -396,9 +410,15 @@ func (s *Scheduler) run(t *target, f *flight, cfg config.Target, timeout time.Du
 // last probe is older than its interval and nothing holds it off) and waits
 // until every probe queued or under way has ended, or ctx ends. ctx bounds
 // only this wait: a probe goes on with its full timeout once sent, and its
-// result serves the next scrape. In interval mode it does nothing.
+// result serves the next scrape. In interval mode, or when probing only
+// on request, it does nothing.
 func (s *Scheduler) Refresh(ctx context.Context) {
-	s.refresh(ctx, func() []*target { return s.order })
+	s.refresh(ctx, func() []*target {
+		if s.onRequest {
+			return nil
+		}
+		return s.order
+	})
 }
 
 // RefreshTarget is Refresh for the target id alone: a probe of it that is

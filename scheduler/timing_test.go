@@ -392,3 +392,40 @@ func TestTrafficMakesProbesUnnecessary(t *testing.T) {
 		t.Errorf("a reading for another provider held off a probe")
 	}
 }
+
+// Probing on request only, nothing is probed on the timer or for a whole
+// scrape; in scrape mode a target's own request probes it once per
+// min_interval, as on any exporter.
+func TestProbeOnRequestOnly(t *testing.T) {
+	for _, mode := range []string{config.ModeInterval, config.ModeScrape} {
+		t.Run(mode, func(t *testing.T) {
+			probe := intervalProbe(time.Minute, 4, 1)
+			probe.Mode = mode
+			f := newTimingFixture(t, probe, 0, []string{"m"}, roomy, noJitter)
+			f.scheduler.ProbeOnRequestOnly()
+			f.addKey("k0", []string{"m"}, roomy)
+			f.addKey("k1", []string{"m"}, roomy)
+			f.apply(f.cfg)
+			f.advance(time.Hour)
+			f.scheduler.Refresh(context.Background())
+			f.settle()
+			if n := f.prober.count(); n != 0 {
+				t.Fatalf("%d probes in an hour and a scrape of /metrics, want none", n)
+			}
+			asked := config.TargetID{Key: "k0", Model: "m"}
+			for range 3 {
+				f.scheduler.RefreshTarget(context.Background(), asked)
+			}
+			f.advance(time.Duration(probe.MinInterval))
+			f.scheduler.RefreshTarget(context.Background(), asked)
+			f.settle()
+			want := 0
+			if mode == config.ModeScrape {
+				want = 2 // at the start and one min_interval later
+			}
+			if got := len(f.prober.probesOf("k0", "m")); got != want || f.prober.count() != want {
+				t.Errorf("k0/m asked for 4 times over one min_interval: probed %d times (%d in all), want %d", got, f.prober.count(), want)
+			}
+		})
+	}
+}
