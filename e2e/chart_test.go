@@ -240,9 +240,18 @@ func TestHelmChart(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		code, out := runOnce(t, nil, "--config.file="+testkit.WriteConfig(t, config), "--config.check")
+		// With the container's own flags (--probe.on-request-only, the
+		// shutdown delay and grace period, extraArgs): the exporter knows
+		// each and accepts its value.
+		args := []string{"--config.file=" + testkit.WriteConfig(t, config), "--config.check"}
+		for _, a := range containerArgs(r) {
+			if !strings.HasPrefix(a, "--config.file=") {
+				args = append(args, a)
+			}
+		}
+		code, out := runOnce(t, nil, args...)
 		if code != 0 {
-			t.Errorf("%s: the rendered config fails --config.check:\n%s\n%s", c.name, out, config)
+			t.Errorf("%s: the rendered config and args %v fail --config.check:\n%s\n%s", c.name, args[2:], out, config)
 		}
 	}
 
