@@ -651,6 +651,12 @@ func TestHelmChartScrapeConfig(t *testing.T) {
 			t.Errorf("%s: the ServiceMonitor's jobLabel %v gives the job %v, the ScrapeConfig's is %v", c.name, got, at(service, "metadata", "labels", got), want)
 		}
 	}
+	// A timeout longer than the interval, which Prometheus would refuse.
+	tooLong := append([]string{"--set", "serviceMonitor.probeScrapeTimeout=2m"}, withMonitor...)
+	if _, err := helmTemplate(t, helm, tooLong...); err == nil || !strings.Contains(err.Error(),
+		"serviceMonitor.probeScrapeTimeout: 2m is longer than the /probe interval 1m (serviceMonitor.probeInterval, else config.probe.min_interval, else 1m), which Prometheus refuses. Lower it, or leave it out to have at most the interval") {
+		t.Errorf("helm template %v: %v, want a refusal of the timeout", tooLong, err)
+	}
 	// One replica probes on its own: no ScrapeConfig.
 	r, err := helmTemplate(t, helm, "--set", "serviceMonitor.enabled=true")
 	if err != nil {
