@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -20,9 +21,10 @@ import (
 // The tools the chart's tests run are at the versions .ci/run installs
 // (testkit.HelmVersion, testkit.KubectlValidateVersion).
 const (
-	prometheusOperatorVersion = "v0.85.0" // its CRDs validate ServiceMonitor and PrometheusRule
+	prometheusOperatorVersion = "v0.85.0" // its CRDs validate ServiceMonitor, ScrapeConfig and PrometheusRule
 	chartDir                  = "../charts/ratelimit-exporter"
 	fullValues                = chartDir + "/ci/full-values.yaml"
+	proxyValues               = chartDir + "/ci/proxy-values.yaml"
 )
 
 // .ci/run installs the tools at the versions the tests name.
@@ -148,7 +150,7 @@ func TestHelmChart(t *testing.T) {
 	validate := testkit.RequireTool(t, "kubectl-validate")
 	crds := prometheusOperatorCRDs(t)
 
-	for _, values := range [][]string{nil, {"-f", fullValues}} {
+	for _, values := range [][]string{nil, {"-f", fullValues}, {"-f", proxyValues}} {
 		out, err := exec.Command(helm, append([]string{"lint", "--strict", chartDir}, values...)...).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "1 chart(s) linted, 0 chart(s) failed") {
 			t.Errorf("helm lint --strict %v: %v\n%s", values, err, out)
@@ -161,7 +163,8 @@ func TestHelmChart(t *testing.T) {
 		kinds        []string
 	}{
 		{"default values", "ratelimit-exporter-keys", nil, []string{"ConfigMap", "Deployment", "Service"}},
-		{"full values", "llm-keys", []string{"-f", fullValues}, []string{"ConfigMap", "Deployment", "PrometheusRule", "Service", "ServiceMonitor"}},
+		{"full values", "llm-keys", []string{"-f", fullValues}, []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "PrometheusRule", "ScrapeConfig", "Service", "ServiceMonitor"}},
+		{"proxy values", "ratelimit-exporter-keys", []string{"-f", proxyValues}, []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}},
 	} {
 		r, err := helmTemplate(t, helm, c.values...)
 		if err != nil {
@@ -237,9 +240,18 @@ func TestHelmChart(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		code, out := runOnce(t, nil, "--config.file="+testkit.WriteConfig(t, config), "--config.check")
+		// With the container's own flags (--probe.on-request-only, the
+		// shutdown delay and grace period, extraArgs): the exporter knows
+		// each and accepts its value.
+		args := []string{"--config.file=" + testkit.WriteConfig(t, config), "--config.check"}
+		for _, a := range containerArgs(r) {
+			if !strings.HasPrefix(a, "--config.file=") {
+				args = append(args, a)
+			}
+		}
+		code, out := runOnce(t, nil, args...)
 		if code != 0 {
-			t.Errorf("%s: the rendered config fails --config.check:\n%s\n%s", c.name, out, config)
+			t.Errorf("%s: the rendered config and args %v fail --config.check:\n%s\n%s", c.name, args[2:], out, config)
 		}
 	}
 
@@ -273,11 +285,13 @@ func TestHelmChart(t *testing.T) {
 		{"kube-prometheus-stack", []any{r.objects["ServiceMonitor"], "metadata", "labels", "release"}},
 		{"proxy", []any{r.objects["Service"], "spec", "ports", 1, "name"}},
 		{10430, []any{r.objects["Deployment"], "spec", "template", "spec", "containers", 0, "ports", 1, "containerPort"}},
-		{"--log.level=debug", []any{r.objects["Deployment"], "spec", "template", "spec", "containers", 0, "args", 2}},
 	} {
 		if got := at(want.path[0], want.path[1:]...); got != want.value {
 			t.Errorf("full values: %v is %v, want %v", want.path[1:], got, want.value)
 		}
+	}
+	if args := containerArgs(r); !slices.Contains(args, "--log.level=debug") {
+		t.Errorf("full values: the container's args %v lack extraArgs' --log.level=debug", args)
 	}
 
 	// A key in the values is refused, by the schema and, without it, by the
@@ -369,5 +383,363 @@ func TestHelmChart(t *testing.T) {
 	if _, err := helmTemplate(t, helm, "-f", adminValues, "--skip-schema-validation", "--set", "config.admin[0].admin_key="+adminCanary); err == nil ||
 		!strings.Contains(err.Error(), "config.admin[0]: admin_key would put the admin key in a ConfigMap") {
 		t.Errorf("the template's own refusal of an admin_key: %v", err)
+	}
+}
+
+// containerArgs returns the exporter container's command-line arguments.
+func containerArgs(r rendered) []string {
+	var args []string
+	for _, a := range at(r.objects["Deployment"], "spec", "template", "spec", "containers", 0, "args").([]any) {
+		args = append(args, a.(string))
+	}
+	return args
+}
+
+// flagValue returns the value of --name=value in args, and whether it is there.
+func flagValue(args []string, name string) (string, bool) {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// With more than one replica (by default with the proxy) the chart runs
+// every replica with --probe.on-request-only and the config in scrape
+// mode, with a PodDisruptionBudget, a spread across nodes, a rolling update
+// that never lowers the serving replicas, and a drain that takes the pod
+// out of the Service before its listeners close and gives requests in
+// flight the grace period before Kubernetes kills it.
+func TestHelmChartReplicas(t *testing.T) {
+	helm := testkit.RequireTool(t, "helm")
+	for _, c := range []struct {
+		name     string
+		values   []string
+		replicas int
+		mode     any // config.probe.mode as rendered
+	}{
+		{"default values", nil, 1, nil},
+		{"proxy values", []string{"-f", proxyValues}, 2, "scrape"},
+		{"full values", []string{"-f", fullValues}, 2, "scrape"},
+		{"proxy, replicas 1", []string{"-f", proxyValues, "--set", "replicas=1"}, 1, nil},
+		{"proxy, replicas 1, interval mode", []string{"-f", proxyValues, "--set", "replicas=1", "--set", "config.probe.mode=interval"}, 1, "interval"},
+		{"no proxy, replicas 3", []string{"--set", "replicas=3"}, 3, "scrape"},
+	} {
+		r, err := helmTemplate(t, helm, c.values...)
+		if err != nil {
+			t.Fatalf("%s: helm template: %v", c.name, err)
+		}
+		deployment := r.objects["Deployment"]
+		pod := at(deployment, "spec", "template", "spec")
+		container := at(pod, "containers", 0)
+		selector := asJSON(t, at(deployment, "spec", "selector", "matchLabels"))
+		args := containerArgs(r)
+
+		if got := at(deployment, "spec", "replicas"); got != c.replicas {
+			t.Errorf("%s: replicas %v, want %d", c.name, got, c.replicas)
+		}
+		// A rolling update starts a new pod before it stops an old one.
+		for _, want := range []struct {
+			value any
+			path  []any
+		}{
+			{"RollingUpdate", []any{deployment, "spec", "strategy", "type"}},
+			{0, []any{deployment, "spec", "strategy", "rollingUpdate", "maxUnavailable"}},
+			{1, []any{deployment, "spec", "strategy", "rollingUpdate", "maxSurge"}},
+		} {
+			if got := at(want.path[0], want.path[1:]...); got != want.value {
+				t.Errorf("%s: %v is %v, want %v", c.name, want.path[1:], got, want.value)
+			}
+		}
+		if got := slices.Contains(args, "--probe.on-request-only"); got != (c.replicas > 1) {
+			t.Errorf("%s: --probe.on-request-only in %v is %v, want %v", c.name, args, got, c.replicas > 1)
+		}
+		var config struct{ Probe map[string]any }
+		if err := yaml.Unmarshal([]byte(at(r.objects["ConfigMap"], "data", "ratelimit_exporter.yml").(string)), &config); err != nil {
+			t.Fatal(err)
+		}
+		if got := config.Probe["mode"]; got != c.mode {
+			t.Errorf("%s: config probe.mode %v, want %v", c.name, got, c.mode)
+		}
+
+		pdb := r.objects["PodDisruptionBudget"]
+		switch {
+		case c.replicas > 1 && pdb == nil:
+			t.Errorf("%s: no PodDisruptionBudget", c.name)
+		case c.replicas > 1:
+			if got := at(pdb, "spec", "maxUnavailable"); got != 1 {
+				t.Errorf("%s: the PodDisruptionBudget's maxUnavailable is %v, want 1", c.name, got)
+			}
+			if got := asJSON(t, at(pdb, "spec", "selector", "matchLabels")); !reflect.DeepEqual(got, selector) {
+				t.Errorf("%s: the PodDisruptionBudget selects %v, the Deployment %v", c.name, got, selector)
+			}
+		case pdb != nil:
+			t.Errorf("%s: a PodDisruptionBudget with one replica: a node drain would be blocked", c.name)
+		}
+
+		spread := at(pod, "topologySpreadConstraints")
+		if c.replicas > 1 {
+			for _, want := range []struct {
+				value any
+				path  []any
+			}{
+				{"kubernetes.io/hostname", []any{"topologyKey"}},
+				{"ScheduleAnyway", []any{"whenUnsatisfiable"}},
+				{1, []any{"maxSkew"}},
+				{"pod-template-hash", []any{"matchLabelKeys", 0}},
+			} {
+				if got := at(at(spread, 0), want.path...); got != want.value {
+					t.Errorf("%s: topologySpreadConstraints[0] %v is %v, want %v", c.name, want.path, got, want.value)
+				}
+			}
+			if got := asJSON(t, at(spread, 0, "labelSelector", "matchLabels")); !reflect.DeepEqual(got, selector) {
+				t.Errorf("%s: the spread counts %v, the Deployment's pods are %v", c.name, got, selector)
+			}
+		} else if spread != nil {
+			t.Errorf("%s: topologySpreadConstraints with one replica: %v", c.name, spread)
+		}
+
+		// The drain: not ready (readiness failing) before the shutdown
+		// delay ends and the listeners close; killed only after the delay
+		// and the grace period.
+		period, _ := at(container, "readinessProbe", "periodSeconds").(int)
+		threshold, _ := at(container, "readinessProbe", "failureThreshold").(int)
+		termination, _ := at(pod, "terminationGracePeriodSeconds").(int)
+		durations := map[string]time.Duration{}
+		for _, flag := range []string{"web.shutdown-delay", "web.shutdown-grace-period"} {
+			v, ok := flagValue(args, flag)
+			if d, err := time.ParseDuration(v); !ok || err != nil {
+				t.Errorf("%s: --%s in %v: %q, %v", c.name, flag, args, v, err)
+			} else {
+				durations[flag] = d
+			}
+		}
+		delay, grace := durations["web.shutdown-delay"], durations["web.shutdown-grace-period"]
+		if delay != 10*time.Second || grace != 60*time.Second {
+			t.Errorf("%s: --web.shutdown-delay=%s --web.shutdown-grace-period=%s, want the defaults 10s and 60s", c.name, delay, grace)
+		}
+		if period < 1 || threshold < 1 || delay <= time.Duration(period*threshold)*time.Second {
+			t.Errorf("%s: readiness periodSeconds %d × failureThreshold %d is not shorter than --web.shutdown-delay=%s: the listeners would close while the Service still sends", c.name, period, threshold, delay)
+		}
+		if time.Duration(termination)*time.Second <= delay+grace {
+			t.Errorf("%s: terminationGracePeriodSeconds %d is not longer than the shutdown delay %s and grace period %s", c.name, termination, delay, grace)
+		}
+	}
+
+	// Values that change the above.
+	r, err := helmTemplate(t, helm, "-f", proxyValues, "--set", "podDisruptionBudget.minAvailable=1",
+		"--set", "topologySpread.whenUnsatisfiable=DoNotSchedule", "--set", "terminationGracePeriodSeconds=71", "--set", "shutdown.delay=7s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := at(r.objects["Deployment"], "spec", "template", "spec")
+	for _, want := range []struct {
+		value any
+		path  []any
+	}{
+		{1, []any{r.objects["PodDisruptionBudget"], "spec", "minAvailable"}},
+		{nil, []any{r.objects["PodDisruptionBudget"], "spec", "maxUnavailable"}},
+		{"DoNotSchedule", []any{pod, "topologySpreadConstraints", 0, "whenUnsatisfiable"}},
+		{71, []any{pod, "terminationGracePeriodSeconds"}},
+	} {
+		if got := at(want.path[0], want.path[1:]...); got != want.value {
+			t.Errorf("changed values: %v is %v, want %v", want.path[1:], got, want.value)
+		}
+	}
+	if v, _ := flagValue(containerArgs(r), "web.shutdown-delay"); v != "7s" {
+		t.Errorf("shutdown.delay=7s: --web.shutdown-delay=%s", v)
+	}
+	// Constraints of one's own replace the chart's.
+	own := filepath.Join(t.TempDir(), "spread.yaml")
+	if err := os.WriteFile(own, []byte("topologySpreadConstraints:\n  - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app.kubernetes.io/name: ratelimit-exporter}}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = helmTemplate(t, helm, "-f", proxyValues, "-f", own); err != nil {
+		t.Fatal(err)
+	}
+	if spread := at(r.objects["Deployment"], "spec", "template", "spec", "topologySpreadConstraints").([]any); len(spread) != 1 || at(spread, 0, "topologyKey") != "topology.kubernetes.io/zone" {
+		t.Errorf("topologySpreadConstraints of one's own: %v", spread)
+	}
+
+	// What cannot work is refused, saying what, which value and what to do.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-f", proxyValues, "--set", "config.probe.mode=interval"},
+			`config.probe.mode: "interval" probes on a timer on every replica, and replicas is 2: with more than one replica Prometheus drives the probes through /probe on the Service (scrape mode). Leave probe.mode out (the chart sets scrape) or set it to scrape, or set replicas: 1`},
+		{[]string{"--set", "replicas=3", "--set", "config.probe.mode=interval"},
+			`config.probe.mode: "interval" probes on a timer on every replica, and replicas is 3`},
+		{[]string{"--set", "terminationGracePeriodSeconds=70"},
+			`terminationGracePeriodSeconds: 70 is not longer than shutdown.delay + shutdown.gracePeriod (10s + 60s): Kubernetes would kill the exporter while requests drain. Raise it, or leave it out to have 85`},
+		{[]string{"--set", "shutdown.delay=6s"},
+			`shutdown.delay: 6s is not longer than readinessProbe.periodSeconds × failureThreshold (6s): the listeners would close before the pod is seen not ready. Raise shutdown.delay or lower the readiness probe's period or threshold`},
+		{[]string{"--set", "extraArgs={--web.shutdown-grace-period=5s}"},
+			`extraArgs: --web.shutdown-grace-period is the chart's to set: use shutdown.delay, shutdown.gracePeriod or replicas`},
+		{[]string{"--set", "extraArgs={--probe.on-request-only}"},
+			`extraArgs: --probe.on-request-only is the chart's to set`},
+		// values.schema.json
+		{[]string{"--set", "replicas=-1"}, `at '/replicas': minimum: got -1, want 0`},
+		{[]string{"--set", "shutdown.gracePeriod=1d"}, `at '/shutdown/gracePeriod': '1d' does not match pattern`},
+		{[]string{"--set", "topologySpread.whenUnsatisfiable=Never"}, `at '/topologySpread/whenUnsatisfiable'`},
+		{[]string{"--set", "readinessProbe.failureThreshold=0"}, `at '/readinessProbe/failureThreshold'`},
+	} {
+		if _, err := helmTemplate(t, helm, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("helm template %v: %v, want a refusal with\n%s", c.args, err, c.want)
+		}
+	}
+}
+
+// With the ServiceMonitor and more than one replica, a ScrapeConfig
+// scrapes /probe through the Service, its targets from the Service's /sd,
+// under the job the ServiceMonitor gives (prometheus-operator: the
+// Service's name, or the value of its label jobLabel names), every
+// config.probe.min_interval (else 1m).
+func TestHelmChartScrapeConfig(t *testing.T) {
+	helm := testkit.RequireTool(t, "helm")
+	withMonitor := []string{"-f", proxyValues, "--set", "serviceMonitor.enabled=true"}
+	for _, c := range []struct {
+		name              string
+		values            []string
+		url, job          string
+		interval, timeout string
+	}{
+		{"full values", []string{"-f", fullValues}, "http://rle-ratelimit-exporter.default.svc:10429/sd", "rle-ratelimit-exporter", "1m", "25s"},
+		{"proxy values", withMonitor, "http://rle-ratelimit-exporter.default.svc:10429/sd", "rle-ratelimit-exporter", "1m", "30s"},
+		{"namespace, service port", append([]string{"--namespace", "monitoring", "--set", "service.port=8080"}, withMonitor...),
+			"http://rle-ratelimit-exporter.monitoring.svc:8080/sd", "rle-ratelimit-exporter", "1m", "30s"},
+		{"min_interval 15s", append([]string{"--set", "config.probe.min_interval=15s"}, withMonitor...),
+			"http://rle-ratelimit-exporter.default.svc:10429/sd", "rle-ratelimit-exporter", "15s", "15s"},
+		{"probeInterval 2m", append([]string{"--set", "serviceMonitor.probeInterval=2m", "--set", "serviceMonitor.probeScrapeTimeout=40s"}, withMonitor...),
+			"http://rle-ratelimit-exporter.default.svc:10429/sd", "rle-ratelimit-exporter", "2m", "40s"},
+		{"jobLabel", append([]string{"--set", "serviceMonitor.jobLabel=app.kubernetes.io/name"}, withMonitor...),
+			"http://rle-ratelimit-exporter.default.svc:10429/sd", "ratelimit-exporter", "1m", "30s"},
+		{"jobLabel the Service lacks", append([]string{"--set", "serviceMonitor.jobLabel=example.com/team"}, withMonitor...),
+			"http://rle-ratelimit-exporter.default.svc:10429/sd", "rle-ratelimit-exporter", "1m", "30s"},
+	} {
+		r, err := helmTemplate(t, helm, c.values...)
+		if err != nil {
+			t.Fatalf("%s: helm template: %v", c.name, err)
+		}
+		sc := r.objects["ScrapeConfig"]
+		if sc == nil {
+			t.Errorf("%s: no ScrapeConfig", c.name)
+			continue
+		}
+		for _, want := range []struct {
+			value any
+			path  []any
+		}{
+			{c.url, []any{"spec", "httpSDConfigs", 0, "url"}},
+			{"/probe", []any{"spec", "metricsPath"}},
+			{true, []any{"spec", "honorLabels"}},
+			{c.job, []any{"spec", "jobName"}},
+			{c.interval, []any{"spec", "scrapeInterval"}},
+			{c.timeout, []any{"spec", "scrapeTimeout"}},
+		} {
+			if got := at(sc, want.path...); got != want.value {
+				t.Errorf("%s: the ScrapeConfig's %v is %v, want %v", c.name, want.path, got, want.value)
+			}
+		}
+		// The URL is the Service's: its name and port.
+		service := r.objects["Service"]
+		if want := fmt.Sprintf("http://%s.", at(service, "metadata", "name")); !strings.HasPrefix(c.url, want) || !strings.HasSuffix(c.url, fmt.Sprintf(":%v/sd", at(service, "spec", "ports", 0, "port"))) {
+			t.Errorf("%s: %s is not the Service %v's /sd", c.name, c.url, at(service, "metadata", "name"))
+		}
+		if got, want := at(r.objects["ServiceMonitor"], "spec", "jobLabel"), at(r.objects["ScrapeConfig"], "spec", "jobName"); c.name == "jobLabel" && (got != "app.kubernetes.io/name" || at(service, "metadata", "labels", got) != want) {
+			t.Errorf("%s: the ServiceMonitor's jobLabel %v gives the job %v, the ScrapeConfig's is %v", c.name, got, at(service, "metadata", "labels", got), want)
+		}
+	}
+	// A timeout longer than the interval, which Prometheus would refuse.
+	tooLong := append([]string{"--set", "serviceMonitor.probeScrapeTimeout=2m"}, withMonitor...)
+	if _, err := helmTemplate(t, helm, tooLong...); err == nil || !strings.Contains(err.Error(),
+		"serviceMonitor.probeScrapeTimeout: 2m is longer than the /probe interval 1m (serviceMonitor.probeInterval, else config.probe.min_interval, else 1m), which Prometheus refuses. Lower it, or leave it out to have at most the interval") {
+		t.Errorf("helm template %v: %v, want a refusal of the timeout", tooLong, err)
+	}
+	// One replica probes on its own: no ScrapeConfig.
+	r, err := helmTemplate(t, helm, "--set", "serviceMonitor.enabled=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := r.objects["ScrapeConfig"]; sc != nil {
+		t.Errorf("a ScrapeConfig with one replica: %v", sc)
+	}
+}
+
+// The README's scrape_configs for Prometheus without prometheus-operator
+// load in Prometheus 3 (promtool check config) and do what the chart's
+// ServiceMonitor and ScrapeConfig do: each pod's /metrics, and /probe with
+// its targets from the /sd of the Service the README's install makes,
+// under the same job.
+func TestHelmChartReadmePrometheusExample(t *testing.T) {
+	helm := testkit.RequireTool(t, "helm")
+	promtool := filepath.Join(filepath.Dir(testkit.RequirePrometheus3(t)), "promtool")
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n### Replicas\n")
+	if !ok {
+		t.Fatal(`README.md has no "### Replicas" heading`)
+	}
+	_, block, ok := strings.Cut(section, "\n```yaml\nscrape_configs:\n")
+	if !ok {
+		t.Fatal("the Replicas section of README.md has no ```yaml block of scrape_configs")
+	}
+	block, _, _ = strings.Cut(block, "\n```\n")
+	block = "scrape_configs:\n" + block + "\n"
+	file := filepath.Join(t.TempDir(), "prometheus.yml")
+	if err := os.WriteFile(file, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "config", file).CombinedOutput(); err != nil {
+		t.Errorf("promtool check config on the README's scrape_configs: %v\n%s", err, out)
+	}
+
+	var config struct {
+		ScrapeConfigs []struct {
+			JobName        string                 `yaml:"job_name"`
+			MetricsPath    string                 `yaml:"metrics_path"`
+			HonorLabels    bool                   `yaml:"honor_labels"`
+			HTTPSDConfigs  []struct{ URL string } `yaml:"http_sd_configs"`
+			RelabelConfigs []struct {
+				TargetLabel string `yaml:"target_label"`
+				Replacement string
+			} `yaml:"relabel_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal([]byte(block), &config); err != nil || len(config.ScrapeConfigs) != 2 {
+		t.Fatalf("the README's scrape_configs: %v, %d jobs, want 2", err, len(config.ScrapeConfigs))
+	}
+	metrics, probe := config.ScrapeConfigs[0], config.ScrapeConfigs[1]
+	job := probe.JobName
+	for _, r := range probe.RelabelConfigs {
+		if r.TargetLabel == "job" {
+			job = r.Replacement
+		}
+	}
+	if job != metrics.JobName {
+		t.Errorf("the README's /probe job has the job label %q, its /metrics job %q: one job, two scrape configs", job, metrics.JobName)
+	}
+	// The README installs the release ratelimit; the scrape configs name
+	// the namespace monitoring.
+	out, err := exec.Command(helm, "template", "ratelimit", chartDir, "--namespace", "monitoring", "-f", proxyValues, "--set", "serviceMonitor.enabled=true").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var url string
+	for dec := yaml.NewDecoder(bytes.NewReader(out)); ; {
+		var doc map[string]any
+		if dec.Decode(&doc) != nil {
+			break
+		}
+		if doc["kind"] == "ScrapeConfig" {
+			url, _ = at(doc, "spec", "httpSDConfigs", 0, "url").(string)
+		}
+	}
+	if probe.MetricsPath != "/probe" || !probe.HonorLabels || len(probe.HTTPSDConfigs) != 1 || probe.HTTPSDConfigs[0].URL != url {
+		t.Errorf("the README's /probe job: metrics_path %q, honor_labels %v, http_sd_configs %v; want /probe, true, the chart's %s",
+			probe.MetricsPath, probe.HonorLabels, probe.HTTPSDConfigs, url)
 	}
 }
