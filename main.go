@@ -186,6 +186,11 @@ func run() int {
 		level.Error(logger).Log("msg", "Error serving", "err", err)
 		return 1
 	case sig := <-terms:
+		// Kept-alive clients would go on reaching this replica until the
+		// listeners close; asked to close their connections, they
+		// reconnect through the load balancer to a ready one.
+		srv.SetKeepAlivesEnabled(false)
+		exp.CloseKeepAlives()
 		draining.Store(true)
 		if second, ok := delayShutdown(logger, *shutdownDelay, terms); !ok {
 			return exitNow(logger, srv, second)

@@ -131,6 +131,22 @@ proxy:
 	if code, _ := e.get(t, "/-/ready"); code != http.StatusOK {
 		t.Fatalf("/-/ready before SIGTERM: %d", code)
 	}
+	client := &http.Client{}
+	keptAlive := func(t *testing.T, method, url string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(`{"model":"llama3.1-8b"}`))
+		req.Header.Set("Authorization", "Bearer "+goodKey)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if keptAlive(t, http.MethodGet, e.URL+"/metrics").Close || keptAlive(t, http.MethodPost, "http://"+proxyAddr+"/c/v1/chat/completions").Close {
+		t.Fatal("an answer before SIGTERM asked to close the connection")
+	}
 	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +172,18 @@ proxy:
 	}
 	if code := status(http.MethodPost, "http://"+proxyAddr+"/c/v1/chat/completions"); code != http.StatusOK {
 		t.Errorf("a proxied request within the shutdown delay: %d", code)
+	}
+	// A kept-alive client is asked to close its connection, so that its
+	// next request goes through the load balancer to a ready replica: at
+	// once on the exporter's port (turned off before /-/ready said 503),
+	// and soon on the proxy's.
+	if resp := keptAlive(t, http.MethodGet, e.URL+"/metrics"); !resp.Close {
+		t.Error("/metrics within the shutdown delay kept the connection open")
+	}
+	for i := 0; !keptAlive(t, http.MethodPost, "http://"+proxyAddr+"/c/v1/chat/completions").Close; i++ {
+		if i == 1000 {
+			t.Fatal("1,000 proxied requests within the shutdown delay, none asked to close the connection")
+		}
 	}
 	select {
 	case <-e.Done():

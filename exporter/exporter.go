@@ -72,6 +72,8 @@ type Exporter struct {
 	served   *servedProxy   // the proxy's listener; nil when none
 	draining sync.WaitGroup // proxies whose listeners a reload closed
 	stopped  bool
+	closing  chan struct{} // closed by CloseKeepAlives
+	closed   sync.Once
 }
 
 // servedProxy is the proxy served on one listener.
@@ -88,7 +90,7 @@ func New(o Options) *Exporter {
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
 	}
-	e := &Exporter{logger: o.Logger, registry: o.Registry, grace: o.Grace}
+	e := &Exporter{logger: o.Logger, registry: o.Registry, grace: o.Grace, closing: make(chan struct{})}
 	e.readings = collector.New()
 	e.prober = prober.New(o.UserAgent)
 	e.scheduler = scheduler.New(e.prober, e.readings, o.Logger)
@@ -204,7 +206,7 @@ func (e *Exporter) prepareProxy(cfg *config.Config) (commit func(), err error) {
 			cancel: cancel, done: make(chan struct{})}
 		go func() {
 			defer close(served.done)
-			if err := proxy.Serve(ctx, l, pc, px, e.grace, e.logger); err != nil {
+			if err := proxy.Serve(ctx, e.closing, l, pc, px, e.grace, e.logger); err != nil {
 				level.Debug(e.logger).Log("msg", "The proxy stopped", "err", err) // Serve has said why
 			}
 		}()
@@ -273,6 +275,12 @@ func (e *Exporter) Debug(ctx context.Context, id config.TargetID) (*history.Entr
 
 // History is the recent probes and proxy readings, and each target's last failure.
 func (e *Exporter) History() *history.History { return e.history }
+
+// CloseKeepAlives makes the proxy, which goes on serving, ask each client
+// to close its connection after the answer and close the idle ones, now
+// and after any reload: clients then reconnect, through a load balancer,
+// to a replica that is not shutting down.
+func (e *Exporter) CloseKeepAlives() { e.closed.Do(func() { close(e.closing) }) }
 
 // StopProxy closes the proxy's listener and returns once its requests in
 // flight have finished, within the grace period. Later configs start no

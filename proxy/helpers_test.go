@@ -163,7 +163,7 @@ func startConfig(t *testing.T, cfg *config.Config, tune ...func(*Proxy)) *env {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, l, cfg.Proxy, p, 5*time.Second, logger) }()
+	go func() { served <- Serve(ctx, nil, l, cfg.Proxy, p, 5*time.Second, logger) }()
 	e.stop = sync.OnceValue(func() error {
 		cancel()
 		return <-served

@@ -129,7 +129,7 @@ func serveGated(t *testing.T, grace time.Duration, release <-chan struct{}) (url
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, l, &cfg, h, grace, log.NewNopLogger()) }()
+	go func() { served <- Serve(ctx, nil, l, &cfg, h, grace, log.NewNopLogger()) }()
 	return "http://" + l.Addr().String(), begun, l.closed, func() error {
 		cancel()
 		return <-served
@@ -191,5 +191,89 @@ func TestServeGraceCutsOff(t *testing.T) {
 	}
 	if err := <-failed; err == nil {
 		t.Error("the request open past the grace period was answered")
+	}
+}
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	mu       sync.Mutex
+	accepted int
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.accepted++
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *countingListener) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.accepted
+}
+
+// Once closing is closed, the proxy goes on answering but asks each client
+// to close its connection, so that a kept-alive client reconnects, through
+// a load balancer, to another replica rather than reusing this one's.
+func TestServeClosingEndsKeepAlives(t *testing.T) {
+	cfg := config.DefaultProxy
+	cfg.ListenAddress = "127.0.0.1:0"
+	bound, err := Listen(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &countingListener{Listener: bound}
+	closing := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- Serve(ctx, closing, l, &cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+		}), time.Second, log.NewNopLogger())
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+	})
+	client := &http.Client{Transport: &http.Transport{}}
+	get := func() *http.Response {
+		t.Helper()
+		resp, err := client.Get("http://" + bound.Addr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for range 3 {
+		if resp := get(); resp.Close {
+			t.Fatal("an answer asked to close the connection before closing")
+		}
+	}
+	if n := l.count(); n != 1 {
+		t.Fatalf("3 requests of a kept-alive client took %d connections, want 1", n)
+	}
+	close(closing)
+	// Serve turns keep-alives off in a goroutine of its own: the first
+	// answers may still come before it has.
+	for i := 0; !get().Close; i++ {
+		if i == 1000 {
+			t.Fatal("1,000 answers after closing, none asked to close the connection")
+		}
+	}
+	before := l.count()
+	for i := range 3 {
+		if !get().Close {
+			t.Errorf("answer %d after closing kept the connection open", i)
+		}
+	}
+	if n := l.count() - before; n != 3 {
+		t.Errorf("3 requests after closing took %d new connections, want 3", n)
 	}
 }
