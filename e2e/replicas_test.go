@@ -196,13 +196,13 @@ proxy:
 	for _, c := range inFlight {
 		r, ok := app.resultOf(c.client)
 		if !ok || r.err != "" {
-			t.Errorf("the request in flight on replica %d at SIGTERM (%s) did not succeed: %+v", termed, c.client, r)
+			t.Errorf("the request in flight on replica %d at SIGTERM (%s) did not succeed: %s", termed, c.client, r)
 		}
 		if r.end.After(lastEnd) {
 			lastEnd = r.end
 		}
 	}
-	late := len(lb.openBetween(sideProxy, termed, termAt.Add(500*time.Millisecond), termedAt, termedAt))
+	late := len(lb.openBetween(sideProxy, termed, termAt.Add(500*time.Millisecond), termedAt, time.Time{}))
 	t.Logf("SIGTERM: replica %d exited after %s; %d requests in flight at the signal succeeded, the last %s after it; %d connections opened to it 500ms or more after the signal",
 		termed, termedAt.Sub(termAt).Round(time.Millisecond), len(inFlight), lastEnd.Sub(termAt).Round(time.Millisecond), late)
 	if late > 0 {
@@ -271,7 +271,7 @@ proxy:
 	for _, r := range failed {
 		c, ok := lb.conn(sideProxy, r.client, r.start)
 		if !ok || c.backend != killed || c.opened.After(killedAt) || (!c.closed.IsZero() && c.closed.Before(killAt)) {
-			t.Errorf("request %+v failed on %+v (found %t): want only connections open to replica %d when it was killed", r, c, ok, killed)
+			t.Errorf("%s; on %s (recorded: %t); want failures only on connections open to replica %d when it was killed (%s)", r, c, ok, killed, killAt.Format(timeOfDay))
 		}
 	}
 }
@@ -366,11 +366,12 @@ func (b *balancer) checkReadiness() {
 
 // dial connects to the next ready backend on side, or returns nil.
 func (b *balancer) dial(side int) (int, net.Conn) {
-	for range b.backends {
-		b.mu.Lock()
-		i := b.next % len(b.backends)
-		b.next++
-		b.mu.Unlock()
+	b.mu.Lock()
+	first := b.next
+	b.next++
+	b.mu.Unlock()
+	for k := range b.backends {
+		i := (first + k) % len(b.backends)
 		if !b.ready[i].Load() {
 			continue
 		}
@@ -463,7 +464,7 @@ func (b *balancer) lastProbeBackend() int {
 }
 
 // openBetween returns the connections on side to backend opened between
-// from and to and still open at.
+// from and to and still open at (any, at the zero time).
 func (b *balancer) openBetween(side, backend int, from, to, at time.Time) []balancedConn {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -508,6 +509,24 @@ type appResult struct {
 	status     int
 	err        string // "": it succeeded (any status below 500)
 }
+
+func (r appResult) String() string {
+	kind := "request"
+	if r.stream {
+		kind = "stream"
+	}
+	return fmt.Sprintf("%s from %s, %s to %s: %s", kind, r.client, r.start.Format(timeOfDay), r.end.Format(timeOfDay), r.err)
+}
+
+func (c balancedConn) String() string {
+	closed := "open"
+	if !c.closed.IsZero() {
+		closed = "closed " + c.closed.Format(timeOfDay)
+	}
+	return fmt.Sprintf("connection from %s to replica %d, opened %s, %s", c.client, c.backend, c.opened.Format(timeOfDay), closed)
+}
+
+const timeOfDay = "15:04:05.000"
 
 // startTraffic sends key's requests to url: 3 clients a request each
 // 300ms, 3 others a stream each and 100ms between.
