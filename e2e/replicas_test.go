@@ -261,6 +261,18 @@ proxy:
 		t.Errorf("after the kill the idle key had %d probes for %d /probe scrapes, want 1 to %d", idleProbes, idleScrapes, idleScrapes+1)
 	}
 
+	// Through the SIGTERM and the SIGKILL, Prometheus scraped /probe for
+	// idle every second or so, and never missed more than one in a row.
+	scrapes := lb.probeScrapes("idle", time.Time{})
+	var longest time.Duration
+	for i := 1; i < len(scrapes); i++ {
+		longest = max(longest, scrapes[i].at.Sub(scrapes[i-1].at))
+	}
+	t.Logf("%d /probe scrapes of idle in all, at most %s apart", len(scrapes), longest.Round(time.Millisecond))
+	if longest > 3*time.Second {
+		t.Errorf("%s between two /probe scrapes of idle, want at most 3s (scrape interval 1s)", longest.Round(time.Millisecond))
+	}
+
 	// Only what the killed replica had open failed.
 	app.stop()
 	failed := app.failures()
@@ -270,6 +282,7 @@ proxy:
 	}
 	for _, r := range failed {
 		c, ok := lb.conn(sideProxy, r.client, r.start)
+		t.Logf("failed: %s; on %s", r, c)
 		if !ok || c.backend != killed || c.opened.After(killedAt) || (!c.closed.IsZero() && c.closed.Before(killAt)) {
 			t.Errorf("%s; on %s (recorded: %t); want failures only on connections open to replica %d when it was killed (%s)", r, c, ok, killed, killAt.Format(timeOfDay))
 		}
