@@ -133,23 +133,8 @@ proxy:
 
 	// 2. One alert for the busy key's minute, not one per replica: once
 	// every replica's reading of it is low and the rules have run since.
-	eventually(t, 30*time.Second, "every replica's reading of the busy minute low", func() error {
-		low, err := prom.query(t, fmt.Sprintf(`ratelimit_remaining{job="ratelimit",key="busy",resource="requests",window="minute"} <= %d`, busyLimit/10))
-		if err == nil && len(low) != len(replicas) {
-			err = fmt.Errorf("%d replicas' readings low: %v", len(low), low)
-		}
-		return err
-	})
-	lowAt := time.Now()
-	eventually(t, 30*time.Second, "every rule group evaluated since", func() error {
-		return prom.evaluatedSince(t, lowAt.Add(3*time.Second))
-	})
-	var nearly []activeAlert
-	for _, a := range prom.alerts(t) {
-		if a.Labels["alertname"] == "RateLimitNearlyExhausted" {
-			nearly = append(nearly, a)
-		}
-	}
+	busyMinute := fmt.Sprintf(`ratelimit_remaining{job="ratelimit",key="busy",resource="requests",window="minute"} <= %d`, busyLimit/10)
+	nearly := nearlyExhausted(t, prom, busyMinute, len(replicas))
 	t.Logf("RateLimitNearlyExhausted alerts: %v", nearly)
 	if len(nearly) != 1 {
 		t.Errorf("%d RateLimitNearlyExhausted alerts with 3 replicas reading the busy key, want 1: %v", len(nearly), nearly)
@@ -271,6 +256,14 @@ proxy:
 	t.Logf("%d /probe scrapes of idle in all, at most %s apart", len(scrapes), longest.Round(time.Millisecond))
 	if longest > 3*time.Second {
 		t.Errorf("%s between two /probe scrapes of idle, want at most 3s (scrape interval 1s)", longest.Round(time.Millisecond))
+	}
+
+	// The alert stays one, pending or firing since before, with one
+	// replica's reading left.
+	after1 := nearlyExhausted(t, prom, busyMinute, 1)
+	t.Logf("RateLimitNearlyExhausted alerts with one replica left: %v", after1)
+	if len(nearly) == 1 && (len(after1) != 1 || !after1[0].ActiveAt.Equal(nearly[0].ActiveAt)) {
+		t.Errorf("with one replica left, RateLimitNearlyExhausted alerts %v; want the one active since %s", after1, nearly[0].ActiveAt)
 	}
 
 	// Only what the killed replica had open failed.
@@ -652,6 +645,31 @@ func (a *traffic) succeededOn(b *balancer, backend int, since time.Time) int {
 		}
 	}
 	return n
+}
+
+// nearlyExhausted waits until the query low has as many series as
+// replicas and every rule group has run since, and returns the
+// RateLimitNearlyExhausted alerts then.
+func nearlyExhausted(t *testing.T, prom *prometheusServer, low string, replicas int) []activeAlert {
+	t.Helper()
+	eventually(t, 30*time.Second, fmt.Sprintf("%d replicas' readings low", replicas), func() error {
+		got, err := prom.query(t, low)
+		if err == nil && len(got) != replicas {
+			err = fmt.Errorf("%d: %v", len(got), got)
+		}
+		return err
+	})
+	lowAt := time.Now()
+	eventually(t, 30*time.Second, "every rule group evaluated since", func() error {
+		return prom.evaluatedSince(t, lowAt.Add(3*time.Second))
+	})
+	var out []activeAlert
+	for _, a := range prom.alerts(t) {
+		if a.Labels["alertname"] == "RateLimitNearlyExhausted" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // evaluatedSince checks that every rule group last ran after at.
