@@ -150,8 +150,9 @@ func (p *prometheusServer) query(t *testing.T, expr string) ([]vectorSample, err
 }
 
 type activeAlert struct {
-	Labels map[string]string `json:"labels"`
-	State  string            `json:"state"`
+	Labels   map[string]string `json:"labels"`
+	State    string            `json:"state"`
+	ActiveAt time.Time         `json:"activeAt"`
 }
 
 func (p *prometheusServer) alerts(t *testing.T) []activeAlert {

@@ -185,10 +185,12 @@ func (ans *answer) fail(sp *spec, now time.Time, p problem) {
 	ans.reply(sp, now, status, sp.errors.body(p, status))
 }
 
-// events answers 200 with an event stream, written whole.
+// events answers 200 with an event stream.
 func (ans *answer) events(sp *spec, now time.Time, events []event) {
 	var b bytes.Buffer
+	ans.chunks = nil
 	for _, e := range events {
+		start := b.Len()
 		if e.name != "" {
 			b.WriteString("event: " + e.name + "\n")
 		}
@@ -198,6 +200,7 @@ func (ans *answer) events(sp *spec, now time.Time, events []event) {
 			data = string(raw)
 		}
 		b.WriteString("data: " + data + "\n\n")
+		ans.chunks = append(ans.chunks, bytes.Clone(b.Bytes()[start:]))
 	}
 	ans.status, ans.body = http.StatusOK, b.Bytes()
 	ans.header.Set("Content-Type", "text/event-stream")

@@ -92,7 +92,9 @@ type Simulator struct {
 	models    map[string]bool
 	accounts  map[string]*account // by API key
 	requests  int
+	byAgent   map[agentKey]int    // requests to the endpoint by presented key and User-Agent
 	exchanges map[string]Exchange // by the key a request presented
+	pace      time.Duration       // between a stream's events (SetStreamPace)
 	admin     *adminState         // the admin API's keys (admin.go); nil until one is set
 }
 
@@ -108,9 +110,13 @@ type Exchange struct {
 	ResponseBody   []byte
 }
 
-// maxExchanges bounds how many keys' exchanges are kept, so that clients
-// sending ever new keys cannot grow the simulator without end.
+// maxExchanges bounds how many keys' exchanges are kept, and how many key
+// and User-Agent pairs are counted, so that clients sending ever new keys
+// cannot grow the simulator without end.
 const maxExchanges = 1024
+
+// agentKey is a key as a request presented it, and the request's User-Agent.
+type agentKey struct{ apiKey, userAgent string }
 
 type account struct {
 	limits       Limits
@@ -259,7 +265,7 @@ func NewDialect(d Dialect, models ...string) *Simulator {
 	}
 	s := &Simulator{
 		dialect: d, spec: sp, now: time.Now,
-		models: map[string]bool{}, accounts: map[string]*account{}, exchanges: map[string]Exchange{},
+		models: map[string]bool{}, accounts: map[string]*account{}, exchanges: map[string]Exchange{}, byAgent: map[agentKey]int{},
 	}
 	for _, m := range models {
 		s.models[m] = true
@@ -282,6 +288,15 @@ func (s *Simulator) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.latency = d
+}
+
+// SetStreamPace writes each stream's events one at a time, flushed, d
+// apart, so that a stream lasts d per event after the first, as a model
+// generating would; 0 (the default) writes a stream whole.
+func (s *Simulator) SetStreamPace(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pace = d
 }
 
 // AddKey makes apiKey valid with the given limits and full buckets.
@@ -368,6 +383,16 @@ func (s *Simulator) Requests() int {
 	return s.requests
 }
 
+// RequestsFrom returns how many of Requests presented apiKey (as
+// LastExchange reads it) with User-Agent userAgent: an exporter's probes,
+// which send its user agent, told apart from the applications' requests
+// it proxies.
+func (s *Simulator) RequestsFrom(apiKey, userAgent string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byAgent[agentKey{apiKey, userAgent}]
+}
+
 // LastExchange returns the last request that presented apiKey (as a bearer
 // token or x-api-key, valid or not) and the simulator's answer.
 func (s *Simulator) LastExchange(apiKey string) (Exchange, bool) {
@@ -417,6 +442,10 @@ type answer struct {
 	header http.Header
 	body   []byte
 	hangUp bool // drop the connection instead
+	// chunks: a stream's body, one event each; with pace, written one at
+	// a time, pace apart.
+	chunks [][]byte
+	pace   time.Duration
 }
 
 const maxBody = 1 << 20
@@ -444,7 +473,22 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()[name] = values
 	}
 	w.WriteHeader(ans.status)
-	_, _ = w.Write(ans.body)
+	flusher, paced := w.(http.Flusher)
+	if !paced || ans.pace <= 0 || len(ans.chunks) == 0 {
+		_, _ = w.Write(ans.body)
+		return
+	}
+	for i, e := range ans.chunks {
+		if i > 0 {
+			select {
+			case <-time.After(ans.pace):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		_, _ = w.Write(e)
+		flusher.Flush()
+	}
 }
 
 // answer answers r and records the exchange; false when r's client left.
@@ -479,7 +523,11 @@ func (s *Simulator) answer(r *http.Request, body []byte, readErr error) (answer,
 		ans.fail(sp, now, problem{kind: methodNotAllowed, message: "use " + sp.method})
 	default:
 		s.requests++
+		if agent := (agentKey{presented, r.UserAgent()}); s.byAgent[agent] > 0 || len(s.byAgent) < maxExchanges {
+			s.byAgent[agent]++
+		}
 		s.serve(&ans, r, body, readErr, now)
+		ans.pace = s.pace
 	}
 	s.record(presented, keyHeader, r, body, ans)
 	return ans, true

@@ -78,3 +78,40 @@ func TestErrors(t *testing.T) {
 		t.Errorf("requests = %d, want 3", got)
 	}
 }
+
+// RequestsFrom counts a key's requests by User-Agent: an exporter's probes
+// apart from the applications' requests.
+func TestRequestsFrom(t *testing.T) {
+	s := New("m")
+	s.AddKey("k", FreeTrial())
+	send := func(key, agent string) {
+		r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(probe))
+		r.Header.Set("Authorization", "Bearer "+key)
+		r.Header.Set("User-Agent", agent)
+		s.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	send("k", "ratelimit_exporter/1.0")
+	send("k", "app/2")
+	send("k", "app/2")
+	send("other", "app/2")                                      // unknown key: answered 401, counted all the same
+	r := httptest.NewRequest(http.MethodGet, "/v1/models", nil) // not the endpoint
+	r.Header.Set("Authorization", "Bearer k")
+	r.Header.Set("User-Agent", "app/2")
+	s.ServeHTTP(httptest.NewRecorder(), r)
+	for _, tc := range []struct {
+		key, agent string
+		want       int
+	}{
+		{"k", "ratelimit_exporter/1.0", 1},
+		{"k", "app/2", 2},
+		{"other", "app/2", 1},
+		{"k", "ratelimit_exporter", 0},
+	} {
+		if got := s.RequestsFrom(tc.key, tc.agent); got != tc.want {
+			t.Errorf("RequestsFrom(%q, %q) = %d, want %d", tc.key, tc.agent, got, tc.want)
+		}
+	}
+	if got := s.Requests(); got != 4 {
+		t.Errorf("Requests() = %d, want 4", got)
+	}
+}

@@ -1,10 +1,14 @@
 package simulator
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
 	anthropicoption "github.com/anthropics/anthropic-sdk-go/option"
@@ -89,5 +93,48 @@ func TestAnthropicSDKStream(t *testing.T) {
 	}
 	if resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("anthropic-ratelimit-output-tokens-remaining") != "59" {
 		t.Errorf("headers %v", resp.Header)
+	}
+}
+
+// SetStreamPace sends a stream's events one at a time: the client reads
+// the first before the last is written, and the whole stream is the one
+// written at once.
+func TestStreamPace(t *testing.T) {
+	s := New("m")
+	s.AddKey("k", FreeTrial())
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	stream := func() (first, whole time.Duration, body string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":1}`))
+		req.Header.Set("Authorization", "Bearer k")
+		begin := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		r := bufio.NewReader(resp.Body)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = time.Since(begin)
+		rest, _ := io.ReadAll(r)
+		return first, time.Since(begin), line + string(rest)
+	}
+	_, _, whole := stream()
+	const pace = 100 * time.Millisecond
+	s.SetStreamPace(pace)
+	first, took, paced := stream()
+	if paced != whole {
+		t.Errorf("paced stream:\n%s\nwant the one written whole:\n%s", paced, whole)
+	}
+	// Four events: role, content, finish, [DONE]; three paces.
+	if events := strings.Count(paced, "data: "); events != 4 {
+		t.Fatalf("%d events, want 4", events)
+	}
+	if first >= pace || took < 3*pace {
+		t.Errorf("first event after %s, whole stream after %s; want the first before %s and the whole after %s", first, took, pace, 3*pace)
 	}
 }
