@@ -595,7 +595,7 @@ func TestHelmChartReplicas(t *testing.T) {
 // scrapes /probe through the Service, its targets from the Service's /sd,
 // under the job the ServiceMonitor gives (prometheus-operator: the
 // Service's name, or the value of its label jobLabel names), every
-// config.probe.min_interval (else 1m).
+// serviceMonitor.probeInterval (else 1m), longer than min_interval.
 func TestHelmChartScrapeConfig(t *testing.T) {
 	helm := testkit.RequireTool(t, "helm")
 	withMonitor := []string{"-f", proxyValues, "--set", "serviceMonitor.enabled=true"}
@@ -609,8 +609,10 @@ func TestHelmChartScrapeConfig(t *testing.T) {
 		{"proxy values", withMonitor, "http://rle-ratelimit-exporter.default.svc:10429/sd", "rle-ratelimit-exporter", "1m", "30s"},
 		{"namespace, service port", append([]string{"--namespace", "monitoring", "--set", "service.port=8080"}, withMonitor...),
 			"http://rle-ratelimit-exporter.monitoring.svc:8080/sd", "rle-ratelimit-exporter", "1m", "30s"},
-		{"min_interval 15s", append([]string{"--set", "config.probe.min_interval=15s"}, withMonitor...),
-			"http://rle-ratelimit-exporter.default.svc:10429/sd", "rle-ratelimit-exporter", "15s", "15s"},
+		{"min_interval 30s", append([]string{"--set", "config.probe.min_interval=30s"}, withMonitor...),
+			"http://rle-ratelimit-exporter.default.svc:10429/sd", "rle-ratelimit-exporter", "1m", "30s"},
+		{"probeInterval 20s", append([]string{"--set", "serviceMonitor.probeInterval=20s"}, withMonitor...),
+			"http://rle-ratelimit-exporter.default.svc:10429/sd", "rle-ratelimit-exporter", "20s", "20s"},
 		{"probeInterval 2m", append([]string{"--set", "serviceMonitor.probeInterval=2m", "--set", "serviceMonitor.probeScrapeTimeout=40s"}, withMonitor...),
 			"http://rle-ratelimit-exporter.default.svc:10429/sd", "rle-ratelimit-exporter", "2m", "40s"},
 		{"jobLabel", append([]string{"--set", "serviceMonitor.jobLabel=app.kubernetes.io/name"}, withMonitor...),
@@ -654,8 +656,20 @@ func TestHelmChartScrapeConfig(t *testing.T) {
 	// A timeout longer than the interval, which Prometheus would refuse.
 	tooLong := append([]string{"--set", "serviceMonitor.probeScrapeTimeout=2m"}, withMonitor...)
 	if _, err := helmTemplate(t, helm, tooLong...); err == nil || !strings.Contains(err.Error(),
-		"serviceMonitor.probeScrapeTimeout: 2m is longer than the /probe interval 1m (serviceMonitor.probeInterval, else config.probe.min_interval, else 1m), which Prometheus refuses. Lower it, or leave it out to have at most the interval") {
+		"serviceMonitor.probeScrapeTimeout: 2m is longer than the /probe interval 1m (serviceMonitor.probeInterval, else 1m), which Prometheus refuses. Lower it, or leave it out to have at most the interval") {
 		t.Errorf("helm template %v: %v, want a refusal of the timeout", tooLong, err)
+	}
+	// Scraped no less often than min_interval, /probe would probe at every
+	// other scrape.
+	for _, tooOften := range [][]string{
+		{"--set", "serviceMonitor.probeInterval=15s"},
+		{"--set", "serviceMonitor.probeInterval=1m", "--set", "config.probe.min_interval=1m"},
+		{"--set", "config.probe.min_interval=2m"},
+	} {
+		values := append(tooOften, withMonitor...)
+		if _, err := helmTemplate(t, helm, values...); err == nil || !strings.Contains(err.Error(), "is not longer than config.probe.min_interval") {
+			t.Errorf("helm template %v: %v, want a refusal of the /probe interval", values, err)
+		}
 	}
 	// One replica probes on its own: no ScrapeConfig.
 	r, err := helmTemplate(t, helm, "--set", "serviceMonitor.enabled=true")

@@ -26,7 +26,7 @@ import (
 // balancer, as a Kubernetes Service puts them: Prometheus scrapes each
 // replica's /metrics, and /probe through the balancer; applications send
 // requests and streams through it to the replicas' proxies. Counted at the
-// upstream: an idle key costs at most one probe per /probe scrape, not one
+// upstream: an idle key costs one probe per /probe scrape, not one
 // per replica, and a busy one none; the alert fires once, not once per
 // replica; a replica stopped with SIGTERM fails nothing, one killed with
 // SIGKILL fails only the connections it had open, and the probing goes on
@@ -81,6 +81,10 @@ proxy:
     static_configs:
       - targets: [%q, %q, %q]
   - job_name: ratelimit-probe
+    # Longer than min_interval (1s): a scrape every min_interval would
+    # find the last result a probe's duration too young, and probe at
+    # every other scrape only.
+    scrape_interval: 2s
     metrics_path: /probe
     honor_labels: true
     http_sd_configs:
@@ -112,7 +116,7 @@ proxy:
 	begin := time.Now()
 	idleScrapes0, busyScrapes0 := len(lb.probeScrapes("idle", time.Time{})), len(lb.probeScrapes("busy", time.Time{}))
 	idleProbes0, busyProbes0 := sim.RequestsFrom(idleKey, probeAgent), sim.RequestsFrom(busyKey, probeAgent)
-	const measured = 8
+	const measured = 5
 	eventually(t, 30*time.Second, fmt.Sprintf("%d /probe scrapes of each key", measured), func() error {
 		if n, m := len(lb.probeScrapes("idle", begin)), len(lb.probeScrapes("busy", begin)); n < measured || m < measured {
 			return fmt.Errorf("%d scrapes of idle, %d of busy", n, m)
@@ -124,8 +128,8 @@ proxy:
 	elapsed := time.Since(begin)
 	t.Logf("over %s: idle: %d probes for %d /probe scrapes; busy: %d probes for %d scrapes, %d requests proxied",
 		elapsed.Round(time.Millisecond), idleProbes, idleScrapes, busyProbes, busyScrapes, sim.RequestsFrom(busyKey, appAgent))
-	if idleProbes < 1 || idleProbes > idleScrapes+1 {
-		t.Errorf("the idle key had %d probes for %d /probe scrapes by one Prometheus and 3 replicas, want 1 to %d: one per scrape at most", idleProbes, idleScrapes, idleScrapes+1)
+	if idleProbes < idleScrapes-1 || idleProbes > idleScrapes+1 {
+		t.Errorf("the idle key had %d probes for %d /probe scrapes by one Prometheus and 3 replicas, want %d to %d: one per scrape", idleProbes, idleScrapes, idleScrapes-1, idleScrapes+1)
 	}
 	if busyProbes != 0 {
 		t.Errorf("the busy key had %d probes while its traffic flowed through every replica, want 0", busyProbes)
@@ -227,8 +231,8 @@ proxy:
 	after := lb.probeScrapes("idle", killedAt)[0]
 	gap := after.at.Sub(lastIdleBefore[len(lastIdleBefore)-1].at)
 	t.Logf("SIGKILL: the /probe scrapes of idle moved from replica %d to %d, %s between the last before and the first after", killed, after.backend, gap.Round(time.Millisecond))
-	if after.backend != survivor || gap > 3*time.Second {
-		t.Errorf("the first /probe scrape of idle after the kill went to replica %d %s after the last before it; want replica %d within 3s (scrape interval 1s)",
+	if after.backend != survivor || gap > 5*time.Second {
+		t.Errorf("the first /probe scrape of idle after the kill went to replica %d %s after the last before it; want replica %d within 5s (scrape interval 2s)",
 			after.backend, gap.Round(time.Millisecond), survivor)
 	}
 	// The probing goes on, at the same rate, from the survivor.
@@ -242,20 +246,20 @@ proxy:
 	})
 	idleProbes, idleScrapes = sim.RequestsFrom(idleKey, probeAgent)-idleProbes0, len(lb.probeScrapes("idle", time.Time{}))-idleScrapes0
 	t.Logf("after the kill, over %s: idle: %d probes for %d /probe scrapes", time.Since(begin).Round(time.Millisecond), idleProbes, idleScrapes)
-	if idleProbes < 1 || idleProbes > idleScrapes+1 {
-		t.Errorf("after the kill the idle key had %d probes for %d /probe scrapes, want 1 to %d", idleProbes, idleScrapes, idleScrapes+1)
+	if idleProbes < idleScrapes-1 || idleProbes > idleScrapes+1 {
+		t.Errorf("after the kill the idle key had %d probes for %d /probe scrapes, want %d to %d: one per scrape", idleProbes, idleScrapes, idleScrapes-1, idleScrapes+1)
 	}
 
 	// Through the SIGTERM and the SIGKILL, Prometheus scraped /probe for
-	// idle every second or so, and never missed more than one in a row.
+	// idle every 2 seconds or so, and never missed more than one in a row.
 	scrapes := lb.probeScrapes("idle", time.Time{})
 	var longest time.Duration
 	for i := 1; i < len(scrapes); i++ {
 		longest = max(longest, scrapes[i].at.Sub(scrapes[i-1].at))
 	}
 	t.Logf("%d /probe scrapes of idle in all, at most %s apart", len(scrapes), longest.Round(time.Millisecond))
-	if longest > 3*time.Second {
-		t.Errorf("%s between two /probe scrapes of idle, want at most 3s (scrape interval 1s)", longest.Round(time.Millisecond))
+	if longest > 5*time.Second {
+		t.Errorf("%s between two /probe scrapes of idle, want at most 5s (scrape interval 2s)", longest.Round(time.Millisecond))
 	}
 
 	// The alert stays one, pending or firing since before, with one
