@@ -338,3 +338,40 @@ func TestServeClosingEndsHTTP2Connections(t *testing.T) {
 		get()
 	}
 }
+
+// A proxy started once closing is already closed (a reload during the
+// shutdown delay replaces the listener) refuses keep-alives from its first
+// answer on: the client's next request goes to a ready replica. Test by
+// the attacking reviewer.
+func TestServeAlreadyClosingEndsKeepAlivesAtOnce(t *testing.T) {
+	cfg := config.DefaultProxy
+	cfg.ListenAddress = "127.0.0.1:0"
+	l, err := Listen(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closing := make(chan struct{})
+	close(closing)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- Serve(ctx, closing, l, &cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+		}), time.Second, log.NewNopLogger())
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+	})
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	resp, err := client.Get("http://" + l.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !resp.Close {
+		t.Error("the first answer of a proxy started while closing kept the connection open")
+	}
+}
