@@ -579,6 +579,15 @@ func TestHelmChartReplicas(t *testing.T) {
 			`extraArgs: --web.shutdown-grace-period is the chart's to set: use shutdown.delay, shutdown.gracePeriod or replicas`},
 		{[]string{"--set", "extraArgs={--probe.on-request-only}"},
 			`extraArgs: --probe.on-request-only is the chart's to set`},
+		// kingpin's negation of a bool flag, which beside the chart's own
+		// stops the exporter at its start (a flag "cannot be repeated").
+		{[]string{"--set", "extraArgs={--no-probe.on-request-only}"},
+			`extraArgs: --no-probe.on-request-only is the chart's to set`},
+		// Durations the schema lets through but Go's time.Duration, so the
+		// exporter's flag, cannot hold: the pod would crash at its start.
+		{[]string{"--set", "shutdown.gracePeriod=9999999h"},
+			`shutdown.gracePeriod: 9999999h is longer than the exporter's flags take (a Go duration, at most 2562047h): the pod would not start. Lower it`},
+		{[]string{"--set", "shutdown.delay=2562048h"}, `shutdown.delay: 2562048h is longer than the exporter's flags take`},
 		// values.schema.json
 		{[]string{"--set", "replicas=-1"}, `at '/replicas': minimum: got -1, want 0`},
 		{[]string{"--set", "shutdown.gracePeriod=1d"}, `at '/shutdown/gracePeriod': '1d' does not match pattern`},

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -224,5 +225,64 @@ keys:
 	}
 	if !strings.Contains(e.Logs(), `msg="Shut down"`) {
 		t.Errorf("the shutdown did not finish:\n%s", e.Logs())
+	}
+}
+
+// A reload within the shutdown delay that moves the proxy to another
+// listener (a new http.Server) keeps the shutdown's promise there too:
+// the new proxy serves, and asks each kept-alive client to close its
+// connection from its first answer on. Test by the attacking reviewer.
+func TestReloadWithinShutdownDelayProxyRefusesKeepAlives(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{}`)
+	}))
+	t.Cleanup(upstream.Close)
+	config := func(proxyAddr string) string {
+		return fmt.Sprintf(`probe: {mode: scrape, timeout: 5s}
+keys:
+  - {name: good, api_key: %s, base_url: %s/v1, models: [llama3.1-8b]}
+proxy:
+  listen_address: %s
+  routes: [{path_prefix: /c/, upstream: %s, provider: cerebras}]
+`, goodKey, upstream.URL, proxyAddr, upstream.URL)
+	}
+	cfg := testkit.WriteConfig(t, config(testkit.FreeAddr(t)))
+	e := start(t, nil, "--config.file="+cfg, "--web.shutdown-delay=10m", "--web.shutdown-grace-period=1s")
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "/-/ready answers 503 after SIGTERM", func() error {
+		if code, _ := e.get(t, "/-/ready"); code != http.StatusServiceUnavailable {
+			return fmt.Errorf("/-/ready: %d", code)
+		}
+		return nil
+	})
+	moved := testkit.FreeAddr(t)
+	if err := os.WriteFile(cfg, []byte(config(moved)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := e.do(t, http.MethodPost, "/-/reload"); status != http.StatusOK {
+		t.Fatalf("reload within the shutdown delay: %d %s", status, body)
+	}
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+moved+"/c/v1/chat/completions", strings.NewReader(`{"model":"llama3.1-8b"}`))
+	req.Header.Set("Authorization", "Bearer "+goodKey)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("the proxy on its new listener, within the shutdown delay: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Errorf("the reloaded proxy's first answer within the shutdown delay: %d, Connection: close %t; want 200 and close", resp.StatusCode, resp.Close)
+	}
+	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second SIGTERM did not end the shutdown delay within 10s")
 	}
 }

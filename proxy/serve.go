@@ -95,6 +95,13 @@ func Serve(ctx context.Context, closing <-chan struct{}, l net.Listener, cfg *co
 		srv.TLSConfig = tlsConfig
 	}
 
+	select {
+	case <-closing:
+		// Started within a shutdown delay (a reload replaced the
+		// listener): no answer keeps its connection, the first included.
+		srv.SetKeepAlivesEnabled(false)
+	default:
+	}
 	served := make(chan error, 1)
 	go func() {
 		if srv.TLSConfig != nil {

@@ -277,3 +277,101 @@ func TestServeClosingEndsKeepAlives(t *testing.T) {
 		t.Errorf("3 requests after closing took %d new connections, want 3", n)
 	}
 }
+
+// An HTTP/2 client over TLS multiplexes its requests on one connection,
+// which SetKeepAlivesEnabled(false) leaves alone: once closing is closed it
+// too must be told (GOAWAY) to open a new connection, or it goes on
+// reaching this replica until the listener closes. Test by the attacking
+// reviewer.
+func TestServeClosingEndsHTTP2Connections(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	up := newUpstream(t, okHandler)
+	cfg := parseConfig(t, setup{routes: []config.Route{{PathPrefix: "/openai/", Upstream: up.URL, Provider: "openai"}}})
+	cfg.Proxy.TLSServerConfig = &web.TLSConfig{TLSCertPath: certFile, TLSKeyPath: keyFile}
+	p, err := New(cfg, &recorder{}, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound, err := Listen(cfg.Proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &countingListener{Listener: bound}
+	closing := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, closing, l, cfg.Proxy, p, time.Second, log.NewNopLogger()) }()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+	})
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	t.Cleanup(client.CloseIdleConnections)
+	get := func() {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "https://"+bound.Addr().String()+"/openai/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+openAIKey)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("answered over %s, want HTTP/2", resp.Proto)
+		}
+		if _, ok := resp.Header["Connection"]; ok {
+			t.Errorf("an HTTP/2 answer carries a Connection header: %q", resp.Header["Connection"])
+		}
+	}
+	for range 3 {
+		get()
+	}
+	if n := l.count(); n != 1 {
+		t.Fatalf("3 requests of an HTTP/2 client took %d connections, want 1", n)
+	}
+	close(closing)
+	for i := 0; l.count() == 1; i++ {
+		if i == 1000 {
+			t.Fatal("1,000 HTTP/2 requests after closing, all on the connection opened before")
+		}
+		get()
+	}
+}
+
+// A proxy started once closing is already closed (a reload during the
+// shutdown delay replaces the listener) refuses keep-alives from its first
+// answer on: the client's next request goes to a ready replica. Test by
+// the attacking reviewer.
+func TestServeAlreadyClosingEndsKeepAlivesAtOnce(t *testing.T) {
+	cfg := config.DefaultProxy
+	cfg.ListenAddress = "127.0.0.1:0"
+	l, err := Listen(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closing := make(chan struct{})
+	close(closing)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- Serve(ctx, closing, l, &cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+		}), time.Second, log.NewNopLogger())
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+	})
+	client := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	resp, err := client.Get("http://" + l.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !resp.Close {
+		t.Error("the first answer of a proxy started while closing kept the connection open")
+	}
+}
