@@ -35,10 +35,17 @@ func TestProbeOutAcrossAReloadSaysSoInItsLog(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := clockwork.NewFakeClockAt(time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC))
 			started, release := make(chan struct{}, 1), make(chan struct{})
-			p := proberFunc(func(_ context.Context, tg config.Target) prober.Result {
+			p := proberFunc(func(ctx context.Context, tg config.Target) prober.Result {
 				if tg.Key.Name == "k" && tg.Key.BaseURL == key.BaseURL {
 					started <- struct{}{}
 					<-release
+				}
+				if tg.Key.Name == "k" && tg.Key.BaseURL == moved.BaseURL {
+					// The moved key's probe, due at once on the same fake
+					// clock: left out until Stop cancels it, so that its
+					// entry cannot pass for the first probe's.
+					<-ctx.Done()
+					return prober.Result{Err: ctx.Err()}
 				}
 				return prober.Result{Reading: ratelimit.Reading{Time: clock.Now(), StatusCode: 200,
 					Observations: []ratelimit.Observation{{Kind: ratelimit.Remaining, Resource: "requests", Value: 1}}}, Outcome: prober.Success}
