@@ -217,33 +217,40 @@ func (l *countingListener) count() int {
 	return l.accepted
 }
 
+// serveCounting serves h on a loopback listener of cfg until the test
+// ends, closing handed to Serve, and returns the listener, which counts
+// the connections it accepts.
+func serveCounting(t *testing.T, cfg *config.Proxy, h http.Handler, closing <-chan struct{}) *countingListener {
+	t.Helper()
+	bound, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &countingListener{Listener: bound}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, closing, l, cfg, h, time.Second, log.NewNopLogger()) }()
+	t.Cleanup(func() {
+		cancel()
+		<-served
+	})
+	return l
+}
+
+var answerOK = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+
 // Once closing is closed, the proxy goes on answering but asks each client
 // to close its connection, so that a kept-alive client reconnects, through
 // a load balancer, to another replica rather than reusing this one's.
 func TestServeClosingEndsKeepAlives(t *testing.T) {
 	cfg := config.DefaultProxy
 	cfg.ListenAddress = "127.0.0.1:0"
-	bound, err := Listen(&cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &countingListener{Listener: bound}
 	closing := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() {
-		served <- Serve(ctx, closing, l, &cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.WriteString(w, "ok")
-		}), time.Second, log.NewNopLogger())
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-	})
+	l := serveCounting(t, &cfg, answerOK, closing)
 	client := &http.Client{Transport: &http.Transport{}}
 	get := func() *http.Response {
 		t.Helper()
-		resp, err := client.Get("http://" + bound.Addr().String() + "/")
+		resp, err := client.Get("http://" + l.Addr().String() + "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,24 +299,13 @@ func TestServeClosingEndsHTTP2Connections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bound, err := Listen(cfg.Proxy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &countingListener{Listener: bound}
 	closing := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, closing, l, cfg.Proxy, p, time.Second, log.NewNopLogger()) }()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-	})
+	l := serveCounting(t, cfg.Proxy, p, closing)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	t.Cleanup(client.CloseIdleConnections)
 	get := func() {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, "https://"+bound.Addr().String()+"/openai/v1/models", nil)
+		req, _ := http.NewRequest(http.MethodGet, "https://"+l.Addr().String()+"/openai/v1/models", nil)
 		req.Header.Set("Authorization", "Bearer "+openAIKey)
 		resp, err := client.Do(req)
 		if err != nil {
@@ -346,23 +342,9 @@ func TestServeClosingEndsHTTP2Connections(t *testing.T) {
 func TestServeAlreadyClosingEndsKeepAlivesAtOnce(t *testing.T) {
 	cfg := config.DefaultProxy
 	cfg.ListenAddress = "127.0.0.1:0"
-	l, err := Listen(&cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	closing := make(chan struct{})
 	close(closing)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() {
-		served <- Serve(ctx, closing, l, &cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.WriteString(w, "ok")
-		}), time.Second, log.NewNopLogger())
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-	})
+	l := serveCounting(t, &cfg, answerOK, closing)
 	client := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(client.CloseIdleConnections)
 	resp, err := client.Get("http://" + l.Addr().String() + "/")
