@@ -334,26 +334,3 @@ func TestServeClosingEndsHTTP2Connections(t *testing.T) {
 		get()
 	}
 }
-
-// A proxy started once closing is already closed (a reload during the
-// shutdown delay replaces the listener) refuses keep-alives from its first
-// answer on: the client's next request goes to a ready replica. Test by
-// the attacking reviewer.
-func TestServeAlreadyClosingEndsKeepAlivesAtOnce(t *testing.T) {
-	cfg := config.DefaultProxy
-	cfg.ListenAddress = "127.0.0.1:0"
-	closing := make(chan struct{})
-	close(closing)
-	l := serveCounting(t, &cfg, answerOK, closing)
-	client := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(client.CloseIdleConnections)
-	resp, err := client.Get("http://" + l.Addr().String() + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !resp.Close {
-		t.Error("the first answer of a proxy started while closing kept the connection open")
-	}
-}
