@@ -62,11 +62,13 @@ func CheckTLS(cfg *config.Proxy) error {
 // Serve serves h on l, with TLS when cfg.TLSServerConfig is set, until ctx
 // ends; then it stops accepting, lets the requests in flight finish within
 // grace, cuts off those still open and returns once every connection is
-// closed. Once closing is closed, while it still serves, each answer asks
-// its client to close the connection and idle connections are closed:
-// a client's next request opens a new one, which a load balancer that
-// no longer counts this replica ready sends to another. It returns nil after a shutdown in which every request finished,
-// and otherwise the error that ended it. It closes l.
+// closed. It returns nil after a shutdown in which every request
+// finished, and otherwise the error that ended it. It closes l.
+//
+// Once closing is closed, while it still serves, each answer asks its
+// client to close the connection and idle connections are closed: a
+// client's next request opens a new one, which a load balancer that no
+// longer counts this replica ready sends to another.
 //
 // At most cfg.MaxConnections client connections are open at once: more
 // wait in the kernel's backlog, not accepted, so that each costs nothing
