@@ -64,14 +64,7 @@ proxy:
 	<-arrived // and the proxied stream
 
 	begin := time.Now()
-	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-e.Done():
-	case <-time.After(4 * grace):
-		t.Fatalf("no exit within %s of SIGTERM", 4*grace)
-	}
+	terminateWithin(t, e, 4*grace, "no exit")
 	if took := time.Since(begin); took > grace+grace/2 {
 		t.Errorf("shutdown took %s with --web.shutdown-grace-period=%s: the scrapes' and the proxy's grace periods run one after the other", took.Round(10*time.Millisecond), grace)
 	}
@@ -95,14 +88,7 @@ func TestSIGTERMEndsAnAdminReadInFlight(t *testing.T) {
 	e := start(t, nil, "--config.file="+cfg, "--web.shutdown-grace-period="+grace.String())
 	<-arrived
 	begin := time.Now()
-	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-e.Done():
-	case <-time.After(10 * grace):
-		t.Fatalf("no exit within %s of SIGTERM with an admin read in flight", 10*grace)
-	}
+	terminateWithin(t, e, 10*grace, "no exit with an admin read in flight")
 	if took := time.Since(begin); took > 2*grace {
 		t.Errorf("shutdown took %s with an admin read in flight, want within the grace period, %s", took.Round(10*time.Millisecond), grace)
 	}
@@ -191,14 +177,7 @@ proxy:
 		t.Fatal("the exporter exited within a shutdown delay of 10m")
 	default:
 	}
-	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-e.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("a second SIGTERM did not end the shutdown delay within 10s")
-	}
+	terminateWithin(t, e, 10*time.Second, "a second SIGTERM did not end the shutdown delay")
 	if !strings.Contains(e.Logs(), "Not ready: serving on until the shutdown delay ends") {
 		t.Errorf("the log does not say that the exporter serves on, not ready:\n%s", e.Logs())
 	}
@@ -212,14 +191,7 @@ keys:
   - {name: good, api_key: %s, base_url: http://127.0.0.1:1/v1, models: [m]}
 `, goodKey))
 	e := start(t, nil, "--config.file="+cfg, "--web.shutdown-delay=200ms")
-	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-e.Done():
-	case <-time.After(30 * time.Second):
-		t.Fatal("no exit within 30s of SIGTERM with a shutdown delay of 200ms")
-	}
+	terminateWithin(t, e, 30*time.Second, "no exit with a shutdown delay of 200ms")
 	if err := e.Err(); err != nil {
 		t.Errorf("exit after the shutdown delay: %v\n%s", err, e.Logs())
 	}
@@ -277,12 +249,19 @@ proxy:
 	if resp.StatusCode != http.StatusOK || !resp.Close {
 		t.Errorf("the reloaded proxy's first answer within the shutdown delay: %d, Connection: close %t; want 200 and close", resp.StatusCode, resp.Close)
 	}
+	terminateWithin(t, e, 10*time.Second, "a second SIGTERM did not end the shutdown delay")
+}
+
+// terminateWithin sends e SIGTERM and fails the test, saying what, unless
+// it exits within d.
+func terminateWithin(t *testing.T, e *exporter, d time.Duration, what string) {
+	t.Helper()
 	if err := e.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-e.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("a second SIGTERM did not end the shutdown delay within 10s")
+	case <-time.After(d):
+		t.Fatalf("%s within %s of SIGTERM", what, d)
 	}
 }
