@@ -68,6 +68,19 @@ func BenchmarkMetrics(b *testing.B) {
 	}
 }
 
+// BenchmarkMetricsGzip is BenchmarkMetrics asked for gzip, as Prometheus
+// asks: the text's segments are copied as they were compressed.
+func BenchmarkMetricsGzip(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			h := metricsHandler(benchRegistry(), benchCollector(n), 0, log.NewNopLogger())
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			req.Header.Set("Accept-Encoding", "gzip")
+			benchRequest(b, h, req)
+		})
+	}
+}
+
 // BenchmarkMetricsCollectPath serves the same metrics by collecting them on
 // every scrape through promhttp, for comparison with the render cache.
 func BenchmarkMetricsCollectPath(b *testing.B) {

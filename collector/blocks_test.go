@@ -1,0 +1,175 @@
+package collector
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"math/rand"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
+	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
+)
+
+// bodyText is the collector's body as text, checked to read back the
+// same gzipped.
+func bodyText(t *testing.T, c *Collector) string {
+	t.Helper()
+	b := c.AppendBody(nil)
+	var text bytes.Buffer
+	if err := b.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	b.Compress()
+	var gz bytes.Buffer
+	if err := b.WriteGzip(&gz); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(&gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inflated, err := io.ReadAll(zr); err != nil || !bytes.Equal(inflated, text.Bytes()) {
+		t.Fatalf("the gzipped body reads back as %d bytes (%v), the text is %d", len(inflated), err, text.Len())
+	}
+	return text.String()
+}
+
+// checkBody says whether the collector's text says what Collect says.
+func checkBody(t *testing.T, step string, c *Collector, reg *prometheus.Registry) {
+	t.Helper()
+	text := bodyText(t, c)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(text)); err != nil {
+		t.Fatalf("after %s, the text differs from Collect: %v", step, err)
+	}
+}
+
+func recordAt(t *testing.T, c *Collector, id config.TargetID, remaining float64, at time.Time) {
+	obs := fullHeaders(t)
+	for i := range obs {
+		if obs[i].Kind == ratelimit.Remaining {
+			obs[i].Value = remaining
+		}
+	}
+	c.Record(id, &prober.Result{Reading: ratelimit.Reading{Time: at, StatusCode: 200, Observations: obs}, Duration: time.Second, Outcome: prober.Success})
+}
+
+// Every change reaches the next scrape's text, in the block that holds
+// the target, whatever moved the targets from one block to another.
+func TestBodyFollowsEveryChange(t *testing.T) {
+	var keys []config.Key
+	for i := range 40 {
+		keys = append(keys, config.Key{Name: fmt.Sprintf("key-%02d", i), Provider: "cerebras", Models: []string{"a", "b"}})
+	}
+	c, reg, targets := newTestCollector(t, keys...) // 80 targets: blocks of 32, 32 and 16
+	checkBody(t, "the first Apply", c, reg)
+	for i, tg := range targets {
+		recordAt(t, c, tg.ID(), float64(i), probeTime)
+	}
+	checkBody(t, "a probe of every target", c, reg)
+	recordAt(t, c, targets[40].ID(), 12345, probeTime.Add(time.Second))
+	checkBody(t, "a probe of a target of the second block", c, reg)
+	c.SetInterval(targets[3].ID(), 7*time.Minute)
+	checkBody(t, "a new interval", c, reg)
+	c.Observe(config.TargetID{Key: "key-05", Model: "unlisted"}, "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
+	checkBody(t, "a reading of a model the config does not list", c, reg)
+	c.SetConfigured(SourceAdminAPI, "key-01", map[string][]ratelimit.Window{"admin-only": {limitWindow("requests", "day", 1000)}}, probeTime)
+	c.Observe(config.TargetID{Key: "key-07", Model: "unlisted"}, "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
+	checkBody(t, "a model only an admin API names", c, reg)
+	// The admin-only target leaves c.order: those after it move back one.
+	c.SetConfigured(SourceAdminAPI, "key-01", map[string][]ratelimit.Window{}, probeTime)
+	checkBody(t, "the admin API no longer naming the model", c, reg)
+	c.apply((&config.Config{Keys: keys[5:]}).Targets(), false)
+	checkBody(t, "a reload without the first five keys", c, reg)
+	keys[20].Labels = map[string]string{"team": "search"}
+	c.apply((&config.Config{Keys: keys[5:]}).Targets(), true)
+	checkBody(t, "a reload that labels a key and adds a proxy", c, reg)
+}
+
+// Scrapes beside probes, readings and reloads always read whole, valid
+// text, and the last says what Collect says.
+func TestBodyBesideChanges(t *testing.T) {
+	var keys []config.Key
+	for i := range 50 {
+		keys = append(keys, config.Key{Name: fmt.Sprintf("key-%02d", i), Provider: "cerebras", Models: []string{"a", "b"}})
+	}
+	c, reg, targets := newTestCollector(t, keys...)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewSource(int64(w)))
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				switch w {
+				case 0:
+					recordAt(t, c, targets[rng.Intn(len(targets))].ID(), float64(i), probeTime)
+				case 1:
+					c.Observe(config.TargetID{Key: keys[rng.Intn(len(keys))].Name, Model: "unlisted"}, "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
+				default:
+					c.apply((&config.Config{Keys: keys[rng.Intn(10):]}).Targets(), false)
+				}
+			}
+		})
+	}
+	for range 50 {
+		if _, err := expfmtParser().TextToMetricFamilies(strings.NewReader(bodyText(t, c))); err != nil {
+			t.Fatalf("a scrape beside changes read invalid text: %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	checkBody(t, "the changes", c, reg)
+}
+
+// The text held compressed in blocks takes at most twice what the whole
+// text takes compressed at once, at deflate's default level: the bound
+// issue 22 sets on the gzip body. Values differ between targets, as they
+// do between keys.
+func TestBodyCompressesWithinTwiceTheWholeText(t *testing.T) {
+	var keys []config.Key
+	for i := range 1000 {
+		keys = append(keys, config.Key{Name: fmt.Sprintf("key-%04d", i), Provider: "cerebras", Models: []string{"llama3.1-8b", "llama-3.3-70b", "qwen-3-32b"}})
+	}
+	c, _, targets := newTestCollector(t, keys...)
+	rng := rand.New(rand.NewSource(1))
+	for _, tg := range targets {
+		obs := fullHeaders(t)
+		for j := range obs {
+			switch obs[j].Kind {
+			case ratelimit.Remaining:
+				obs[j].Value = float64(rng.Intn(int(obs[j].Value) + 1))
+			case ratelimit.Reset:
+				obs[j].Value = float64(rng.Intn(86400000)) / 1000
+			}
+		}
+		at := probeTime.Add(time.Duration(rng.Int63n(int64(time.Minute))))
+		c.Record(tg.ID(), &prober.Result{Reading: ratelimit.Reading{Time: at, StatusCode: 200, Observations: obs}, Duration: time.Duration(rng.Int63n(int64(time.Second))), Outcome: prober.Success})
+	}
+	b := c.AppendBody(nil)
+	b.Compress()
+	var text, whole bytes.Buffer
+	if err := b.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(&whole)
+	_, _ = zw.Write(text.Bytes())
+	_ = zw.Close()
+	if got, limit := b.GzipLen(), 2*whole.Len(); got > limit {
+		t.Errorf("%d bytes of text: the body gzipped takes %d bytes, more than twice the %d of the whole text gzipped at once", text.Len(), got, whole.Len())
+	} else {
+		t.Logf("%d bytes of text: the body gzipped takes %d bytes, the whole text gzipped at once %d (%.2fx)", text.Len(), got, whole.Len(), float64(got)/float64(whole.Len()))
+	}
+}
