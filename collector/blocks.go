@@ -111,6 +111,7 @@ func (c *Collector) refreshBlocks() {
 		c.stale = false
 	}
 	c.mu.Unlock()
+	values := make([]string, 0, 16)
 	for _, b := range dirty {
 		c.mu.Lock()
 		var offsets [numFamilies + 1]int
@@ -118,7 +119,7 @@ func (c *Collector) refreshBlocks() {
 		for f := range numFamilies {
 			offsets[f] = len(buf)
 			for _, s := range b.members {
-				buf = s.appendFamily(buf, f)
+				buf = s.appendFamily(buf, f, values)
 			}
 		}
 		offsets[numFamilies] = len(buf)
@@ -169,6 +170,7 @@ func (c *Collector) AppendTargetBody(body gzipjoin.Body, id config.TargetID) gzi
 	if s == nil {
 		return body
 	}
+	values := make([]string, 0, 16)
 	scratch := renderBuffers.Get().(*[]byte)
 	defer renderBuffers.Put(scratch)
 	buf := (*scratch)[:0]
@@ -176,7 +178,7 @@ func (c *Collector) AppendTargetBody(body gzipjoin.Body, id config.TargetID) gzi
 	for f := range numFamilies {
 		offsets[f] = len(buf)
 		if wanted(f) {
-			buf = s.appendFamily(buf, f)
+			buf = s.appendFamily(buf, f, values)
 		}
 	}
 	offsets[numFamilies] = len(buf)
@@ -196,8 +198,8 @@ func (c *Collector) AppendTargetBody(body gzipjoin.Body, id config.TargetID) gzi
 var renderBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // appendFamily appends the target's samples of family f.
-func (s *state) appendFamily(buf []byte, f family) []byte {
-	s.each(f, func(labelValues []string, v float64) {
+func (s *state) appendFamily(buf []byte, f family, values []string) []byte {
+	s.each(f, values, func(labelValues []string, v float64) {
 		buf = appendSample(buf, families[f].name, s.descs.names[f], s.descs.sorted[f], labelValues, v)
 	})
 	return buf

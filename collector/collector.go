@@ -703,10 +703,11 @@ func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	values := make([]string, 0, 16)
 	for _, id := range c.order {
 		s := c.targets[id]
 		for f := range numFamilies {
-			s.each(f, func(labelValues []string, v float64) {
+			s.each(f, values, func(labelValues []string, v float64) {
 				ch <- prometheus.MustNewConstMetric(s.descs.desc[f], f.valueType(), v, labelValues...)
 			})
 		}
@@ -759,10 +760,11 @@ var kindOf = [numFamilies]int{
 
 // each calls fn with every sample of family f: its label values, in the
 // order of the family's label names, and its value. fn must not keep
-// labelValues.
-func (s *state) each(f family, fn func(labelValues []string, v float64)) {
+// labelValues. values is room for the label values, of capacity 16,
+// which the caller keeps from one call to the next: fn could keep what
+// it is given, so room of each's own would be allocated at every call.
+func (s *state) each(f family, values []string, fn func(labelValues []string, v float64)) {
 	lv := s.labelValues
-	var values [16]string
 	switch f {
 	case famWindowStatus:
 		k := kindOf[f]
