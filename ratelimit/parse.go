@@ -75,7 +75,7 @@ func (p Parser) Parse(h http.Header, now time.Time) (obs []Observation, dropped 
 		ref = date
 	}
 	gateway := behindGateway(h)
-	var kept capped
+	kept := capped{room: len(h)}
 	var draft []string // the IETF draft's fields, read once the loop is done
 	for name, values := range h {
 		lower := strings.ToLower(name)
