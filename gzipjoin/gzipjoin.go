@@ -98,19 +98,28 @@ func (b Body) GzipLen() int {
 	return n
 }
 
-// writeBuffers keep the writes to a connection large: segments are some
-// hundred bytes each.
-var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+// writeBuffers keep the writes to a connection large and few: segments
+// are some hundred bytes each, and inflating gives 32 KiB at a time. Each
+// write to a socket may wake its reader.
+var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
+
+// buffered returns w buffered, and the function that flushes it and gives
+// the buffer back.
+func buffered(w io.Writer) (*bufio.Writer, func() error) {
+	bw := writeBuffers.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw, func() error {
+		err := bw.Flush()
+		bw.Reset(nil)
+		writeBuffers.Put(bw)
+		return err
+	}
+}
 
 // WriteGzip writes the body as one gzip member. Every segment must be
 // compressed (Compress).
 func (b Body) WriteGzip(w io.Writer) error {
-	bw := writeBuffers.Get().(*bufio.Writer)
-	bw.Reset(w)
-	defer func() {
-		bw.Reset(nil)
-		writeBuffers.Put(bw)
-	}()
+	bw, done := buffered(w)
 	var sum uint32
 	size := 0
 	bw.Write(header[:])
@@ -130,7 +139,7 @@ func (b Body) WriteGzip(w io.Writer) error {
 	binary.LittleEndian.PutUint32(trailer[:4], sum)
 	binary.LittleEndian.PutUint32(trailer[4:], uint32(size)) // ISIZE is the size modulo 2³²
 	bw.Write(trailer[:])
-	return bw.Flush()
+	return done()
 }
 
 // inflater is a deflate reader with the buffered source it reads from:
@@ -151,6 +160,15 @@ var inflaters = sync.Pool{New: func() any {
 // WriteText writes the body's text: the text that compressed segments
 // inflate to, and the others' own.
 func (b Body) WriteText(w io.Writer) error {
+	bw, done := buffered(w)
+	if err := b.writeText(bw); err != nil {
+		_ = done()
+		return err
+	}
+	return done()
+}
+
+func (b Body) writeText(w io.Writer) error {
 	for len(b) > 0 {
 		if b[0].deflated == nil {
 			if _, err := w.Write(b[0].text); err != nil {
