@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -279,20 +280,28 @@ func measureMetrics(exporterBin, dir, simURL string, key func(int) string) (m me
 		return m, err
 	}
 	defer stopStatic()
-	// Alternate the four, so that whatever else the machine does falls on
-	// each.
+	// Alternate the four, in an order shuffled each round, so that
+	// whatever else the machine does, and whatever the scrape before left
+	// behind, falls on each alike: a connection left idle while another
+	// carried 15 MB answers its next scrape of more than ten 64 KiB
+	// segments only after the client's delayed ACK, some 30 ms on
+	// loopback, and in a fixed order the same two scrapes would always pay.
 	const rounds = 300
 	var exporterTimes, staticTimes, exporterGzipTimes, staticGzipTimes []time.Duration
 	var gzipBody int
+	type target struct {
+		url   string
+		gzip  bool
+		times *[]time.Duration
+	}
+	targets := []target{
+		{e.url + "/metrics", false, &exporterTimes}, {staticURL + "/metrics.txt", false, &staticTimes},
+		{e.url + "/metrics", true, &exporterGzipTimes}, {staticURL + "/metrics.txt.gz", true, &staticGzipTimes},
+	}
+	shuffle := rand.New(rand.NewPCG(22, 22))
 	for range rounds {
-		for _, target := range []struct {
-			url   string
-			gzip  bool
-			times *[]time.Duration
-		}{
-			{e.url + "/metrics", false, &exporterTimes}, {staticURL + "/metrics.txt", false, &staticTimes},
-			{e.url + "/metrics", true, &exporterGzipTimes}, {staticURL + "/metrics.txt.gz", true, &staticGzipTimes},
-		} {
+		shuffle.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+		for _, target := range targets {
 			n, d, err := scrapeBytes(target.url, target.gzip)
 			if err != nil {
 				return m, err
