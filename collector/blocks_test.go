@@ -102,6 +102,7 @@ func TestBodyBesideChanges(t *testing.T) {
 		keys = append(keys, config.Key{Name: fmt.Sprintf("key-%02d", i), Provider: "cerebras", Models: []string{"a", "b"}})
 	}
 	c, reg, targets := newTestCollector(t, keys...)
+	obs := fullHeaders(t)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range 3 {
@@ -115,17 +116,21 @@ func TestBodyBesideChanges(t *testing.T) {
 				}
 				switch w {
 				case 0:
-					recordAt(t, c, targets[rng.Intn(len(targets))].ID(), float64(i), probeTime)
+					c.Record(targets[rng.Intn(len(targets))].ID(), &prober.Result{Reading: ratelimit.Reading{Time: probeTime.Add(time.Duration(i) * time.Second), StatusCode: 200, Observations: obs}, Outcome: prober.Success})
 				case 1:
-					c.Observe(config.TargetID{Key: keys[rng.Intn(len(keys))].Name, Model: "unlisted"}, "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
+					c.Observe(config.TargetID{Key: keys[rng.Intn(len(keys))].Name, Model: "unlisted"}, "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: obs})
 				default:
-					c.apply((&config.Config{Keys: keys[rng.Intn(10):]}).Targets(), false)
+					if i%10 == 0 {
+						c.apply((&config.Config{Keys: keys[rng.Intn(10):]}).Targets(), false)
+					}
 				}
 			}
 		})
 	}
-	for range 50 {
+	for range 10 {
 		if _, err := expfmtParser().TextToMetricFamilies(strings.NewReader(bodyText(t, c))); err != nil {
+			close(stop)
+			wg.Wait()
 			t.Fatalf("a scrape beside changes read invalid text: %v", err)
 		}
 	}
