@@ -55,11 +55,14 @@ func (c *Collector) AppendBody(b gzipjoin.Body) gzipjoin.Body {
 	for {
 		c.refreshBlocks()
 		c.mu.RLock()
-		if ready := !slices.ContainsFunc(c.blocks, func(b *block) bool { return !b.rendered }); ready {
+		// Unless a reload, or a target that came or left, changed c.order
+		// while blocks were rendered: then lay them out again, rather than
+		// serve the targets of another config. Targets come within their
+		// budgets, so this ends.
+		if !c.relayout {
 			defer c.mu.RUnlock()
 			return c.appendBodyLocked(b, wanted)
 		}
-		// Apply laid the targets out anew while blocks were rendered.
 		c.mu.RUnlock()
 	}
 }
@@ -136,8 +139,15 @@ func (c *Collector) refreshBlocks() {
 		c.mu.Lock()
 		b.text, b.rendered = text, true
 		c.mu.Unlock()
+		if testHookBlockRendered != nil {
+			testHookBlockRendered()
+		}
 	}
 }
+
+// testHookBlockRendered, if not nil, is called after each block is
+// rendered, c.mu not held.
+var testHookBlockRendered func()
 
 // layOut makes blocks of c.order, keeping a block, and its text, where
 // its targets are the same.

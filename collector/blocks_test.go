@@ -94,6 +94,32 @@ func TestBodyFollowsEveryChange(t *testing.T) {
 	checkBody(t, "a reload that labels a key and adds a proxy", c, reg)
 }
 
+// A reload while a scrape renders blocks lays the targets out anew: the
+// scrape renders the new blocks too, and serves every target of the new
+// config.
+func TestBodyAfterAReloadMidScrape(t *testing.T) {
+	var keys []config.Key
+	for i := range 100 {
+		keys = append(keys, config.Key{Name: fmt.Sprintf("key-%02d", i), Provider: "cerebras", Models: []string{"a"}})
+	}
+	c, reg, targets := newTestCollector(t, keys...) // two blocks
+	for _, tg := range targets {
+		recordAt(t, c, tg.ID(), 1, probeTime)
+	}
+	reloaded := false
+	testHookBlockRendered = func() {
+		if !reloaded {
+			reloaded = true
+			c.apply((&config.Config{Keys: keys[1:]}).Targets(), false) // every target moves
+		}
+	}
+	defer func() { testHookBlockRendered = nil }()
+	checkBody(t, "a reload while the first block was rendered", c, reg)
+	if !reloaded {
+		t.Fatal("no block was rendered")
+	}
+}
+
 // Scrapes beside probes, readings and reloads always read whole, valid
 // text, and the last says what Collect says.
 func TestBodyBesideChanges(t *testing.T) {
