@@ -165,7 +165,9 @@ func run() error {
 	e2.stop()
 	sim.SetLatency(0)
 
-	// 3. CPU per probe: the exporter probing 100 targets every second, and
+	// 3. CPU per probe: the exporter probing 100 targets every second,
+	// scraped with gzip every second so that each probe's result is
+	// rendered and compressed once, as a scrape renders them; and
 	// blackbox_exporter sent the same POST by as many /probe requests.
 	if cfg, err = writeConfig(dir, "cpu.yml", "interval", "1s", simURL+"/v1", 100, models[:1], key); err != nil {
 		return err
@@ -177,7 +179,12 @@ func run() error {
 	defer e3.stop()
 	time.Sleep(2 * time.Second) // past the first, spread round
 	before, cpuBefore := sim.Requests(), cpuSeconds(e3.cmd.Process.Pid)
-	time.Sleep(20 * time.Second)
+	for range 20 {
+		time.Sleep(time.Second)
+		if _, _, err := scrapeBytes(e3.url+"/metrics", true); err != nil {
+			return err
+		}
+	}
 	exporterProbes, exporterCPU := sim.Requests()-before, cpuSeconds(e3.cmd.Process.Pid)-cpuBefore
 	e3.stop()
 
