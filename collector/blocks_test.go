@@ -23,24 +23,33 @@ import (
 // same gzipped.
 func bodyText(t *testing.T, c *Collector) string {
 	t.Helper()
+	text, err := readBody(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
+}
+
+// readBody is bodyText for goroutines other than the test's.
+func readBody(c *Collector) (string, error) {
 	b := c.AppendBody(nil)
 	var text bytes.Buffer
 	if err := b.WriteText(&text); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	b.Compress()
 	var gz bytes.Buffer
 	if err := b.WriteGzip(&gz); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	zr, err := gzip.NewReader(&gz)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if inflated, err := io.ReadAll(zr); err != nil || !bytes.Equal(inflated, text.Bytes()) {
-		t.Fatalf("the gzipped body reads back as %d bytes (%v), the text is %d", len(inflated), err, text.Len())
+		return "", fmt.Errorf("the gzipped body reads back as %d bytes (%v), the text is %d", len(inflated), err, text.Len())
 	}
-	return text.String()
+	return text.String(), nil
 }
 
 // checkBody says whether the collector's text says what Collect says.
@@ -49,6 +58,19 @@ func checkBody(t *testing.T, step string, c *Collector, reg *prometheus.Registry
 	text := bodyText(t, c)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(text)); err != nil {
 		t.Fatalf("after %s, the text differs from Collect: %v", step, err)
+	}
+	// The parser, and so GatherAndCompare, drops a family of a HELP and
+	// TYPE without samples: the text must not have them.
+	families, err := expfmtParser().TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("after %s: %v", step, err)
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if name, ok := strings.CutPrefix(line, "# HELP "); ok {
+			if name, _, _ = strings.Cut(name, " "); families[name] == nil {
+				t.Fatalf("after %s, the text has the HELP and TYPE of %s and no sample", step, name)
+			}
+		}
 	}
 }
 
@@ -69,21 +91,22 @@ func TestBodyFollowsEveryChange(t *testing.T) {
 	for i := range 40 {
 		keys = append(keys, config.Key{Name: fmt.Sprintf("key-%02d", i), Provider: "cerebras", Models: []string{"a", "b"}})
 	}
-	c, reg, targets := newTestCollector(t, keys...) // 80 targets: blocks of 32, 32 and 16
+	c, reg, targets := newTestCollector(t, keys...) // 80 targets: blocks of 64 and 16
 	checkBody(t, "the first Apply", c, reg)
 	for i, tg := range targets {
 		recordAt(t, c, tg.ID(), float64(i), probeTime)
 	}
 	checkBody(t, "a probe of every target", c, reg)
-	recordAt(t, c, targets[40].ID(), 12345, probeTime.Add(time.Second))
+	recordAt(t, c, targets[70].ID(), 12345, probeTime.Add(time.Second))
 	checkBody(t, "a probe of a target of the second block", c, reg)
 	c.SetInterval(targets[3].ID(), 7*time.Minute)
 	checkBody(t, "a new interval", c, reg)
 	c.Observe(config.TargetID{Key: "key-05", Model: "unlisted"}, "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
 	checkBody(t, "a reading of a model the config does not list", c, reg)
 	c.SetConfigured(SourceAdminAPI, "key-01", map[string][]ratelimit.Window{"admin-only": {limitWindow("requests", "day", 1000)}}, probeTime)
-	c.Observe(config.TargetID{Key: "key-07", Model: "unlisted"}, "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
 	checkBody(t, "a model only an admin API names", c, reg)
+	c.Observe(config.TargetID{Key: "key-07", Model: "unlisted"}, "cerebras", &ratelimit.Reading{Time: probeTime, StatusCode: 200, Observations: fullHeaders(t)})
+	checkBody(t, "a reading of another unlisted model", c, reg)
 	// The admin-only target leaves c.order: those after it move back one.
 	c.SetConfigured(SourceAdminAPI, "key-01", map[string][]ratelimit.Window{}, probeTime)
 	checkBody(t, "the admin API no longer naming the model", c, reg)
@@ -124,14 +147,69 @@ func TestBodyBesideChanges(t *testing.T) {
 			}
 		})
 	}
-	for range 50 {
-		if _, err := expfmtParser().TextToMetricFamilies(strings.NewReader(bodyText(t, c))); err != nil {
-			t.Fatalf("a scrape beside changes read invalid text: %v", err)
+	// Two scrapes at once, as two Prometheus servers scrape: each body
+	// has every target that every config has (keys 10 to 49), none twice.
+	always := map[string]bool{}
+	for _, k := range keys[10:] {
+		for _, m := range k.Models {
+			always[`key="`+k.Name+`",model="`+m+`"`] = true
 		}
 	}
+	var scrapes sync.WaitGroup
+	for range 2 {
+		scrapes.Go(func() {
+			for range 25 {
+				if err := checkScrape(c, always); err != nil {
+					t.Errorf("a scrape beside changes: %v", err)
+					return
+				}
+			}
+		})
+	}
+	scrapes.Wait()
 	close(stop)
 	wg.Wait()
 	checkBody(t, "the changes", c, reg)
+}
+
+// checkScrape reads a body and says what is wrong with it: text that
+// does not parse, a series twice, or a target of always missing from
+// ratelimit_probes_total.
+func checkScrape(c *Collector, always map[string]bool) error {
+	text, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	families, err := expfmtParser().TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		return err
+	}
+	found := map[string]bool{}
+	for name, mf := range families {
+		seen := map[string]bool{}
+		for _, m := range mf.Metric {
+			var series, target strings.Builder
+			for _, l := range m.Label {
+				fmt.Fprintf(&series, "%s=%q,", l.GetName(), l.GetValue())
+				if l.GetName() == "key" || l.GetName() == "model" {
+					fmt.Fprintf(&target, "%s=%q,", l.GetName(), l.GetValue())
+				}
+			}
+			if seen[series.String()] {
+				return fmt.Errorf("%s{%s} twice", name, series.String())
+			}
+			seen[series.String()] = true
+			if name == "ratelimit_probes_total" {
+				found[strings.TrimSuffix(target.String(), ",")] = true
+			}
+		}
+	}
+	for target := range always {
+		if !found[target] {
+			return fmt.Errorf("no ratelimit_probes_total{%s}", target)
+		}
+	}
+	return nil
 }
 
 // The text held compressed in blocks takes at most twice what the whole
