@@ -350,3 +350,28 @@ func TestStalledClientsStarveNoOtherAddress(t *testing.T) {
 		t.Fatalf("%d stalled scrapes were answered in full: the text is too small to stall them", n)
 	}
 }
+
+// gzip is taken unless a client gives it q=0, however it spells zero.
+func TestGzipAccepted(t *testing.T) {
+	for header, want := range map[string]bool{
+		"":                        false,
+		"gzip":                    true,
+		"GZIP":                    true,
+		"deflate, gzip;q=0.8":     true,
+		"gzip;q=0":                false,
+		"gzip; q=0":               false,
+		"gzip;q=0.0":              false,
+		"gzip;Q=0.000":            false,
+		"gzip;q=0.001":            true,
+		"identity, gzip ; q = 0 ": false,
+		"x-gzip":                  false,
+		"*":                       false,
+		"br":                      false,
+	} {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Header.Set("Accept-Encoding", header)
+		if got := gzipAccepted(req); got != want {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", header, got, want)
+		}
+	}
+}
