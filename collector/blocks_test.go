@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -249,5 +250,54 @@ func TestBodyCompressesWithinTwiceTheWholeText(t *testing.T) {
 		t.Errorf("%d bytes of text: the body gzipped takes %d bytes, more than twice the %d of the whole text gzipped at once", text.Len(), got, whole.Len())
 	} else {
 		t.Logf("%d bytes of text: the body gzipped takes %d bytes, the whole text gzipped at once %d (%.2fx)", text.Len(), got, whole.Len(), float64(got)/float64(whole.Len()))
+	}
+}
+
+// At the edges of blocks (none, one target, a block full, one more) and
+// with label values that need escaping, the body says what Collect says,
+// split or not, and GNU gzip reads the joined member. A third of the
+// targets were never probed: their families have fewer samples.
+func TestBodyAtBlockEdges(t *testing.T) {
+	gzipBin, err := exec.LookPath("gzip")
+	if err != nil {
+		t.Fatal("gzip is not installed: every Debian has it")
+	}
+	for _, n := range []int{0, 1, blockTargets - 1, blockTargets, blockTargets + 1, 2*blockTargets + 1} {
+		for _, split := range []bool{false, true} {
+			t.Run(fmt.Sprintf("targets=%d,split=%v", n, split), func(t *testing.T) {
+				var keys []config.Key
+				for i := range n {
+					keys = append(keys, config.Key{Name: fmt.Sprintf("key-%03d", i), Provider: "cerebras", Models: []string{"m\n\"\u00e9"},
+						Labels: map[string]string{"team": "a\\b\"c\nd \u65e5\u672c", "zone": "\"eu\\"}})
+				}
+				c, reg, targets := newTestCollector(t, keys...)
+				if split {
+					c.SplitProbeGauges()
+				}
+				for i, tg := range targets {
+					if i%3 != 0 {
+						recordAt(t, c, tg.ID(), float64(i), probeTime)
+					}
+				}
+				text := bodyText(t, c)
+				if !split {
+					checkBody(t, "probes of two targets in three", c, reg)
+				} else if strings.Contains(text, "ratelimit_probe_success") {
+					t.Fatal("split, the body has ratelimit_probe_success")
+				}
+				b := c.AppendBody(nil)
+				b.Compress()
+				var gz bytes.Buffer
+				if err := b.WriteGzip(&gz); err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(gzipBin, "-dc")
+				cmd.Stdin = &gz
+				out, err := cmd.Output()
+				if err != nil || string(out) != text {
+					t.Fatalf("gzip -dc: %v; %d bytes, want the %d of the text", err, len(out), len(text))
+				}
+			})
+		}
 	}
 }
