@@ -52,19 +52,25 @@ func (c *Collector) AppendBody(b gzipjoin.Body) gzipjoin.Body {
 	}
 	c.update.Lock()
 	defer c.update.Unlock()
-	for {
-		c.refreshBlocks()
-		c.mu.RLock()
-		// Unless a reload, or a target that came or left, changed c.order
-		// while blocks were rendered: then lay them out again, rather than
-		// serve the targets of another config. Targets come within their
-		// budgets, so this ends.
-		if !c.relayout {
-			defer c.mu.RUnlock()
-			return c.appendBodyLocked(b, wanted)
-		}
-		c.mu.RUnlock()
+	c.refreshBlocks()
+	c.mu.RLock()
+	if !c.relayout {
+		defer c.mu.RUnlock()
+		return c.appendBodyLocked(b, wanted)
 	}
+	c.mu.RUnlock()
+	// A reload, or a target that came or left, changed c.order while
+	// blocks were rendered: lay them out and render them again holding
+	// c.mu, so that no further change comes between, rather than serve
+	// the targets of another config, or render again for ever while
+	// reloads follow each other.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	values := make([]string, 0, 16)
+	for _, blk := range c.dirtyBlocksLocked() {
+		blk.text, blk.rendered = compressFamilies(c.renderLocked(blk, values)), true
+	}
+	return c.appendBodyLocked(b, wanted)
 }
 
 func (c *Collector) appendBodyLocked(body gzipjoin.Body, wanted func(family) bool) gzipjoin.Body {
@@ -102,6 +108,23 @@ func (c *Collector) appendBodyLocked(body gzipjoin.Body, wanted func(family) boo
 // result waits for one block's render at most.
 func (c *Collector) refreshBlocks() {
 	c.mu.Lock()
+	dirty := c.dirtyBlocksLocked()
+	c.mu.Unlock()
+	values := make([]string, 0, 16)
+	for _, b := range dirty {
+		text := compressFamilies(c.render(b, values))
+		c.mu.Lock()
+		b.text, b.rendered = text, true
+		c.mu.Unlock()
+		if testHookBlockRendered != nil {
+			testHookBlockRendered()
+		}
+	}
+}
+
+// dirtyBlocksLocked lays the targets out in blocks anew if c.order
+// changed, and returns the blocks with a stale target, or never rendered.
+func (c *Collector) dirtyBlocksLocked() []*block {
 	if c.relayout {
 		c.layOut()
 	}
@@ -114,35 +137,40 @@ func (c *Collector) refreshBlocks() {
 		}
 		c.stale = false
 	}
-	c.mu.Unlock()
-	values := make([]string, 0, 16)
-	for _, b := range dirty {
-		c.mu.Lock()
-		var offsets [numFamilies + 1]int
-		buf := c.scratch[:0]
-		for f := range numFamilies {
-			offsets[f] = len(buf)
-			for _, s := range b.members {
-				buf = s.appendFamily(buf, f, values)
-			}
-		}
-		offsets[numFamilies] = len(buf)
+	return dirty
+}
+
+// render is renderLocked holding c.mu.
+func (c *Collector) render(b *block, values []string) (text []byte, offsets [numFamilies + 1]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.renderLocked(b, values)
+}
+
+// renderLocked renders b's text family by family, in c.scratch: family f
+// is text[offsets[f]:offsets[f+1]]. Its targets are then no longer stale.
+func (c *Collector) renderLocked(b *block, values []string) (text []byte, offsets [numFamilies + 1]int) {
+	buf := c.scratch[:0]
+	for f := range numFamilies {
+		offsets[f] = len(buf)
 		for _, s := range b.members {
-			s.stale = false
-		}
-		c.mu.Unlock()
-		c.scratch = buf
-		var text [numFamilies]gzipjoin.Segment
-		for f := range numFamilies {
-			text[f] = gzipjoin.Compress(buf[offsets[f]:offsets[f+1]])
-		}
-		c.mu.Lock()
-		b.text, b.rendered = text, true
-		c.mu.Unlock()
-		if testHookBlockRendered != nil {
-			testHookBlockRendered()
+			buf = s.appendFamily(buf, f, values)
 		}
 	}
+	offsets[numFamilies] = len(buf)
+	for _, s := range b.members {
+		s.stale = false
+	}
+	c.scratch = buf
+	return buf, offsets
+}
+
+// compressFamilies compresses each family's text of a block.
+func compressFamilies(text []byte, offsets [numFamilies + 1]int) (segments [numFamilies]gzipjoin.Segment) {
+	for f := range numFamilies {
+		segments[f] = gzipjoin.Compress(text[offsets[f]:offsets[f+1]])
+	}
+	return segments
 }
 
 // testHookBlockRendered, if not nil, is called after each block is

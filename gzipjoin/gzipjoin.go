@@ -101,11 +101,19 @@ func (b Body) GzipLen() int {
 // writeBuffers keep the writes to a connection large and few: segments
 // are some hundred bytes each, and inflating gives 32 KiB at a time. Each
 // write to a socket may wake its reader.
-var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
+var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
 
-// buffered returns w buffered, and the function that flushes it and gives
-// the buffer back.
-func buffered(w io.Writer) (*bufio.Writer, func() error) {
+const writeBufferSize = 256 << 10
+
+// buffered returns w buffered for size bytes, and the function that
+// flushes it and gives the buffer back. A body smaller than a pooled
+// buffer gets a buffer of its own size: a /probe writes some kilobytes,
+// many times a second, and a pool may be emptied by any collection.
+func buffered(w io.Writer, size int) (*bufio.Writer, func() error) {
+	if size < writeBufferSize {
+		bw := bufio.NewWriterSize(w, size)
+		return bw, bw.Flush
+	}
 	bw := writeBuffers.Get().(*bufio.Writer)
 	bw.Reset(w)
 	return bw, func() error {
@@ -119,7 +127,7 @@ func buffered(w io.Writer) (*bufio.Writer, func() error) {
 // WriteGzip writes the body as one gzip member. Every segment must be
 // compressed (Compress).
 func (b Body) WriteGzip(w io.Writer) error {
-	bw, done := buffered(w)
+	bw, done := buffered(w, b.GzipLen())
 	var sum uint32
 	size := 0
 	bw.Write(header[:])
@@ -160,7 +168,7 @@ var inflaters = sync.Pool{New: func() any {
 // WriteText writes the body's text: the text that compressed segments
 // inflate to, and the others' own.
 func (b Body) WriteText(w io.Writer) error {
-	bw, done := buffered(w)
+	bw, done := buffered(w, b.Len())
 	if err := b.writeText(bw); err != nil {
 		_ = done()
 		return err
@@ -170,17 +178,19 @@ func (b Body) WriteText(w io.Writer) error {
 
 func (b Body) writeText(w io.Writer) error {
 	for len(b) > 0 {
-		if b[0].deflated == nil {
+		if b[0].text != nil || b[0].size == 0 {
+			// A segment that keeps its text is written as it is: a
+			// /probe's text is some headers' and its own.
 			if _, err := w.Write(b[0].text); err != nil {
 				return err
 			}
 			b = b[1:]
 			continue
 		}
-		// Inflate the run of compressed segments as one stream: they
-		// join, and a body held compressed is one run.
+		// Inflate the run of segments held only compressed as one
+		// stream: they join.
 		n := 1
-		for n < len(b) && (b[n].deflated != nil || b[n].size == 0) {
+		for n < len(b) && b[n].text == nil {
 			n++
 		}
 		if err := inflate(w, b[:n]); err != nil {

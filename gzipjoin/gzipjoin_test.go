@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -122,4 +123,44 @@ func FuzzBody(f *testing.F) {
 		}
 		check(t, body(t, string(text), cuts), string(text))
 	})
+}
+
+// A segment that keeps its text is written from it, not inflated: a
+// /probe's body is headers compressed once and its own text, and
+// inflating each header would take an inflater per family.
+func TestWriteTextWritesTextKept(t *testing.T) {
+	header := Compress([]byte("# HELP x y\n# TYPE x gauge\n"))
+	header.text = []byte("# HELP x y\n# TYPE x gauge\n")
+	header.deflated = []byte{0xff, 0xff} // not deflate: inflating it fails
+	var out bytes.Buffer
+	if err := (Body{header, Text([]byte("x 1\n"))}).WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "# HELP x y\n# TYPE x gauge\nx 1\n"; out.String() != want {
+		t.Fatalf("WriteText wrote %q, want %q", out.String(), want)
+	}
+}
+
+// A body smaller than a pooled write buffer is written through a buffer
+// of its own size: a /probe allocates about its text, not 256 KiB.
+func TestWriteSmallBodyAllocatesItsSize(t *testing.T) {
+	b := Body{Text(bytes.Repeat([]byte("x 1\n"), 2000))}
+	for name, write := range map[string]func() error{
+		"text": func() error { return b.WriteText(io.Discard) },
+		"gzip": func() error { b.Compress(); return b.WriteGzip(io.Discard) },
+	} {
+		_ = write()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		const runs = 20
+		for range runs {
+			if err := write(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 2*uint64(b.Len()) {
+			t.Errorf("%s: writing %d bytes of text allocates %d bytes", name, b.Len(), per)
+		}
+	}
 }

@@ -329,8 +329,21 @@ func writeBody(w http.ResponseWriter, r *http.Request, b gzipjoin.Body) error {
 func gzipAccepted(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && !refused(params) {
 			return true
+		}
+	}
+	return false
+}
+
+// refused says whether a coding's parameters give it q=0, in any of the
+// spellings RFC 9110 allows: q=0, Q=0.0, q=0.000.
+func refused(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		name, value, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(name), "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			return err == nil && q == 0
 		}
 	}
 	return false

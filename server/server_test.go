@@ -350,3 +350,91 @@ func TestStalledClientsStarveNoOtherAddress(t *testing.T) {
 		t.Fatalf("%d stalled scrapes were answered in full: the text is too small to stall them", n)
 	}
 }
+
+// gzip is taken unless a client gives it q=0, however it spells zero.
+func TestGzipAccepted(t *testing.T) {
+	for header, want := range map[string]bool{
+		"":                        false,
+		"gzip":                    true,
+		"GZIP":                    true,
+		"deflate, gzip;q=0.8":     true,
+		"gzip;q=0":                false,
+		"gzip; q=0":               false,
+		"gzip;q=0.0":              false,
+		"gzip;Q=0.000":            false,
+		"gzip;q=0.001":            true,
+		"identity, gzip ; q = 0 ": false,
+		"x-gzip":                  false,
+		"*":                       false,
+		"br":                      false,
+	} {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Header.Set("Accept-Encoding", header)
+		if got := gzipAccepted(req); got != want {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", header, got, want)
+		}
+	}
+}
+
+// heldExposition waits in AppendBody and AppendTargetBody until told to
+// go on: a scrape that renders its blocks.
+type heldExposition struct {
+	rendering chan<- struct{}
+	proceed   <-chan struct{}
+}
+
+func (h heldExposition) AppendBody(b gzipjoin.Body) gzipjoin.Body {
+	h.rendering <- struct{}{}
+	<-h.proceed
+	return append(b, gzipjoin.Text([]byte("x 1\n")))
+}
+
+func (h heldExposition) AppendTargetBody(b gzipjoin.Body, _ config.TargetID) gzipjoin.Body {
+	return h.AppendBody(b)
+}
+
+// A scrape holds its slot of --web.max-requests while its body is
+// rendered and compressed, the costly part of a scrape after probes; it
+// gives it back to write.
+func TestScrapeHoldsItsSlotWhileRendering(t *testing.T) {
+	for _, path := range []string{"/metrics", "/probe?key=prod&model=qwen-3-32b"} {
+		t.Run(path, func(t *testing.T) {
+			rendering, proceed := make(chan struct{}), make(chan struct{})
+			h, err := Handler(Options{MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: heldExposition{rendering, proceed},
+				MaxRequests: 1, Targets: testTargets, Ready: func() bool { return true }, Logger: log.NewNopLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ask := func(from string) *httptest.ResponseRecorder {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest("GET", path, nil)
+				req.RemoteAddr = from
+				h.ServeHTTP(rec, req)
+				return rec
+			}
+			first := make(chan *httptest.ResponseRecorder)
+			go func() { first <- ask("192.0.2.1:1000") }()
+			<-rendering
+			second := make(chan *httptest.ResponseRecorder)
+			go func() { second <- ask("192.0.2.2:1000") }()
+			select {
+			case rec := <-second:
+				if rec.Code != http.StatusServiceUnavailable {
+					t.Errorf("while the first scrape renders, another address: %d %q, want 503", rec.Code, rec.Body)
+				}
+				close(proceed)
+			case <-rendering:
+				t.Error("another address's scrape renders while the first does: the first gave its slot back before its body was taken")
+				close(proceed)
+				<-second
+			}
+			if rec := <-first; rec.Code != http.StatusOK || rec.Body.String() != "x 1\n" && path != "/metrics" {
+				t.Errorf("the first scrape: %d %q", rec.Code, rec.Body)
+			}
+			go func() { <-rendering }()
+			if rec := ask("192.0.2.2:1000"); rec.Code != http.StatusOK {
+				t.Errorf("once the first is answered, another address: %d %q, want 200", rec.Code, rec.Body)
+			}
+		})
+	}
+}
