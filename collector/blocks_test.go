@@ -189,7 +189,7 @@ func TestBodyBesideChanges(t *testing.T) {
 	var scrapes sync.WaitGroup
 	for range 2 {
 		scrapes.Go(func() {
-			for range 25 {
+			for range 10 {
 				if err := checkScrape(c, always); err != nil {
 					t.Errorf("a scrape beside changes: %v", err)
 					return
