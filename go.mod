@@ -16,6 +16,7 @@ require (
 	github.com/google/go-jsonnet v0.22.0
 	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/jonboulle/clockwork v0.5.0
+	github.com/klauspost/compress v1.19.1
 	github.com/mdlayher/vsock v1.3.0
 	github.com/openai/openai-go/v3 v3.96.0
 	github.com/prometheus/client_golang v1.24.1

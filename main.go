@@ -123,8 +123,8 @@ func run() int {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	// The rate-limit metrics are rendered when probes end and written after
-	// the registry's, so they are not registered.
+	// The rate-limit metrics are held as text compressed by the collector
+	// and written after the registry's, so they are not registered.
 	exp := exporter.New(exporter.Options{UserAgent: userAgent(), Registry: registry, Grace: *gracePeriod, Logger: logger, HistoryLimit: int(min(*historyLimit, math.MaxInt)),
 		ProbeOnRequestOnly: *onRequestOnly})
 	defer exp.Stop()

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -35,7 +36,7 @@ import (
 var models = []string{"llama3.1-8b", "llama-3.3-70b", "qwen-3-32b"}
 
 func main() {
-	only := flag.String("only", "", `run only one part, which needs no blackbox_exporter: "proxy" (the proxy's figures) or "targets" (/sd and /probe)`)
+	only := flag.String("only", "", `run only one part, which needs no blackbox_exporter: "metrics" (/metrics and memory at 1,000 keys x 3 models), "proxy" (the proxy's figures) or "targets" (/sd and /probe)`)
 	flag.Parse()
 	var err error
 	switch *only {
@@ -45,12 +46,14 @@ func main() {
 				err = runProxy()
 			}
 		}
+	case "metrics":
+		err = runMetrics()
 	case "proxy":
 		err = runProxy()
 	case "targets":
 		err = runTargets()
 	default:
-		err = fmt.Errorf("-only %q: the parts are proxy and targets", *only)
+		err = fmt.Errorf("-only %q: the parts are metrics, proxy and targets", *only)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -97,6 +100,23 @@ func newSetup(keys int) (*setup, error) {
 	}}, nil
 }
 
+// runMetrics is part 1 alone.
+func runMetrics() error {
+	s, err := newSetup(1000)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	m, err := measureMetrics(s.exporter, s.dir, s.simURL, benchKey)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("machine: %s/%s, %d CPUs, %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+	fmt.Printf("%-58s %14s %14s %8s %s\n", "measure", "exporter", "reference", "ratio", "target")
+	m.print()
+	return nil
+}
+
 func run() error {
 	blackbox, err := exec.LookPath("prometheus-blackbox-exporter")
 	if err != nil {
@@ -122,100 +142,15 @@ func run() error {
 	sim.SetLatency(0)
 
 	// 1. /metrics at 1,000 keys x 3 models against the same bytes from a static file handler.
-	cfg, err := writeConfig(dir, "big.yml", "scrape", "1h", simURL+"/v1", 1000, models, key)
+	m, err := measureMetrics(exporterBin, dir, simURL, key)
 	if err != nil {
 		return err
 	}
-	e, err := startExporter(exporterBin, cfg)
-	if err != nil {
-		return err
-	}
-	defer e.stop()
-	body, _, err := scrape(e.url+"/metrics", 60)
-	if err != nil {
-		return err
-	}
-	if n := strings.Count(body, "\nratelimit_probe_success{"); n != 3000 {
-		return fmt.Errorf("after the first scrape %d targets have probe_success, want 3000", n)
-	}
-	// Interval mode with 1h: the values stay, probes are rare, as between probe rounds.
-	if _, err := writeConfig(dir, "big.yml", "interval", "1h", simURL+"/v1", 1000, models, key); err != nil {
-		return err
-	}
-	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		return err
-	}
-	time.Sleep(time.Second)
-	body, _, err = scrape(e.url+"/metrics", 0)
-	if err != nil {
-		return err
-	}
-	static := filepath.Join(dir, "metrics.txt")
-	if err := os.WriteFile(static, []byte(body), 0o600); err != nil {
-		return err
-	}
-	// The same bytes gzipped once, at the default level, as Prometheus
-	// asks for them: what a scrape costs when it only sends bytes.
-	var gzipped bytes.Buffer
-	zw := gzip.NewWriter(&gzipped)
-	if _, err := zw.Write([]byte(body)); err != nil {
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
-	staticURL, stopStatic, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		if r.URL.Path == "/metrics.txt.gz" {
-			w.Header().Set("Content-Encoding", "gzip")
-			w.Header().Set("Content-Length", strconv.Itoa(gzipped.Len()))
-			_, _ = w.Write(gzipped.Bytes())
-			return
-		}
-		http.ServeFile(w, r, static)
-	}))
-	if err != nil {
-		return err
-	}
-	defer stopStatic()
-	// Alternate the four, so that whatever else the machine does falls on
-	// each.
-	const rounds = 300
-	var exporterTimes, staticTimes, exporterGzipTimes, staticGzipTimes []time.Duration
-	var gzipBody int
-	for range rounds {
-		for _, target := range []struct {
-			url   string
-			gzip  bool
-			times *[]time.Duration
-		}{
-			{e.url + "/metrics", false, &exporterTimes}, {staticURL + "/metrics.txt", false, &staticTimes},
-			{e.url + "/metrics", true, &exporterGzipTimes}, {staticURL + "/metrics.txt.gz", true, &staticGzipTimes},
-		} {
-			n, d, err := scrapeBytes(target.url, target.gzip)
-			if err != nil {
-				return err
-			}
-			if target.gzip && target.url == e.url+"/metrics" {
-				gzipBody = n
-			}
-			*target.times = append(*target.times, d)
-		}
-	}
-	rss := rssMB(e.cmd.Process.Pid)
-	if os.Getenv("BENCH_MEMSTATS") != "" {
-		mem, _, _ := scrape(e.url+"/metrics", 0)
-		for _, line := range strings.Split(mem, "\n") {
-			if strings.HasPrefix(line, "go_memstats_") || strings.HasPrefix(line, "go_gc_gogc") || strings.HasPrefix(line, "go_goroutines") {
-				fmt.Fprintln(os.Stderr, line)
-			}
-		}
-	}
-	e.stop()
 
 	// 2. One scrape-mode scrape of 200 keys behind a 100ms upstream.
 	sim.SetLatency(100 * time.Millisecond)
-	if cfg, err = writeConfig(dir, "scrape.yml", "scrape", "1h", simURL+"/v1", 200, models[:1], key); err != nil {
+	cfg, err := writeConfig(dir, "scrape.yml", "scrape", "1h", simURL+"/v1", 200, models[:1], key)
+	if err != nil {
 		return err
 	}
 	e2, err := startExporter(exporterBin, cfg)
@@ -230,7 +165,9 @@ func run() error {
 	e2.stop()
 	sim.SetLatency(0)
 
-	// 3. CPU per probe: the exporter probing 100 targets every second, and
+	// 3. CPU per probe: the exporter probing 100 targets every second,
+	// scraped with gzip every second so that each probe's result is
+	// rendered and compressed once, as a scrape renders them; and
 	// blackbox_exporter sent the same POST by as many /probe requests.
 	if cfg, err = writeConfig(dir, "cpu.yml", "interval", "1s", simURL+"/v1", 100, models[:1], key); err != nil {
 		return err
@@ -242,7 +179,12 @@ func run() error {
 	defer e3.stop()
 	time.Sleep(2 * time.Second) // past the first, spread round
 	before, cpuBefore := sim.Requests(), cpuSeconds(e3.cmd.Process.Pid)
-	time.Sleep(20 * time.Second)
+	for range 20 {
+		time.Sleep(time.Second)
+		if _, _, err := scrapeBytes(e3.url+"/metrics", true); err != nil {
+			return err
+		}
+	}
 	exporterProbes, exporterCPU := sim.Requests()-before, cpuSeconds(e3.cmd.Process.Pid)-cpuBefore
 	e3.stop()
 
@@ -262,20 +204,8 @@ func run() error {
 	}
 	blackboxCPU := cpuSeconds(bb.cmd.Process.Pid) - cpuBefore
 
-	exporterMedian, exporterP99 := percentiles(exporterTimes)
-	staticMedian, staticP99 := percentiles(staticTimes)
-	gzipMedian, gzipP99 := percentiles(exporterGzipTimes)
-	staticGzipMedian, staticGzipP99 := percentiles(staticGzipTimes)
 	fmt.Printf("%-58s %14s %14s %8s %s\n", "measure", "exporter", "reference", "ratio", "target")
-	fmt.Printf("%-58s %14s %14s %7.2fx %s\n", fmt.Sprintf("/metrics at 1,000 keys x 3 models (%.1f MB), identity, median", float64(len(body))/1e6),
-		ms(exporterMedian), ms(staticMedian)+" static", float64(exporterMedian)/float64(staticMedian), "within 1.2x of static")
-	fmt.Printf("%-58s %14s %14s %7.2fx\n", "  p99", ms(exporterP99), ms(staticP99)+" static", float64(exporterP99)/float64(staticP99))
-	fmt.Printf("%-58s %14s %14s %7.2fx %s\n", "/metrics, Accept-Encoding: gzip, median",
-		ms(gzipMedian), ms(staticGzipMedian)+" gzipped", float64(gzipMedian)/float64(staticGzipMedian), "within 3x of static gzipped")
-	fmt.Printf("%-58s %14s %14s %7.2fx\n", "  p99", ms(gzipP99), ms(staticGzipP99)+" gzipped", float64(gzipP99)/float64(staticGzipP99))
-	fmt.Printf("%-58s %11.2f MB %11.2f MB %7.2fx %s\n", "  gzip body (reference: the whole text gzipped at once)",
-		float64(gzipBody)/1e6, float64(gzipped.Len())/1e6, float64(gzipBody)/float64(gzipped.Len()), "at most 2x")
-	fmt.Printf("%-58s %11.1f MB %14s %8s %s\n", "RSS at 1,000 keys x 3 models", rss, "", "", "at most 32 MB")
+	m.print()
 	fmt.Printf("%-58s %14s %14s %8s %s\n", "start, 100ms upstream: every key has series", secs(start.everyKey), "", "", "within 10s")
 	fmt.Printf("%-58s %14s %14s %8s\n", "  every key and model has series", secs(start.everyTarget), "", "")
 	fmt.Printf("%-58s %14d %14s %8s %s\n", "  most connections open to the upstream at once", start.maxConns, "", "", "at most 32")
@@ -287,6 +217,139 @@ func run() error {
 	fmt.Printf("%-58s %11.0f µs %11.0f µs %7.2fx %s\n", fmt.Sprintf("CPU per probe (%d probes each; reference: blackbox_exporter)", exporterProbes),
 		perExporter, perBlackbox, perExporter/perBlackbox, "at most 0.5x blackbox_exporter")
 	return nil
+}
+
+// metricsFigures are part 1's: /metrics and a static file, each served
+// plain and gzipped, and the exporter's memory.
+type metricsFigures struct {
+	textBytes                                                      int
+	exporterTimes, staticTimes, exporterGzipTimes, staticGzipTimes []time.Duration
+	gzipBody, staticGzipBody                                       int
+	rss, rssAnon, rssFile                                          float64
+}
+
+// measureMetrics serves /metrics at 1,000 keys x 3 models, plain and
+// gzipped, beside the same bytes from a static file handler.
+func measureMetrics(exporterBin, dir, simURL string, key func(int) string) (m metricsFigures, err error) {
+	cfg, err := writeConfig(dir, "big.yml", "scrape", "1h", simURL+"/v1", 1000, models, key)
+	if err != nil {
+		return m, err
+	}
+	e, err := startExporter(exporterBin, cfg)
+	if err != nil {
+		return m, err
+	}
+	defer e.stop()
+	body, _, err := scrape(e.url+"/metrics", 60)
+	if err != nil {
+		return m, err
+	}
+	if n := strings.Count(body, "\nratelimit_probe_success{"); n != 3000 {
+		return m, fmt.Errorf("after the first scrape %d targets have probe_success, want 3000", n)
+	}
+	// Interval mode with 1h: the values stay, probes are rare, as between probe rounds.
+	if _, err := writeConfig(dir, "big.yml", "interval", "1h", simURL+"/v1", 1000, models, key); err != nil {
+		return m, err
+	}
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return m, err
+	}
+	time.Sleep(time.Second)
+	body, _, err = scrape(e.url+"/metrics", 0)
+	if err != nil {
+		return m, err
+	}
+	static := filepath.Join(dir, "metrics.txt")
+	if err := os.WriteFile(static, []byte(body), 0o600); err != nil {
+		return m, err
+	}
+	// The same bytes gzipped once, at the default level, as Prometheus
+	// asks for them: what a scrape costs when it only sends bytes.
+	var gzipped bytes.Buffer
+	zw := gzip.NewWriter(&gzipped)
+	if _, err := zw.Write([]byte(body)); err != nil {
+		return m, err
+	}
+	if err := zw.Close(); err != nil {
+		return m, err
+	}
+	staticURL, stopStatic, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		if r.URL.Path == "/metrics.txt.gz" {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Header().Set("Content-Length", strconv.Itoa(gzipped.Len()))
+			_, _ = w.Write(gzipped.Bytes())
+			return
+		}
+		http.ServeFile(w, r, static)
+	}))
+	if err != nil {
+		return m, err
+	}
+	defer stopStatic()
+	// Alternate the four, in an order shuffled each round, so that
+	// whatever else the machine does, and whatever the scrape before left
+	// behind, falls on each alike: a connection left idle while another
+	// carried 15 MB answers its next scrape of more than ten 64 KiB
+	// segments only after the client's delayed ACK, some 30 ms on
+	// loopback, and in a fixed order the same two scrapes would always pay.
+	const rounds = 300
+	var exporterTimes, staticTimes, exporterGzipTimes, staticGzipTimes []time.Duration
+	var gzipBody int
+	type target struct {
+		url   string
+		gzip  bool
+		times *[]time.Duration
+	}
+	targets := []target{
+		{e.url + "/metrics", false, &exporterTimes}, {staticURL + "/metrics.txt", false, &staticTimes},
+		{e.url + "/metrics", true, &exporterGzipTimes}, {staticURL + "/metrics.txt.gz", true, &staticGzipTimes},
+	}
+	shuffle := rand.New(rand.NewPCG(22, 22))
+	for range rounds {
+		shuffle.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+		for _, target := range targets {
+			n, d, err := scrapeBytes(target.url, target.gzip)
+			if err != nil {
+				return m, err
+			}
+			if target.gzip && target.url == e.url+"/metrics" {
+				gzipBody = n
+			}
+			*target.times = append(*target.times, d)
+		}
+	}
+	rss, rssAnon, rssFile := rssMB(e.cmd.Process.Pid), statusMB(e.cmd.Process.Pid, "RssAnon"), statusMB(e.cmd.Process.Pid, "RssFile")
+	if os.Getenv("BENCH_MEMSTATS") != "" {
+		mem, _, _ := scrape(e.url+"/metrics", 0)
+		for _, line := range strings.Split(mem, "\n") {
+			if strings.HasPrefix(line, "go_memstats_") || strings.HasPrefix(line, "go_gc_gogc") || strings.HasPrefix(line, "go_goroutines") {
+				fmt.Fprintln(os.Stderr, line)
+			}
+		}
+	}
+	m.textBytes, m.staticGzipBody = len(body), gzipped.Len()
+	m.exporterTimes, m.staticTimes, m.exporterGzipTimes, m.staticGzipTimes, m.gzipBody = exporterTimes, staticTimes, exporterGzipTimes, staticGzipTimes, gzipBody
+	m.rss, m.rssAnon, m.rssFile = rss, rssAnon, rssFile
+	return m, nil
+}
+
+func (m metricsFigures) print() {
+	exporterMedian, exporterP99 := percentiles(m.exporterTimes)
+	staticMedian, staticP99 := percentiles(m.staticTimes)
+	gzipMedian, gzipP99 := percentiles(m.exporterGzipTimes)
+	staticGzipMedian, staticGzipP99 := percentiles(m.staticGzipTimes)
+	fmt.Printf("%-58s %14s %14s %7.2fx %s\n", fmt.Sprintf("/metrics at 1,000 keys x 3 models (%.1f MB), identity, median", float64(m.textBytes)/1e6),
+		ms(exporterMedian), ms(staticMedian)+" static", float64(exporterMedian)/float64(staticMedian), "within 1.2x of static")
+	fmt.Printf("%-58s %14s %14s %7.2fx\n", "  p99", ms(exporterP99), ms(staticP99)+" static", float64(exporterP99)/float64(staticP99))
+	fmt.Printf("%-58s %14s %14s %7.2fx %s\n", "/metrics, Accept-Encoding: gzip, median",
+		ms(gzipMedian), ms(staticGzipMedian)+" gzipped", float64(gzipMedian)/float64(staticGzipMedian), "within 3x of static gzipped")
+	fmt.Printf("%-58s %14s %14s %7.2fx\n", "  p99", ms(gzipP99), ms(staticGzipP99)+" gzipped", float64(gzipP99)/float64(staticGzipP99))
+	fmt.Printf("%-58s %11.2f MB %11.2f MB %7.2fx %s\n", "  gzip body (reference: the whole text gzipped at once)",
+		float64(m.gzipBody)/1e6, float64(m.staticGzipBody)/1e6, float64(m.gzipBody)/float64(m.staticGzipBody), "at most 2x")
+	fmt.Printf("%-58s %11.1f MB %14s %8s %s\n", "RSS at 1,000 keys x 3 models", m.rss, "", "", "at most 32 MB")
+	fmt.Printf("%-58s %11.1f MB %14s %8s\n", "  of which anonymous (heap, stacks)", m.rssAnon, "", "")
+	fmt.Printf("%-58s %11.1f MB %14s %8s\n", "  of which file-backed (the binary's pages)", m.rssFile, "", "")
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
@@ -601,10 +664,16 @@ func cpuSeconds(pid int) float64 {
 	return (utime + stime) / 100 // USER_HZ
 }
 
-func rssMB(pid int) float64 {
+// rssMB is the resident memory of a process (VmRSS), in MiB.
+func rssMB(pid int) float64 { return statusMB(pid, "VmRSS") }
+
+// statusMB reads a field of /proc/PID/status that is in kB, in MiB: VmRSS,
+// or its parts RssAnon (the heap and stacks) and RssFile (the binary's
+// pages).
+func statusMB(pid int, field string) float64 {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(data), "\n") {
-		if after, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if after, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(after), " kB"), 64)
 			return kb / 1024
 		}

@@ -2,8 +2,6 @@
 package collector
 
 import (
-	"bufio"
-	"bytes"
 	"io"
 	"maps"
 	"slices"
@@ -15,13 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/gzipjoin"
 	"github.com/ratelimit-exporter/ratelimit_exporter/prober"
 	"github.com/ratelimit-exporter/ratelimit_exporter/ratelimit"
 )
 
 // Collector holds the latest observation of every target and exposes it,
-// both as a prometheus.Collector and as exposition text rendered when a
-// result arrives, so that a scrape only writes bytes (WriteText).
+// both as a prometheus.Collector and as exposition text held compressed,
+// so that a scrape mostly copies bytes (AppendBody).
 //
 // It is an unchecked collector: a key's own labels differ between keys, so
 // there is no fixed set of descriptors to describe.
@@ -29,11 +28,20 @@ type Collector struct {
 	mu      sync.RWMutex
 	targets map[config.TargetID]*state
 	order   []config.TargetID
-	scratch []byte // render buffer, reused under mu
-	// stale says that some target's text waits for a render: Observe
-	// leaves it to the next scrape, as traffic may bring many readings a
-	// second, and a scrape needs only the last.
+	// stale says that some target's values changed since its block was
+	// rendered: the next scrape renders it, as probes and traffic may
+	// bring many readings between two scrapes, and a scrape needs only
+	// the last.
 	stale bool
+	// blocks hold the targets' text, compressed, blockTargets targets of
+	// c.order at a time; relayout says that c.order changed since they
+	// were laid out.
+	blocks   []*block
+	relayout bool
+	// update lets one scrape at a time render and compress blocks; it
+	// guards the render buffer.
+	update  sync.Mutex
+	scratch []byte
 	// keys are the configured keys, by name: Observe adds a model they do
 	// not list, within each key's own budget.
 	keys map[string]*configuredKey
@@ -111,8 +119,7 @@ type state struct {
 	// window, when a configured source says anything; else windows alone.
 	merged []view
 
-	out   *rendered // replaced by each render, never changed: scrapes write it without a lock
-	stale bool      // out is older than the values
+	stale bool // the values changed since the target's block was rendered
 }
 
 // Source says where a reading of rate-limit values came from.
@@ -195,16 +202,6 @@ var causeIndex = func() map[ratelimit.Cause]int {
 }()
 
 const numCauses = len(ratelimit.Causes) + 1 // none, then ratelimit.Causes
-
-// rendered holds a target's samples as exposition text, family by family:
-// family f is text[offsets[f]:offsets[f+1]]. It is never changed once made.
-type rendered struct {
-	text    []byte
-	offsets [numFamilies + 1]int
-}
-
-// family returns the text of family f.
-func (r *rendered) family(f int) []byte { return r.text[r.offsets[f]:r.offsets[f+1]] }
 
 var outcomeIndex = func() map[prober.Outcome]int {
 	m := make(map[prober.Outcome]int, len(prober.Outcomes))
@@ -299,7 +296,7 @@ func (c *Collector) apply(targets []config.Target, proxied bool) {
 		}
 	}
 	old := c.targets
-	c.targets, c.order, c.keys, c.strangers, c.proxied, c.stale = next, order, keys, 0, proxied, false
+	c.targets, c.order, c.keys, c.strangers, c.proxied = next, order, keys, 0, proxied
 	for name, k := range keys {
 		for src := range numConfigured {
 			if set := k.configured[src]; set.byModel != nil {
@@ -308,8 +305,9 @@ func (c *Collector) apply(targets []config.Target, proxied bool) {
 		}
 	}
 	for _, id := range c.order {
-		c.targets[id].render(&c.scratch)
+		c.targets[id].stale = true
 	}
+	c.stale, c.relayout = true, true
 }
 
 // Record stores the result of a probe of the target id.
@@ -331,7 +329,7 @@ func (c *Collector) Record(id config.TargetID, r *prober.Result) {
 	s.read(SourceProbe, &r.Reading)
 	s.countProbe(r)
 	s.tokens += r.Tokens
-	s.render(&c.scratch)
+	s.stale, c.stale = true, true
 }
 
 // Budgets of the targets the proxy adds on its own, apart so that
@@ -396,6 +394,7 @@ func (c *Collector) addTarget(id config.TargetID, provider string) *state {
 	}
 	c.targets[id] = s
 	c.order = append(c.order, id)
+	c.relayout = true
 	return s
 }
 
@@ -460,6 +459,7 @@ func (c *Collector) setConfiguredLocked(source ConfiguredSource, key string, k *
 			k.added++
 			c.targets[id] = s
 			c.order = append(c.order, id)
+			c.relayout = true
 		}
 		s.configured[source] = configuredWindows{windows: set.byModel[model], at: set.at}
 		s.remerge()
@@ -480,6 +480,7 @@ func (c *Collector) forgetIfEmpty(id config.TargetID, s *state, k *configuredKey
 	}
 	delete(c.targets, id)
 	c.order = slices.DeleteFunc(c.order, func(o config.TargetID) bool { return o == id })
+	c.relayout = true
 	k.added--
 }
 
@@ -691,7 +692,7 @@ func (c *Collector) SetInterval(id config.TargetID, d time.Duration) {
 	defer c.mu.Unlock()
 	if s := c.targets[id]; s != nil && s.interval != d {
 		s.interval = d
-		s.render(&c.scratch)
+		s.stale, c.stale = true, true
 	}
 }
 
@@ -702,133 +703,49 @@ func (c *Collector) Describe(chan<- *prometheus.Desc) {}
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	values := make([]string, 0, 16)
 	for _, id := range c.order {
 		s := c.targets[id]
 		for f := range numFamilies {
-			s.each(f, func(labelValues []string, v float64) {
+			s.each(f, values, func(labelValues []string, v float64) {
 				ch <- prometheus.MustNewConstMetric(s.descs.desc[f], f.valueType(), v, labelValues...)
 			})
 		}
 	}
 }
 
-// WriteText writes every target's metrics in the text exposition format,
-// from the text rendered when their results arrived. Before it writes, it
-// calls sized, if not nil, with the number of bytes it will write.
-//
-// It holds the collector's lock only to take the rendered texts, never
-// while it writes: a scraper that reads slowly, or not at all, delays
-// nothing but its own response.
+// WriteText writes every target's metrics in the text exposition format
+// (AppendBody). Before it writes, it calls sized, if not nil, with the number of
+// bytes it will write.
 func (c *Collector) WriteText(w io.Writer, sized func(int)) error {
-	split := c.split.Load()
-	return writeTexts(w, sized, c.texts(nil), func(f family) bool { return !split || !probeGauge[f] })
+	return writeBody(w, c.AppendBody(nil), sized)
 }
 
-// WriteTargetText is WriteText for the target id alone; it writes nothing
-// if id is not a target.
+// WriteTargetText is WriteText for the target id alone (AppendTargetBody); it
+// writes nothing if id is not a target.
 func (c *Collector) WriteTargetText(w io.Writer, id config.TargetID, sized func(int)) error {
-	split := c.split.Load()
-	return writeTexts(w, sized, c.texts(&id), func(f family) bool { return !split || probeGauge[f] })
+	return writeBody(w, c.AppendTargetBody(nil, id), sized)
+}
+
+func writeBody(w io.Writer, b gzipjoin.Body, sized func(int)) error {
+	if sized != nil {
+		sized(b.Len())
+	}
+	return b.WriteText(w)
 }
 
 // probeGauge marks the families of a target's latest probe.
 var probeGauge = [numFamilies]bool{famSuccess: true, famDuration: true, famStatusCode: true, famLastSuccess: true, famInterval: true}
 
-// SplitProbeGauges makes WriteText leave out the gauges of each target's
+// SplitProbeGauges makes AppendBody leave out the gauges of each target's
 // latest probe (ratelimit_probe_success, _duration_seconds, _status_code,
-// _last_success_timestamp_seconds, _interval_seconds) and WriteTargetText
-// write them alone. Replicas that share the probing, each probe sent by
+// _last_success_timestamp_seconds, _interval_seconds) and
+// AppendTargetBody give them alone. Replicas that share the probing, each probe sent by
 // whichever replica a /probe request reached, so serve each family from
 // one place: the probe's gauges from the /probe that sent it, and from
 // each replica's /metrics the readings and the counters, which only add
 // up per replica.
 func (c *Collector) SplitProbeGauges() { c.split.Store(true) }
-
-func writeTexts(w io.Writer, sized func(int), texts []*rendered, wanted func(family) bool) error {
-	var headers [numFamilies]string
-	size := 0
-	for f, fam := range families {
-		if !wanted(family(f)) {
-			continue
-		}
-		n := 0
-		for _, r := range texts {
-			n += r.offsets[f+1] - r.offsets[f]
-		}
-		if n > 0 {
-			headers[f] = "# HELP " + fam.name + " " + fam.help + "\n# TYPE " + fam.name + " " + strings.ToLower(fam.typ.String()) + "\n"
-			size += len(headers[f]) + n
-		}
-	}
-	if sized != nil {
-		sized(size)
-	}
-	// No larger than the text: /probe writes a few KB, many times a second.
-	bw := bufio.NewWriterSize(w, min(size, 256<<10))
-	for f := range int(numFamilies) {
-		if headers[f] == "" {
-			continue
-		}
-		bw.WriteString(headers[f])
-		for _, r := range texts {
-			bw.Write(r.family(f))
-		}
-	}
-	return bw.Flush()
-}
-
-// texts returns the text of the target only, if not nil, else of every
-// target, rendering those Observe left stale.
-func (c *Collector) texts(only *config.TargetID) []*rendered {
-	c.mu.RLock()
-	if !c.stale {
-		defer c.mu.RUnlock()
-		return c.textsLocked(only)
-	}
-	c.mu.RUnlock()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stale {
-		for _, id := range c.order {
-			if s := c.targets[id]; s.stale {
-				s.render(&c.scratch)
-			}
-		}
-		c.stale = false
-	}
-	return c.textsLocked(only)
-}
-
-func (c *Collector) textsLocked(only *config.TargetID) []*rendered {
-	if only != nil {
-		if s := c.targets[*only]; s != nil {
-			return []*rendered{s.out}
-		}
-		return nil
-	}
-	texts := make([]*rendered, len(c.order))
-	for i, id := range c.order {
-		texts[i] = c.targets[id].out
-	}
-	return texts
-}
-
-// render makes the target's exposition text anew, in scratch, then in an
-// exact-size copy: it is what the target costs in memory.
-func (s *state) render(scratch *[]byte) {
-	buf := (*scratch)[:0]
-	out := &rendered{}
-	for f := range numFamilies {
-		out.offsets[f] = len(buf)
-		s.each(f, func(labelValues []string, v float64) {
-			buf = appendSample(buf, families[f].name, s.descs.names[f], s.descs.sorted[f], labelValues, v)
-		})
-	}
-	out.offsets[numFamilies] = len(buf)
-	out.text = bytes.Clone(buf)
-	s.out, s.stale = out, false
-	*scratch = buf
-}
 
 // kindOf is the index into ratelimit.Window.Values of each window family.
 var kindOf = [numFamilies]int{
@@ -843,10 +760,11 @@ var kindOf = [numFamilies]int{
 
 // each calls fn with every sample of family f: its label values, in the
 // order of the family's label names, and its value. fn must not keep
-// labelValues.
-func (s *state) each(f family, fn func(labelValues []string, v float64)) {
+// labelValues. values is room for the label values, of capacity 16,
+// which the caller keeps from one call to the next: fn could keep what
+// it is given, so room of each's own would be allocated at every call.
+func (s *state) each(f family, values []string, fn func(labelValues []string, v float64)) {
 	lv := s.labelValues
-	var values [16]string
 	switch f {
 	case famWindowStatus:
 		k := kindOf[f]

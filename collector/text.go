@@ -29,7 +29,12 @@ func appendSample(buf []byte, name string, labelNames []string, sorted []int, la
 
 // appendEscaped escapes a label value: backslash, double quote and new line.
 func appendEscaped(buf []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for i < len(s) && s[i] != '\\' && s[i] != '"' && s[i] != '\n' {
+		i++
+	}
+	buf = append(buf, s[:i]...) // most values whole: names, numbers, words
+	for ; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\\':
 			buf = append(buf, '\\', '\\')

@@ -171,6 +171,8 @@ func (p *prometheusServer) alerts(t *testing.T) []activeAlert {
 type scrapeRecorder struct {
 	mu                  sync.Mutex
 	accept, contentType string
+	// Accept-Encoding asked for and Content-Encoding given.
+	acceptEncoding, contentEncoding string
 }
 
 // recordScrapes starts a scrapeRecorder in front of the exporter at
@@ -187,6 +189,7 @@ func recordScrapes(t *testing.T, exporterURL string) (*scrapeRecorder, string) {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		rec.accept, rec.contentType = resp.Request.Header.Get("Accept"), resp.Header.Get("Content-Type")
+		rec.acceptEncoding, rec.contentEncoding = resp.Request.Header.Get("Accept-Encoding"), resp.Header.Get("Content-Encoding")
 		return nil
 	}
 	srv := httptest.NewServer(proxy)
@@ -199,6 +202,14 @@ func (r *scrapeRecorder) last() (accept, contentType string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.accept, r.contentType
+}
+
+// lastEncoding returns the last scrape's Accept-Encoding and
+// Content-Encoding headers.
+func (r *scrapeRecorder) lastEncoding() (acceptEncoding, contentEncoding string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.acceptEncoding, r.contentEncoding
 }
 
 // acceptsText004 reports whether an Accept header takes the text format

@@ -50,7 +50,7 @@ type Options struct {
 	// Registry holds the exporter's own metrics.
 	Registry prometheus.Gatherer
 	// Readings writes the rate-limit metrics, which are not registered in
-	// Registry because /metrics writes their pre-rendered text.
+	// Registry because /metrics writes the text the collector holds.
 	Readings Readings
 	// Version is the exporter's version, service.version of the resource.
 	Version string

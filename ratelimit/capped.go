@@ -8,9 +8,15 @@ type capped struct {
 	obs     []Observation
 	dropped int
 	heaped  bool // obs is a max-heap, full, once a value has overflowed it
+	// room is the capacity obs starts with, when the first observation
+	// comes: about as many as there are headers, not six appends' growth.
+	room int
 }
 
 func (c *capped) add(o Observation) {
+	if c.obs == nil && c.room > 0 {
+		c.obs = make([]Observation, 0, min(c.room, MaxObservations))
+	}
 	if len(c.obs) < MaxObservations {
 		c.obs = append(c.obs, o)
 		return

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind says which of a window's figures an observation holds.
@@ -74,7 +75,7 @@ func (p Parser) Parse(h http.Header, now time.Time) (obs []Observation, dropped 
 		ref = date
 	}
 	gateway := behindGateway(h)
-	var kept capped
+	kept := capped{room: len(h)}
 	var draft []string // the IETF draft's fields, read once the loop is done
 	for name, values := range h {
 		lower := strings.ToLower(name)
@@ -158,12 +159,23 @@ func validValues(kind Kind, values []string, ref time.Time) bool {
 // llm_provider-. Its unprefixed x-ratelimit-* are then its own limits.
 func behindGateway(h http.Header) bool {
 	for name := range h {
-		lower := strings.ToLower(name)
-		if strings.HasPrefix(lower, litellmPrefix) || strings.HasPrefix(lower, llmProviderPrefix) {
+		if lowerHasPrefix(name, litellmPrefix) || lowerHasPrefix(name, llmProviderPrefix) {
 			return true
 		}
 	}
 	return false
+}
+
+// lowerHasPrefix is strings.HasPrefix(strings.ToLower(name), prefix) for a
+// lower-case ASCII prefix, without building the lower-cased name when name
+// is ASCII, as header names are.
+func lowerHasPrefix(name, prefix string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			return strings.HasPrefix(strings.ToLower(name), prefix)
+		}
+	}
+	return len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix)
 }
 
 // Compare orders observations as Parse returns them: by resource, window,

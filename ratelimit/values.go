@@ -13,7 +13,9 @@ func parseValues(kind Kind, values []string, ref time.Time) (float64, bool) {
 		seen   bool
 	)
 	for _, line := range values {
-		for _, field := range strings.Split(line, ",") {
+		for more := true; more; { // the fields of strings.Split(line, ","), without the slice
+			var field string
+			field, line, more = strings.Cut(line, ",")
 			v, ok := parseValue(kind, strings.TrimSpace(field), ref)
 			if !ok || (seen && v != result) {
 				return 0, false

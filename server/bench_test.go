@@ -68,6 +68,46 @@ func BenchmarkMetrics(b *testing.B) {
 	}
 }
 
+// BenchmarkMetricsGzip is BenchmarkMetrics asked for gzip, as Prometheus
+// asks: the text's segments are copied as they were compressed.
+func BenchmarkMetricsGzip(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			h := metricsHandler(benchRegistry(), benchCollector(n), 0, log.NewNopLogger())
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			req.Header.Set("Accept-Encoding", "gzip")
+			benchRequest(b, h, req)
+		})
+	}
+}
+
+// BenchmarkMetricsGzipAfterProbes is BenchmarkMetricsGzip after a probe
+// of every target: the scrape renders and compresses every block again,
+// as when every target is probed between two scrapes.
+func BenchmarkMetricsGzipAfterProbes(b *testing.B) {
+	const n = 1000
+	c := benchCollector(n)
+	h := metricsHandler(benchRegistry(), c, 0, log.NewNopLogger())
+	cfg := &config.Config{}
+	for i := range n {
+		cfg.Keys = append(cfg.Keys, config.Key{Name: fmt.Sprintf("key-%04d", i), Provider: "cerebras",
+			Models: []string{"llama3.1-8b", "llama-3.3-70b", "qwen-3-32b"}, Labels: map[string]string{"team": "search"}})
+	}
+	targets := cfg.Targets()
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		now := time.Now()
+		for _, t := range targets {
+			c.Record(t.ID(), &prober.Result{Reading: ratelimit.Reading{Time: now, StatusCode: 200, Observations: fullObservations()}, Duration: time.Duration(i) * time.Millisecond, Outcome: prober.Success})
+		}
+		b.StartTimer()
+		h.ServeHTTP(&discard{header: http.Header{}}, req)
+	}
+}
+
 // BenchmarkMetricsCollectPath serves the same metrics by collecting them on
 // every scrape through promhttp, for comparison with the render cache.
 func BenchmarkMetricsCollectPath(b *testing.B) {

@@ -36,7 +36,7 @@ func serveDebug(w http.ResponseWriter, r *http.Request, o Options, id config.Tar
 	}
 	writeTargetConfig(&out, o, id)
 	out.WriteString("\n\nMetrics that would have been returned:\n")
-	if err := o.Observations.WriteTargetText(&out, id, func(int) {}); err != nil {
+	if err := o.Observations.AppendTargetBody(nil, id).WriteText(&out); err != nil {
 		fmt.Fprintf(&out, "Error rendering the metrics: %v\n", err)
 	}
 	// Only writing is left: a slow reader holds no slot of --web.max-requests.

@@ -3,10 +3,8 @@ package server
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -26,16 +24,17 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/gzipjoin"
 	"github.com/ratelimit-exporter/ratelimit_exporter/history"
 	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
-// TextWriter writes metrics in the text exposition format, telling sized
-// how many bytes it will write before it writes them: every target's, or
-// one target's.
-type TextWriter interface {
-	WriteText(w io.Writer, sized func(int)) error
-	WriteTargetText(w io.Writer, id config.TargetID, sized func(int)) error
+// Exposition appends metrics in the text exposition format to a body, as
+// segments held compressed or not: every target's, or one target's
+// (nothing if id is not a target). The segments are never changed.
+type Exposition interface {
+	AppendBody(b gzipjoin.Body) gzipjoin.Body
+	AppendTargetBody(b gzipjoin.Body, id config.TargetID) gzipjoin.Body
 }
 
 // Options are what the endpoints need.
@@ -43,8 +42,8 @@ type Options struct {
 	MetricsPath string
 	// Registry holds the exporter's own metrics (Go, process, build, reload).
 	Registry *prometheus.Registry
-	// Observations writes the rate-limit metrics, rendered when probes end.
-	Observations TextWriter
+	// Observations gives the rate-limit metrics.
+	Observations Exposition
 	// MaxRequests bounds scrapes that refresh or gather their metrics at
 	// once, and scrapes in flight to one client address, writing or not;
 	// more are answered 503. 0: no bound.
@@ -267,19 +266,21 @@ func scrapeTimeout(r *http.Request, offset time.Duration) (time.Duration, bool) 
 }
 
 // metricsHandler writes the registry's metrics, then the rate-limit
-// metrics as they were rendered when their probes ended: a scrape costs
-// about what writing the bytes costs. Writing has writeTimeout from now.
-func metricsHandler(reg prometheus.Gatherer, observations TextWriter, writeTimeout time.Duration, logger log.Logger) http.Handler {
+// metrics, which are held compressed: a scrape costs about what writing
+// the bytes costs. Writing has writeTimeout from now.
+func metricsHandler(reg prometheus.Gatherer, observations Exposition, writeTimeout time.Duration, logger log.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		serveText(w, r, reg, observations.WriteText, writeTimeout, logger)
+		serveText(w, r, reg, observations.AppendBody, writeTimeout, logger)
 	})
 }
 
 var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
 
-// serveText answers r with the metrics of reg, if not nil, then what write
-// writes, gzipped if the client takes it. Writing has writeTimeout from now.
-func serveText(w http.ResponseWriter, r *http.Request, reg prometheus.Gatherer, write func(io.Writer, func(int)) error, writeTimeout time.Duration, logger log.Logger) {
+// serveText answers r with the metrics of reg, if not nil, then what body
+// appends, gzipped if the client takes it: the body's compressed
+// segments are copied, the others compressed now. Writing has
+// writeTimeout from now.
+func serveText(w http.ResponseWriter, r *http.Request, reg prometheus.Gatherer, body func(gzipjoin.Body) gzipjoin.Body, writeTimeout time.Duration, logger log.Logger) {
 	if writeTimeout > 0 {
 		// A scrape-mode scrape may have waited for probes: the deadline
 		// counts from now, when the metrics are ready.
@@ -301,44 +302,48 @@ func serveText(w http.ResponseWriter, r *http.Request, reg prometheus.Gatherer, 
 			}
 		}
 	}
+	b := body(gzipjoin.Body{gzipjoin.Text(own.Bytes())})
+	// The body is taken: writing it costs this goroutine alone.
+	releaseSlot(r)
 	w.Header().Set("Content-Type", string(textFormat))
-	var out io.Writer = w
-	compress := gzipAccepted(r)
-	if compress {
-		w.Header().Set("Content-Encoding", "gzip")
-		w.Header().Add("Vary", "Accept-Encoding")
-		gz := gzipWriters.Get().(*gzip.Writer)
-		gz.Reset(w)
-		defer func() {
-			gz.Close()
-			gzipWriters.Put(gz)
-		}()
-		out = gz
-	}
-	err := write(out, func(size int) {
-		// The text is taken: writing it costs this goroutine alone.
-		releaseSlot(r)
-		if !compress {
-			// A known length spares the client chunked encoding.
-			w.Header().Set("Content-Length", strconv.Itoa(own.Len()+size))
-		}
-		_, _ = out.Write(own.Bytes())
-	})
-	if err != nil {
+	if err := writeBody(w, r, b); err != nil {
 		level.Debug(logger).Log("msg", "Error writing metrics", "err", err)
 	}
 }
 
-var gzipWriters = sync.Pool{New: func() any {
-	gz, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
-	return gz
-}}
+// writeBody writes b, gzipped if the client takes it, with its length:
+// a known length spares the client chunked encoding.
+func writeBody(w http.ResponseWriter, r *http.Request, b gzipjoin.Body) error {
+	h := w.Header()
+	if !gzipAccepted(r) {
+		h.Set("Content-Length", strconv.Itoa(b.Len()))
+		return b.WriteText(w)
+	}
+	b.Compress()
+	h.Set("Content-Encoding", "gzip")
+	h.Add("Vary", "Accept-Encoding")
+	h.Set("Content-Length", strconv.Itoa(b.GzipLen()))
+	return b.WriteGzip(w)
+}
 
 func gzipAccepted(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && !refused(params) {
 			return true
+		}
+	}
+	return false
+}
+
+// refused says whether a coding's parameters give it q=0, in any of the
+// spellings RFC 9110 allows: q=0, Q=0.0, q=0.000.
+func refused(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		name, value, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(name), "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			return err == nil && q == 0
 		}
 	}
 	return false

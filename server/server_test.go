@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/base64"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/gzipjoin"
 )
 
 func TestScrapeTimeout(t *testing.T) {
@@ -52,15 +54,13 @@ func TestScrapeTimeout(t *testing.T) {
 
 type fixedText string
 
-func (f fixedText) WriteText(w io.Writer, sized func(int)) error {
-	sized(len(f))
-	_, err := io.WriteString(w, string(f))
-	return err
+func (f fixedText) AppendBody(b gzipjoin.Body) gzipjoin.Body {
+	return append(b, gzipjoin.Text([]byte(f)))
 }
 
-// WriteTargetText writes f with the target's names in front.
-func (f fixedText) WriteTargetText(w io.Writer, id config.TargetID, sized func(int)) error {
-	return fixedText("# "+id.Key+"/"+id.Model+"\n"+string(f)).WriteText(w, sized)
+// AppendTargetBody appends f with the target's names in front.
+func (f fixedText) AppendTargetBody(b gzipjoin.Body, id config.TargetID) gzipjoin.Body {
+	return fixedText("# " + id.Key + "/" + id.Model + "\n" + string(f)).AppendBody(b)
 }
 
 func TestMetricsHandler(t *testing.T) {
@@ -83,12 +83,12 @@ func TestMetricsHandler(t *testing.T) {
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	req.Header.Set("Accept-Encoding", "deflate, gzip;q=0.8")
 	h.ServeHTTP(zipped, req)
-	zr, err := gzip.NewReader(zipped.Body)
+	zr, err := gzip.NewReader(bytes.NewReader(zipped.Body.Bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(zr)
-	if string(body) != want || zipped.Header().Get("Content-Encoding") != "gzip" || zipped.Header().Get("Content-Length") != "" {
+	if string(body) != want || zipped.Header().Get("Content-Encoding") != "gzip" || zipped.Header().Get("Content-Length") != strconv.Itoa(zipped.Body.Len()) {
 		t.Errorf("gzip: %v\n%s", zipped.Header(), body)
 	}
 
@@ -244,24 +244,6 @@ func TestMetricsWriteDeadline(t *testing.T) {
 	}
 }
 
-// announcedText is fixedText that sends on writing once it has taken its
-// text and told its size: when nothing but writing is left.
-type announcedText struct {
-	text    string
-	writing chan<- struct{}
-}
-
-func (a announcedText) WriteText(w io.Writer, sized func(int)) error {
-	sized(len(a.text))
-	a.writing <- struct{}{}
-	_, err := io.WriteString(w, a.text)
-	return err
-}
-
-func (a announcedText) WriteTargetText(w io.Writer, _ config.TargetID, sized func(int)) error {
-	return a.WriteText(w, sized)
-}
-
 // smallSendBuffers gives the connections it accepts from 127.0.0.1 small
 // send buffers, so that a client there that does not read soon blocks the
 // server's writes; other addresses keep fast ones.
@@ -286,10 +268,12 @@ func TestStalledClientsStarveNoOtherAddress(t *testing.T) {
 	_, _ = rand.NewChaCha8([32]byte{}).Read(random)
 	text := base64.StdEncoding.EncodeToString(random)
 
-	writing := make(chan struct{}, maxRequests+10)
+	// Sent when a response's body starts to be written: nothing but
+	// writing is left.
+	writing := make(chan string, maxRequests+10)
 	var stalledAnswered atomic.Int64
 	h, err := Handler(Options{
-		MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: announcedText{text, writing},
+		MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: fixedText(text),
 		MaxRequests: maxRequests, Targets: testTargets, WriteTimeout: time.Minute,
 		Ready: func() bool { return true }, Logger: log.NewNopLogger(),
 	})
@@ -297,8 +281,12 @@ func TestStalledClientsStarveNoOtherAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r)
-		if r.Header.Get("X-Stalled") != "" {
+		if r.Header.Get("X-Stalled") == "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(&announcedWrites{ResponseWriter: w, writing: writing, path: r.URL.Path}, r)
+		{ // answered in full
 			stalledAnswered.Add(1)
 		}
 	}))
@@ -360,5 +348,93 @@ func TestStalledClientsStarveNoOtherAddress(t *testing.T) {
 	}
 	if n := stalledAnswered.Load(); n > 0 {
 		t.Fatalf("%d stalled scrapes were answered in full: the text is too small to stall them", n)
+	}
+}
+
+// gzip is taken unless a client gives it q=0, however it spells zero.
+func TestGzipAccepted(t *testing.T) {
+	for header, want := range map[string]bool{
+		"":                        false,
+		"gzip":                    true,
+		"GZIP":                    true,
+		"deflate, gzip;q=0.8":     true,
+		"gzip;q=0":                false,
+		"gzip; q=0":               false,
+		"gzip;q=0.0":              false,
+		"gzip;Q=0.000":            false,
+		"gzip;q=0.001":            true,
+		"identity, gzip ; q = 0 ": false,
+		"x-gzip":                  false,
+		"*":                       false,
+		"br":                      false,
+	} {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Header.Set("Accept-Encoding", header)
+		if got := gzipAccepted(req); got != want {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", header, got, want)
+		}
+	}
+}
+
+// heldExposition waits in AppendBody and AppendTargetBody until told to
+// go on: a scrape that renders its blocks.
+type heldExposition struct {
+	rendering chan<- struct{}
+	proceed   <-chan struct{}
+}
+
+func (h heldExposition) AppendBody(b gzipjoin.Body) gzipjoin.Body {
+	h.rendering <- struct{}{}
+	<-h.proceed
+	return append(b, gzipjoin.Text([]byte("x 1\n")))
+}
+
+func (h heldExposition) AppendTargetBody(b gzipjoin.Body, _ config.TargetID) gzipjoin.Body {
+	return h.AppendBody(b)
+}
+
+// A scrape holds its slot of --web.max-requests while its body is
+// rendered and compressed, the costly part of a scrape after probes; it
+// gives it back to write.
+func TestScrapeHoldsItsSlotWhileRendering(t *testing.T) {
+	for _, path := range []string{"/metrics", "/probe?key=prod&model=qwen-3-32b"} {
+		t.Run(path, func(t *testing.T) {
+			rendering, proceed := make(chan struct{}), make(chan struct{})
+			h, err := Handler(Options{MetricsPath: "/metrics", Registry: prometheus.NewRegistry(), Observations: heldExposition{rendering, proceed},
+				MaxRequests: 1, Targets: testTargets, Ready: func() bool { return true }, Logger: log.NewNopLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ask := func(from string) *httptest.ResponseRecorder {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest("GET", path, nil)
+				req.RemoteAddr = from
+				h.ServeHTTP(rec, req)
+				return rec
+			}
+			first := make(chan *httptest.ResponseRecorder)
+			go func() { first <- ask("192.0.2.1:1000") }()
+			<-rendering
+			second := make(chan *httptest.ResponseRecorder)
+			go func() { second <- ask("192.0.2.2:1000") }()
+			select {
+			case rec := <-second:
+				if rec.Code != http.StatusServiceUnavailable {
+					t.Errorf("while the first scrape renders, another address: %d %q, want 503", rec.Code, rec.Body)
+				}
+				close(proceed)
+			case <-rendering:
+				t.Error("another address's scrape renders while the first does: the first gave its slot back before its body was taken")
+				close(proceed)
+				<-second
+			}
+			if rec := <-first; rec.Code != http.StatusOK || rec.Body.String() != "x 1\n" && path != "/metrics" {
+				t.Errorf("the first scrape: %d %q", rec.Code, rec.Body)
+			}
+			go func() { <-rendering }()
+			if rec := ask("192.0.2.2:1000"); rec.Code != http.StatusOK {
+				t.Errorf("once the first is answered, another address: %d %q, want 200", rec.Code, rec.Body)
+			}
+		})
 	}
 }

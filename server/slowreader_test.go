@@ -31,6 +31,9 @@ func (a *announcedWrites) Write(p []byte) (int, error) {
 	return a.ResponseWriter.Write(p)
 }
 
+// Unwrap lets http.ResponseController set the write deadline.
+func (a *announcedWrites) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
 // Readers of the status page, the JSON view and a probe's debug log that
 // never read hold no slot of --web.max-requests while their answers wait
 // to be written: the pages are rendered into memory first, so /metrics,

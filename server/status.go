@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"cmp"
-	"compress/gzip"
 	_ "embed"
 	"fmt"
 	"html/template"
@@ -18,6 +17,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
+	"github.com/ratelimit-exporter/ratelimit_exporter/gzipjoin"
 	"github.com/ratelimit-exporter/ratelimit_exporter/snapshot"
 )
 
@@ -115,18 +115,7 @@ func statusHandler(limits func(time.Time) snapshot.Report, logger log.Logger) ht
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
 		setStrictHeaders(h)
-		if gzipAccepted(r) {
-			h.Set("Content-Encoding", "gzip")
-			h.Add("Vary", "Accept-Encoding")
-			gz := gzipWriters.Get().(*gzip.Writer)
-			gz.Reset(w)
-			_, _ = page.WriteTo(gz)
-			_ = gz.Close()
-			gzipWriters.Put(gz)
-			return
-		}
-		h.Set("Content-Length", strconv.Itoa(page.Len()))
-		_, _ = page.WriteTo(w)
+		_ = writeBody(w, r, gzipjoin.Body{gzipjoin.Text(page.Bytes())})
 	})
 }
 

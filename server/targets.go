@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/ratelimit-exporter/ratelimit_exporter/config"
+	"github.com/ratelimit-exporter/ratelimit_exporter/gzipjoin"
 )
 
 // The multi-target endpoints: Prometheus discovers every key and model at
@@ -43,9 +43,7 @@ func probeHandler(o Options) http.Handler {
 			o.RefreshTarget(ctx, id)
 			cancel()
 		}
-		serveText(w, r, nil, func(out io.Writer, sized func(int)) error {
-			return o.Observations.WriteTargetText(out, id, sized)
-		}, o.WriteTimeout, o.Logger)
+		serveText(w, r, nil, func(b gzipjoin.Body) gzipjoin.Body { return o.Observations.AppendTargetBody(b, id) }, o.WriteTimeout, o.Logger)
 	})
 }
 
