@@ -13,9 +13,8 @@ import (
 // blockTargets is how many targets' text is compressed together, family
 // by family. Compressed alone, one target's text of a family takes about 7
 // times what it takes in the whole text compressed at once; 64 targets
-// together take 1.35 times, 32 take 1.44 times and answer a gzip scrape
-// more slowly for it. A block is rendered and compressed again for a
-// change in any one of its targets. (1,000 keys × 3 models of Cerebras'
+// together take 1.35 times, 32 take 1.44 times. A block is rendered and
+// compressed again for a change in any one of its targets. (1,000 keys × 3 models of Cerebras'
 // 18 headers; see BENCHMARKS.md, issue 22.)
 const blockTargets = 64
 

@@ -28,15 +28,12 @@ type Segment struct {
 }
 
 // Text returns a segment of text that is compressed only if a gzip
-// response needs it (Body.Compress). The segment keeps text, which must not change.
+// response needs it (Body.Compress). The segment keeps text, which must
+// not change.
 func Text(text []byte) Segment { return Segment{text: text, size: len(text)} }
 
 // Len is the length of the segment's text.
 func (s Segment) Len() int { return s.size }
-
-// CompressedLen is the length of the segment's compressed bytes, 0 if it
-// is not compressed.
-func (s Segment) CompressedLen() int { return len(s.deflated) }
 
 // Compress returns text compressed alone, in a segment that holds only
 // the compressed bytes; text may be reused after. It keeps no state
