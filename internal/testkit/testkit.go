@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -117,4 +118,21 @@ func WriteConfig(t testing.TB, text string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// GNUGunzip returns what GNU gzip inflates gz to: a decoder other than
+// Go's. gzip is on every Debian, so its absence fails the test.
+func GNUGunzip(t testing.TB, gz []byte) string {
+	t.Helper()
+	path, err := exec.LookPath("gzip")
+	if err != nil {
+		t.Fatal("gzip is not installed: every Debian has it")
+	}
+	cmd := exec.Command(path, "-dc")
+	cmd.Stdin = bytes.NewReader(gz)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("gzip -dc: %v", err)
+	}
+	return string(out)
 }
